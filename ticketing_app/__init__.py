@@ -1,0 +1,1 @@
+"""AI helpdesk: tickets triaged by AI, routed to the right moderator, worked in one web app."""

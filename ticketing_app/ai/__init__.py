@@ -1,0 +1,1 @@
+"""AI triage: providers that read a ticket and return a validated TriageResult."""

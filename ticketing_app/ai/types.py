@@ -1,0 +1,69 @@
+"""The triage contract every provider honours."""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ticketing_app.skills import normalize_skills
+
+Priority = Literal["low", "medium", "high"]
+
+DEFAULT_CATEGORIES: tuple[str, ...] = (
+    "account_access",
+    "billing",
+    "bug",
+    "performance",
+    "data",
+    "integration",
+    "security",
+    "feature_request",
+    "how_to",
+    "other",
+)
+
+MAX_SUMMARY_CHARS = 400
+MAX_NOTES_CHARS = 4000
+
+
+class TriageRequest(BaseModel):
+    """What a provider is given: the ticket text as data, plus the allowed vocabularies."""
+
+    model_config = ConfigDict(frozen=True)
+
+    title: str
+    description: str
+    categories: tuple[str, ...] = DEFAULT_CATEGORIES
+    skill_vocabulary: tuple[str, ...] = ()
+
+
+class TriageResult(BaseModel):
+    """A provider's decision, already validated and normalised."""
+
+    category: str
+    priority: Priority
+    required_skills: list[str] = Field(default_factory=list)
+    summary: str = Field(min_length=1, max_length=MAX_SUMMARY_CHARS)
+    helpful_notes: str = Field(default="", max_length=MAX_NOTES_CHARS)
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    provider: str
+
+    @field_validator("required_skills")
+    @classmethod
+    def _normalise_skills(cls, value: list[str]) -> list[str]:
+        return normalize_skills(value, strict=False)
+
+
+class TriageError(Exception):
+    """The provider could not produce a usable result (after its own retries)."""
+
+
+class TriageProvider(Protocol):
+    """Anything that can triage a ticket. Implementations must be safe to call from worker threads."""
+
+    name: str
+
+    def triage(self, request: TriageRequest) -> TriageResult:
+        """Return a validated result or raise TriageError."""
+        ...

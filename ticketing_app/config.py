@@ -1,0 +1,133 @@
+"""All settings in one place, read from the environment or `.env`."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MIN_SECRET_LENGTH = 32
+_WEAK_SECRETS = {"secret", "changeme", "change-me", "jwt-secret", "password", "dev", "test"}
+
+
+class Settings(BaseSettings):
+    """Application settings; see `.env.example` for what each one does."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    app_env: Literal["development", "production"] = "development"
+    app_data_dir: Path = PROJECT_ROOT / "var"
+    app_base_url: str = "http://localhost:3000"
+
+    database_url: str | None = None
+    db_pool_size: int = 10
+
+    jwt_secret: str | None = None
+    jwt_expires_minutes: int = Field(default=60 * 12, ge=1, le=60 * 24 * 30)
+
+    admin_email: str | None = None
+    admin_password: str | None = None
+
+    # argon2 cost; tests lower these through the environment, never through another code path.
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_cost: int = Field(default=65536, ge=8)
+    argon2_parallelism: int = Field(default=4, ge=1)
+
+    login_max_failures: int = 5
+    login_window_minutes: int = 15
+
+    gemini_api_key: str | None = None
+    gemini_model: str = "gemini-2.5-flash"
+    gemini_base_url: str | None = None
+    gemini_timeout_seconds: float = 20.0
+    gemini_attempts: int = 3
+
+    triage_categories: list[str] = Field(
+        default_factory=lambda: [
+            "account_access", "billing", "bug", "performance", "data",
+            "integration", "security", "feature_request", "how_to", "other",
+        ]
+    )
+
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_security: Literal["none", "starttls", "ssl"] = "starttls"
+    smtp_timeout_seconds: float = 10.0
+    mail_from: str = "Helpdesk <helpdesk@localhost>"
+
+    # Target resolution times per priority, in hours: they set each ticket's due time.
+    sla_hours_high: float = 4
+    sla_hours_medium: float = 24
+    sla_hours_low: float = 72
+
+    worker_in_app: bool = True
+    worker_concurrency: int = Field(default=4, ge=1, le=64)
+    worker_poll_seconds: float = Field(default=2.0, gt=0)
+    job_lease_seconds: int = Field(default=120, ge=5)
+    job_max_attempts: int = Field(default=6, ge=1)
+    job_backoff_base_seconds: float = Field(default=2.0, gt=0)
+    job_backoff_max_seconds: float = Field(default=600.0, gt=0)
+
+    @field_validator("triage_categories")
+    @classmethod
+    def _categories_not_empty(cls, value: list[str]) -> list[str]:
+        cleaned = [c.strip().lower() for c in value if c.strip()]
+        if not cleaned:
+            raise ValueError("TRIAGE_CATEGORIES must name at least one category")
+        return cleaned
+
+    @model_validator(mode="after")
+    def _refuse_weak_secret_in_production(self) -> Settings:
+        if self.app_env == "production" and not is_strong_secret(self.jwt_secret):
+            raise ValueError(
+                "JWT_SECRET must be set to a random value of at least "
+                f"{MIN_SECRET_LENGTH} characters when APP_ENV=production "
+                "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    def resolved_jwt_secret(self) -> str:
+        """The signing key: the configured one, or in development one kept in the data dir."""
+        if self.jwt_secret:
+            return self.jwt_secret
+        return _development_secret(self.app_data_dir)
+
+
+def is_strong_secret(value: str | None) -> bool:
+    """A secret long enough and not one of the well-known placeholders."""
+    if not value or len(value) < MIN_SECRET_LENGTH:
+        return False
+    return value.lower() not in _WEAK_SECRETS and len(set(value)) >= 10
+
+
+def _development_secret(data_dir: Path) -> str:
+    path = data_dir / "jwt_secret"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    # Create exclusively so two processes starting together agree on one secret.
+    try:
+        with path.open("x") as handle:
+            handle.write(secret)
+        path.chmod(0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    return secret
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (tests clear the cache after changing the environment)."""
+    return Settings()

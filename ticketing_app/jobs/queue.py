@@ -1,0 +1,163 @@
+"""All SQL of the job queue: enqueue, claim, finish, fail, and reclaim expired leases."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from ticketing_app.models import Job
+
+NOTIFY_CHANNEL = "ticketing_jobs"
+MAX_ERROR_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+
+
+def enqueue(
+    session: Session,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    dedupe_key: str | None = None,
+    delay_seconds: float = 0.0,
+    max_attempts: int | None = None,
+) -> int | None:
+    """Add a job in the caller's transaction; with a dedupe key an existing job wins (returns None).
+
+    A NOTIFY is sent too: PostgreSQL delivers it only when the transaction commits, so workers wake
+    exactly when the job becomes visible.
+    """
+    from ticketing_app.config import get_settings
+
+    values: dict[str, Any] = {
+        "kind": kind,
+        "payload": payload,
+        "dedupe_key": dedupe_key,
+        "max_attempts": max_attempts or get_settings().job_max_attempts,
+        "run_after": func.now() + func.make_interval(0, 0, 0, 0, 0, 0, delay_seconds),
+    }
+    stmt = insert(Job).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    job_id = session.execute(stmt.returning(Job.id)).scalar()
+    if job_id is not None:
+        session.execute(text("SELECT pg_notify(:channel, :kind)"), {"channel": NOTIFY_CHANNEL, "kind": kind})
+    return job_id
+
+
+def claim_jobs(session: Session, worker_id: str, *, limit: int, lease_seconds: int) -> list[ClaimedJob]:
+    """Lease up to `limit` due jobs for this worker; other workers skip the locked rows."""
+    rows = session.execute(
+        text(
+            """
+            WITH due AS (
+                SELECT id FROM jobs
+                WHERE status = 'queued' AND run_after <= now()
+                ORDER BY run_after, id
+                LIMIT :limit
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE jobs SET status = 'running', attempts = jobs.attempts + 1,
+                   locked_by = :worker, locked_until = now() + make_interval(secs => :lease),
+                   updated_at = now()
+            FROM due WHERE jobs.id = due.id
+            RETURNING jobs.id, jobs.kind, jobs.payload, jobs.attempts, jobs.max_attempts
+            """
+        ),
+        {"limit": limit, "worker": worker_id, "lease": lease_seconds},
+    ).all()
+    return [ClaimedJob(r.id, r.kind, _as_dict(r.payload), r.attempts, r.max_attempts) for r in rows]
+
+
+def _as_dict(payload: Any) -> dict[str, Any]:
+    return payload if isinstance(payload, dict) else json.loads(payload)
+
+
+def _owned(job_id: int, worker_id: str):  # noqa: ANN202 - a where-clause
+    # A worker may only settle a job it still holds: after its lease expired and another worker took
+    # the job over, the late worker's result is discarded.
+    return (Job.id == job_id) & (Job.status == "running") & (Job.locked_by == worker_id)
+
+
+def complete(session: Session, job_id: int, worker_id: str) -> bool:
+    """Mark a held job done; False when the lease had been lost."""
+    result = session.execute(
+        update(Job)
+        .where(_owned(job_id, worker_id))
+        .values(status="done", locked_by=None, locked_until=None, finished_at=func.now(), last_error=None)
+    )
+    return result.rowcount == 1
+
+
+def fail(session: Session, job: ClaimedJob, worker_id: str, error: str, retry_in: float | None) -> str:
+    """Record a failure: back to the queue after `retry_in` seconds, or dead when None."""
+    error = error[:MAX_ERROR_CHARS]
+    if retry_in is None:
+        values: dict[str, Any] = {"status": "dead", "finished_at": func.now()}
+    else:
+        values = {"status": "queued", "run_after": func.now() + func.make_interval(0, 0, 0, 0, 0, 0, retry_in)}
+    result = session.execute(
+        update(Job)
+        .where(_owned(job.id, worker_id))
+        .values(locked_by=None, locked_until=None, last_error=error, **values)
+    )
+    return values["status"] if result.rowcount == 1 else "lost"
+
+
+def extend_lease(session: Session, job_id: int, worker_id: str, lease_seconds: int) -> bool:
+    result = session.execute(
+        update(Job)
+        .where(_owned(job_id, worker_id))
+        .values(locked_until=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, lease_seconds))
+    )
+    return result.rowcount == 1
+
+
+def reclaim_expired(session: Session) -> int:
+    """Jobs whose worker vanished go back to the queue (or die if they used all attempts)."""
+    back = session.execute(
+        text(
+            """
+            UPDATE jobs SET
+                status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END,
+                finished_at = CASE WHEN attempts >= max_attempts THEN now() ELSE NULL END,
+                last_error = coalesce(last_error || E'\\n', '') || 'lease expired (worker ' ||
+                             coalesce(locked_by, '?') || ' stopped answering)',
+                locked_by = NULL, locked_until = NULL, run_after = now(), updated_at = now()
+            WHERE status = 'running' AND locked_until < now()
+            """
+        )
+    )
+    return back.rowcount
+
+
+def retry_dead(session: Session, job_id: int) -> bool:
+    """Put a dead job back in the queue with a fresh set of attempts (an admin's retry button)."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "dead")
+        .values(status="queued", attempts=0, run_after=func.now(), finished_at=None)
+    )
+    if result.rowcount == 1:
+        session.execute(text("SELECT pg_notify(:c, 'retry')"), {"c": NOTIFY_CHANNEL})
+    return result.rowcount == 1
+
+
+def counts_by_status(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
+    return {status: count for status, count in rows}
+
+
+def next_due_at(session: Session) -> datetime | None:
+    return session.scalar(select(func.min(Job.run_after)).where(Job.status == "queued"))

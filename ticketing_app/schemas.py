@@ -1,0 +1,186 @@
+"""Input and output shapes shared by the REST API and the UI states.
+
+Inputs validate with messages a person understands; outputs never carry secrets (no password hash).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+Role = Literal["user", "moderator", "admin"]
+Status = Literal["open", "in_progress", "resolved", "closed"]
+Priority = Literal["low", "medium", "high"]
+
+_EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_text(value: str) -> str:
+    """Normalise Unicode, trim, and refuse control characters (NUL included) that no person types."""
+    value = unicodedata.normalize("NFC", value).strip()
+    if _CONTROL.search(value):
+        raise ValueError("contains control characters that are not allowed")
+    return value
+
+
+def clean_line(value: str) -> str:
+    """Like clean_text, for one-line fields: no line breaks."""
+    value = clean_text(value)
+    if "\n" in value or "\r" in value:
+        raise ValueError("must be on one line")
+    return value
+
+
+def clean_email(value: str) -> str:
+    """Lower-case and check the shape of an e-mail address."""
+    value = clean_line(value).lower()
+    if len(value) > 254 or not _EMAIL.match(value):
+        raise ValueError("is not a valid e-mail address")
+    return value
+
+
+Email = Annotated[str, AfterValidator(clean_email)]
+Line = Annotated[str, AfterValidator(clean_line)]
+Text = Annotated[str, AfterValidator(clean_text)]
+
+
+class StrictInput(BaseModel):
+    """Inputs reject unknown fields, so a typo or an attempt to set `role` fails loudly."""
+
+    model_config = ConfigDict(extra="forbid", str_max_length=20_000)
+
+
+class SignupIn(StrictInput):
+    name: Annotated[Line, Field(min_length=1, max_length=100)]
+    email: Email
+    password: Annotated[str, Field(min_length=8, max_length=256)]
+
+
+class LoginIn(StrictInput):
+    email: Annotated[str, Field(min_length=1, max_length=254)]
+    password: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class TicketCreate(StrictInput):
+    title: Annotated[Line, Field(min_length=3, max_length=200)]
+    description: Annotated[Text, Field(min_length=1, max_length=10_000)]
+
+
+class TicketUpdate(StrictInput):
+    status: Status | None = None
+    priority: Priority | None = None
+    category: Annotated[Line, Field(min_length=1, max_length=50)] | None = None
+    assignee_id: int | None = None
+    reason: Annotated[Text, Field(max_length=1000)] | None = None
+
+
+class CommentCreate(StrictInput):
+    body: Annotated[Text, Field(min_length=1, max_length=10_000)]
+    internal: bool = False
+
+
+class UserUpdate(StrictInput):
+    email: Email
+    role: Role | None = None
+    skills: list[Annotated[str, Field(max_length=200)]] | None = Field(default=None, max_length=200)
+    active: bool | None = None
+
+
+class TicketFilters(StrictInput):
+    status: Status | None = None
+    priority: Priority | None = None
+    category: Annotated[str, Field(max_length=50)] | None = None
+    q: Annotated[str, Field(max_length=200)] | None = None
+    assigned: Literal["me", "unassigned", "any"] = "any"
+    limit: Annotated[int, Field(ge=1, le=100)] = 20
+    offset: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+
+
+class UserFilters(StrictInput):
+    q: Annotated[str, Field(max_length=200)] | None = None
+    role: Role | None = None
+    limit: Annotated[int, Field(ge=1, le=100)] = 20
+    offset: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+
+
+# ----- outputs -----
+
+class Output(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class UserRef(Output):
+    id: int
+    name: str
+    email: str
+
+
+class UserOut(UserRef):
+    role: Role
+    skills: list[str]
+    is_active: bool
+    created_at: datetime
+    open_tickets: int | None = None
+
+
+class AuthOut(BaseModel):
+    user: UserOut
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+
+
+class TicketOut(Output):
+    id: int
+    number: str
+    title: str
+    description: str
+    status: Status
+    priority: Priority | None
+    category: str | None
+    required_skills: list[str]
+    summary: str | None
+    helpful_notes: str | None
+    triage_status: Literal["pending", "done", "failed"]
+    triage_provider: str | None
+    triage_confidence: float | None
+    assigned_to: UserRef | None
+    assignment_reason: str | None
+    created_by: UserRef
+    due_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None
+
+
+class CommentOut(Output):
+    id: int
+    author: UserRef
+    body: str
+    internal: bool
+    created_at: datetime
+
+
+class EventOut(Output):
+    id: int
+    kind: str
+    actor: UserRef | None
+    data: dict[str, Any]
+    created_at: datetime
+
+
+class TicketDetail(TicketOut):
+    comments: list[CommentOut]
+    events: list[EventOut]
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int

@@ -1,0 +1,205 @@
+"""Accounts: sign-up, log-in (throttled), tokens to users, and admin management of users."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.orm import Session
+
+from ticketing_app.config import get_settings
+from ticketing_app.errors import (
+    Conflict,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+    TooManyAttempts,
+)
+from ticketing_app.jobs import queue
+from ticketing_app.models import LoginAttempt, Ticket, User
+from ticketing_app.schemas import LoginIn, Page, SignupIn, UserFilters, UserOut, UserUpdate
+from ticketing_app.security import (
+    burn_password_check,
+    create_access_token,
+    decode_access_token,
+    hash_password,
+    verify_password,
+)
+from ticketing_app.skills import SkillError, normalize_skills
+
+OPEN_STATUSES = ("open", "in_progress")
+
+
+def check_password_policy(password: str, email: str) -> None:
+    """At least 8 characters, not the e-mail address, not only spaces."""
+    if len(password) < 8:
+        raise InvalidInput("Password must be at least 8 characters long.", field="password")
+    if not password.strip():
+        raise InvalidInput("Password cannot be only spaces.", field="password")
+    if password.strip().lower() == email.strip().lower():
+        raise InvalidInput("Password must not be the same as your e-mail address.", field="password")
+
+
+def find_user_by_email(session: Session, email: str) -> User | None:
+    return session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+
+
+def signup(session: Session, data: SignupIn) -> tuple[User, str]:
+    """Create a `user` account and queue its welcome e-mail; returns the user and an access token."""
+    check_password_policy(data.password, data.email)
+    # Hash first so a taken e-mail answers in the same time as a free one.
+    password_hash = hash_password(data.password)
+    if find_user_by_email(session, data.email) is not None:
+        raise Conflict("An account with this e-mail already exists. Log in instead.")
+    user = User(name=data.name, email=data.email, password_hash=password_hash, role="user", skills=[])
+    session.add(user)
+    session.flush()
+    queue.enqueue(session, "welcome_email", {"user_id": user.id}, dedupe_key=f"welcome:{user.id}")
+    return user, create_access_token(user.id)
+
+
+def _throttle(session: Session, email: str, now: datetime) -> None:
+    settings = get_settings()
+    window_start = now - timedelta(minutes=settings.login_window_minutes)
+    count, oldest = session.execute(
+        select(func.count(), func.min(LoginAttempt.created_at)).where(
+            LoginAttempt.email == email, LoginAttempt.created_at > window_start
+        )
+    ).one()
+    if count >= settings.login_max_failures:
+        retry_after = max(1, math.ceil((oldest - window_start).total_seconds()))
+        minutes = max(1, math.ceil(retry_after / 60))
+        raise TooManyAttempts(
+            f"Too many failed log-in attempts. Try again in {minutes} minute{'s' if minutes > 1 else ''}.",
+            retry_after_seconds=retry_after,
+        )
+
+
+def record_failed_login(session: Session, email: str) -> None:
+    """Count one failure towards the throttle."""
+    session.add(LoginAttempt(email=email))
+
+
+def login(session: Session, data: LoginIn) -> tuple[User, str]:
+    """Check the credentials; the same message and timing whether or not the e-mail exists."""
+    email = data.email.strip().lower()
+    now = session.scalar(select(func.now())) or datetime.now(UTC)
+    _throttle(session, email, now)
+    user = find_user_by_email(session, email)
+    if user is None:
+        burn_password_check(data.password)
+        ok, new_hash = False, None
+    else:
+        ok, new_hash = verify_password(data.password, user.password_hash)
+    if not ok or user is None or not user.is_active:
+        record_failed_login(session, email)
+        session.commit()  # the failure must count even though this action ends in an error
+        raise NotAuthenticated("Wrong e-mail or password.")
+    if new_hash:  # hashed with older or cheaper parameters: upgrade now that we know the password
+        user.password_hash = new_hash
+    session.execute(delete(LoginAttempt).where(LoginAttempt.email == email))
+    return user, create_access_token(user.id)
+
+
+def user_from_token(session: Session, token: str | None) -> User:
+    """The active user a token belongs to, read fresh so role changes apply at once."""
+    user_id = decode_access_token(token) if token else None
+    user = session.get(User, user_id) if user_id is not None else None
+    if user is None or not user.is_active:
+        raise NotAuthenticated("Your session has expired or is no longer valid. Please log in again.")
+    return user
+
+
+def require_admin(actor: User) -> None:
+    if actor.role != "admin":
+        raise PermissionDenied("Only admins can do this.")
+
+
+def open_load_by_user(session: Session, user_ids: list[int]) -> dict[int, int]:
+    """Open (open or in progress) tickets assigned to each user."""
+    if not user_ids:
+        return {}
+    rows = session.execute(
+        select(Ticket.assigned_to_id, func.count())
+        .where(Ticket.assigned_to_id.in_(user_ids), Ticket.status.in_(OPEN_STATUSES))
+        .group_by(Ticket.assigned_to_id)
+    ).all()
+    return {user_id: count for user_id, count in rows}
+
+
+def user_out(user: User, open_tickets: int | None = None) -> UserOut:
+    out = UserOut.model_validate(user)
+    out.open_tickets = open_tickets
+    return out
+
+
+def list_users(session: Session, actor: User, filters: UserFilters) -> Page[UserOut]:
+    """Admins search users by name or e-mail, optionally by role."""
+    require_admin(actor)
+    query = select(User)
+    if filters.q:
+        pattern = f"%{escape_like(filters.q.strip())}%"
+        query = query.where(or_(User.name.ilike(pattern, escape="\\"), User.email.ilike(pattern, escape="\\")))
+    if filters.role:
+        query = query.where(User.role == filters.role)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    users = session.scalars(query.order_by(User.name, User.id).limit(filters.limit).offset(filters.offset)).all()
+    load = open_load_by_user(session, [u.id for u in users])
+    return Page[UserOut](items=[user_out(u, load.get(u.id, 0)) for u in users], total=total)
+
+
+def update_user(session: Session, actor: User, data: UserUpdate) -> UserOut:
+    """Admins change a user's role, skills or active flag; nobody else can."""
+    require_admin(actor)
+    user = find_user_by_email(session, data.email)
+    if user is None:
+        raise NotFound("No user with this e-mail.")
+    demoting_admin = user.role == "admin" and (
+        (data.role is not None and data.role != "admin") or data.active is False
+    )
+    if demoting_admin and _active_admin_count(session, exclude=user.id) == 0:
+        raise Conflict("This is the last active admin; promote another admin first.")
+    if data.role is not None:
+        user.role = data.role
+    if data.skills is not None:
+        try:
+            user.skills = normalize_skills(data.skills, strict=True)
+        except SkillError as exc:
+            raise InvalidInput(str(exc), field="skills") from exc
+    if data.active is not None:
+        user.is_active = data.active
+    session.flush()
+    return user_out(user, open_load_by_user(session, [user.id]).get(user.id, 0))
+
+
+def _active_admin_count(session: Session, *, exclude: int) -> int:
+    return session.scalar(
+        select(func.count()).where(User.role == "admin", User.is_active.is_(True), User.id != exclude)
+    ) or 0
+
+
+def ensure_admin(session: Session, email: str, password: str, name: str = "Admin") -> tuple[User, bool]:
+    """Create the first admin if no user has this e-mail; (user, created)."""
+    existing = find_user_by_email(session, email)
+    if existing is not None:
+        return existing, False
+    check_password_policy(password, email)
+    user = User(name=name, email=email.strip().lower(), password_hash=hash_password(password), role="admin")
+    session.add(user)
+    session.flush()
+    return user, True
+
+
+def skill_vocabulary(session: Session) -> list[str]:
+    """Skills that active moderators offer: the words the AI is asked to choose from."""
+    rows = session.scalars(
+        select(func.unnest(User.skills)).where(User.role == "moderator", User.is_active.is_(True)).distinct()
+    ).all()
+    return sorted(set(rows))
+
+
+def escape_like(value: str) -> str:
+    """Make user text literal inside a LIKE pattern."""
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,0 +1,266 @@
+"""Tickets: create, list, read, update and comment, with the visibility and role rules."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import case, func, or_, select
+from sqlalchemy.orm import Session
+
+from ticketing_app.config import get_settings
+from ticketing_app.errors import InvalidInput, NotFound, PermissionDenied
+from ticketing_app.jobs import queue
+from ticketing_app.models import Comment, Ticket, TicketEvent, User
+from ticketing_app.schemas import (
+    CommentCreate,
+    CommentOut,
+    EventOut,
+    Page,
+    TicketCreate,
+    TicketDetail,
+    TicketFilters,
+    TicketOut,
+    TicketUpdate,
+)
+from ticketing_app.services import events
+from ticketing_app.services.accounts import escape_like
+from ticketing_app.services.visibility import can_manage, can_see, sees_staff_view, visible_tickets
+
+# Allowed status moves. Reopening (resolved/closed -> open) is allowed.
+TRANSITIONS: dict[str, set[str]] = {
+    "open": {"in_progress", "resolved", "closed"},
+    "in_progress": {"open", "resolved", "closed"},
+    "resolved": {"open", "in_progress", "closed"},
+    "closed": {"open"},
+}
+# What a requester may do to their own ticket: reopen it, or close it.
+REQUESTER_TRANSITIONS: dict[str, set[str]] = {"resolved": {"open", "closed"}, "closed": {"open"}}
+PRIORITY_RANK = {"high": 0, "medium": 1, "low": 2}
+
+
+def ticket_out(ticket: Ticket, actor: User) -> TicketOut:
+    """The ticket as `actor` may see it: agent-only fields are blank for requesters."""
+    staff = sees_staff_view(actor, ticket)
+    return TicketOut(
+        id=ticket.id,
+        number=ticket.reference,
+        title=ticket.title,
+        description=ticket.description,
+        status=ticket.status,  # type: ignore[arg-type]
+        priority=ticket.priority,  # type: ignore[arg-type]
+        category=ticket.category,
+        required_skills=list(ticket.required_skills or []),
+        summary=ticket.summary,
+        helpful_notes=ticket.helpful_notes if staff else None,
+        triage_status=ticket.triage_status,  # type: ignore[arg-type]
+        triage_provider=ticket.triage_provider,
+        triage_confidence=ticket.triage_confidence,
+        assigned_to=events.user_brief(ticket.assigned_to),  # type: ignore[arg-type]
+        assignment_reason=ticket.assignment_reason if staff else None,
+        created_by=events.user_brief(ticket.created_by),  # type: ignore[arg-type]
+        due_at=ticket.due_at,
+        created_at=ticket.created_at,
+        updated_at=ticket.updated_at,
+        resolved_at=ticket.resolved_at,
+    )
+
+
+def create_ticket(session: Session, actor: User, data: TicketCreate) -> Ticket:
+    """Save a ticket and queue its triage in the same transaction, so it can never be forgotten."""
+    ticket = Ticket(
+        title=data.title,
+        description=data.description,
+        status="open",
+        created_by_id=actor.id,
+        required_skills=[],
+        triage_status="pending",
+    )
+    session.add(ticket)
+    session.flush()
+    events.record(session, ticket, "created", actor)
+    queue.enqueue(session, "triage", {"ticket_id": ticket.id}, dedupe_key=f"triage:{ticket.id}")
+    session.refresh(ticket)
+    return ticket
+
+
+def get_visible_ticket(session: Session, actor: User, ticket_id: int, *, lock: bool = False) -> Ticket:
+    """The ticket if `actor` may see it; NotFound otherwise (never reveal that it exists)."""
+    query = select(Ticket).where(Ticket.id == ticket_id)
+    if lock:
+        query = query.with_for_update(of=Ticket)
+    ticket = session.scalar(query)
+    if ticket is None or not can_see(actor, ticket):
+        raise NotFound("Ticket not found.")
+    return ticket
+
+
+def list_tickets(
+    session: Session, actor: User, filters: TicketFilters, *, order: str = "newest"
+) -> Page[TicketOut]:
+    """Tickets visible to `actor`, filtered; newest first, or queue order (priority, then due time)."""
+    query = select(Ticket).where(visible_tickets(actor))
+    if filters.status:
+        query = query.where(Ticket.status == filters.status)
+    if filters.priority:
+        query = query.where(Ticket.priority == filters.priority)
+    if filters.category:
+        query = query.where(Ticket.category == filters.category)
+    if filters.assigned == "me":
+        query = query.where(Ticket.assigned_to_id == actor.id)
+    elif filters.assigned == "unassigned":
+        query = query.where(Ticket.assigned_to_id.is_(None))
+    if filters.q and filters.q.strip():
+        text = filters.q.strip()
+        pattern = f"%{escape_like(text)}%"
+        conditions = [Ticket.title.ilike(pattern, escape="\\"), Ticket.description.ilike(pattern, escape="\\")]
+        number = text.upper().removeprefix("TCK-")
+        if number.isdigit() and len(number) < 10:
+            conditions.append(Ticket.number == int(number))
+        query = query.where(or_(*conditions))
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    if order == "queue":
+        rank = case(PRIORITY_RANK, value=Ticket.priority, else_=3)
+        query = query.order_by(rank, Ticket.due_at.asc().nulls_last(), Ticket.id)
+    else:
+        query = query.order_by(Ticket.created_at.desc(), Ticket.id.desc())
+    tickets = session.scalars(query.limit(filters.limit).offset(filters.offset)).unique().all()
+    return Page[TicketOut](items=[ticket_out(t, actor) for t in tickets], total=total)
+
+
+def get_ticket_detail(session: Session, actor: User, ticket_id: int) -> TicketDetail:
+    """One ticket with the conversation and timeline `actor` may see."""
+    ticket = get_visible_ticket(session, actor, ticket_id)
+    staff = sees_staff_view(actor, ticket)
+    comment_query = select(Comment).where(Comment.ticket_id == ticket.id)
+    if not staff:
+        comment_query = comment_query.where(Comment.internal.is_(False))
+    comments = session.scalars(comment_query.order_by(Comment.created_at, Comment.id)).all()
+    timeline = session.scalars(
+        select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.id)
+    ).all()
+    if not staff:
+        timeline = [e for e in timeline if not (e.data or {}).get("internal")]
+    base = ticket_out(ticket, actor)
+    return TicketDetail(
+        **base.model_dump(),
+        comments=[CommentOut.model_validate(c) for c in comments],
+        events=[EventOut.model_validate(e) for e in timeline],
+    )
+
+
+def update_ticket(session: Session, actor: User, ticket_id: int, data: TicketUpdate) -> Ticket:
+    """Change status, priority, category or assignee, each with its permission and an audit event."""
+    ticket = get_visible_ticket(session, actor, ticket_id, lock=True)
+    changes = data.model_fields_set - {"reason"}
+    if not changes:
+        raise InvalidInput("Nothing to change: give a status, priority, category or assignee.")
+    manager = can_manage(actor, ticket)
+    reason = (data.reason or "").strip() or None
+
+    if "status" in changes and data.status is not None and data.status != ticket.status:
+        _change_status(session, actor, ticket, data.status, reason, manager=manager)
+    staff_fields = changes & {"priority", "category", "assignee_id"}
+    if staff_fields and not manager:
+        raise PermissionDenied("Only the assigned moderator or an admin can change this ticket.")
+    if "priority" in changes and data.priority != ticket.priority:
+        if data.priority is None:
+            raise InvalidInput("Priority cannot be removed; choose low, medium or high.", field="priority")
+        _require_reason(reason, "priority")
+        events.record(session, ticket, "priority_overridden", actor, old=ticket.priority, new=data.priority,
+                      reason=reason)
+        ticket.priority = data.priority
+        ticket.due_at = due_time(ticket.priority, ticket.created_at)
+    if "category" in changes and data.category != ticket.category:
+        category = (data.category or "").strip().lower()
+        if category not in get_settings().triage_categories:
+            allowed = ", ".join(get_settings().triage_categories)
+            raise InvalidInput(f"Unknown category. Choose one of: {allowed}.", field="category")
+        _require_reason(reason, "category")
+        events.record(session, ticket, "category_overridden", actor, old=ticket.category, new=category,
+                      reason=reason)
+        ticket.category = category
+    if "assignee_id" in changes and data.assignee_id != ticket.assigned_to_id:
+        _reassign(session, actor, ticket, data.assignee_id, reason)
+    session.flush()
+    session.refresh(ticket)
+    return ticket
+
+
+def _require_reason(reason: str | None, what: str) -> None:
+    if not reason:
+        raise InvalidInput(f"Say why you override the {what} (reason).", field="reason")
+
+
+def _change_status(
+    session: Session, actor: User, ticket: Ticket, new: str, reason: str | None, *, manager: bool
+) -> None:
+    allowed = TRANSITIONS if manager else REQUESTER_TRANSITIONS
+    if new not in allowed.get(ticket.status, set()):
+        if not manager and ticket.created_by_id == actor.id:
+            raise PermissionDenied("You can reopen or close your ticket once it is resolved.")
+        if not manager:
+            raise PermissionDenied("Only the assigned moderator or an admin can change this ticket.")
+        raise InvalidInput(f"A ticket cannot go from {ticket.status} to {new}.", field="status")
+    events.record(session, ticket, "status_changed", actor, old=ticket.status, new=new, reason=reason)
+    old = ticket.status
+    ticket.status = new
+    if new == "resolved":
+        ticket.resolved_at = datetime.now(UTC)
+        queue.enqueue(session, "notify_resolved", {"ticket_id": ticket.id})
+    elif new == "open" and old in ("resolved", "closed"):
+        ticket.resolved_at = None
+
+
+def _reassign(session: Session, actor: User, ticket: Ticket, assignee_id: int | None, reason: str | None) -> None:
+    if assignee_id is None:
+        if actor.role != "admin":
+            raise PermissionDenied("Only an admin can unassign a ticket.")
+        events.record(session, ticket, "unassigned", actor, old=events.user_brief(ticket.assigned_to),
+                      reason=reason)
+        ticket.assigned_to_id = None
+        ticket.assignment_reason = f"unassigned by {actor.name}" + (f": {reason}" if reason else "")
+        return
+    assignee = session.get(User, assignee_id)
+    if assignee is None or not assignee.is_active or assignee.role not in ("moderator", "admin"):
+        raise InvalidInput("Tickets can only be assigned to an active moderator or admin.", field="assignee_id")
+    events.record(session, ticket, "reassigned", actor, old=events.user_brief(ticket.assigned_to),
+                  new=events.user_brief(assignee), reason=reason)
+    ticket.assigned_to_id = assignee.id
+    ticket.assigned_to = assignee
+    ticket.assigned_at = datetime.now(UTC)
+    ticket.assignment_reason = f"reassigned by {actor.name}" + (f": {reason}" if reason else "")
+    queue.enqueue(session, "notify_assignee", {"ticket_id": ticket.id, "assignee_id": assignee.id,
+                                               "reassigned": True})
+
+
+def add_comment(session: Session, actor: User, ticket_id: int, data: CommentCreate) -> Comment:
+    """A public reply (anyone who sees the ticket) or an internal note (staff working it)."""
+    ticket = get_visible_ticket(session, actor, ticket_id)
+    if data.internal and not sees_staff_view(actor, ticket):
+        raise PermissionDenied("Only staff working on this ticket can add internal notes.")
+    comment = Comment(ticket_id=ticket.id, author_id=actor.id, body=data.body, internal=data.internal)
+    session.add(comment)
+    session.flush()
+    events.record(session, ticket, "commented", actor, comment_id=comment.id, internal=data.internal)
+    ticket.updated_at = datetime.now(UTC)
+    session.flush()
+    session.refresh(comment)
+    return comment
+
+
+def due_time(priority: str | None, created_at: datetime) -> datetime | None:
+    """When a ticket of this priority should be resolved, from the SLA settings."""
+    from datetime import timedelta
+
+    if priority is None:
+        return None
+    hours = getattr(get_settings(), f"sla_hours_{priority}")
+    return created_at + timedelta(hours=hours)
+
+
+def comment_out(comment: Comment) -> CommentOut:
+    return CommentOut.model_validate(comment)
+
+
+def ticket_events(session: Session, ticket_id: int) -> list[TicketEvent]:
+    return list(session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket_id)))
