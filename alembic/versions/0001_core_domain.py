@@ -33,6 +33,8 @@ def upgrade() -> None:
         sa.Column("password_hash", sa.String(255), nullable=False),
         sa.Column("role", sa.String(20), nullable=False, server_default="user"),
         sa.Column("skills", postgresql.ARRAY(sa.Text), nullable=False, server_default="{}"),
+        # Canonical forms of `skills` (synonyms folded), kept by the service for index-backed matching.
+        sa.Column("skill_keys", postgresql.ARRAY(sa.Text), nullable=False, server_default="{}"),
         sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
         sa.Column("last_assigned_at", sa.DateTime(timezone=True)),
         *_timestamps(),
@@ -40,6 +42,7 @@ def upgrade() -> None:
     )
     op.create_index("uq_users_email_lower", "users", [sa.text("lower(email)")], unique=True)
     op.create_index("ix_users_role_active", "users", ["role", "is_active"])
+    op.create_index("ix_users_skill_keys", "users", ["skill_keys"], postgresql_using="gin")
 
     op.execute("CREATE SEQUENCE ticket_number_seq START WITH 1001")
     op.create_table(

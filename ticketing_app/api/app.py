@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from ticketing_app.api.errors import install_error_handlers
 from ticketing_app.api.limits import BodySizeLimit
@@ -11,11 +12,13 @@ from ticketing_app.db import ping
 
 
 def create_api() -> FastAPI:
-    app = FastAPI(
+    # Swagger UI assets are served locally: the docs page works without internet access.
+    app = FastAPIOffline(
         title="AI Helpdesk API",
         version="1.0.0",
         docs_url="/api/docs",
         redoc_url=None,
+        static_url="/api/docs-static",
         openapi_url="/api/openapi.json",
         description="Tickets triaged by AI and routed to the right moderator.",
     )

@@ -84,7 +84,7 @@ def _as_dict(payload: Any) -> dict[str, Any]:
     return payload if isinstance(payload, dict) else json.loads(payload)
 
 
-def _owned(job_id: int, worker_id: str):  # noqa: ANN202 - a where-clause
+def _owned(job_id: int, worker_id: str):
     # A worker may only settle a job it still holds: after its lease expired and another worker took
     # the job over, the late worker's result is discarded.
     return (Job.id == job_id) & (Job.status == "running") & (Job.locked_by == worker_id)

@@ -17,7 +17,6 @@ from ticketing_app.errors import (
     PermissionDenied,
     TooManyAttempts,
 )
-from ticketing_app.jobs import queue
 from ticketing_app.models import LoginAttempt, Ticket, User
 from ticketing_app.schemas import LoginIn, Page, SignupIn, UserFilters, UserOut, UserUpdate
 from ticketing_app.security import (
@@ -27,7 +26,8 @@ from ticketing_app.security import (
     hash_password,
     verify_password,
 )
-from ticketing_app.skills import SkillError, normalize_skills
+from ticketing_app.services import notifications
+from ticketing_app.skills import SkillError, canonical_skill, normalize_skills
 
 OPEN_STATUSES = ("open", "in_progress")
 
@@ -56,7 +56,7 @@ def signup(session: Session, data: SignupIn) -> tuple[User, str]:
     user = User(name=data.name, email=data.email, password_hash=password_hash, role="user", skills=[])
     session.add(user)
     session.flush()
-    queue.enqueue(session, "welcome_email", {"user_id": user.id}, dedupe_key=f"welcome:{user.id}")
+    notifications.welcome(session, user)
     return user, create_access_token(user.id)
 
 
@@ -165,7 +165,7 @@ def update_user(session: Session, actor: User, data: UserUpdate) -> UserOut:
         user.role = data.role
     if data.skills is not None:
         try:
-            user.skills = normalize_skills(data.skills, strict=True)
+            set_skills(user, normalize_skills(data.skills, strict=True))
         except SkillError as exc:
             raise InvalidInput(str(exc), field="skills") from exc
     if data.active is not None:
@@ -178,6 +178,12 @@ def _active_admin_count(session: Session, *, exclude: int) -> int:
     return session.scalar(
         select(func.count()).where(User.role == "admin", User.is_active.is_(True), User.id != exclude)
     ) or 0
+
+
+def set_skills(user: User, skills: list[str]) -> None:
+    """Store normalised skills and their canonical keys together."""
+    user.skills = skills
+    user.skill_keys = sorted({canonical_skill(s) for s in skills})
 
 
 def ensure_admin(session: Session, email: str, password: str, name: str = "Admin") -> tuple[User, bool]:

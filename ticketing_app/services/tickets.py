@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
@@ -22,7 +22,7 @@ from ticketing_app.schemas import (
     TicketOut,
     TicketUpdate,
 )
-from ticketing_app.services import events
+from ticketing_app.services import events, notifications
 from ticketing_app.services.accounts import escape_like
 from ticketing_app.services.visibility import can_manage, can_see, sees_staff_view, visible_tickets
 
@@ -206,7 +206,7 @@ def _change_status(
     ticket.status = new
     if new == "resolved":
         ticket.resolved_at = datetime.now(UTC)
-        queue.enqueue(session, "notify_resolved", {"ticket_id": ticket.id})
+        notifications.resolved(session, ticket, ticket.created_by)
     elif new == "open" and old in ("resolved", "closed"):
         ticket.resolved_at = None
 
@@ -229,8 +229,7 @@ def _reassign(session: Session, actor: User, ticket: Ticket, assignee_id: int | 
     ticket.assigned_to = assignee
     ticket.assigned_at = datetime.now(UTC)
     ticket.assignment_reason = f"reassigned by {actor.name}" + (f": {reason}" if reason else "")
-    queue.enqueue(session, "notify_assignee", {"ticket_id": ticket.id, "assignee_id": assignee.id,
-                                               "reassigned": True})
+    notifications.assignment(session, ticket, assignee, reassigned=True)
 
 
 def add_comment(session: Session, actor: User, ticket_id: int, data: CommentCreate) -> Comment:
@@ -250,17 +249,7 @@ def add_comment(session: Session, actor: User, ticket_id: int, data: CommentCrea
 
 def due_time(priority: str | None, created_at: datetime) -> datetime | None:
     """When a ticket of this priority should be resolved, from the SLA settings."""
-    from datetime import timedelta
-
     if priority is None:
         return None
     hours = getattr(get_settings(), f"sla_hours_{priority}")
     return created_at + timedelta(hours=hours)
-
-
-def comment_out(comment: Comment) -> CommentOut:
-    return CommentOut.model_validate(comment)
-
-
-def ticket_events(session: Session, ticket_id: int) -> list[TicketEvent]:
-    return list(session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket_id)))

@@ -1,0 +1,57 @@
+"""Pick the triage provider from settings: Gemini with an offline fallback, or offline alone."""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+
+from ticketing_app.ai.offline import OfflineTriageProvider
+from ticketing_app.ai.types import TriageError, TriageProvider, TriageRequest, TriageResult
+from ticketing_app.config import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+class FallbackTriage:
+    """Ask the primary provider; when it fails (after its own retries), answer offline and say so."""
+
+    def __init__(self, primary: TriageProvider, fallback: TriageProvider) -> None:
+        self.primary = primary
+        self.fallback = fallback
+        self.name = f"{primary.name}+{fallback.name}"
+
+    def triage(self, request: TriageRequest) -> tuple[TriageResult, str | None]:
+        """(result, the primary's error when the fallback answered)."""
+        try:
+            return self.primary.triage(request), None
+        except TriageError as exc:
+            log.warning("%s triage failed, using %s: %s", self.primary.name, self.fallback.name, exc)
+            return self.fallback.triage(request), str(exc)[:500]
+
+
+def build_triage(settings: Settings) -> FallbackTriage | TriageProvider:
+    if not settings.gemini_api_key:
+        return OfflineTriageProvider()
+    from ticketing_app.ai.gemini import GeminiTriageProvider
+
+    gemini = GeminiTriageProvider(
+        api_key=settings.gemini_api_key,
+        model=settings.gemini_model,
+        base_url=settings.gemini_base_url,
+        timeout_seconds=settings.gemini_timeout_seconds,
+        attempts=settings.gemini_attempts,
+    )
+    return FallbackTriage(gemini, OfflineTriageProvider(name="offline-fallback"))
+
+
+@lru_cache
+def default_triage() -> FallbackTriage | TriageProvider:
+    return build_triage(get_settings())
+
+
+def run_triage(request: TriageRequest) -> tuple[TriageResult, str | None]:
+    """Triage with the configured provider; (result, error of a failed primary or None)."""
+    provider = default_triage()
+    if isinstance(provider, FallbackTriage):
+        return provider.triage(request)
+    return provider.triage(request), None

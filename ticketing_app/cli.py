@@ -1,0 +1,83 @@
+"""Operator commands: python -m ticketing_app.cli {migrate,prestart,create-admin,demo,worker}."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import sys
+
+from ticketing_app.config import get_settings
+
+
+def cmd_migrate(_: argparse.Namespace) -> None:
+    from ticketing_app.migrations import upgrade_database
+
+    upgrade_database()
+    print("database migrated to the newest schema")
+
+
+def ensure_first_admin() -> None:
+    """Create the first admin from ADMIN_EMAIL/ADMIN_PASSWORD, or with generated credentials printed once."""
+    from sqlalchemy import func, select
+
+    from ticketing_app.db import session_scope
+    from ticketing_app.models import User
+    from ticketing_app.services.accounts import ensure_admin
+
+    settings = get_settings()
+    with session_scope() as session:
+        if settings.admin_email and settings.admin_password:
+            _, created = ensure_admin(session, settings.admin_email, settings.admin_password)
+            if created:
+                print(f"created admin {settings.admin_email}")
+            return
+        if session.scalar(select(func.count()).where(User.role == "admin")):
+            return
+        email = settings.admin_email or "admin@example.com"
+        password = secrets.token_urlsafe(12)
+        ensure_admin(session, email, password)
+    print("=" * 64)
+    print("First admin created. These credentials are shown only this once:")
+    print(f"  e-mail:   {email}")
+    print(f"  password: {password}")
+    print("=" * 64)
+
+
+def cmd_prestart(_: argparse.Namespace) -> None:
+    """What the run command does before serving: migrate and make sure an admin exists."""
+    cmd_migrate(_)
+    ensure_first_admin()
+
+
+def cmd_demo(_: argparse.Namespace) -> None:
+    from ticketing_app.demo import load_demo_data
+
+    cmd_migrate(_)
+    print(load_demo_data())
+
+
+def cmd_worker(_: argparse.Namespace) -> None:
+    from ticketing_app.worker_main import main
+
+    main()
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="python -m ticketing_app.cli")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, fn, text in (
+        ("migrate", cmd_migrate, "apply database migrations"),
+        ("prestart", cmd_prestart, "migrate and create the first admin"),
+        ("create-admin", lambda a: ensure_first_admin(), "create the first admin"),
+        ("demo", cmd_demo, "fill the database with demo moderators and tickets"),
+        ("worker", cmd_worker, "run a standalone background worker"),
+    ):
+        sub.add_parser(name, help=text).set_defaults(func=fn)
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

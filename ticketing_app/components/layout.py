@@ -1,0 +1,77 @@
+"""The page frame: a navigation bar that adapts to the role, and the content area."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from ticketing_app.states.base import AuthState
+
+
+def nav_link(label: str, href: str) -> rx.Component:
+    return rx.link(label, href=href, underline="none", weight="medium", size="3")
+
+
+def navbar() -> rx.Component:
+    return rx.flex(
+        rx.link(rx.heading("Helpdesk", size="5"), href="/", underline="none"),
+        rx.cond(
+            AuthState.logged_in,
+            rx.flex(
+                nav_link("My tickets", "/tickets"),
+                nav_link("New ticket", "/tickets/new"),
+                rx.cond(AuthState.is_staff, nav_link("Queue", "/queue")),
+                rx.cond(AuthState.is_admin, nav_link("Users", "/admin/users")),
+                rx.cond(AuthState.is_admin, nav_link("Overview", "/admin")),
+                spacing="4",
+                wrap="wrap",
+                align="center",
+            ),
+        ),
+        rx.spacer(),
+        rx.flex(
+            rx.color_mode.button(size="2", variant="ghost", aria_label="Toggle dark mode"),
+            rx.cond(
+                AuthState.logged_in,
+                rx.flex(
+                    rx.text(AuthState.user_name, " (", AuthState.user_role, ")", size="2", color_scheme="gray"),
+                    rx.button("Log out", on_click=AuthState.logout, variant="soft", size="2"),
+                    spacing="3",
+                    align="center",
+                ),
+                rx.flex(nav_link("Log in", "/login"), nav_link("Sign up", "/signup"), spacing="3"),
+            ),
+            spacing="3",
+            align="center",
+        ),
+        padding="0.75em 1.5em",
+        border_bottom="1px solid var(--gray-a5)",
+        align="center",
+        spacing="5",
+        wrap="wrap",
+        width="100%",
+    )
+
+
+def page(*children: rx.Component, title: str) -> rx.Component:
+    return rx.box(
+        navbar(),
+        rx.container(
+            rx.heading(title, size="7", margin_bottom="0.75em"),
+            *children,
+            size="4",
+            padding_y="1.5em",
+        ),
+        width="100%",
+        min_height="100vh",
+    )
+
+
+def error_callout(message: rx.Var) -> rx.Component:
+    return rx.cond(
+        message != "",
+        rx.callout(message, icon="triangle_alert", color_scheme="red", role="alert", width="100%"),
+    )
+
+
+def empty_state(text: str) -> rx.Component:
+    return rx.center(rx.text(text, color_scheme="gray"), padding="2em", width="100%")

@@ -1,0 +1,264 @@
+"""The background loop: APScheduler ticks claim due job rows and run them on a bounded thread pool.
+
+APScheduler keeps only in-memory interval jobs (claim, reclaim expired leases); the durable work is in
+PostgreSQL, so any number of worker processes can run against one database. A LISTEN connection wakes
+the loop the moment a job is committed instead of waiting for the next poll.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.orm import Session
+
+from ticketing_app.config import get_settings
+from ticketing_app.db import database_url, session_scope
+from ticketing_app.jobs import queue
+from ticketing_app.jobs.retry import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+
+class PermanentJobError(Exception):
+    """Retrying cannot help (e.g. an invalid address): the job is dead-lettered at once."""
+
+
+class LeaseLost(Exception):
+    """Another worker took the job over after this worker's lease expired; this result is discarded."""
+
+
+@dataclass
+class JobContext:
+    """What a handler gets: its job, and the transaction that marks the job done with its writes."""
+
+    job: queue.ClaimedJob
+    worker_id: str
+    completed: bool = field(default=False, init=False)
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return self.job.payload
+
+    @property
+    def is_last_attempt(self) -> bool:
+        return self.job.attempts >= self.job.max_attempts
+
+    @contextmanager
+    def finishing_transaction(self) -> Iterator[Session]:
+        """Commit the handler's writes together with 'job done', or neither."""
+        with session_scope() as session:
+            yield session
+            if not queue.complete(session, self.job.id, self.worker_id):
+                raise LeaseLost(f"job {self.job.id} was taken over by another worker")
+        self.completed = True
+
+
+Handler = Callable[[JobContext], None]
+DeadHandler = Callable[[str, dict, str], None]
+
+
+class Worker:
+    """Claims and runs jobs with at most `concurrency` running at once."""
+
+    def __init__(
+        self,
+        handlers: dict[str, Handler],
+        *,
+        on_dead: DeadHandler | None = None,
+        concurrency: int | None = None,
+        poll_seconds: float | None = None,
+        lease_seconds: int | None = None,
+        retry: RetryPolicy | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        settings = get_settings()
+        self.handlers = handlers
+        self.on_dead = on_dead
+        self.concurrency = concurrency or settings.worker_concurrency
+        self.poll_seconds = poll_seconds or settings.worker_poll_seconds
+        self.lease_seconds = lease_seconds or settings.job_lease_seconds
+        self.retry = retry or RetryPolicy(settings.job_backoff_base_seconds, settings.job_backoff_max_seconds)
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._free = threading.Semaphore(self.concurrency)
+        self._running = 0
+        self._running_lock = threading.Lock()
+        self._idle = threading.Condition(self._running_lock)
+        self._again = threading.Event()
+        self._stop = threading.Event()
+        self._executor: ThreadPoolExecutor | None = None
+        self._scheduler: BackgroundScheduler | None = None
+        self._listener: threading.Thread | None = None
+
+    # ----- running one job -----
+
+    def run_job(self, job: queue.ClaimedJob) -> str:
+        """Run one claimed job and settle it: 'done', 'queued' (retry later), 'dead' or 'lost'."""
+        handler = self.handlers.get(job.kind)
+        ctx = JobContext(job, self.worker_id)
+        try:
+            if handler is None:
+                raise PermanentJobError(f"no handler for job kind {job.kind!r}")
+            handler(ctx)
+            if not ctx.completed:
+                with session_scope() as session:
+                    if not queue.complete(session, job.id, self.worker_id):
+                        raise LeaseLost(f"job {job.id} was taken over by another worker")
+            return "done"
+        except LeaseLost as exc:
+            log.warning("%s", exc)
+            return "lost"
+        except Exception as exc:  # noqa: BLE001 - any failure is recorded on the job and retried
+            return self._settle_failure(job, exc)
+
+    def _settle_failure(self, job: queue.ClaimedJob, exc: Exception) -> str:
+        error = f"{type(exc).__name__}: {exc}"
+        permanent = isinstance(exc, PermanentJobError)
+        retry_in = None if permanent or job.attempts >= job.max_attempts else self.retry.delay(job.attempts)
+        with session_scope() as session:
+            outcome = queue.fail(session, job, self.worker_id, error, retry_in)
+        log.warning("job %s (%s) attempt %s failed -> %s: %s", job.id, job.kind, job.attempts, outcome, error)
+        if outcome == "dead" and self.on_dead is not None:
+            try:
+                self.on_dead(job.kind, job.payload, error)
+            except Exception:
+                log.exception("dead-letter hook failed for job %s", job.id)
+        return outcome
+
+    # ----- the loop -----
+
+    def claim_and_dispatch(self) -> int:
+        """Claim as many due jobs as there are free slots and start them; returns how many started."""
+        started = 0
+        while not self._stop.is_set():
+            self._again.clear()
+            slots = 0
+            while self._free.acquire(blocking=False):
+                slots += 1
+            if slots == 0:
+                return started
+            try:
+                with session_scope() as session:
+                    jobs = queue.claim_jobs(session, self.worker_id, limit=slots, lease_seconds=self.lease_seconds)
+            except Exception:
+                for _ in range(slots):
+                    self._free.release()
+                raise
+            for _ in range(slots - len(jobs)):
+                self._free.release()
+            for job in jobs:
+                self._submit(job)
+            started += len(jobs)
+            if len(jobs) < slots and not self._again.is_set():
+                return started
+        return started
+
+    def _submit(self, job: queue.ClaimedJob) -> None:
+        assert self._executor is not None
+        with self._running_lock:
+            self._running += 1
+        self._executor.submit(self._run_and_release, job)
+
+    def _run_and_release(self, job: queue.ClaimedJob) -> None:
+        try:
+            self.run_job(job)
+        finally:
+            self._free.release()
+            with self._running_lock:
+                self._running -= 1
+                self._idle.notify_all()
+            self.wake()  # a slot is free: look for more work now
+
+    def wake(self) -> None:
+        """Run a claim pass now (called on NOTIFY and when a slot frees up)."""
+        self._again.set()
+        if self._scheduler is not None and self._scheduler.running and not self._stop.is_set():
+            with contextlib.suppress(Exception):  # racing with shutdown is harmless
+                self._scheduler.modify_job("claim", next_run_time=datetime.now(UTC))
+
+    def _tick(self) -> None:
+        try:
+            self.claim_and_dispatch()
+        except Exception:
+            log.warning("claiming jobs failed; will retry", exc_info=log.isEnabledFor(logging.DEBUG))
+
+    def _reap(self) -> None:
+        try:
+            with session_scope() as session:
+                count = queue.reclaim_expired(session)
+            if count:
+                log.warning("reclaimed %s job(s) whose worker stopped answering", count)
+                self.wake()
+        except Exception:  # noqa: BLE001
+            log.warning("reclaiming expired leases failed; will retry")
+
+    def _listen(self) -> None:
+        """Wake the loop on NOTIFY; reconnect after a database restart."""
+        url = database_url().replace("postgresql+psycopg://", "postgresql://", 1)
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {queue.NOTIFY_CHANNEL}")
+                    self.wake()  # catch anything committed while we were not listening
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            self.wake()
+            except Exception:  # noqa: BLE001
+                if self._stop.wait(1.0):
+                    return
+
+    def start(self) -> None:
+        """Start the scheduler, the thread pool and the NOTIFY listener in background threads."""
+        self._stop.clear()
+        self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="job")
+        self._scheduler = BackgroundScheduler(timezone=UTC)
+        self._scheduler.add_job(self._tick, "interval", seconds=self.poll_seconds, id="claim",
+                                max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
+        self._scheduler.add_job(self._reap, "interval", seconds=max(5, self.lease_seconds // 4), id="reap",
+                                max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
+        self._scheduler.start()
+        self._listener = threading.Thread(target=self._listen, name="job-listener", daemon=True)
+        self._listener.start()
+        log.info("worker %s started (concurrency %s)", self.worker_id, self.concurrency)
+
+    def stop(self, wait: bool = True) -> None:
+        """Stop claiming; let running jobs finish when `wait`."""
+        self._stop.set()
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        if self._executor is not None:
+            self._executor.shutdown(wait=wait)
+        if self._listener is not None:
+            self._listener.join(timeout=3)
+        log.info("worker %s stopped", self.worker_id)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until no job is running (tests)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._running == 0, timeout=timeout)
+
+
+def drain(handlers: dict[str, Handler], on_dead: DeadHandler | None = None, *, max_rounds: int = 1000) -> int:
+    """Run every due job in this thread until none is left (tests, demo data, one-off commands)."""
+    worker = Worker(handlers, on_dead=on_dead, concurrency=1)
+    done = 0
+    for _ in range(max_rounds):
+        with session_scope() as session:
+            jobs = queue.claim_jobs(session, worker.worker_id, limit=1, lease_seconds=worker.lease_seconds)
+        if not jobs:
+            return done
+        worker.run_job(jobs[0])
+        done += 1
+    return done

@@ -1,0 +1,259 @@
+"""Requester pages: my tickets, submit a ticket, and the ticket page."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from ticketing_app.components.badges import plain_text, priority_badge, status_badge
+from ticketing_app.components.layout import empty_state, error_callout, page
+from ticketing_app.states.tickets import MyTicketsState, NewTicketState, TicketState
+
+
+def _ticket_row(row: rx.Var) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.link(row["number"], href="/tickets/" + row["id"].to_string())),
+        rx.table.cell(rx.link(row["title"], href="/tickets/" + row["id"].to_string())),
+        rx.table.cell(status_badge(row["status"], row["status_label"])),
+        rx.table.cell(priority_badge(row["priority"], row["priority_label"])),
+        rx.table.cell(row["category_label"]),
+        rx.table.cell(row["assignee"]),
+        rx.table.cell(rx.text(row["updated"], size="1", color_scheme="gray")),
+    )
+
+
+@rx.page(route="/tickets", title="My tickets · Helpdesk", on_load=MyTicketsState.load)
+def my_tickets_page() -> rx.Component:
+    return page(
+        rx.flex(
+            rx.select(
+                ["all", "open", "in_progress", "resolved", "closed"],
+                value=MyTicketsState.status_filter,
+                on_change=MyTicketsState.set_status_filter,
+                aria_label="Filter by status",
+            ),
+            rx.form(
+                rx.flex(
+                    rx.input(name="q", placeholder="Search title, text or TCK-number", aria_label="Search"),
+                    rx.button("Search", type="submit", variant="soft"),
+                    spacing="2",
+                ),
+                on_submit=MyTicketsState.apply_search,
+                reset_on_submit=False,
+            ),
+            rx.spacer(),
+            rx.link(rx.button("New ticket"), href="/tickets/new"),
+            spacing="3",
+            wrap="wrap",
+            margin_bottom="1em",
+        ),
+        error_callout(MyTicketsState.error),
+        rx.cond(
+            MyTicketsState.loading & (MyTicketsState.rows.length() == 0),
+            rx.center(rx.spinner(), padding="2em"),
+            rx.cond(
+                MyTicketsState.rows.length() == 0,
+                empty_state("No tickets yet. Submit one and the AI will triage it in seconds."),
+                rx.box(
+                    rx.table.root(
+                        rx.table.header(
+                            rx.table.row(
+                                *[rx.table.column_header_cell(h) for h in
+                                  ("Number", "Title", "Status", "Priority", "Category", "Assignee", "Updated")]
+                            )
+                        ),
+                        rx.table.body(rx.foreach(MyTicketsState.rows, _ticket_row)),
+                        width="100%",
+                    ),
+                    overflow_x="auto",
+                    width="100%",
+                ),
+            ),
+        ),
+        rx.flex(
+            rx.button("Previous", on_click=MyTicketsState.previous_page, variant="soft",
+                      disabled=MyTicketsState.page_index == 0),
+            rx.text("Page ", MyTicketsState.page_index + 1, " of ", MyTicketsState.page_count, " · ",
+                    MyTicketsState.total, " tickets", size="2"),
+            rx.button("Next", on_click=MyTicketsState.next_page, variant="soft",
+                      disabled=MyTicketsState.page_index + 1 >= MyTicketsState.page_count),
+            spacing="3",
+            align="center",
+            margin_top="1em",
+        ),
+        title="My tickets",
+    )
+
+
+@rx.page(route="/tickets/new", title="New ticket · Helpdesk", on_load=NewTicketState.require_login)
+def new_ticket_page() -> rx.Component:
+    return page(
+        rx.card(
+            rx.form(
+                rx.flex(
+                    error_callout(NewTicketState.error),
+                    rx.el.label("Title", html_for="title", style={"font_weight": "500"}),
+                    rx.input(id="title", name="title", required=True, min_length=3, max_length=200, size="3",
+                             on_change=NewTicketState.count_title.debounce(200)),
+                    rx.text(NewTicketState.title_length, " / 200 characters (at least 3)", size="1",
+                            color_scheme="gray"),
+                    rx.el.label("Describe the problem", html_for="description", style={"font_weight": "500"}),
+                    rx.text_area(id="description", name="description", required=True, max_length=10000,
+                                 rows="8", size="3", on_change=NewTicketState.count_description.debounce(300)),
+                    rx.text(NewTicketState.description_length, " / 10,000 characters", size="1",
+                            color_scheme="gray"),
+                    rx.button("Submit ticket", type="submit", size="3"),
+                    direction="column",
+                    spacing="2",
+                ),
+                on_submit=NewTicketState.submit,
+                reset_on_submit=False,
+            ),
+            width="100%",
+        ),
+        title="Submit a ticket",
+    )
+
+
+def _ai_panel() -> rx.Component:
+    t = TicketState.ticket
+    return rx.card(
+        rx.heading("AI triage", size="4", margin_bottom="0.5em"),
+        rx.cond(
+            t["triage_status"] == "pending",
+            rx.flex(rx.spinner(), rx.text("AI is triaging…"), spacing="2", align="center", id="triage-pending"),
+            rx.flex(
+                rx.flex(priority_badge(t["priority"], t["priority_label"]), rx.badge(t["category_label"]),
+                        spacing="2"),
+                plain_text(t["summary"], id="ai-summary"),
+                rx.text("Skills: ", t["skills"], size="2"),
+                rx.cond(
+                    TicketState.staff_view,
+                    rx.flex(
+                        rx.text("Helpful notes", weight="bold", size="2"),
+                        plain_text(t["helpful_notes"], size="2", id="ai-notes"),
+                        rx.text("Routing: ", t["assignment_reason"], size="2", color_scheme="gray"),
+                        direction="column",
+                        spacing="1",
+                    ),
+                ),
+                rx.text("By ", t["triage_provider"], " ", t["confidence"], size="1", color_scheme="gray"),
+                direction="column",
+                spacing="2",
+                id="triage-result",
+            ),
+        ),
+        width="100%",
+    )
+
+
+def _comment(c: rx.Var) -> rx.Component:
+    return rx.card(
+        rx.flex(
+            rx.text(c["author"], weight="bold", size="2"),
+            rx.cond(c["internal"], rx.badge("Internal note", color_scheme="amber")),
+            rx.spacer(),
+            rx.text(c["created"], size="1", color_scheme="gray"),
+            spacing="2",
+        ),
+        plain_text(c["body"], size="2", margin_top="0.25em"),
+        background=rx.cond(c["internal"], "var(--amber-a3)", "transparent"),
+        width="100%",
+    )
+
+
+def _actions() -> rx.Component:
+    return rx.flex(
+        rx.cond(
+            TicketState.can_manage,
+            rx.flex(
+                rx.button("Start", on_click=TicketState.set_status("in_progress"), variant="soft"),
+                rx.button("Resolve", on_click=TicketState.set_status("resolved"), color_scheme="green"),
+                rx.button("Close", on_click=TicketState.set_status("closed"), variant="soft", color_scheme="gray"),
+                rx.button("Reopen", on_click=TicketState.set_status("open"), variant="soft"),
+                spacing="2",
+                wrap="wrap",
+            ),
+            rx.cond(
+                TicketState.is_requester
+                & ((TicketState.ticket["status"] == "resolved") | (TicketState.ticket["status"] == "closed")),
+                rx.button("Reopen ticket", on_click=TicketState.set_status("open"), variant="soft"),
+            ),
+        ),
+        spacing="2",
+    )
+
+
+def _reply_form() -> rx.Component:
+    return rx.form(
+        rx.flex(
+            rx.el.label("Reply", html_for="reply-body", style={"font_weight": "500"}),
+            rx.text_area(id="reply-body", name="body", required=True, max_length=10000, rows="4"),
+            rx.flex(
+                rx.cond(TicketState.staff_view,
+                        rx.checkbox("Internal note (staff only)", name="internal", id="internal")),
+                rx.spacer(),
+                rx.button("Send", type="submit"),
+                align="center",
+            ),
+            direction="column",
+            spacing="2",
+        ),
+        on_submit=TicketState.reply,
+        reset_on_submit=False,
+    )
+
+
+@rx.page(route="/tickets/[ticket_id]", title="Ticket · Helpdesk", on_load=TicketState.load)
+def ticket_page() -> rx.Component:
+    t = TicketState.ticket
+    return page(
+        rx.cond(
+            TicketState.not_found,
+            rx.callout("Ticket not found. It does not exist or you are not allowed to see it.",
+                       icon="search_x", color_scheme="gray", id="not-found"),
+            rx.cond(
+                t.contains("id"),
+                rx.grid(
+                    rx.flex(
+                        rx.flex(rx.text(t["number"], color_scheme="gray"),
+                                status_badge(t["status"], t["status_label"]), spacing="2", align="center"),
+                        rx.heading(t["title"], size="6"),
+                        rx.text("From ", t["requester"], " · ", t["created"], " · assigned to ", t["assignee"],
+                                size="2", color_scheme="gray"),
+                        rx.card(plain_text(t["description"]), width="100%"),
+                        error_callout(TicketState.error),
+                        rx.cond(TicketState.notice != "", rx.callout(TicketState.notice, color_scheme="green")),
+                        _actions(),
+                        rx.heading("Conversation", size="4"),
+                        rx.foreach(TicketState.comments, _comment),
+                        _reply_form(),
+                        direction="column",
+                        spacing="3",
+                    ),
+                    rx.flex(
+                        _ai_panel(),
+                        rx.card(
+                            rx.heading("Timeline", size="4", margin_bottom="0.5em"),
+                            rx.foreach(
+                                TicketState.timeline,
+                                lambda e: rx.box(
+                                    rx.text(e["who"], " ", e["what"], size="2", weight="medium"),
+                                    rx.cond(e["detail"] != "", plain_text(e["detail"], size="1")),
+                                    rx.text(e["created"], size="1", color_scheme="gray"),
+                                    padding_y="0.3em",
+                                ),
+                            ),
+                            width="100%",
+                        ),
+                        direction="column",
+                        spacing="3",
+                    ),
+                    columns=rx.breakpoints(initial="1", md="2"),
+                    spacing="5",
+                    width="100%",
+                ),
+                rx.center(rx.spinner(), padding="2em"),
+            ),
+        ),
+        title="Ticket",
+    )

@@ -1,0 +1,129 @@
+"""The e-mail outbox: every mail is stored with its delivery state and sent by a job, never in a request."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from email.utils import make_msgid, parseaddr
+from functools import lru_cache
+
+from sqlalchemy.orm import Session
+
+from ticketing_app.config import Settings, get_settings
+from ticketing_app.jobs import queue
+from ticketing_app.mail import messages
+from ticketing_app.mail.sender import MailSender, RecordingSender, SmtpSender
+from ticketing_app.models import EmailMessage, Ticket, User
+
+log = logging.getLogger(__name__)
+
+
+def ticket_url(ticket: Ticket) -> str:
+    return f"{get_settings().app_base_url.rstrip('/')}/tickets/{ticket.id}"
+
+
+def queue_email(
+    session: Session, email: messages.OutgoingEmail, *, ticket_id: int | None = None, user_id: int | None = None
+) -> EmailMessage:
+    """Store the mail and queue its delivery in the caller's transaction.
+
+    The Message-ID is fixed now, so a retried delivery reuses it and receivers can drop a duplicate.
+    """
+    domain = parseaddr(get_settings().mail_from)[1].rpartition("@")[2] or "localhost"
+    row = EmailMessage(
+        kind=email.kind,
+        to_address=email.to,
+        subject=email.subject,
+        body_text=email.text,
+        body_html=email.html,
+        status="pending",
+        message_id=make_msgid(domain=domain),
+        ticket_id=ticket_id,
+        user_id=user_id,
+    )
+    session.add(row)
+    session.flush()
+    queue.enqueue(session, "send_email", {"email_id": row.id}, dedupe_key=f"email:{row.id}")
+    return row
+
+
+def welcome(session: Session, user: User) -> EmailMessage:
+    email = messages.welcome_email(to=user.email, name=user.name, app_url=get_settings().app_base_url)
+    return queue_email(session, email, user_id=user.id)
+
+
+def assignment(session: Session, ticket: Ticket, assignee: User, *, reassigned: bool = False) -> EmailMessage:
+    email = messages.assignment_email(
+        to=assignee.email,
+        assignee_name=assignee.name,
+        number=ticket.reference,
+        title=ticket.title,
+        priority=ticket.priority,
+        category=ticket.category,
+        summary=ticket.summary,
+        helpful_notes=ticket.helpful_notes,
+        ticket_url=ticket_url(ticket),
+        reason=ticket.assignment_reason,
+        reassigned=reassigned,
+    )
+    return queue_email(session, email, ticket_id=ticket.id, user_id=assignee.id)
+
+
+def received(session: Session, ticket: Ticket, requester: User, assignee: User | None) -> EmailMessage:
+    email = messages.ticket_received_email(
+        to=requester.email,
+        requester_name=requester.name,
+        number=ticket.reference,
+        title=ticket.title,
+        priority=ticket.priority,
+        category=ticket.category,
+        summary=ticket.summary,
+        ticket_url=ticket_url(ticket),
+        assignee_name=assignee.name if assignee else None,
+    )
+    return queue_email(session, email, ticket_id=ticket.id, user_id=requester.id)
+
+
+def resolved(session: Session, ticket: Ticket, requester: User) -> EmailMessage:
+    email = messages.ticket_resolved_email(
+        to=requester.email,
+        requester_name=requester.name,
+        number=ticket.reference,
+        title=ticket.title,
+        ticket_url=ticket_url(ticket),
+    )
+    return queue_email(session, email, ticket_id=ticket.id, user_id=requester.id)
+
+
+def build_sender(settings: Settings) -> MailSender:
+    """SMTP when SMTP_HOST is set; otherwise mails are recorded (stored and logged), not sent."""
+    if not settings.smtp_host:
+        return RecordingSender(mail_from=settings.mail_from)
+    return SmtpSender(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        user=settings.smtp_user,
+        password=settings.smtp_password,
+        security=settings.smtp_security,
+        mail_from=settings.mail_from,
+        timeout_seconds=settings.smtp_timeout_seconds,
+    )
+
+
+@lru_cache
+def default_sender() -> MailSender:
+    return build_sender(get_settings())
+
+
+def outgoing(row: EmailMessage) -> messages.OutgoingEmail:
+    return messages.OutgoingEmail(
+        to=row.to_address, subject=row.subject, text=row.body_text, html=row.body_html, kind=row.kind
+    )
+
+
+def mark_delivered(row: EmailMessage, sender: MailSender, message_id: str) -> None:
+    row.status = "sent" if sender.name == "smtp" else "recorded"
+    row.transport = sender.name
+    row.message_id = message_id
+    row.sent_at = datetime.now(UTC)
+    row.last_error = None

@@ -1,0 +1,70 @@
+"""Choose who works a ticket: the best skill match, then the lightest load, then round robin."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from ticketing_app.models import User
+from ticketing_app.skills import canonical_skill
+
+# Routing decisions are serialised with this transaction-level lock, so two tickets routed at the
+# same moment both see each other's assignment in the load they compare (no pile-up on one person).
+ROUTING_LOCK_ID = 0x726F757465  # "route"
+
+_LOAD = """
+    (SELECT count(*) FROM tickets t
+     WHERE t.assigned_to_id = u.id AND t.status IN ('open', 'in_progress'))
+"""
+
+_BEST_MODERATOR = f"""
+    SELECT u.id,
+           cardinality(ARRAY(SELECT unnest(u.skill_keys) INTERSECT SELECT unnest(CAST(:keys AS text[]))))
+               AS coverage,
+           {_LOAD} AS load
+    FROM users u
+    WHERE u.role = 'moderator' AND u.is_active AND u.skill_keys && CAST(:keys AS text[])
+    ORDER BY coverage DESC, load ASC, u.last_assigned_at ASC NULLS FIRST, u.id
+    LIMIT 1
+"""
+
+_LEAST_LOADED_ADMIN = f"""
+    SELECT u.id, 0 AS coverage, {_LOAD} AS load
+    FROM users u
+    WHERE u.role = 'admin' AND u.is_active
+    ORDER BY load ASC, u.last_assigned_at ASC NULLS FIRST, u.id
+    LIMIT 1
+"""
+
+
+@dataclass(frozen=True)
+class RoutingDecision:
+    assignee: User | None
+    reason: str
+    matched_skills: tuple[str, ...] = ()
+
+
+def choose_assignee(session: Session, required_skills: list[str]) -> RoutingDecision:
+    """Pick an assignee inside the caller's transaction (which must then record the assignment)."""
+    session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": ROUTING_LOCK_ID})
+    keys = sorted({canonical_skill(s) for s in required_skills})
+    if keys:
+        row = session.execute(text(_BEST_MODERATOR), {"keys": keys}).first()
+        if row is not None:
+            moderator = session.get(User, row.id)
+            assert moderator is not None
+            offered = set(moderator.skill_keys or [])
+            matched = tuple(s for s in required_skills if canonical_skill(s) in offered)
+            return RoutingDecision(
+                moderator, f"matched: {', '.join(matched)}; {row.load} open", matched_skills=matched
+            )
+    row = session.execute(text(_LEAST_LOADED_ADMIN)).first()
+    wanted = ", ".join(required_skills) if required_skills else "none identified"
+    if row is not None:
+        admin = session.get(User, row.id)
+        return RoutingDecision(admin, f"no moderator with the required skills ({wanted}); admin fallback, "
+                                      f"{row.load} open")
+    return RoutingDecision(None, f"no moderator with the required skills ({wanted}) and no active admin; "
+                                 "left unassigned")

@@ -1,0 +1,1 @@
+"""Reflex states: thin adapters from browser events to service calls."""
