@@ -1,0 +1,39 @@
+"""Settings: production refuses weak secrets; development keeps a generated one across restarts."""
+
+import pytest
+from pydantic import ValidationError
+
+from ticketing_app.config import Settings, is_strong_secret
+
+
+@pytest.mark.parametrize("secret", [None, "", "short", "secret", "a" * 64, "changeme" * 2])
+def test_production_refuses_missing_or_weak_jwt_secret(secret):
+    with pytest.raises(ValidationError, match="JWT_SECRET"):
+        Settings(app_env="production", jwt_secret=secret, _env_file=None)
+
+
+def test_production_accepts_a_strong_secret():
+    s = Settings(app_env="production", jwt_secret="k3Jd9-aQ2mZx81LpW0vNcT7yRb4HsE6u", _env_file=None)
+    assert s.resolved_jwt_secret() == "k3Jd9-aQ2mZx81LpW0vNcT7yRb4HsE6u"
+
+
+def test_development_generates_a_secret_once_and_keeps_it(tmp_path):
+    first = Settings(app_env="development", jwt_secret=None, app_data_dir=tmp_path, _env_file=None)
+    secret = first.resolved_jwt_secret()
+    assert is_strong_secret(secret)
+    again = Settings(app_env="development", jwt_secret=None, app_data_dir=tmp_path, _env_file=None)
+    assert again.resolved_jwt_secret() == secret
+    assert (tmp_path / "jwt_secret").stat().st_mode & 0o077 == 0
+
+
+def test_settings_come_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("JWT_EXPIRES_MINUTES", "5")
+    monkeypatch.setenv("ADMIN_EMAIL", "boss@example.com")
+    monkeypatch.setenv("APP_DATA_DIR", str(tmp_path))
+    s = Settings(_env_file=None)
+    assert (s.jwt_expires_minutes, s.admin_email, s.app_data_dir) == (5, "boss@example.com", tmp_path)
+
+
+def test_empty_category_list_is_refused():
+    with pytest.raises(ValidationError, match="at least one category"):
+        Settings(triage_categories=[" "], _env_file=None)

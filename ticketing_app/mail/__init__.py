@@ -1,0 +1,1 @@
+"""E-mail: composing messages safely and delivering them (SMTP via yagmail, or recorded)."""
