@@ -192,3 +192,17 @@ def test_every_change_is_on_the_timeline_with_who_and_why(world):
         ("reassigned", admin.id, "on holiday"),
         ("status_changed", admin.id, None),
     ]
+
+
+def test_requester_timeline_hides_routing_internals(world):
+    people, ticket_id = world
+    from ticketing_app.services import events
+
+    with session_scope() as s:
+        t = s.get(Ticket, ticket_id)
+        events.record(s, t, "assigned", None, to={"id": 2, "name": "Moe"}, reason="matched: billing; 3 open")
+    with session_scope() as s:
+        mine = tickets.get_ticket_detail(s, s.get(User, people["requester"].id), ticket_id)
+        staff = tickets.get_ticket_detail(s, s.get(User, people["admin"].id), ticket_id)
+    assert mine.events[-1].data == {"to": {"id": 2, "name": "Moe"}}
+    assert staff.events[-1].data["reason"] == "matched: billing; 3 open"

@@ -75,3 +75,13 @@ def error_callout(message: rx.Var) -> rx.Component:
 
 def empty_state(text: str) -> rx.Component:
     return rx.center(rx.text(text, color_scheme="gray"), padding="2em", width="100%")
+
+
+def not_allowed() -> rx.Component:
+    """Shown instead of a page the user's role may not see (its data was never loaded)."""
+    return rx.callout(
+        "You are not allowed to see this page. If you think you should, ask an admin.",
+        icon="shield_alert",
+        color_scheme="red",
+        id="not-allowed",
+    )

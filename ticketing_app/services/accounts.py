@@ -198,6 +198,17 @@ def ensure_admin(session: Session, email: str, password: str, name: str = "Admin
     return user, True
 
 
+def assignable_staff(session: Session, actor: User) -> list[UserOut]:
+    """Active moderators and admins with their open load: who a ticket can be reassigned to (staff only)."""
+    if actor.role not in ("moderator", "admin"):
+        raise PermissionDenied("Only staff can reassign tickets.")
+    staff = session.scalars(
+        select(User).where(User.is_active.is_(True), User.role.in_(("moderator", "admin"))).order_by(User.name)
+    ).all()
+    load = open_load_by_user(session, [u.id for u in staff])
+    return [user_out(u, load.get(u.id, 0)) for u in staff]
+
+
 def skill_vocabulary(session: Session) -> list[str]:
     """Skills that active moderators offer: the words the AI is asked to choose from."""
     rows = session.scalars(

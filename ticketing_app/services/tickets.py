@@ -138,14 +138,23 @@ def get_ticket_detail(session: Session, actor: User, ticket_id: int) -> TicketDe
     timeline = session.scalars(
         select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.id)
     ).all()
+    event_rows = [EventOut.model_validate(e) for e in timeline]
     if not staff:
-        timeline = [e for e in timeline if not (e.data or {}).get("internal")]
+        event_rows = [_requester_event(e) for e in event_rows if not e.data.get("internal")]
     base = ticket_out(ticket, actor)
     return TicketDetail(
         **base.model_dump(),
         comments=[CommentOut.model_validate(c) for c in comments],
-        events=[EventOut.model_validate(e) for e in timeline],
+        events=event_rows,
     )
+
+
+def _requester_event(event: EventOut) -> EventOut:
+    """Routing internals (reasons, fallbacks) stay with staff; requesters see what happened."""
+    if event.actor is None:
+        keep = {"to", "category", "priority", "provider"}
+        return event.model_copy(update={"data": {k: v for k, v in event.data.items() if k in keep}})
+    return event
 
 
 def update_ticket(session: Session, actor: User, ticket_id: int, data: TicketUpdate) -> Ticket:
@@ -253,3 +262,23 @@ def due_time(priority: str | None, created_at: datetime) -> datetime | None:
         return None
     hours = getattr(get_settings(), f"sla_hours_{priority}")
     return created_at + timedelta(hours=hours)
+
+
+def change_marker(session: Session, actor: User, filters: TicketFilters | None = None,
+                  ticket_id: int | None = None) -> str:
+    """A cheap fingerprint of what `actor` sees (one ticket, or a filtered list): it changes when any of it does.
+
+    Live pages poll this and reload only when it moves.
+    """
+    query = select(func.count(), func.max(Ticket.updated_at), func.max(Ticket.id)).where(visible_tickets(actor))
+    if ticket_id is not None:
+        query = query.where(Ticket.id == ticket_id)
+    if filters is not None and filters.assigned == "me":
+        query = query.where(Ticket.assigned_to_id == actor.id)
+    elif filters is not None and filters.assigned == "unassigned":
+        query = query.where(Ticket.assigned_to_id.is_(None))
+    count, latest, top = session.execute(query).one()
+    comments = 0
+    if ticket_id is not None:
+        comments = session.scalar(select(func.count()).where(TicketEvent.ticket_id == ticket_id)) or 0
+    return f"{count}:{latest.isoformat() if latest else ''}:{top}:{comments}"

@@ -1,0 +1,81 @@
+"""What admins see about the whole system: ticket statistics, the job queue's health, and e-mails."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Date, cast, func, select
+from sqlalchemy.orm import Session
+
+from ticketing_app.errors import NotFound
+from ticketing_app.jobs import queue
+from ticketing_app.models import EmailMessage, Job, Ticket, User
+from ticketing_app.services.accounts import require_admin
+
+
+def _counts(session: Session, column: Any) -> dict[str, int]:
+    rows = session.execute(select(column, func.count()).group_by(column)).all()
+    return {str(key) if key is not None else "untriaged": count for key, count in rows}
+
+
+def ticket_overview(session: Session, actor: User, *, days: int = 14) -> dict[str, Any]:
+    """Counts per day, category, priority, status and provider, and the median submit-to-assignment time."""
+    require_admin(actor)
+    since = datetime.now(UTC) - timedelta(days=days - 1)
+    day = cast(func.timezone("UTC", Ticket.created_at), Date)
+    per_day_rows = session.execute(
+        select(day, func.count()).where(Ticket.created_at >= since.replace(hour=0, minute=0, second=0))
+        .group_by(day).order_by(day)
+    ).all()
+    per_day = {d.isoformat(): n for d, n in per_day_rows}
+    start = since.date()
+    series = [
+        {"day": (start + timedelta(days=i)).isoformat()[5:], "tickets": per_day.get((start + timedelta(days=i))
+                                                                                    .isoformat(), 0)}
+        for i in range(days)
+    ]
+    median_seconds = session.scalar(
+        select(func.percentile_cont(0.5).within_group(
+            func.extract("epoch", Ticket.assigned_at - Ticket.created_at)
+        )).where(Ticket.assigned_at.is_not(None))
+    )
+    return {
+        "per_day": series,
+        "by_category": _counts(session, Ticket.category),
+        "by_priority": _counts(session, Ticket.priority),
+        "by_status": _counts(session, Ticket.status),
+        "by_provider": _counts(session, Ticket.triage_provider),
+        "total": session.scalar(select(func.count()).select_from(Ticket)) or 0,
+        "median_seconds_to_assignment": float(median_seconds) if median_seconds is not None else None,
+    }
+
+
+def job_health(session: Session, actor: User, *, limit: int = 20) -> dict[str, Any]:
+    """Queue counts by status, and the dead-lettered jobs with their errors."""
+    require_admin(actor)
+    dead = session.scalars(
+        select(Job).where(Job.status == "dead").order_by(Job.finished_at.desc().nulls_last(), Job.id.desc())
+        .limit(limit)
+    ).all()
+    return {
+        "counts": {s: queue.counts_by_status(session).get(s, 0) for s in ("queued", "running", "done", "dead")},
+        "dead": [
+            {"id": j.id, "kind": j.kind, "attempts": j.attempts, "error": (j.last_error or "")[-500:],
+             "payload": j.payload, "finished_at": j.finished_at}
+            for j in dead
+        ],
+    }
+
+
+def retry_job(session: Session, actor: User, job_id: int) -> None:
+    """Put a dead-lettered job back in the queue."""
+    require_admin(actor)
+    if not queue.retry_dead(session, job_id):
+        raise NotFound("No dead-lettered job with this id.")
+
+
+def recent_emails(session: Session, actor: User, *, limit: int = 20) -> list[EmailMessage]:
+    """The newest e-mails with their delivery state (recorded ones included)."""
+    require_admin(actor)
+    return list(session.scalars(select(EmailMessage).order_by(EmailMessage.id.desc()).limit(limit)))
