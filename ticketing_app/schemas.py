@@ -93,6 +93,7 @@ class UserUpdate(StrictInput):
 
 class TicketFilters(StrictInput):
     status: Status | None = None
+    active: bool = False  # only open and in-progress tickets
     priority: Priority | None = None
     category: Annotated[str, Field(max_length=50)] | None = None
     q: Annotated[str, Field(max_length=200)] | None = None

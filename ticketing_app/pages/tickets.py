@@ -21,7 +21,7 @@ def _ticket_row(row: rx.Var) -> rx.Component:
     )
 
 
-@rx.page(route="/tickets", title="My tickets · Helpdesk", on_load=MyTicketsState.load)
+@rx.page(route="/tickets", title="My tickets · Helpdesk", on_load=[MyTicketsState.load, MyTicketsState.follow])
 def my_tickets_page() -> rx.Component:
     return page(
         rx.flex(
@@ -183,6 +183,51 @@ def _actions() -> rx.Component:
     )
 
 
+def _staff_forms() -> rx.Component:
+    return rx.cond(
+        TicketState.can_manage,
+        rx.card(
+            rx.heading("Manage", size="3", margin_bottom="0.5em"),
+            rx.form(
+                rx.flex(
+                    rx.select(["high", "medium", "low"], name="priority", placeholder="Priority",
+                              aria_label="Override priority"),
+                    rx.select(TicketState.categories, name="category", placeholder="Category",
+                              aria_label="Override category"),
+                    rx.input(name="reason", placeholder="Reason (required)", aria_label="Reason for override",
+                             required=True, max_length=1000),
+                    rx.button("Override", type="submit", variant="soft"),
+                    spacing="2",
+                    wrap="wrap",
+                ),
+                on_submit=TicketState.override,
+                reset_on_submit=True,
+            ),
+            rx.form(
+                rx.flex(
+                    rx.el.select(
+                        rx.el.option("Reassign to…", value=""),
+                        rx.foreach(TicketState.staff_options,
+                                   lambda o: rx.el.option(o["label"], value=o["id"])),
+                        name="assignee_id",
+                        aria_label="Reassign to",
+                        style={"padding": "0.35em", "border_radius": "6px", "max_width": "100%"},
+                    ),
+                    rx.input(name="reason", placeholder="Reason (optional)", aria_label="Reason for reassignment",
+                             max_length=1000),
+                    rx.button("Reassign", type="submit", variant="soft"),
+                    spacing="2",
+                    wrap="wrap",
+                    margin_top="0.5em",
+                ),
+                on_submit=TicketState.reassign,
+                reset_on_submit=True,
+            ),
+            width="100%",
+        ),
+    )
+
+
 def _reply_form() -> rx.Component:
     return rx.form(
         rx.flex(
@@ -190,9 +235,11 @@ def _reply_form() -> rx.Component:
             rx.text_area(id="reply-body", name="body", required=True, max_length=10000, rows="4"),
             rx.flex(
                 rx.cond(TicketState.staff_view,
-                        rx.checkbox("Internal note (staff only)", name="internal", id="internal")),
+                        rx.checkbox("Internal note (staff only)", id="internal", checked=TicketState.internal_note,
+                                    on_change=TicketState.set_internal_note)),
                 rx.spacer(),
-                rx.button("Send", type="submit"),
+                rx.button(rx.cond(TicketState.internal_note, "Add internal note", "Send"), type="submit",
+                          color_scheme=rx.cond(TicketState.internal_note, "amber", "indigo")),
                 align="center",
             ),
             direction="column",
@@ -203,7 +250,7 @@ def _reply_form() -> rx.Component:
     )
 
 
-@rx.page(route="/tickets/[ticket_id]", title="Ticket · Helpdesk", on_load=TicketState.load)
+@rx.page(route="/tickets/[ticket_id]", title="Ticket · Helpdesk", on_load=[TicketState.load, TicketState.follow])
 def ticket_page() -> rx.Component:
     t = TicketState.ticket
     return page(
@@ -224,6 +271,7 @@ def ticket_page() -> rx.Component:
                         error_callout(TicketState.error),
                         rx.cond(TicketState.notice != "", rx.callout(TicketState.notice, color_scheme="green")),
                         _actions(),
+                        _staff_forms(),
                         rx.heading("Conversation", size="4"),
                         rx.foreach(TicketState.comments, _comment),
                         _reply_form(),

@@ -101,6 +101,8 @@ def list_tickets(
     query = select(Ticket).where(visible_tickets(actor))
     if filters.status:
         query = query.where(Ticket.status == filters.status)
+    if filters.active:
+        query = query.where(Ticket.status.in_(("open", "in_progress")))
     if filters.priority:
         query = query.where(Ticket.priority == filters.priority)
     if filters.category:
@@ -125,6 +127,15 @@ def list_tickets(
         query = query.order_by(Ticket.created_at.desc(), Ticket.id.desc())
     tickets = session.scalars(query.limit(filters.limit).offset(filters.offset)).unique().all()
     return Page[TicketOut](items=[ticket_out(t, actor) for t in tickets], total=total)
+
+
+def list_queue(session: Session, actor: User, filters: TicketFilters) -> Page[TicketOut]:
+    """A staff member's work queue in priority and due-time order; admins may look at all or unassigned."""
+    if actor.role not in ("moderator", "admin"):
+        raise PermissionDenied("The queue is for moderators and admins.")
+    if actor.role == "moderator":
+        filters = filters.model_copy(update={"assigned": "me"})
+    return list_tickets(session, actor, filters, order="queue")
 
 
 def get_ticket_detail(session: Session, actor: User, ticket_id: int) -> TicketDetail:

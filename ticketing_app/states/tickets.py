@@ -1,22 +1,27 @@
-"""States of the requester's pages: my tickets, new ticket, and one ticket."""
+"""States of the ticket pages: my tickets, new ticket, and one ticket (live: they follow changes)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import reflex as rx
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from ticketing_app.errors import DomainError, NotAuthenticated
+from ticketing_app.models import User
 from ticketing_app.schemas import CommentCreate, TicketCreate, TicketFilters, TicketUpdate
-from ticketing_app.services import tickets
+from ticketing_app.services import accounts, tickets
+from ticketing_app.services.visibility import can_manage, sees_staff_view
 from ticketing_app.states.base import AuthState, error_message
 from ticketing_app.states.formatting import comment_row, event_row, ticket_row
+from ticketing_app.states.live import LiveMixin
 
 PAGE_SIZE = 20
 
 
-class MyTicketsState(AuthState):
+class MyTicketsState(LiveMixin, AuthState):
     rows: list[dict[str, Any]] = []
     total: int = 0
     page_index: int = 0
@@ -29,13 +34,16 @@ class MyTicketsState(AuthState):
     def page_count(self) -> int:
         return max(1, -(-self.total // PAGE_SIZE))
 
-    @rx.event
-    async def load(self) -> Any:
-        self.loading = True
+    def _filters(self) -> TicketFilters:
         status = None if self.status_filter == "all" else self.status_filter
-        filters = TicketFilters(
-            status=status, q=self.search or None, limit=PAGE_SIZE, offset=self.page_index * PAGE_SIZE
-        )
+        return TicketFilters(status=status, q=self.search or None, limit=PAGE_SIZE,  # type: ignore[arg-type]
+                             offset=self.page_index * PAGE_SIZE)
+
+    def _marker_fn(self) -> Callable[[Session, User], str]:
+        return lambda s, u: tickets.change_marker(s, u)
+
+    async def _refresh(self) -> Any:
+        filters = self._filters()
         try:
             page = await self.actor_call(lambda s, u: tickets.list_tickets(s, u, filters))
         except NotAuthenticated:
@@ -51,25 +59,30 @@ class MyTicketsState(AuthState):
         return None
 
     @rx.event
+    async def load(self) -> Any:
+        self.loading = True
+        return await self._refresh()
+
+    @rx.event
     async def set_status_filter(self, value: str) -> Any:
         self.status_filter, self.page_index = value, 0
-        return await self.load()
+        return await self._refresh()
 
     @rx.event
     async def apply_search(self, form: dict[str, Any]) -> Any:
         self.search, self.page_index = str(form.get("q", "")).strip()[:200], 0
-        return await self.load()
+        return await self._refresh()
 
     @rx.event
     async def next_page(self) -> Any:
         if self.page_index + 1 < self.page_count:
             self.page_index += 1
-        return await self.load()
+        return await self._refresh()
 
     @rx.event
     async def previous_page(self) -> Any:
         self.page_index = max(0, self.page_index - 1)
-        return await self.load()
+        return await self._refresh()
 
 
 class NewTicketState(AuthState):
@@ -100,35 +113,48 @@ class NewTicketState(AuthState):
         return rx.redirect(f"/tickets/{ticket.id}")
 
 
-class TicketState(AuthState):
+class TicketState(LiveMixin, AuthState):
     ticket: dict[str, Any] = {}
     comments: list[dict[str, Any]] = []
     timeline: list[dict[str, Any]] = []
+    staff_options: list[dict[str, Any]] = []
+    categories: list[str] = []
     can_manage: bool = False
     staff_view: bool = False
     is_requester: bool = False
     not_found: bool = False
     error: str = ""
     notice: str = ""
+    # Controlled, and cleared after every send: a note meant to be internal must be ticked each time.
+    internal_note: bool = False
+
+    @rx.event
+    def set_internal_note(self, value: bool) -> None:
+        self.internal_note = bool(value)
 
     def _ticket_id(self) -> int:
         """The id from the URL (/tickets/[ticket_id]); 0 when it is not a number."""
         raw = str(self.ticket_id)  # route argument var that Reflex installs on the root state
         return int(raw) if raw.isdigit() and len(raw) < 10 else 0
 
-    @rx.event
-    async def load(self) -> Any:
-        from ticketing_app.services.visibility import can_manage, sees_staff_view
+    def _marker_fn(self) -> Callable[[Session, User], str]:
+        ticket_id = self._ticket_id()
+        return lambda s, u: tickets.change_marker(s, u, ticket_id=ticket_id)
+
+    async def _refresh(self) -> Any:
+        from ticketing_app.config import get_settings
 
         ticket_id = self._ticket_id()
 
-        def read(s, u):
+        def read(s: Session, u: User):
             detail = tickets.get_ticket_detail(s, u, ticket_id)
             model = tickets.get_visible_ticket(s, u, ticket_id)
-            return detail, can_manage(u, model), sees_staff_view(u, model)
+            manage = can_manage(u, model)
+            staff = accounts.assignable_staff(s, u) if manage else []
+            return detail, manage, sees_staff_view(u, model), staff
 
         try:
-            detail, manage, staff = await self.actor_call(read)
+            detail, manage, staff_view, staff = await self.actor_call(read)
         except NotAuthenticated:
             return rx.redirect("/login")
         except DomainError:
@@ -138,16 +164,24 @@ class TicketState(AuthState):
         self.ticket = ticket_row(detail)
         self.comments = [comment_row(c) for c in detail.comments]
         self.timeline = [event_row(e) for e in reversed(detail.events)]
-        self.can_manage, self.staff_view = manage, staff
+        self.can_manage, self.staff_view = manage, staff_view
         self.is_requester = detail.created_by.id == self.user_id
+        self.staff_options = [{"id": str(u.id), "label": f"{u.name} ({u.role}, {u.open_tickets} open)"}
+                              for u in staff]
+        self.categories = list(get_settings().triage_categories)
         return None
+
+    @rx.event
+    async def load(self) -> Any:
+        self.error = self.notice = ""
+        return await self._refresh()
 
     @rx.event
     async def reply(self, form: dict[str, Any]) -> Any:
         self.error = ""
         ticket_id = self._ticket_id()
         try:
-            data = CommentCreate(body=str(form.get("body", "")), internal=bool(form.get("internal")))
+            data = CommentCreate(body=str(form.get("body", "")), internal=self.internal_note)
             await self.actor_call(lambda s, u: tickets.add_comment(s, u, ticket_id, data))
         except NotAuthenticated:
             return rx.redirect("/login")
@@ -155,12 +189,15 @@ class TicketState(AuthState):
             self.error = error_message(exc)
             return None
         self.notice = "Internal note added." if data.internal else "Reply sent."
-        return [rx.set_value("reply-body", ""), TicketState.load]
+        self.internal_note = False
+        await self._refresh()
+        return rx.set_value("reply-body", "")
 
-    async def _update(self, data: TicketUpdate, notice: str) -> Any:
-        self.error = ""
+    async def _update(self, fields: dict[str, Any], notice: str) -> Any:
+        self.error = self.notice = ""
         ticket_id = self._ticket_id()
         try:
+            data = TicketUpdate(**fields)
             await self.actor_call(lambda s, u: tickets.update_ticket(s, u, ticket_id, data))
         except NotAuthenticated:
             return rx.redirect("/login")
@@ -168,23 +205,24 @@ class TicketState(AuthState):
             self.error = error_message(exc)
             return None
         self.notice = notice
-        return TicketState.load
+        return await self._refresh()
 
     @rx.event
     async def set_status(self, status: str) -> Any:
-        try:
-            data = TicketUpdate(status=status)  # type: ignore[arg-type]
-        except ValidationError as exc:
-            self.error = error_message(exc)
-            return None
-        return await self._update(data, f"Status changed to {status.replace('_', ' ')}.")
+        return await self._update({"status": status}, f"Status changed to {status.replace('_', ' ')}.")
 
     @rx.event
     async def override(self, form: dict[str, Any]) -> Any:
         fields = {k: v for k, v in form.items() if k in ("priority", "category", "reason") and v}
-        try:
-            data = TicketUpdate(**fields)
-        except ValidationError as exc:
-            self.error = error_message(exc)
+        if not ({"priority", "category"} & set(fields)):
+            self.error = "Choose a new priority or category."
             return None
-        return await self._update(data, "Ticket updated.")
+        return await self._update(fields, "Ticket updated.")
+
+    @rx.event
+    async def reassign(self, form: dict[str, Any]) -> Any:
+        raw = str(form.get("assignee_id", ""))
+        if not raw.isdigit():
+            self.error = "Choose who should work on this ticket."
+            return None
+        return await self._update({"assignee_id": int(raw), "reason": form.get("reason") or None}, "Reassigned.")

@@ -1,0 +1,134 @@
+"""Browser tests: the app served as in production (`reflex run --env prod`) on the test database, driven by
+Playwright in Debian's Chromium. Gemini is the real client pointed at a local fake that answers slowly, so
+pages can be seen changing live from "AI is triaging…" to the result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fakes.fake_gemini import FakeGeminiServer, keyword_triage_responder
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+TRIAGE_DELAY_SECONDS = 2.5
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def fake_gemini() -> Iterator[FakeGeminiServer]:
+    responder = keyword_triage_responder()
+
+    def slow(request):
+        return dataclasses.replace(responder(request), delay=TRIAGE_DELAY_SECONDS)
+
+    with FakeGeminiServer(default=slow) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def app_url(database: str, fake_gemini: FakeGeminiServer, tmp_path_factory) -> Iterator[str]:
+    """Build and serve the app in production mode; yields its base URL."""
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: run ./scripts/test.sh, which installs it"
+    port = _free_port()
+    tools = ROOT / ".tools" / "node_modules" / ".bin"
+    env = {
+        **os.environ,
+        "PATH": f"{tools}:{os.environ['PATH']}" if tools.exists() else os.environ["PATH"],
+        "DATABASE_URL": database,
+        "PORT": str(port),
+        "REFLEX_API_URL": f"http://localhost:{port}",
+        "APP_BASE_URL": f"http://localhost:{port}",
+        "WORKER_IN_APP": "true",
+        "WORKER_POLL_SECONDS": "1",
+        "GEMINI_API_KEY": "test-gemini-key-not-secret",
+        "GEMINI_BASE_URL": fake_gemini.base_url,
+        "GEMINI_TIMEOUT_SECONDS": "10",
+        "REFLEX_USE_SYSTEM_BUN": "1",
+        "REFLEX_CHECK_LATEST_VERSION": "0",
+        "REFLEX_HTTP_CLIENT_BIND_ADDRESS": "0.0.0.0",
+        "APP_DATA_DIR": str(tmp_path_factory.mktemp("appdata")),
+    }
+    log_path = ROOT / "test-artifacts" / "app-server.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = log_path.open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reflex", "run", "--env", "prod", "--single-port"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://localhost:{port}"
+    deadline = time.monotonic() + 240
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the app exited while starting; see {log_path}")
+            try:
+                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200 and \
+                        httpx.get(f"{url}/login", timeout=5, follow_redirects=True).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the app did not start within 240 s; see {log_path}")
+            time.sleep(1)
+        yield url
+    finally:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture()
+def new_page(browser, app_url, clean_db):
+    """Open a fresh browser context (its own storage) per person in a test."""
+    contexts = []
+
+    def make(width: int = 1280, height: int = 860, dark: bool = False):
+        context = browser.new_context(viewport={"width": width, "height": height},
+                                      color_scheme="dark" if dark else "light", base_url=app_url)
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+def shot(page, name: str) -> Path:
+    """Save a screenshot as a test artifact."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

@@ -1,0 +1,178 @@
+"""The four user journeys, in real Chromium against the production build."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import shot
+from tests.factories import PASSWORD
+
+pytestmark = pytest.mark.browser
+
+
+def log_in(page, email: str, password: str = PASSWORD) -> None:
+    page.goto("/login")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r".*/(tickets|queue|admin)/?$"))
+
+
+def submit_ticket(page, title: str, description: str) -> int:
+    page.goto("/tickets/new")
+    page.fill("#title", title)
+    page.fill("#description", description)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r".*/tickets/\d+/?$"))
+    return int(re.search(r"/tickets/(\d+)", page.url).group(1))
+
+
+def test_1_sign_up_submit_see_triage_live_and_reply(new_page, factory):
+    factory.admin()
+    taken = factory.user("moderator", skills=["billing"])
+    page = new_page()
+    email = f"sam.{secrets.token_hex(3)}@example.com"
+    page.goto("/signup")
+    page.fill("#name", "Sam Newcomer")
+    page.fill("#email", taken.email)
+    page.fill("#password", "a long enough password")
+    page.click("button[type=submit]")
+    expect(page.get_by_role("alert")).to_contain_text("already exists")  # clear inline error
+    page.fill("#email", email)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r".*/tickets/?$"))
+    expect(page.get_by_text("No tickets yet")).to_be_visible()
+    shot(page, "my-tickets-empty")
+
+    submit_ticket(page, "Billing: charged twice <b>this</b> month",
+                  "My billing shows two charges for the same invoice. <script>alert('x')</script>")
+    expect(page.locator("#triage-pending")).to_be_visible()  # the AI is still working...
+    shot(page, "ticket-triaging")
+    expect(page.locator("#triage-result")).to_be_visible(timeout=20_000)  # ...and the result arrives live
+    expect(page.locator("#ai-summary")).to_contain_text("charged twice <b>this</b> month")  # shown as text
+    expect(page.locator("#triage-result")).to_contain_text("Billing")
+    shot(page, "ticket-triaged")
+
+    page.fill("#reply-body", "Thanks! The second charge was on the 3rd.")
+    page.get_by_role("button", name="Send").click()
+    expect(page.get_by_text("The second charge was on the 3rd.")).to_be_visible()
+    page.goto("/tickets")
+    expect(page.get_by_role("link", name=re.compile("Billing: charged twice"))).to_be_visible()
+    shot(page, "my-tickets")
+
+
+def test_2_moderator_works_the_ticket_and_requester_sees_it_resolved(new_page, factory, app_url):
+    factory.admin()
+    moderator = factory.user("moderator", skills=["refunds"], name="Moe Moderator")
+    requester = factory.user(name="Rita Requester")
+    customer = new_page()
+    log_in(customer, requester.email)
+    ticket_id = submit_ticket(customer, "Need a refund for order 991", "Refunds please: order 991 never shipped.")
+
+    staff = new_page()
+    log_in(staff, moderator.email)
+    expect(staff).to_have_url(re.compile(r".*/queue/?$"))
+    row = staff.locator(f"#queue-row-{ticket_id}")
+    expect(row).to_be_visible(timeout=20_000)  # routed to this moderator, appears without a reload
+    shot(staff, "moderator-queue")
+    row.get_by_role("link").first.click()
+    staff.wait_for_url(re.compile(rf".*/tickets/{ticket_id}/?$"))
+    expect(staff.locator("#ai-notes")).to_be_visible()
+    staff.fill("#reply-body", "Internal: refund approved by finance, ref R-77")
+    staff.locator("#internal").click()
+    staff.get_by_role("button", name="Add internal note").click()
+    expect(staff.get_by_text("Internal note", exact=True).first).to_be_visible()
+    expect(staff.get_by_role("button", name="Send")).to_be_visible()  # the next reply is public again
+    staff.fill("#reply-body", "Your refund is on its way.")
+    staff.get_by_role("button", name="Send").click()
+    expect(staff.get_by_text("Your refund is on its way.")).to_be_visible()
+    staff.get_by_role("button", name="Resolve").click()
+    expect(staff.get_by_text("Status changed to resolved.")).to_be_visible()
+    shot(staff, "ticket-staff-view")
+
+    # The requester's open page follows along: resolved, the public reply, never the internal note.
+    expect(customer.get_by_text("Resolved", exact=True).first).to_be_visible(timeout=10_000)
+    expect(customer.get_by_text("Your refund is on its way.")).to_be_visible()
+    expect(customer.get_by_text("refund approved by finance")).to_have_count(0)
+    expect(customer.locator("#ai-notes")).to_have_count(0)
+    shot(customer, "ticket-requester-resolved")
+    customer.reload()
+    expect(customer.get_by_role("button", name="Reopen ticket")).to_be_visible()
+    expect(customer.get_by_text("refund approved by finance")).to_have_count(0)
+
+
+def test_3_admin_promotes_a_user_and_a_matching_ticket_lands_in_their_queue(new_page, factory, app_url):
+    factory.admin()
+    newbie = factory.user(name="Nia Newbie")
+    requester = factory.user(name="Carl Customer")
+    admin_page = new_page()
+    log_in(admin_page, "admin@example.com")
+    admin_page.goto("/admin/users")
+    admin_page.fill("#user-search", "nia")
+    admin_page.keyboard.press("Enter")
+    row = admin_page.locator(f"#user-row-{newbie.id}")
+    expect(row).to_be_visible()
+    row.get_by_label(f"Role for {newbie.email}").select_option("moderator") if row.locator("select").count() \
+        else _pick_radix_option(admin_page, row.get_by_label(f"Role for {newbie.email}"), "moderator")
+    expect(row).to_contain_text("moderator", timeout=10_000)
+    skill_input = row.get_by_label(f"Add skill for {newbie.email}")
+    skill_input.fill("kerberos")
+    skill_input.press("Enter")
+    row.get_by_role("button", name="Save skills").click()
+    expect(row).to_contain_text("kerberos")
+    shot(admin_page, "admin-users")
+
+    mod_page = new_page()
+    log_in(mod_page, newbie.email)
+    expect(mod_page).to_have_url(re.compile(r".*/queue/?$"))
+    expect(mod_page.get_by_text("Nothing in this queue")).to_be_visible()
+    token = factory.token(requester)
+    r = httpx.post(f"{app_url}/api/tickets", headers={"Authorization": f"Bearer {token}"},
+                   json={"title": "Kerberos tickets expire early", "description": "Our kerberos login fails."})
+    assert r.status_code == 201
+    started = time.monotonic()
+    expect(mod_page.locator(f"#queue-row-{r.json()['id']}")).to_be_visible(timeout=20_000)
+    print(f"ticket appeared in the moderator's open queue {time.monotonic() - started:.1f} s after submit "
+          f"(includes the fake Gemini's {2.5} s)")
+    expect(mod_page.get_by_text("New ticket assigned to you")).to_be_visible()
+    shot(mod_page, "moderator-queue-live")
+
+
+def _pick_radix_option(page, trigger, value: str) -> None:
+    trigger.click()
+    page.get_by_role("option", name=value, exact=True).click()
+
+
+def test_4_users_get_not_allowed_and_not_found(new_page, factory):
+    factory.admin()
+    alice, bob = factory.user(name="Alice"), factory.user(name="Bob")
+    private = factory.ticket(alice, "Alice's private problem", "Only Alice may read this.")
+    page = new_page()
+    log_in(page, bob.email)
+    for path in ("/admin/users", "/admin", "/queue"):
+        page.goto(path)
+        expect(page.locator("#not-allowed")).to_be_visible()
+        expect(page.get_by_text(alice.email)).to_have_count(0)
+    shot(page, "not-allowed")
+    page.goto(f"/tickets/{private.id}")
+    expect(page.locator("#not-found")).to_be_visible()
+    expect(page.get_by_text("Only Alice may read this.")).to_have_count(0)
+    shot(page, "ticket-not-found")
+
+
+def test_pages_at_phone_width_and_in_dark_mode(new_page, factory):
+    factory.admin()
+    user = factory.user(name="Phoebe Phone")
+    factory.ticket(user, "Cannot export CSV", "The export button does nothing.")
+    page = new_page(width=390, height=844, dark=True)
+    log_in(page, user.email)
+    expect(page.get_by_role("link", name="Cannot export CSV")).to_be_visible()
+    shot(page, "my-tickets-phone-dark")
+    page.goto("/login")
+    shot(page, "login-phone-dark")

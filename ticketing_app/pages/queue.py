@@ -1,0 +1,111 @@
+"""The moderator queue page."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from ticketing_app.components.badges import priority_badge, status_badge
+from ticketing_app.components.layout import empty_state, error_callout, not_allowed, page
+from ticketing_app.config import get_settings
+from ticketing_app.states.queue import ANY, QueueState
+
+STATUS_CHOICES = ["open", "in_progress", "resolved", "closed"]
+
+
+def _row(row: rx.Var) -> rx.Component:
+    link = "/tickets/" + row["id"].to_string()
+    return rx.table.row(
+        rx.table.cell(rx.link(row["number"], href=link)),
+        rx.table.cell(rx.link(row["title"], href=link), max_width="22em"),
+        rx.table.cell(priority_badge(row["priority"], row["priority_label"])),
+        rx.table.cell(row["category_label"]),
+        rx.table.cell(status_badge(row["status"], row["status_label"])),
+        rx.table.cell(
+            rx.cond(row["overdue"], rx.badge("Overdue " + row["due"].to(str), color_scheme="red"),
+                    rx.text(row["due"], size="1"))
+        ),
+        rx.table.cell(row["assignee"]),
+        rx.table.cell(
+            rx.select(
+                STATUS_CHOICES,
+                value=row["status"],
+                on_change=lambda value: QueueState.quick_status(row["id"], value),
+                size="1",
+                aria_label="Change status of " + row["number"].to(str),
+            )
+        ),
+        background=rx.cond(row["overdue"], "var(--red-a2)", "transparent"),
+        id="queue-row-" + row["id"].to_string(),
+    )
+
+
+def _filters() -> rx.Component:
+    return rx.flex(
+        rx.cond(
+            QueueState.is_admin,
+            rx.segmented_control.root(
+                rx.segmented_control.item("Mine", value="me"),
+                rx.segmented_control.item("All", value="any"),
+                rx.segmented_control.item("Unassigned", value="unassigned"),
+                value=QueueState.scope,
+                on_change=QueueState.set_scope,
+                aria_label="Whose tickets",
+            ),
+        ),
+        rx.select(["active", ANY, *STATUS_CHOICES], value=QueueState.status_filter,
+                  on_change=QueueState.set_status_filter, aria_label="Status"),
+        rx.select([ANY, "high", "medium", "low"], value=QueueState.priority_filter,
+                  on_change=QueueState.set_priority_filter, aria_label="Priority"),
+        rx.select([ANY, *get_settings().triage_categories], value=QueueState.category_filter,
+                  on_change=QueueState.set_category_filter, aria_label="Category"),
+        spacing="3",
+        wrap="wrap",
+        margin_bottom="1em",
+    )
+
+
+@rx.page(route="/queue", title="Queue · Helpdesk", on_load=[QueueState.load, QueueState.follow])
+def queue_page() -> rx.Component:
+    return page(
+        rx.cond(
+            QueueState.allowed,
+            rx.box(
+                _filters(),
+                error_callout(QueueState.error),
+                rx.cond(
+                    QueueState.loading & (QueueState.rows.length() == 0),
+                    rx.center(rx.spinner(), padding="2em"),
+                    rx.cond(
+                        QueueState.rows.length() == 0,
+                        empty_state("Nothing in this queue. New tickets appear here as soon as they are routed."),
+                        rx.box(
+                            rx.table.root(
+                                rx.table.header(rx.table.row(*[
+                                    rx.table.column_header_cell(h) for h in
+                                    ("Number", "Title", "Priority", "Category", "Status", "Due", "Assignee",
+                                     "Quick status")
+                                ])),
+                                rx.table.body(rx.foreach(QueueState.rows, _row)),
+                                width="100%",
+                            ),
+                            overflow_x="auto",
+                        ),
+                    ),
+                ),
+                rx.flex(
+                    rx.button("Previous", on_click=QueueState.previous_page, variant="soft",
+                              disabled=QueueState.page_index == 0),
+                    rx.text("Page ", QueueState.page_index + 1, " of ", QueueState.page_count, " · ",
+                            QueueState.total, " tickets", size="2"),
+                    rx.button("Next", on_click=QueueState.next_page, variant="soft",
+                              disabled=QueueState.page_index + 1 >= QueueState.page_count),
+                    spacing="3",
+                    align="center",
+                    margin_top="1em",
+                ),
+                width="100%",
+            ),
+            not_allowed(),
+        ),
+        title="Queue",
+    )

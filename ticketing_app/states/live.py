@@ -1,0 +1,81 @@
+"""Live pages: a per-client background loop that polls a cheap change marker and reloads on change.
+
+The database is the source of truth, so this works with any number of backend and job workers (and
+with Reflex's Redis state manager): no in-process pub/sub to miss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import reflex as rx
+from sqlalchemy.orm import Session
+
+from ticketing_app.models import User
+from ticketing_app.services import accounts
+from ticketing_app.states.base import run_db
+
+POLL_SECONDS = 1.0
+
+
+async def marker_for(token: str, fn: Callable[[Session, User], str]) -> str | None:
+    """The marker as the token's user sees it; None when the session is no longer valid."""
+
+    def read(session: Session) -> str | None:
+        try:
+            actor = accounts.user_from_token(session, token)
+        except Exception:  # noqa: BLE001 - an invalid session simply stops the live loop
+            return None
+        return fn(session, actor)
+
+    try:
+        return await run_db(read)
+    except Exception:  # noqa: BLE001 - database blip: keep the page, try again next round
+        return ""
+
+
+async def pause() -> None:
+    await asyncio.sleep(POLL_SECONDS)
+
+
+class LiveMixin(rx.State, mixin=True):
+    """Adds `follow`: start it from on_load; it reloads the page's data whenever its marker moves.
+
+    Using pages define `_marker_fn()` (what to fingerprint, as the user sees it) and `_refresh()`
+    (reload the data; may return events such as a toast). One loop runs per client and page: a newer
+    loop, leaving the page, or an ended session stops the older one.
+    """
+
+    _live_generation: int = 0
+
+    def _marker_fn(self) -> Callable[[Session, User], str]:
+        raise NotImplementedError
+
+    async def _refresh(self) -> Any:
+        raise NotImplementedError
+
+    @rx.event(background=True)
+    async def follow(self):
+        async with self:
+            self._live_generation += 1
+            generation, token, path = self._live_generation, self.token, self.router.url.path
+        last: str | None = None
+        while True:
+            await pause()
+            async with self:
+                if self._live_generation != generation or self.router.url.path != path:
+                    return
+                marker_fn = self._marker_fn()
+            marker = await marker_for(token, marker_fn)
+            if marker is None:
+                return
+            if not marker or marker == last:
+                continue
+            if last is not None:
+                async with self:
+                    events = await self._refresh()
+                if events:
+                    yield events
+            last = marker

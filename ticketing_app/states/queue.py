@@ -1,0 +1,133 @@
+"""The moderator queue: my assigned tickets by priority and due time; admins can look at all or unassigned."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import reflex as rx
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from ticketing_app.errors import DomainError, NotAuthenticated, PermissionDenied
+from ticketing_app.models import User
+from ticketing_app.schemas import TicketFilters, TicketUpdate
+from ticketing_app.services import tickets
+from ticketing_app.states.base import AuthState, error_message
+from ticketing_app.states.formatting import ticket_row
+from ticketing_app.states.live import LiveMixin
+
+PAGE_SIZE = 25
+ANY = "any"
+
+
+class QueueState(LiveMixin, AuthState):
+    rows: list[dict[str, Any]] = []
+    total: int = 0
+    page_index: int = 0
+    scope: str = "me"
+    status_filter: str = "active"
+    priority_filter: str = ANY
+    category_filter: str = ANY
+    allowed: bool = True
+    loading: bool = True
+    error: str = ""
+    _known_ids: set[int] = set()
+
+    @rx.var
+    def page_count(self) -> int:
+        return max(1, -(-self.total // PAGE_SIZE))
+
+    def _filters(self) -> TicketFilters:
+        return TicketFilters(
+            active=self.status_filter == "active",
+            status=None if self.status_filter in ("active", ANY) else self.status_filter,  # type: ignore[arg-type]
+            priority=None if self.priority_filter == ANY else self.priority_filter,  # type: ignore[arg-type]
+            category=None if self.category_filter == ANY else self.category_filter,
+            assigned=self.scope,  # type: ignore[arg-type]
+            limit=PAGE_SIZE,
+            offset=self.page_index * PAGE_SIZE,
+        )
+
+    def _marker_fn(self) -> Callable[[Session, User], str]:
+        filters = self._filters()
+        return lambda s, u: tickets.change_marker(s, u, filters=filters)
+
+    async def _refresh(self) -> Any:
+        try:
+            filters = self._filters()
+            page = await self.actor_call(lambda s, u: tickets.list_queue(s, u, filters))
+        except NotAuthenticated:
+            return rx.redirect("/login")
+        except PermissionDenied:
+            self.allowed, self.rows, self.total = False, [], 0
+            return None
+        except (DomainError, ValidationError) as exc:
+            self.error = error_message(exc)
+            return None
+        finally:
+            self.loading = False
+        self.allowed, self.error = True, ""
+        rows = [ticket_row(t) for t in page.items]
+        new = [r for r in rows if r["id"] not in self._known_ids and r["assignee_id"] == self.user_id]
+        first_load = not self._known_ids and not self.rows
+        self._known_ids = {r["id"] for r in rows}
+        self.rows, self.total = rows, page.total
+        if new and not first_load:
+            names = ", ".join(r["number"] for r in new[:3])
+            return rx.toast.info(f"New ticket assigned to you: {names}", duration=6000)
+        return None
+
+    @rx.event
+    async def load(self) -> Any:
+        self.loading = True
+        self._known_ids = set()
+        self.rows = []
+        return await self._refresh()
+
+    @rx.event
+    async def set_scope(self, value: str | list[str]) -> Any:
+        chosen = value[0] if isinstance(value, list) else value
+        self.scope = chosen if chosen in ("me", "any", "unassigned") else "me"
+        self.page_index = 0
+        return await self._refresh()
+
+    @rx.event
+    async def set_status_filter(self, value: str) -> Any:
+        self.status_filter, self.page_index = value, 0
+        return await self._refresh()
+
+    @rx.event
+    async def set_priority_filter(self, value: str) -> Any:
+        self.priority_filter, self.page_index = value, 0
+        return await self._refresh()
+
+    @rx.event
+    async def set_category_filter(self, value: str) -> Any:
+        self.category_filter, self.page_index = value, 0
+        return await self._refresh()
+
+    @rx.event
+    async def next_page(self) -> Any:
+        if self.page_index + 1 < self.page_count:
+            self.page_index += 1
+        return await self._refresh()
+
+    @rx.event
+    async def previous_page(self) -> Any:
+        self.page_index = max(0, self.page_index - 1)
+        return await self._refresh()
+
+    @rx.event
+    async def quick_status(self, ticket_id: int, status: str) -> Any:
+        """Change a ticket's status straight from the queue."""
+        try:
+            data = TicketUpdate(status=status)  # type: ignore[arg-type]
+            await self.actor_call(lambda s, u: tickets.update_ticket(s, u, int(ticket_id), data))
+        except NotAuthenticated:
+            return rx.redirect("/login")
+        except (DomainError, ValidationError) as exc:
+            self.error = error_message(exc)
+            return None
+        await self._refresh()
+        return rx.toast.success(f"Status changed to {status.replace('_', ' ')}.")
