@@ -124,9 +124,20 @@ def extend_lease(session: Session, job_id: int, worker_id: str, lease_seconds: i
     return result.rowcount == 1
 
 
-def reclaim_expired(session: Session) -> int:
+@dataclass(frozen=True)
+class ExpiredJob:
+    """A job taken back from a worker whose lease ran out: 'queued' again, or 'dead' (no attempts left)."""
+
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    status: str
+    last_error: str
+
+
+def reclaim_expired(session: Session) -> list[ExpiredJob]:
     """Jobs whose worker vanished go back to the queue (or die if they used all attempts)."""
-    back = session.execute(
+    rows = session.execute(
         text(
             """
             UPDATE jobs SET
@@ -136,10 +147,11 @@ def reclaim_expired(session: Session) -> int:
                              coalesce(locked_by, '?') || ' stopped answering)',
                 locked_by = NULL, locked_until = NULL, run_after = now(), updated_at = now()
             WHERE status = 'running' AND locked_until < now()
+            RETURNING id, kind, payload, status, last_error
             """
         )
-    )
-    return back.rowcount
+    ).all()
+    return [ExpiredJob(r.id, r.kind, _as_dict(r.payload), r.status, r.last_error) for r in rows]
 
 
 def retry_dead(session: Session, job_id: int) -> bool:

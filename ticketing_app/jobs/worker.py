@@ -7,7 +7,6 @@ the loop the moment a job is committed instead of waiting for the next poll.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import socket
@@ -97,6 +96,9 @@ class Worker:
         self._running_lock = threading.Lock()
         self._idle = threading.Condition(self._running_lock)
         self._again = threading.Event()
+        self._wake_lock = threading.Lock()
+        self._wake_pending = False  # a wake-up pass is queued and has not started yet
+        self._claimer: ThreadPoolExecutor | None = None  # runs wake-up passes, one at a time
         self._stop = threading.Event()
         self._executor: ThreadPoolExecutor | None = None
         self._scheduler: BackgroundScheduler | None = None
@@ -130,12 +132,18 @@ class Worker:
         with session_scope() as session:
             outcome = queue.fail(session, job, self.worker_id, error, retry_in)
         log.warning("job %s (%s) attempt %s failed -> %s: %s", job.id, job.kind, job.attempts, outcome, error)
-        if outcome == "dead" and self.on_dead is not None:
-            try:
-                self.on_dead(job.kind, job.payload, error)
-            except Exception:
-                log.exception("dead-letter hook failed for job %s", job.id)
+        if outcome == "dead":
+            self._dead_letter(job.id, job.kind, job.payload, error)
         return outcome
+
+    def _dead_letter(self, job_id: int, kind: str, payload: dict[str, Any], error: str) -> None:
+        """Run the dead-letter hook once for a job that just died; its failure is only logged."""
+        if self.on_dead is None:
+            return
+        try:
+            self.on_dead(kind, payload, error)
+        except Exception:
+            log.exception("dead-letter hook failed for job %s", job_id)
 
     # ----- the loop -----
 
@@ -182,11 +190,26 @@ class Worker:
             self.wake()  # a slot is free: look for more work now
 
     def wake(self) -> None:
-        """Run a claim pass now (called on NOTIFY and when a slot frees up)."""
+        """Run a claim pass now (called on NOTIFY and when a slot frees up).
+
+        The pass runs on a one-thread executor, not through APScheduler: rescheduling the interval job
+        while a pass is running is skipped (max_instances=1, with a warning), so the wake-up could be lost.
+        """
         self._again.set()
-        if self._scheduler is not None and self._scheduler.running and not self._stop.is_set():
-            with contextlib.suppress(Exception):  # racing with shutdown is harmless
-                self._scheduler.modify_job("claim", next_run_time=datetime.now(UTC))
+        with self._wake_lock:
+            if self._wake_pending or self._claimer is None or self._stop.is_set():
+                return  # a queued pass that has not started yet will see this job too
+            self._wake_pending = True
+        try:
+            self._claimer.submit(self._wake_pass)
+        except RuntimeError:  # racing with shutdown is harmless
+            with self._wake_lock:
+                self._wake_pending = False
+
+    def _wake_pass(self) -> None:
+        with self._wake_lock:
+            self._wake_pending = False  # from now on, a new wake-up queues another pass
+        self._tick()
 
     def _tick(self) -> None:
         try:
@@ -197,12 +220,16 @@ class Worker:
     def _reap(self) -> None:
         try:
             with session_scope() as session:
-                count = queue.reclaim_expired(session)
-            if count:
-                log.warning("reclaimed %s job(s) whose worker stopped answering", count)
-                self.wake()
+                expired = queue.reclaim_expired(session)
         except Exception:  # noqa: BLE001
             log.warning("reclaiming expired leases failed; will retry")
+            return
+        if expired:
+            log.warning("reclaimed %s job(s) whose worker stopped answering", len(expired))
+            self.wake()
+        for job in expired:
+            if job.status == "dead":  # its last attempt vanished with its worker: dead-letter it here
+                self._dead_letter(job.id, job.kind, job.payload, job.last_error)
 
     def _listen(self) -> None:
         """Wake the loop on NOTIFY; reconnect after a database restart."""
@@ -222,7 +249,9 @@ class Worker:
     def start(self) -> None:
         """Start the scheduler, the thread pool and the NOTIFY listener in background threads."""
         self._stop.clear()
+        self._wake_pending = False
         self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="job")
+        self._claimer = ThreadPoolExecutor(1, thread_name_prefix="job-claim")
         self._scheduler = BackgroundScheduler(timezone=UTC)
         self._scheduler.add_job(self._tick, "interval", seconds=self.poll_seconds, id="claim",
                                 max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
@@ -237,7 +266,10 @@ class Worker:
         """Stop claiming; let running jobs finish when `wait`."""
         self._stop.set()
         if self._scheduler is not None and self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
+            # Wait for a claim pass in progress: jobs it claims must reach the pool, not stay 'running'.
+            self._scheduler.shutdown(wait=True)
+        if self._claimer is not None:
+            self._claimer.shutdown(wait=True)
         if self._executor is not None:
             self._executor.shutdown(wait=wait)
         if self._listener is not None:

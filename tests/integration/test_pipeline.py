@@ -1,0 +1,457 @@
+"""The ticket pipeline (triage -> assign -> e-mails): idempotent steps, Gemini with fallback, real SMTP."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from tests.factories import Factory
+from tests.fakes.fake_gemini import FakeGeminiServer, ScriptedResponse, fail, ok, triage_answer
+from tests.fakes.smtp_server import FakeSmtpServer
+from ticketing_app.ai import select as ai_select
+from ticketing_app.ai.offline import OfflineTriageProvider
+from ticketing_app.ai.types import TriageRequest, TriageResult
+from ticketing_app.config import get_settings
+from ticketing_app.db import session_scope
+from ticketing_app.jobs import queue
+from ticketing_app.jobs.worker import Worker, drain
+from ticketing_app.models import EmailMessage, Job, Ticket, TicketEvent, User
+from ticketing_app.services import notifications
+from ticketing_app.services.pipeline import HANDLERS, on_dead
+
+SetEnv = Callable[..., None]
+_DEFAULT_TRIAGE = ai_select.default_triage
+
+
+def clear_caches() -> None:
+    get_settings.cache_clear()
+    _DEFAULT_TRIAGE.cache_clear()  # the real one, even while a test has swapped it out
+    notifications.default_sender.cache_clear()
+
+
+@pytest.fixture()
+def set_env(clean_db: str) -> Iterator[SetEnv]:
+    """Change settings through the environment; everything is restored (and caches cleared) afterwards."""
+    saved: dict[str, str | None] = {}
+
+    def apply(**values: object) -> None:
+        for name, value in values.items():
+            saved.setdefault(name, os.environ.get(name))
+            os.environ[name] = str(value)
+        clear_caches()
+
+    yield apply
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    clear_caches()
+
+
+class CountingProvider:
+    """Wraps a provider and counts its calls; optionally fails or waits on a barrier first."""
+
+    def __init__(self, inner: object | None = None, *, error: Exception | None = None,
+                 barrier: threading.Barrier | None = None) -> None:
+        self.inner = inner or OfflineTriageProvider()
+        self.name = getattr(self.inner, "name", "counting")
+        self.error = error
+        self.barrier = barrier
+        self.calls: list[str] = []
+        self._lock = threading.Lock()
+
+    def triage(self, request: TriageRequest) -> TriageResult:
+        with self._lock:
+            self.calls.append(request.title)
+        if self.barrier is not None:
+            self.barrier.wait(10)
+        if self.error is not None:
+            raise self.error
+        return self.inner.triage(request)  # type: ignore[attr-defined]
+
+
+@pytest.fixture()
+def provider(monkeypatch: pytest.MonkeyPatch, clean_db: str) -> CountingProvider:
+    counting = CountingProvider()
+    monkeypatch.setattr(ai_select, "default_triage", lambda: counting)
+    return counting
+
+
+def run_until(done: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Drain due jobs (again and again, waiting out backoffs) until `done()` holds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        drain(HANDLERS, on_dead)
+        if done():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("the pipeline did not get there in time")
+        time.sleep(0.02)
+
+
+def run_round() -> None:
+    """One pass: run the jobs due right now once each (unlike drain, retries that fall due meanwhile wait)."""
+    worker = Worker(HANDLERS, on_dead=on_dead)
+    with session_scope() as s:
+        due = queue.claim_jobs(s, worker.worker_id, limit=1000, lease_seconds=60)
+    for job in due:
+        worker.run_job(job)
+
+
+def ticket(ticket_id: int) -> Ticket:
+    with session_scope() as s:
+        found = s.get(Ticket, ticket_id)
+        assert found is not None
+        return found
+
+
+def events(ticket_id: int, kind: str) -> list[TicketEvent]:
+    with session_scope() as s:
+        return list(s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket_id, TicketEvent.kind == kind)))
+
+
+def emails(ticket_id: int | None = None) -> list[EmailMessage]:
+    with session_scope() as s:
+        query = select(EmailMessage).order_by(EmailMessage.id)
+        if ticket_id is not None:
+            query = query.where(EmailMessage.ticket_id == ticket_id)
+        return list(s.scalars(query))
+
+
+def jobs(kind: str | None = None) -> list[Job]:
+    with session_scope() as s:
+        query = select(Job).order_by(Job.id)
+        if kind is not None:
+            query = query.where(Job.kind == kind)
+        return list(s.scalars(query))
+
+
+def no_job_left() -> bool:
+    with session_scope() as s:
+        return not s.scalar(select(func.count()).select_from(Job).where(Job.status.in_(("queued", "running"))))
+
+
+def billing_setup(factory: Factory) -> tuple[User, User, User]:
+    admin = factory.admin()
+    mod = factory.user("moderator", skills=["billing", "payments"], name="Mona Moderator")
+    requester = factory.user(name="Rita Requester")
+    return admin, mod, requester
+
+
+BILLING_TITLE = "Charged twice for my subscription"
+BILLING_TEXT = "My card was charged twice this month, please refund one payment."
+
+
+# ----- idempotency -----
+
+
+def test_redelivered_triage_job_triages_once(factory: Factory, provider: CountingProvider) -> None:
+    _, mod, requester = billing_setup(factory)
+    t = factory.ticket(requester, BILLING_TITLE, BILLING_TEXT)
+    run_until(no_job_left)
+    with session_scope() as s:  # the same triage job delivered a second time (no dedupe key)
+        queue.enqueue(s, "triage", {"ticket_id": t.id})
+    run_until(no_job_left)
+    assert provider.calls == [BILLING_TITLE]  # the AI is not asked again for a triaged ticket
+    assert len(events(t.id, "triaged")) == 1
+    assert len(jobs("assign")) == 1
+    assert len(events(t.id, "assigned")) == 1
+    assert ticket(t.id).assigned_to_id == mod.id
+    assert sorted(m.kind for m in emails(t.id)) == ["ticket_assigned", "ticket_received"]
+
+
+def test_two_triage_deliveries_running_at_once_store_one_result(
+    factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both deliveries ask the AI at the same moment; the ticket row lock lets only the first result in."""
+    _, mod, requester = billing_setup(factory)
+    both = CountingProvider(barrier=threading.Barrier(2))
+    monkeypatch.setattr(ai_select, "default_triage", lambda: both)
+    run_until(no_job_left)  # the welcome e-mails
+    t = factory.ticket(requester, BILLING_TITLE, BILLING_TEXT)
+    with session_scope() as s:
+        queue.enqueue(s, "triage", {"ticket_id": t.id})
+    worker = Worker(HANDLERS, on_dead=on_dead, worker_id="twice")
+    with session_scope() as s:
+        claimed = queue.claim_jobs(s, "twice", limit=20, lease_seconds=60)
+    assert [j.kind for j in claimed] == ["triage", "triage"]
+    outcomes: list[str] = []
+    threads = [threading.Thread(target=lambda j=j: outcomes.append(worker.run_job(j))) for j in claimed]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(10)
+    assert outcomes == ["done", "done"]
+    assert len(both.calls) == 2
+    assert len(events(t.id, "triaged")) == 1
+    assert len(jobs("assign")) == 1
+    run_until(no_job_left)
+    assert len(events(t.id, "assigned")) == 1
+    assert ticket(t.id).assigned_to_id == mod.id
+
+
+def test_redelivered_assign_job_assigns_and_mails_once(factory: Factory, provider: CountingProvider) -> None:
+    _, mod, requester = billing_setup(factory)
+    t = factory.ticket(requester, BILLING_TITLE, BILLING_TEXT)
+    run_until(no_job_left)
+    first = ticket(t.id)
+    with session_scope() as s:
+        queue.enqueue(s, "assign", {"ticket_id": t.id})
+    run_until(no_job_left)
+    again = ticket(t.id)
+    assert (again.assigned_to_id, again.assigned_at, again.assignment_reason) == (
+        mod.id, first.assigned_at, first.assignment_reason,
+    )
+    assert len(events(t.id, "assigned")) == 1
+    assert sorted(m.kind for m in emails(t.id)) == ["ticket_assigned", "ticket_received"]
+    assert len(jobs("send_email")) == len(emails())
+
+
+def test_hand_assigned_ticket_is_not_rerouted(factory: Factory, provider: CountingProvider) -> None:
+    admin, _, requester = billing_setup(factory)
+    t = factory.ticket(requester, BILLING_TITLE, BILLING_TEXT)
+    with session_scope() as s:  # an admin assigned it before the job ran
+        s.execute(update(Ticket).where(Ticket.id == t.id).values(assigned_to_id=admin.id))
+    run_until(no_job_left)
+    assert ticket(t.id).assigned_to_id == admin.id
+    assert events(t.id, "assigned") == []
+    assert ticket(t.id).triage_status == "done"
+
+
+def test_deleted_ticket_jobs_are_no_ops(factory: Factory, provider: CountingProvider) -> None:
+    _, _, requester = billing_setup(factory)
+    t = factory.ticket(requester, BILLING_TITLE, BILLING_TEXT)
+    with session_scope() as s:
+        s.delete(s.get(Ticket, t.id))
+        queue.enqueue(s, "assign", {"ticket_id": t.id})
+    run_until(no_job_left)
+    assert provider.calls == []
+    assert {j.status for j in jobs()} == {"done"}
+
+
+# ----- triage failure -----
+
+
+def test_triage_that_keeps_crashing_dies_and_the_ticket_is_still_routed(
+    factory: Factory, set_env: SetEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_env(JOB_MAX_ATTEMPTS=3, JOB_BACKOFF_BASE_SECONDS=0.05, JOB_BACKOFF_MAX_SECONDS=0.2)
+    broken = CountingProvider(error=RuntimeError("provider exploded"))
+    monkeypatch.setattr(ai_select, "default_triage", lambda: broken)
+    admin, _, requester = billing_setup(factory)
+    t = factory.ticket(requester, BILLING_TITLE, BILLING_TEXT)
+    run_until(no_job_left)
+    [triage_job] = jobs("triage")
+    assert (triage_job.status, triage_job.attempts) == ("dead", 3)
+    assert triage_job.last_error == "RuntimeError: provider exploded"
+    assert len(broken.calls) == 3
+    found = ticket(t.id)
+    assert found.triage_status == "failed"
+    assert found.assigned_to_id == admin.id  # never stranded: the admin fallback takes it
+    assert found.assignment_reason == "no moderator with the required skills (none identified); admin fallback, 0 open"
+    [failed] = events(t.id, "triage_failed")
+    assert "provider exploded" in failed.data["error"]
+    assert len(events(t.id, "assigned")) == 1
+    assert sorted(m.kind for m in emails(t.id)) == ["ticket_assigned", "ticket_received"]
+
+
+def test_triage_whose_worker_vanished_on_the_last_attempt_is_still_routed(
+    factory: Factory, set_env: SetEnv, provider: CountingProvider
+) -> None:
+    set_env(JOB_MAX_ATTEMPTS=1)
+    admin, _, requester = billing_setup(factory)
+    run_until(no_job_left)  # the welcome e-mails
+    t = factory.ticket(requester, BILLING_TITLE, BILLING_TEXT)
+    with session_scope() as s:
+        [job] = queue.claim_jobs(s, "crashed-worker", limit=1, lease_seconds=60)
+        s.execute(update(Job).where(Job.id == job.id).values(locked_until=func.now() - timedelta(seconds=1)))
+    Worker(HANDLERS, on_dead=on_dead, worker_id="survivor")._reap()
+    run_until(no_job_left)
+    [triage_job] = jobs("triage")
+    assert triage_job.status == "dead" and "lease expired" in triage_job.last_error
+    found = ticket(t.id)
+    assert found.triage_status == "failed"
+    assert found.assigned_to_id == admin.id
+    assert len(events(t.id, "triage_failed")) == 1
+    assert provider.calls == []
+
+
+# ----- Gemini through the real client -----
+
+
+@pytest.fixture()
+def gemini(set_env: SetEnv) -> Iterator[FakeGeminiServer]:
+    with FakeGeminiServer() as fake:
+        set_env(GEMINI_API_KEY="test-key-pipeline", GEMINI_BASE_URL=fake.base_url, GEMINI_ATTEMPTS=2,
+                GEMINI_TIMEOUT_SECONDS=0.5, GEMINI_MODEL="gemini-test")
+        yield fake
+        provider = ai_select.default_triage()
+        close = getattr(getattr(provider, "primary", None), "close", None)
+        if close is not None:
+            close()
+
+
+def test_gemini_answer_is_used(factory: Factory, gemini: FakeGeminiServer) -> None:
+    _, mod, requester = billing_setup(factory)
+    gemini.set_default(ok(triage_answer(
+        category="billing", priority="high", required_skills=["Payments"],
+        summary="Customer was charged twice.", helpful_notes="- Check the payment processor",
+    )))
+    t = factory.ticket(requester, BILLING_TITLE, BILLING_TEXT)
+    run_until(no_job_left)
+    found = ticket(t.id)
+    assert (found.triage_provider, found.triage_status, found.category, found.priority) == (
+        "gemini", "done", "billing", "high",
+    )
+    assert found.required_skills == ["payments"]
+    assert found.summary == "Customer was charged twice."
+    assert found.assigned_to_id == mod.id
+    assert found.assignment_reason == "matched: payments; 0 open"
+    [triaged] = events(t.id, "triaged")
+    assert triaged.data["provider"] == "gemini" and triaged.data["fallback_reason"] is None
+    assert gemini.request_count == 1
+    request = gemini.last_request
+    assert request.model == "gemini-test" and request.api_key == "test-key-pipeline"
+    assert BILLING_TITLE in request.contents_text
+    assert "payments" in request.system_instruction  # the moderators' skills are the vocabulary
+
+
+@pytest.mark.parametrize(
+    ("scripted", "reason"),
+    [
+        (fail(503, "overloaded"), "503"),
+        (ScriptedResponse(delay=3.0, body={}), "timed out"),
+        (ok("this is not JSON"), "malformed JSON"),
+    ],
+    ids=["5xx", "timeout", "bad-answer"],
+)
+def test_gemini_failure_falls_back_to_offline_triage(
+    factory: Factory, gemini: FakeGeminiServer, scripted: ScriptedResponse, reason: str
+) -> None:
+    _, mod, requester = billing_setup(factory)
+    gemini.set_default(scripted)
+    t = factory.ticket(requester, BILLING_TITLE, BILLING_TEXT)
+    run_until(no_job_left, timeout=20)
+    found = ticket(t.id)
+    assert (found.triage_status, found.triage_provider, found.category) == ("done", "offline-fallback", "billing")
+    assert found.assigned_to_id == mod.id
+    [triaged] = events(t.id, "triaged")
+    assert triaged.data["provider"] == "offline-fallback"
+    assert reason in triaged.data["fallback_reason"]
+    assert "test-key-pipeline" not in triaged.data["fallback_reason"]
+    [triage_job] = jobs("triage")
+    assert triage_job.attempts == 1  # the fallback answered: the job itself did not fail
+    expected_requests = 1 if reason == "malformed JSON" else 2  # GEMINI_ATTEMPTS=2 for transient errors
+    assert gemini.request_count == expected_requests
+
+
+# ----- SMTP -----
+
+
+@pytest.fixture()
+def smtp(set_env: SetEnv) -> Iterator[FakeSmtpServer]:
+    server = FakeSmtpServer()
+    set_env(SMTP_HOST="127.0.0.1", SMTP_PORT=server.port, SMTP_SECURITY="none", SMTP_TIMEOUT_SECONDS=3,
+            MAIL_FROM="Helpdesk <helpdesk@example.com>", APP_BASE_URL="https://help.example.com")
+    yield server
+    server.stop()
+
+
+def test_emails_are_delivered_over_smtp_escaped_and_with_the_ai_notes(
+    factory: Factory, smtp: FakeSmtpServer, provider: CountingProvider
+) -> None:
+    smtp.start()
+    _, mod, requester = billing_setup(factory)
+    title = "<script>alert(1)</script> charged twice"
+    t = factory.ticket(requester, title, BILLING_TEXT)
+    run_until(no_job_left)
+    rows = emails()
+    assert {r.status for r in rows} == {"sent"} and {r.transport for r in rows} == {"smtp"}
+    assert all(r.attempts == 1 and r.sent_at is not None and r.last_error is None for r in rows)
+    received = smtp.wait_for(len(rows))
+    assert len(received) == len(rows)  # welcome mails included; nothing twice
+    by_id = {m.message["Message-ID"]: m for m in received}
+    assert set(by_id) == {r.message_id for r in rows}
+
+    found = ticket(t.id)
+    assigned = next(r for r in rows if r.kind == "ticket_assigned")
+    confirmation = next(r for r in rows if r.kind == "ticket_received")
+    to_mod, to_requester = by_id[assigned.message_id], by_id[confirmation.message_id]
+    assert to_mod.rcpt_tos == (mod.email,) and to_requester.rcpt_tos == (requester.email,)
+    assert found.reference in to_mod.message["Subject"]
+    for message in (to_mod, to_requester):
+        assert "<script>" not in message.html
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in message.html
+        assert f"https://help.example.com/tickets/{t.id}" in message.text
+    # The assignee gets the AI's notes and the routing reason; the requester does not see the notes.
+    notes_line = found.helpful_notes.splitlines()[3]
+    assert notes_line and notes_line in to_mod.text
+    assert found.assignment_reason in to_mod.text
+    assert found.summary in to_mod.text
+    assert notes_line not in to_requester.text
+    assert "Checklist" not in to_requester.text
+    assert provider.calls == [title]
+
+
+def test_smtp_down_then_back_delivers_each_mail_exactly_once(
+    factory: Factory, smtp: FakeSmtpServer, provider: CountingProvider, set_env: SetEnv
+) -> None:
+    set_env(JOB_BACKOFF_BASE_SECONDS=0.05, JOB_BACKOFF_MAX_SECONDS=0.2, JOB_MAX_ATTEMPTS=20)
+    _, mod, requester = billing_setup(factory)
+    tickets = [factory.ticket(requester, f"{BILLING_TITLE} #{n}", BILLING_TEXT) for n in range(2)]
+
+    deadline = time.monotonic() + 10
+    while not ((rows := emails()) and len(rows) == 2 + 4 and all(r.attempts >= 2 for r in rows)):
+        assert time.monotonic() < deadline, [(r.kind, r.attempts) for r in rows]
+        run_round()  # the server is down: every delivery fails, at least twice
+        time.sleep(0.02)
+    rows = emails()
+    assert {r.status for r in rows} == {"pending"}
+    assert all("ConnectionRefusedError" in (r.last_error or "") for r in rows), [r.last_error for r in rows]
+    mail_jobs = jobs("send_email")
+    assert len(mail_jobs) == len(rows)
+    assert all(j.status in ("queued", "running") and j.attempts >= 2 for j in mail_jobs)
+    assert all(j.last_error and j.last_error.startswith("MailDeliveryError") for j in mail_jobs)
+    # Requeued with a backoff (JOB_BACKOFF_BASE_SECONDS=0.05: at least 25 ms after the failure), not at once.
+    assert all(j.run_after - j.updated_at >= timedelta(seconds=0.025) for j in mail_jobs if j.status == "queued")
+    # A mail failure never re-runs AI triage or routing.
+    assert provider.calls == [t.title for t in tickets]
+    assert len(jobs("triage")) == 2 and {j.attempts for j in jobs("triage")} == {1}
+    assert {j.attempts for j in jobs("assign")} == {1}
+
+    smtp.start()  # back on the same port
+    run_until(no_job_left)
+    rows = emails()
+    assert {r.status for r in rows} == {"sent"}
+    assert all(r.last_error is None and r.sent_at is not None for r in rows)
+    time.sleep(0.3)  # a duplicate delivery would show up here
+    received = smtp.messages
+    assert len(received) == len(rows) == 6
+    assert sorted(m.message["Message-ID"] for m in received) == sorted(r.message_id for r in rows)
+    assert {j.status for j in jobs("send_email")} == {"done"}
+    assert provider.calls == [t.title for t in tickets]
+    for t in tickets:
+        assert ticket(t.id).assigned_to_id == mod.id
+        assert len(events(t.id, "triaged")) == 1 and len(events(t.id, "assigned")) == 1
+
+
+def test_a_rejected_recipient_is_not_retried(
+    factory: Factory, smtp: FakeSmtpServer, provider: CountingProvider, set_env: SetEnv
+) -> None:
+    set_env(JOB_BACKOFF_BASE_SECONDS=0.05, JOB_BACKOFF_MAX_SECONDS=0.2)
+    smtp.reject_with = "550 5.1.1 No such user"
+    smtp.start()
+    billing_setup(factory)  # two sign-ups: two welcome e-mails
+    run_until(no_job_left)
+    rows = emails()
+    assert len(rows) == 2 and {r.status for r in rows} == {"failed"}
+    assert all(r.attempts == 1 and "550" in r.last_error for r in rows)
+    assert {(j.status, j.attempts) for j in jobs("send_email")} == {("dead", 1)}
+    assert smtp.messages == []
