@@ -16,6 +16,9 @@ Role = Literal["user", "moderator", "admin"]
 Status = Literal["open", "in_progress", "resolved", "closed"]
 Priority = Literal["low", "medium", "high"]
 
+# Ids are PostgreSQL `integer` columns: anything outside this range cannot name a row.
+MAX_ID = 2**31 - 1
+
 _EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -44,9 +47,18 @@ def clean_email(value: str) -> str:
     return value
 
 
+def no_nul(value: str) -> str:
+    """Passwords are taken as typed, except NUL, which no person types and some stores cut at."""
+    if "\x00" in value:
+        raise ValueError("contains control characters that are not allowed")
+    return value
+
+
 Email = Annotated[str, AfterValidator(clean_email)]
 Line = Annotated[str, AfterValidator(clean_line)]
 Text = Annotated[str, AfterValidator(clean_text)]
+Password = Annotated[str, AfterValidator(no_nul)]
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class StrictInput(BaseModel):
@@ -58,12 +70,12 @@ class StrictInput(BaseModel):
 class SignupIn(StrictInput):
     name: Annotated[Line, Field(min_length=1, max_length=100)]
     email: Email
-    password: Annotated[str, Field(min_length=8, max_length=256)]
+    password: Annotated[Password, Field(min_length=8, max_length=256)]
 
 
 class LoginIn(StrictInput):
-    email: Annotated[str, Field(min_length=1, max_length=254)]
-    password: Annotated[str, Field(min_length=1, max_length=256)]
+    email: Annotated[Line, Field(min_length=1, max_length=254)]
+    password: Annotated[Password, Field(min_length=1, max_length=256)]
 
 
 class TicketCreate(StrictInput):
@@ -75,7 +87,7 @@ class TicketUpdate(StrictInput):
     status: Status | None = None
     priority: Priority | None = None
     category: Annotated[Line, Field(min_length=1, max_length=50)] | None = None
-    assignee_id: int | None = None
+    assignee_id: Id | None = None
     reason: Annotated[Text, Field(max_length=1000)] | None = None
 
 
@@ -87,7 +99,7 @@ class CommentCreate(StrictInput):
 class UserUpdate(StrictInput):
     email: Email
     role: Role | None = None
-    skills: list[Annotated[str, Field(max_length=200)]] | None = Field(default=None, max_length=200)
+    skills: list[Annotated[Line, Field(max_length=200)]] | None = Field(default=None, max_length=200)
     active: bool | None = None
 
 
@@ -95,15 +107,15 @@ class TicketFilters(StrictInput):
     status: Status | None = None
     active: bool = False  # only open and in-progress tickets
     priority: Priority | None = None
-    category: Annotated[str, Field(max_length=50)] | None = None
-    q: Annotated[str, Field(max_length=200)] | None = None
+    category: Annotated[Line, Field(max_length=50)] | None = None
+    q: Annotated[Line, Field(max_length=200)] | None = None
     assigned: Literal["me", "unassigned", "any"] = "any"
     limit: Annotated[int, Field(ge=1, le=100)] = 20
     offset: Annotated[int, Field(ge=0, le=1_000_000)] = 0
 
 
 class UserFilters(StrictInput):
-    q: Annotated[str, Field(max_length=200)] | None = None
+    q: Annotated[Line, Field(max_length=200)] | None = None
     role: Role | None = None
     limit: Annotated[int, Field(ge=1, le=100)] = 20
     offset: Annotated[int, Field(ge=0, le=1_000_000)] = 0

@@ -31,6 +31,12 @@ _REPEATED_PUNCT = re.compile(r"([!?.])[!?.]+")
 _SENTENCE_START = re.compile(r"(?:^|[.!?]\s+)[a-z]")
 _PRONOUN_I = re.compile(r"\bi\b")
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?;:])\s+|\n+|(?=\[)")
+# A sentence that is only a triage field's label ("Priority:", "required_skills =", "Assign to:").
+_FIELD_LABEL = re.compile(
+    r"^\W*(priority|category|severity|urgency|(required[\s_-]*)?skills?|assign(ed)?(\s+to)?|assignee|route(\s+to)?)"
+    r"\s*[:=]\s*$",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -133,11 +139,19 @@ def _clean(raw: str) -> tuple[str, str]:
 
 
 def _drop_injections(text: str) -> tuple[str, bool]:
-    """Remove sentences that address the triage system instead of describing the problem."""
-    kept, dropped = [], False
+    """Remove sentences that address the triage system instead of describing the problem.
+
+    Sentences are split at colons too, so "Category: security" arrives as a label and a value: a label
+    naming a triage field is dropped together with the value after it.
+    """
+    kept, dropped, drop_value = [], False, False
     for sentence in _SENTENCE_SPLIT.split(text):
         lowered = sentence.lower()
-        if any(t in lowered for t in rules.INJECTION_TRIGGERS) and rules.INJECTION.search(sentence):
+        if drop_value and sentence.strip():
+            drop_value, dropped = False, True
+        elif _FIELD_LABEL.search(sentence):
+            drop_value, dropped = True, True
+        elif any(t in lowered for t in rules.INJECTION_TRIGGERS) and rules.INJECTION.search(sentence):
             dropped = True
         elif sentence.strip():
             kept.append(sentence.strip())

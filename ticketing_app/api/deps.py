@@ -1,8 +1,14 @@
-"""Request-scoped dependencies: one database transaction per request, and the acting user."""
+"""Request plumbing: the bearer token, and one transaction per action that also resolves the user.
+
+Each endpoint authenticates and acts inside a single `acting()` block, in one thread. (A session
+dependency would take a database connection while authenticating and keep it while the request waits
+for a threadpool slot to run the endpoint: under load that exhausts the pool.)
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import Depends
@@ -10,24 +16,25 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from ticketing_app.db import session_scope
+from ticketing_app.errors import NotAuthenticated
 from ticketing_app.models import User
 from ticketing_app.services.accounts import user_from_token
 
 _bearer = HTTPBearer(auto_error=False, description="The access_token from /api/auth/login or /signup")
 
 
-def get_session() -> Iterator[Session]:
+def bearer_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
+    """The token from the Authorization header; 401 when there is none (checked against the DB later)."""
+    if credentials is None or not credentials.credentials:
+        raise NotAuthenticated("Log in first: this needs an access token (Authorization: Bearer ...).")
+    return credentials.credentials
+
+
+Token = Annotated[str, Depends(bearer_token)]
+
+
+@contextmanager
+def acting(token: str) -> Iterator[tuple[Session, User]]:
+    """One transaction for one action, as the token's (freshly read, active) user."""
     with session_scope() as session:
-        yield session
-
-
-SessionDep = Annotated[Session, Depends(get_session)]
-
-
-def get_current_user(
-    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> User:
-    return user_from_token(session, credentials.credentials if credentials else None)
-
-
-CurrentUser = Annotated[User, Depends(get_current_user)]
+        yield session, user_from_token(session, token)

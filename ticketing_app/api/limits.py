@@ -25,6 +25,9 @@ class BodySizeLimit:
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             await self._reject(send)
             return
+        if declared is None:  # streamed (chunked): read it here, so an oversized one is a clean 413
+            await self._buffered(scope, receive, send)
+            return
         received = 0
         started = False
 
@@ -48,6 +51,33 @@ class BodySizeLimit:
         except _TooLarge:
             if not started:
                 await self._reject(send)
+
+    async def _buffered(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Read a body of unknown length up to the limit, then hand it to the app in one piece."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.max_bytes:
+                await self._reject(send)
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        await self.app(scope, replay, send)
 
     async def _reject(self, send: Send) -> None:
         body = json.dumps({"detail": f"The request body is too large (limit {self.max_bytes // 1024} KiB)."})

@@ -11,16 +11,18 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from ticketing_app.config import get_settings
@@ -65,6 +67,7 @@ class JobContext:
         self.completed = True
 
 
+T = TypeVar("T")
 Handler = Callable[[JobContext], None]
 DeadHandler = Callable[[str, dict, str], None]
 
@@ -114,10 +117,10 @@ class Worker:
             if handler is None:
                 raise PermanentJobError(f"no handler for job kind {job.kind!r}")
             handler(ctx)
-            if not ctx.completed:
-                with session_scope() as session:
-                    if not queue.complete(session, job.id, self.worker_id):
-                        raise LeaseLost(f"job {job.id} was taken over by another worker")
+            if not ctx.completed and not self._while_database_returns(
+                lambda session: queue.complete(session, job.id, self.worker_id)
+            ):
+                raise LeaseLost(f"job {job.id} was taken over by another worker")
             return "done"
         except LeaseLost as exc:
             log.warning("%s", exc)
@@ -129,12 +132,31 @@ class Worker:
         error = f"{type(exc).__name__}: {exc}"
         permanent = isinstance(exc, PermanentJobError)
         retry_in = None if permanent or job.attempts >= job.max_attempts else self.retry.delay(job.attempts)
-        with session_scope() as session:
-            outcome = queue.fail(session, job, self.worker_id, error, retry_in)
+        outcome = self._while_database_returns(
+            lambda session: queue.fail(session, job, self.worker_id, error, retry_in)
+        )
         log.warning("job %s (%s) attempt %s failed -> %s: %s", job.id, job.kind, job.attempts, outcome, error)
         if outcome == "dead":
             self._dead_letter(job.id, job.kind, job.payload, error)
         return outcome
+
+    def _while_database_returns(self, write: Callable[[Session], T]) -> T:
+        """Run a settling write, retrying while the database is briefly unreachable (e.g. restarting).
+
+        Without this a job running during a database restart could not record its outcome and stayed
+        'running' until its lease expired. Gives up (raises) after half a lease: the lease then covers it.
+        """
+        deadline = time.monotonic() + self.lease_seconds / 2
+        while True:
+            try:
+                with session_scope() as session:
+                    return write(session)
+            except (OperationalError, DBAPIError) as exc:
+                if isinstance(exc, DBAPIError) and not isinstance(exc, OperationalError) \
+                        and not exc.connection_invalidated:
+                    raise
+                if time.monotonic() > deadline or self._stop.wait(0.5):
+                    raise
 
     def _dead_letter(self, job_id: int, kind: str, payload: dict[str, Any], error: str) -> None:
         """Run the dead-letter hook once for a job that just died; its failure is only logged."""
@@ -250,6 +272,9 @@ class Worker:
         """Start the scheduler, the thread pool and the NOTIFY listener in background threads."""
         self._stop.clear()
         self._wake_pending = False
+        # APScheduler logs every tick at INFO and every skipped overlapping tick as a WARNING; both are
+        # expected here (the interval only backs up the NOTIFY wake-ups), so keep its errors only.
+        logging.getLogger("apscheduler").setLevel(logging.ERROR)
         self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="job")
         self._claimer = ThreadPoolExecutor(1, thread_name_prefix="job-claim")
         self._scheduler = BackgroundScheduler(timezone=UTC)

@@ -30,6 +30,8 @@ from ticketing_app.services import notifications
 from ticketing_app.skills import SkillError, canonical_skill, normalize_skills
 
 OPEN_STATUSES = ("open", "in_progress")
+# Advisory-lock key space (the two-int form) of the per-e-mail log-in lock.
+LOGIN_LOCK_SPACE = 0x6C6F67  # "log"
 
 
 def check_password_policy(password: str, email: str) -> None:
@@ -85,7 +87,10 @@ def record_failed_login(session: Session, email: str) -> None:
 def login(session: Session, data: LoginIn) -> tuple[User, str]:
     """Check the credentials; the same message and timing whether or not the e-mail exists."""
     email = data.email.strip().lower()
-    now = session.scalar(select(func.now())) or datetime.now(UTC)
+    # One check at a time per e-mail, across processes (held until this transaction ends): otherwise a burst of
+    # parallel guesses all pass the throttle before the first failure is counted.
+    session.execute(select(func.pg_advisory_xact_lock(LOGIN_LOCK_SPACE, func.hashtext(email))))
+    now = session.scalar(select(func.clock_timestamp())) or datetime.now(UTC)
     _throttle(session, email, now)
     user = find_user_by_email(session, email)
     if user is None:
@@ -175,9 +180,12 @@ def update_user(session: Session, actor: User, data: UserUpdate) -> UserOut:
 
 
 def _active_admin_count(session: Session, *, exclude: int) -> int:
-    return session.scalar(
-        select(func.count()).where(User.role == "admin", User.is_active.is_(True), User.id != exclude)
-    ) or 0
+    # Lock the active admins in id order: two admins demoting each other at once queue up here, and the
+    # second one sees the first one's change, instead of both passing the check and leaving no admin.
+    ids = session.scalars(
+        select(User.id).where(User.role == "admin", User.is_active.is_(True)).order_by(User.id).with_for_update()
+    ).all()
+    return sum(1 for user_id in ids if user_id != exclude)
 
 
 def set_skills(user: User, skills: list[str]) -> None:

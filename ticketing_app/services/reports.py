@@ -25,7 +25,7 @@ def ticket_overview(session: Session, actor: User, *, days: int = 14) -> dict[st
     since = datetime.now(UTC) - timedelta(days=days - 1)
     day = cast(func.timezone("UTC", Ticket.created_at), Date)
     per_day_rows = session.execute(
-        select(day, func.count()).where(Ticket.created_at >= since.replace(hour=0, minute=0, second=0))
+        select(day, func.count()).where(Ticket.created_at >= since.replace(hour=0, minute=0, second=0, microsecond=0))
         .group_by(day).order_by(day)
     ).all()
     per_day = {d.isoformat(): n for d, n in per_day_rows}
@@ -58,8 +58,9 @@ def job_health(session: Session, actor: User, *, limit: int = 20) -> dict[str, A
         select(Job).where(Job.status == "dead").order_by(Job.finished_at.desc().nulls_last(), Job.id.desc())
         .limit(limit)
     ).all()
+    counts = queue.counts_by_status(session)
     return {
-        "counts": {s: queue.counts_by_status(session).get(s, 0) for s in ("queued", "running", "done", "dead")},
+        "counts": {s: counts.get(s, 0) for s in ("queued", "running", "done", "dead")},
         "dead": [
             {"id": j.id, "kind": j.kind, "attempts": j.attempts, "error": (j.last_error or "")[-500:],
              "payload": j.payload, "finished_at": j.finished_at}

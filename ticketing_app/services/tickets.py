@@ -12,6 +12,7 @@ from ticketing_app.errors import InvalidInput, NotFound, PermissionDenied
 from ticketing_app.jobs import queue
 from ticketing_app.models import Comment, Ticket, TicketEvent, User
 from ticketing_app.schemas import (
+    MAX_ID,
     CommentCreate,
     CommentOut,
     EventOut,
@@ -85,6 +86,8 @@ def create_ticket(session: Session, actor: User, data: TicketCreate) -> Ticket:
 
 def get_visible_ticket(session: Session, actor: User, ticket_id: int, *, lock: bool = False) -> Ticket:
     """The ticket if `actor` may see it; NotFound otherwise (never reveal that it exists)."""
+    if not 0 < ticket_id <= MAX_ID:  # the database would refuse the comparison itself (integer out of range)
+        raise NotFound("Ticket not found.")
     query = select(Ticket).where(Ticket.id == ticket_id)
     if lock:
         query = query.with_for_update(of=Ticket)

@@ -103,6 +103,10 @@ class AdminUsersState(AuthState):
         except (DomainError, ValidationError) as exc:
             self.error = error_message(exc)
             return None
+        except Exception as exc:  # e.g. the database is unreachable: say so instead of spinning forever
+            log.exception("loading the users page failed")
+            self.error = error_message(exc)
+            return None
         finally:
             self.loading = False
         if page.total and not page.items and self.page_index > 0:  # the last page emptied: step back
@@ -177,7 +181,8 @@ class AdminUsersState(AuthState):
         row = self._find(user_id)
         if row is None or role == row["role"]:
             return None
-        return await self._update(user_id, f"{row['name']} is now {ROLE_LABELS.get(role, role).lower()}.", role=role)
+        article = "an" if role == "admin" else "a"
+        return await self._update(user_id, f"{row['name']} is now {article} {role}.", role=role)
 
     @rx.event
     async def set_active(self, user_id: int, active: bool) -> Any:
@@ -195,7 +200,10 @@ class AdminUsersState(AuthState):
         return await self._update(user_id, f"Skills saved for {row['name']}.", skills=list(row["draft"]))
 
     @rx.event
-    def add_skill(self, user_id: int, form: dict[str, Any]) -> Any:
+    def add_skill(self, form: dict[str, Any]) -> Any:
+        """The add-skill form of one row: its hidden user_id field says which."""
+        raw_id = str(form.get("user_id", ""))
+        user_id = int(raw_id) if raw_id.isdigit() and len(raw_id) < 10 else 0
         row = self._find(user_id)
         if row is None:
             return None
@@ -204,10 +212,10 @@ class AdminUsersState(AuthState):
             return None
         if canonical_skill(name) in {canonical_skill(s) for s in row["draft"]}:
             self._patch(user_id, error=f"'{name}' is already in the list.", notice="")
-            return rx.set_value(f"add-skill-{user_id}", "")
+            return None
         draft = [*row["draft"], name]
         self._patch(user_id, draft=draft, dirty=draft != row["skills"], error="", notice="")
-        return rx.set_value(f"add-skill-{user_id}", "")
+        return None
 
     @rx.event
     def remove_skill(self, user_id: int, skill: str) -> None:
@@ -353,6 +361,10 @@ class AdminOverviewState(AuthState):
         except DomainError as exc:
             self.error = error_message(exc)
             return None
+        except Exception as exc:  # e.g. the database is unreachable: say so instead of spinning forever
+            log.exception("loading the overview failed")
+            self.error = error_message(exc)
+            return None
         finally:
             self.loading = self.refreshing = False
         self._apply(data)
@@ -377,7 +389,6 @@ class AdminOverviewState(AuthState):
 
     @rx.event
     async def retry(self, job_id: int) -> Any:
-        self.error = ""
         try:
             await self.actor_call(lambda s, u: reports.retry_job(s, u, int(job_id)))
         except NotAuthenticated:
@@ -385,9 +396,8 @@ class AdminOverviewState(AuthState):
         except PermissionDenied:
             self._deny()
             return None
-        except DomainError as exc:
-            self.error = error_message(exc)
-            return AdminOverviewState.refresh
+        except DomainError as exc:  # e.g. another admin retried it already: say so, then show the news
+            return [rx.toast.error(error_message(exc), duration=5000), AdminOverviewState.refresh]
         self.dead_jobs = [j for j in self.dead_jobs if j["id"] != job_id]
         return [rx.toast.success(f"Job #{job_id} is queued again.", duration=3000), AdminOverviewState.refresh]
 

@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
 
-from ticketing_app.api.deps import CurrentUser, SessionDep
+from ticketing_app.api.deps import Token, acting
+from ticketing_app.db import session_scope
 from ticketing_app.schemas import AuthOut, LoginIn, Page, SignupIn, UserFilters, UserOut, UserUpdate
 from ticketing_app.services import accounts
 
@@ -14,27 +15,32 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 
 @router.post("/signup", status_code=status.HTTP_201_CREATED, response_model=AuthOut)
-def signup(data: SignupIn, session: SessionDep) -> AuthOut:
-    user, token = accounts.signup(session, data)
-    return AuthOut(user=accounts.user_out(user), access_token=token)
+def signup(data: SignupIn) -> AuthOut:
+    with session_scope() as session:
+        user, token = accounts.signup(session, data)
+        return AuthOut(user=accounts.user_out(user), access_token=token)
 
 
 @router.post("/login", response_model=AuthOut)
-def login(data: LoginIn, session: SessionDep) -> AuthOut:
-    user, token = accounts.login(session, data)
-    return AuthOut(user=accounts.user_out(user), access_token=token)
+def login(data: LoginIn) -> AuthOut:
+    with session_scope() as session:
+        user, token = accounts.login(session, data)
+        return AuthOut(user=accounts.user_out(user), access_token=token)
 
 
 @router.get("/me", response_model=UserOut)
-def me(user: CurrentUser) -> UserOut:
-    return accounts.user_out(user)
+def me(token: Token) -> UserOut:
+    with acting(token) as (_, user):
+        return accounts.user_out(user)
 
 
 @router.get("/users", response_model=Page[UserOut])
-def list_users(user: CurrentUser, session: SessionDep, filters: Annotated[UserFilters, Depends()]) -> Page[UserOut]:
-    return accounts.list_users(session, user, filters)
+def list_users(token: Token, filters: Annotated[UserFilters, Depends()]) -> Page[UserOut]:
+    with acting(token) as (session, user):
+        return accounts.list_users(session, user, filters)
 
 
 @router.post("/update-user", response_model=UserOut)
-def update_user(data: UserUpdate, user: CurrentUser, session: SessionDep) -> UserOut:
-    return accounts.update_user(session, user, data)
+def update_user(data: UserUpdate, token: Token) -> UserOut:
+    with acting(token) as (session, user):
+        return accounts.update_user(session, user, data)

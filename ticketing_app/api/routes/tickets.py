@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, status
 
-from ticketing_app.api.deps import CurrentUser, SessionDep
+from ticketing_app.api.deps import Token, acting
 from ticketing_app.schemas import (
     CommentCreate,
     CommentOut,
@@ -23,30 +23,34 @@ router = APIRouter(prefix="/tickets", tags=["tickets"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=TicketOut)
-def create_ticket(data: TicketCreate, user: CurrentUser, session: SessionDep) -> TicketOut:
-    return tickets.ticket_out(tickets.create_ticket(session, user, data), user)
+def create_ticket(data: TicketCreate, token: Token) -> TicketOut:
+    with acting(token) as (session, user):
+        return tickets.ticket_out(tickets.create_ticket(session, user, data), user)
 
 
 @router.get("", response_model=Page[TicketOut])
 def list_tickets(
-    user: CurrentUser,
-    session: SessionDep,
+    token: Token,
     filters: Annotated[TicketFilters, Depends()],
     order: Annotated[Literal["newest", "queue"], Query()] = "newest",
 ) -> Page[TicketOut]:
-    return tickets.list_tickets(session, user, filters, order=order)
+    with acting(token) as (session, user):
+        return tickets.list_tickets(session, user, filters, order=order)
 
 
 @router.get("/{ticket_id}", response_model=TicketDetail)
-def get_ticket(ticket_id: int, user: CurrentUser, session: SessionDep) -> TicketDetail:
-    return tickets.get_ticket_detail(session, user, ticket_id)
+def get_ticket(ticket_id: int, token: Token) -> TicketDetail:
+    with acting(token) as (session, user):
+        return tickets.get_ticket_detail(session, user, ticket_id)
 
 
 @router.patch("/{ticket_id}", response_model=TicketOut)
-def update_ticket(ticket_id: int, data: TicketUpdate, user: CurrentUser, session: SessionDep) -> TicketOut:
-    return tickets.ticket_out(tickets.update_ticket(session, user, ticket_id, data), user)
+def update_ticket(ticket_id: int, data: TicketUpdate, token: Token) -> TicketOut:
+    with acting(token) as (session, user):
+        return tickets.ticket_out(tickets.update_ticket(session, user, ticket_id, data), user)
 
 
 @router.post("/{ticket_id}/comments", status_code=status.HTTP_201_CREATED, response_model=CommentOut)
-def add_comment(ticket_id: int, data: CommentCreate, user: CurrentUser, session: SessionDep) -> CommentOut:
-    return CommentOut.model_validate(tickets.add_comment(session, user, ticket_id, data))
+def add_comment(ticket_id: int, data: CommentCreate, token: Token) -> CommentOut:
+    with acting(token) as (session, user):
+        return CommentOut.model_validate(tickets.add_comment(session, user, ticket_id, data))
