@@ -33,6 +33,7 @@ class QueueState(LiveMixin, AuthState):
     loading: bool = True
     error: str = ""
     _known_ids: set[int] = set()
+    _seen_once: bool = False  # no toast for what was already there when the page opened
 
     @rx.var
     def page_count(self) -> int:
@@ -70,8 +71,9 @@ class QueueState(LiveMixin, AuthState):
         self.allowed, self.error = True, ""
         rows = [ticket_row(t) for t in page.items]
         new = [r for r in rows if r["id"] not in self._known_ids and r["assignee_id"] == self.user_id]
-        first_load = not self._known_ids and not self.rows
-        self._known_ids = {r["id"] for r in rows}
+        first_load = not self._seen_once
+        self._seen_once = True
+        self._known_ids |= {r["id"] for r in rows}
         self.rows, self.total = rows, page.total
         if new and not first_load:
             names = ", ".join(r["number"] for r in new[:3])
@@ -81,7 +83,7 @@ class QueueState(LiveMixin, AuthState):
     @rx.event
     async def load(self) -> Any:
         self.loading = True
-        self._known_ids = set()
+        self._known_ids, self._seen_once = set(), False
         self.rows = []
         return await self._refresh()
 
