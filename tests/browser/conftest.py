@@ -33,7 +33,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
+# Package scope: the server (and its in-process job worker) must stop when the browser tests end, or it
+# would take the jobs of the integration tests that run after it on the same database.
+@pytest.fixture(scope="package")
 def fake_gemini() -> Iterator[FakeGeminiServer]:
     responder = keyword_triage_responder()
 
@@ -44,7 +46,7 @@ def fake_gemini() -> Iterator[FakeGeminiServer]:
         yield fake
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def app_url(database: str, fake_gemini: FakeGeminiServer, tmp_path_factory) -> Iterator[str]:
     """Build and serve the app in production mode; yields its base URL."""
     assert Path(CHROMIUM).exists(), "Debian's chromium is missing: run ./scripts/test.sh, which installs it"
@@ -99,7 +101,7 @@ def app_url(database: str, fake_gemini: FakeGeminiServer, tmp_path_factory) -> I
         log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
     from playwright.sync_api import sync_playwright
 
