@@ -6,6 +6,7 @@ import reflex as rx
 
 from ticketing_app.components.charts import bar_list_chart, chart_card, column_chart, donut_chart, stat_card
 from ticketing_app.components.layout import empty_state, error_callout, not_allowed, page
+from ticketing_app.components.pager import pager
 from ticketing_app.states.admin import ROLE_LABELS, ROLES, AdminOverviewState, AdminUsersState
 
 # Below this width each table row becomes a card: headers hidden, each cell labelled by its data-label.
@@ -255,19 +256,6 @@ def _users_table() -> rx.Component:
     )
 
 
-def _users_pager() -> rx.Component:
-    return rx.flex(
-        rx.button("Previous", on_click=AdminUsersState.previous_page, variant="soft",
-                  disabled=AdminUsersState.page_index == 0),
-        rx.text("Page ", AdminUsersState.page_index + 1, " of ", AdminUsersState.page_count, size="2"),
-        rx.button("Next", on_click=AdminUsersState.next_page, variant="soft",
-                  disabled=AdminUsersState.page_index + 1 >= AdminUsersState.page_count),
-        spacing="3",
-        align="center",
-        margin_top="1em",
-    )
-
-
 @rx.page(route="/admin/users", title="Users · Helpdesk", on_load=AdminUsersState.load)
 def admin_users_page() -> rx.Component:
     return page(
@@ -290,7 +278,7 @@ def admin_users_page() -> rx.Component:
                         empty_state("No users match this search."),
                         _users_table(),
                     ),
-                    _users_pager(),
+                    pager(AdminUsersState, "users"),
                     width="100%",
                 ),
                 rx.cond(AdminUsersState.error == "", _spinner(), error_callout(AdminUsersState.error)),

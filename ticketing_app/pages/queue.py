@@ -6,6 +6,7 @@ import reflex as rx
 
 from ticketing_app.components.badges import priority_badge, status_badge
 from ticketing_app.components.layout import empty_state, error_callout, not_allowed, page
+from ticketing_app.components.pager import pager
 from ticketing_app.config import get_settings
 from ticketing_app.states.queue import ANY, QueueState
 
@@ -92,17 +93,7 @@ def queue_page() -> rx.Component:
                         ),
                     ),
                 ),
-                rx.flex(
-                    rx.button("Previous", on_click=QueueState.previous_page, variant="soft",
-                              disabled=QueueState.page_index == 0),
-                    rx.text("Page ", QueueState.page_index + 1, " of ", QueueState.page_count, " · ",
-                            QueueState.total, " tickets", size="2"),
-                    rx.button("Next", on_click=QueueState.next_page, variant="soft",
-                              disabled=QueueState.page_index + 1 >= QueueState.page_count),
-                    spacing="3",
-                    align="center",
-                    margin_top="1em",
-                ),
+                pager(QueueState),
                 width="100%",
             ),
             not_allowed(),

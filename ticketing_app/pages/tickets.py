@@ -6,6 +6,7 @@ import reflex as rx
 
 from ticketing_app.components.badges import plain_text, priority_badge, status_badge
 from ticketing_app.components.layout import empty_state, error_callout, page
+from ticketing_app.components.pager import pager
 from ticketing_app.states.tickets import MyTicketsState, NewTicketState, TicketState
 
 
@@ -69,17 +70,7 @@ def my_tickets_page() -> rx.Component:
                 ),
             ),
         ),
-        rx.flex(
-            rx.button("Previous", on_click=MyTicketsState.previous_page, variant="soft",
-                      disabled=MyTicketsState.page_index == 0),
-            rx.text("Page ", MyTicketsState.page_index + 1, " of ", MyTicketsState.page_count, " · ",
-                    MyTicketsState.total, " tickets", size="2"),
-            rx.button("Next", on_click=MyTicketsState.next_page, variant="soft",
-                      disabled=MyTicketsState.page_index + 1 >= MyTicketsState.page_count),
-            spacing="3",
-            align="center",
-            margin_top="1em",
-        ),
+        pager(MyTicketsState),
         title="My tickets",
     )
 

@@ -23,6 +23,7 @@ from ticketing_app.services import accounts, reports
 from ticketing_app.skills import canonical_skill, normalize_skill
 from ticketing_app.states.base import AuthState, error_message, run_db
 from ticketing_app.states.formatting import label, when
+from ticketing_app.states.paging import PagedMixin
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +53,10 @@ def user_row(u: UserOut, actor_id: int) -> dict[str, Any]:
     }
 
 
-class AdminUsersState(AuthState):
+class AdminUsersState(PagedMixin, AuthState):
     rows: list[dict[str, Any]] = []
     vocabulary: list[str] = []
-    total: int = 0
-    page_index: int = 0
+    _page_size: int = PAGE_SIZE
     role_filter: str = "all"
     search: str = ""
     loading: bool = True
@@ -65,10 +65,6 @@ class AdminUsersState(AuthState):
     # Whose data `rows` holds: the page shows it only to that user (a shared browser tab after
     # log-out and log-in as someone else never flashes the previous admin's data).
     loaded_for: int = 0
-
-    @rx.var
-    def page_count(self) -> int:
-        return max(1, -(-self.total // PAGE_SIZE))
 
     @rx.var
     def suggestions(self) -> list[str]:
@@ -131,15 +127,7 @@ class AdminUsersState(AuthState):
         self.page_index = 0
         return await self.load()
 
-    @rx.event
-    async def next_page(self) -> Any:
-        if self.page_index + 1 < self.page_count:
-            self.page_index += 1
-        return await self.load()
-
-    @rx.event
-    async def previous_page(self) -> Any:
-        self.page_index = max(0, self.page_index - 1)
+    async def _refresh(self) -> Any:
         return await self.load()
 
     # --- per-row edits ---

@@ -16,15 +16,15 @@ from ticketing_app.services import tickets
 from ticketing_app.states.base import AuthState, error_message
 from ticketing_app.states.formatting import ticket_row
 from ticketing_app.states.live import LiveMixin
+from ticketing_app.states.paging import PagedMixin
 
 PAGE_SIZE = 25
 ANY = "any"
 
 
-class QueueState(LiveMixin, AuthState):
+class QueueState(LiveMixin, PagedMixin, AuthState):
     rows: list[dict[str, Any]] = []
-    total: int = 0
-    page_index: int = 0
+    _page_size: int = PAGE_SIZE
     scope: str = "me"
     status_filter: str = "active"
     priority_filter: str = ANY
@@ -35,10 +35,6 @@ class QueueState(LiveMixin, AuthState):
     _known_ids: set[int] = set()
     _seen_once: bool = False  # no toast for what was already there when the page opened
 
-    @rx.var
-    def page_count(self) -> int:
-        return max(1, -(-self.total // PAGE_SIZE))
-
     def _filters(self) -> TicketFilters:
         return TicketFilters(
             active=self.status_filter == "active",
@@ -47,7 +43,7 @@ class QueueState(LiveMixin, AuthState):
             category=None if self.category_filter == ANY else self.category_filter,
             assigned=self.scope,  # type: ignore[arg-type]
             limit=PAGE_SIZE,
-            offset=self.page_index * PAGE_SIZE,
+            offset=self._offset(),
         )
 
     def _marker_fn(self) -> Callable[[Session, User], str]:
@@ -107,17 +103,6 @@ class QueueState(LiveMixin, AuthState):
     @rx.event
     async def set_category_filter(self, value: str) -> Any:
         self.category_filter, self.page_index = value, 0
-        return await self._refresh()
-
-    @rx.event
-    async def next_page(self) -> Any:
-        if self.page_index + 1 < self.page_count:
-            self.page_index += 1
-        return await self._refresh()
-
-    @rx.event
-    async def previous_page(self) -> Any:
-        self.page_index = max(0, self.page_index - 1)
         return await self._refresh()
 
     @rx.event

@@ -17,27 +17,23 @@ from ticketing_app.services.visibility import can_manage, sees_staff_view
 from ticketing_app.states.base import AuthState, error_message
 from ticketing_app.states.formatting import comment_row, event_row, ticket_row
 from ticketing_app.states.live import LiveMixin
+from ticketing_app.states.paging import PagedMixin
 
 PAGE_SIZE = 20
 
 
-class MyTicketsState(LiveMixin, AuthState):
+class MyTicketsState(LiveMixin, PagedMixin, AuthState):
     rows: list[dict[str, Any]] = []
-    total: int = 0
-    page_index: int = 0
+    _page_size: int = PAGE_SIZE
     status_filter: str = "all"
     search: str = ""
     loading: bool = True
     error: str = ""
 
-    @rx.var
-    def page_count(self) -> int:
-        return max(1, -(-self.total // PAGE_SIZE))
-
     def _filters(self) -> TicketFilters:
         status = None if self.status_filter == "all" else self.status_filter
         return TicketFilters(status=status, q=self.search or None, limit=PAGE_SIZE,  # type: ignore[arg-type]
-                             offset=self.page_index * PAGE_SIZE)
+                             offset=self._offset())
 
     def _marker_fn(self) -> Callable[[Session, User], str]:
         return lambda s, u: tickets.change_marker(s, u)
@@ -71,17 +67,6 @@ class MyTicketsState(LiveMixin, AuthState):
     @rx.event
     async def apply_search(self, form: dict[str, Any]) -> Any:
         self.search, self.page_index = str(form.get("q", "")).strip()[:200], 0
-        return await self._refresh()
-
-    @rx.event
-    async def next_page(self) -> Any:
-        if self.page_index + 1 < self.page_count:
-            self.page_index += 1
-        return await self._refresh()
-
-    @rx.event
-    async def previous_page(self) -> Any:
-        self.page_index = max(0, self.page_index - 1)
         return await self._refresh()
 
 
