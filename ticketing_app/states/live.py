@@ -73,9 +73,10 @@ class LiveMixin(rx.State, mixin=True):
                 return
             if not marker or marker == last:
                 continue
-            if last is not None:
-                async with self:
-                    events = await self._refresh()
-                if events:
-                    yield events
+            # Reload on the first reading too: a change that landed between the page's own load and this
+            # first reading would otherwise become the baseline and never be shown.
+            async with self:
+                events = await self._refresh()
             last = marker
+            if events:
+                yield events
