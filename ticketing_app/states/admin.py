@@ -90,7 +90,7 @@ class AdminUsersState(PagedMixin, AuthState):
                 page = accounts.list_users(s, u, filters)  # checks the admin role first
                 return page, accounts.skill_vocabulary(s)
 
-            page, vocabulary = await self.actor_call(read)
+            page, vocabulary = await self._actor_call(read)
         except NotAuthenticated:
             return rx.redirect("/login")
         except PermissionDenied:
@@ -147,7 +147,7 @@ class AdminUsersState(PagedMixin, AuthState):
         self._patch(user_id, error="", notice="")
         try:
             data = UserUpdate(email=row["email"], **fields)
-            out = await self.actor_call(lambda s, u: accounts.update_user(s, u, data))
+            out = await self._actor_call(lambda s, u: accounts.update_user(s, u, data))
         except NotAuthenticated:
             return rx.redirect("/login")
         except PermissionDenied:
@@ -340,7 +340,7 @@ class AdminOverviewState(AuthState):
         """Read everything once and show it; returns an event to run (a redirect) or None."""
         self.refreshing = True
         try:
-            data = await self.actor_call(_read_overview)
+            data = await self._actor_call(_read_overview)
         except NotAuthenticated:
             return rx.redirect("/login")
         except PermissionDenied:
@@ -378,7 +378,7 @@ class AdminOverviewState(AuthState):
     @rx.event
     async def retry(self, job_id: int) -> Any:
         try:
-            await self.actor_call(lambda s, u: reports.retry_job(s, u, int(job_id)))
+            await self._actor_call(lambda s, u: reports.retry_job(s, u, int(job_id)))
         except NotAuthenticated:
             return rx.redirect("/login")
         except PermissionDenied:

@@ -57,7 +57,7 @@ class AuthState(rx.State):
         self.user_id, self.user_name, self.user_role = 0, "", ""
         self.flash = message
 
-    async def actor_call(self, fn: Callable[[Session, User], T]) -> T:
+    async def _actor_call(self, fn: Callable[[Session, User], T]) -> T:
         """Call a service as the logged-in user; raises NotAuthenticated when the session is gone."""
         token = self.token
 
@@ -77,7 +77,7 @@ class AuthState(rx.State):
     async def require_login(self) -> Any:
         """on_load guard: back to the log-in page when the token is missing, expired or revoked."""
         try:
-            await self.actor_call(lambda _s, _u: None)
+            await self._actor_call(lambda _s, _u: None)
         except NotAuthenticated:
             return rx.redirect("/login")
         return None
@@ -86,7 +86,7 @@ class AuthState(rx.State):
     async def go_home(self) -> Any:
         """Landing page by role; log-in when signed out."""
         try:
-            await self.actor_call(lambda _s, _u: None)
+            await self._actor_call(lambda _s, _u: None)
         except NotAuthenticated:
             return rx.redirect("/login")
         return rx.redirect(LANDING.get(self.user_role, "/tickets"))

@@ -53,7 +53,7 @@ class QueueState(LiveMixin, PagedMixin, AuthState):
     async def _refresh(self) -> Any:
         try:
             filters = self._filters()
-            page = await self.actor_call(lambda s, u: tickets.list_queue(s, u, filters))
+            page = await self._actor_call(lambda s, u: tickets.list_queue(s, u, filters))
         except NotAuthenticated:
             return rx.redirect("/login")
         except PermissionDenied:
@@ -110,7 +110,7 @@ class QueueState(LiveMixin, PagedMixin, AuthState):
         """Change a ticket's status straight from the queue."""
         try:
             data = TicketUpdate(status=status)  # type: ignore[arg-type]
-            await self.actor_call(lambda s, u: tickets.update_ticket(s, u, int(ticket_id), data))
+            await self._actor_call(lambda s, u: tickets.update_ticket(s, u, int(ticket_id), data))
         except NotAuthenticated:
             return rx.redirect("/login")
         except (DomainError, ValidationError) as exc:

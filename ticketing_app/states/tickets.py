@@ -41,7 +41,7 @@ class MyTicketsState(LiveMixin, PagedMixin, AuthState):
     async def _refresh(self) -> Any:
         filters = self._filters()
         try:
-            page = await self.actor_call(lambda s, u: tickets.list_tickets(s, u, filters))
+            page = await self._actor_call(lambda s, u: tickets.list_tickets(s, u, filters))
         except NotAuthenticated:
             return rx.redirect("/login")
         except (DomainError, ValidationError) as exc:
@@ -88,7 +88,7 @@ class NewTicketState(AuthState):
         self.error = ""
         try:
             data = TicketCreate(title=str(form.get("title", "")), description=str(form.get("description", "")))
-            ticket = await self.actor_call(lambda s, u: tickets.create_ticket(s, u, data))
+            ticket = await self._actor_call(lambda s, u: tickets.create_ticket(s, u, data))
         except NotAuthenticated:
             return rx.redirect("/login")
         except (DomainError, ValidationError) as exc:
@@ -139,7 +139,7 @@ class TicketState(LiveMixin, AuthState):
             return detail, manage, sees_staff_view(u, model), staff
 
         try:
-            detail, manage, staff_view, staff = await self.actor_call(read)
+            detail, manage, staff_view, staff = await self._actor_call(read)
         except NotAuthenticated:
             return rx.redirect("/login")
         except DomainError:
@@ -167,7 +167,7 @@ class TicketState(LiveMixin, AuthState):
         ticket_id = self._ticket_id()
         try:
             data = CommentCreate(body=str(form.get("body", "")), internal=self.internal_note)
-            await self.actor_call(lambda s, u: tickets.add_comment(s, u, ticket_id, data))
+            await self._actor_call(lambda s, u: tickets.add_comment(s, u, ticket_id, data))
         except NotAuthenticated:
             return rx.redirect("/login")
         except (DomainError, ValidationError) as exc:
@@ -183,7 +183,7 @@ class TicketState(LiveMixin, AuthState):
         ticket_id = self._ticket_id()
         try:
             data = TicketUpdate(**fields)
-            await self.actor_call(lambda s, u: tickets.update_ticket(s, u, ticket_id, data))
+            await self._actor_call(lambda s, u: tickets.update_ticket(s, u, ticket_id, data))
         except NotAuthenticated:
             return rx.redirect("/login")
         except (DomainError, ValidationError) as exc:

@@ -1,0 +1,239 @@
+"""Every API endpoint x every role: the status each role gets, and that a refused call changes nothing.
+
+The endpoints are enumerated from the FastAPI app itself, so a new endpoint without rows here fails
+`test_every_endpoint_is_in_the_matrix`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.routing import iter_route_contexts
+from sqlalchemy import func, select
+
+from tests.factories import PASSWORD
+from tests.security.conftest import ROLES, World, build_world, reset_database
+from ticketing_app.api.app import create_api
+from ticketing_app.db import session_scope
+from ticketing_app.models import Comment, Ticket, TicketEvent, User
+
+_emails = itertools.count(1)
+
+
+def app_endpoints() -> set[tuple[str, str]]:
+    """(METHOD, path) of everything the API app serves; a static mount appears as ("MOUNT", path)."""
+    found: set[tuple[str, str]] = set()
+    for context in iter_route_contexts(create_api().routes):
+        methods = context.methods
+        if methods is None:
+            found.add(("MOUNT", str(context.path)))
+            continue
+        found.update((m, str(context.path)) for m in methods)
+    return found
+
+
+def by_role(anonymous: int, user: int, other_user: int, moderator: int, assigned_moderator: int,
+            admin: int) -> dict[str, int]:
+    return dict(zip(ROLES, (anonymous, user, other_user, moderator, assigned_moderator, admin), strict=True))
+
+
+EVERYONE_200 = by_role(200, 200, 200, 200, 200, 200)
+STAFF_ONLY_ADMIN = by_role(401, 403, 403, 403, 403, 200)  # admin-only endpoints
+TICKET_READ = by_role(401, 200, 404, 404, 200, 200)  # the requester's ticket, assigned to assigned_moderator
+TICKET_MANAGE = by_role(401, 403, 404, 404, 200, 200)
+
+
+@dataclass
+class Case:
+    endpoint: tuple[str, str]
+    name: str
+    request: Callable[[World, str], tuple[str, Any]]  # (url, json body or None)
+    expected: dict[str, int]
+    check: Callable[[World, str, Any], None] | None = None
+
+
+def _own_email(world: World, role: str) -> str:
+    return world.user("user" if role == "anonymous" else role).email
+
+
+def _ids(response) -> set[int]:
+    return {t["id"] for t in response.json()["items"]}
+
+
+def _check_me(world: World, role: str, r) -> None:
+    assert r.json()["id"] == world.user(role).id and "password" not in r.text
+
+
+def _check_list(world: World, role: str, r) -> None:
+    t, o = world.ticket_id, world.other_ticket_id
+    expected = {"user": {t}, "other_user": {o}, "moderator": set(), "assigned_moderator": {t}, "admin": {t, o}}[role]
+    assert _ids(r) == expected and r.json()["total"] == len(expected)
+
+
+def _check_created(world: World, role: str, r) -> None:
+    body = r.json()
+    assert body["created_by"]["id"] == world.user(role).id and body["priority"] is None
+    assert body["assigned_to"] is None and body["status"] == "open"
+
+
+def _check_signed_up_as_user(r) -> None:
+    assert r.json()["user"]["role"] == "user" and r.json()["user"]["skills"] == [], "sign-up made a non-user"
+
+
+def _check_requester_view(world: World, role: str, r) -> None:
+    # staff-only fields never reach a requester (they are set on this ticket by the test below)
+    if role == "user":
+        assert r.json()["helpful_notes"] is None and r.json()["assignment_reason"] is None
+
+
+T = "/api/tickets/{ticket_id}"
+CASES = [
+    Case(("GET", "/api/health"), "health", lambda w, r: ("/api/health", None), EVERYONE_200),
+    Case(("GET", "/api/openapi.json"), "openapi", lambda w, r: ("/api/openapi.json", None), EVERYONE_200),
+    Case(("HEAD", "/api/openapi.json"), "openapi head", lambda w, r: ("/api/openapi.json", None), EVERYONE_200),
+    Case(("GET", "/api/docs"), "docs", lambda w, r: ("/api/docs", None), EVERYONE_200),
+    Case(("GET", "/docs/oauth2-redirect"), "swagger oauth2 page", lambda w, r: ("/docs/oauth2-redirect", None),
+         EVERYONE_200),
+    Case(("MOUNT", "/api/docs-static"), "docs assets", lambda w, r: ("/api/docs-static/swagger-ui.css", None),
+         EVERYONE_200),
+    Case(("MOUNT", "/api/docs-static"), "docs assets path traversal",
+         lambda w, r: ("/api/docs-static/..%2f..%2f..%2fconfig.py", None), by_role(404, 404, 404, 404, 404, 404)),
+    Case(("POST", "/api/auth/signup"), "sign up",
+         lambda w, r: ("/api/auth/signup", {"name": "New", "email": f"new{next(_emails)}@example.com",
+                                            "password": PASSWORD}), by_role(201, 201, 201, 201, 201, 201),
+         lambda w, r, resp: _check_signed_up_as_user(resp)),
+    Case(("POST", "/api/auth/signup"), "sign up as admin",
+         lambda w, r: ("/api/auth/signup", {"name": "Evil", "email": f"evil{next(_emails)}@example.com",
+                                            "password": PASSWORD, "role": "admin"}),
+         by_role(422, 422, 422, 422, 422, 422)),
+    Case(("POST", "/api/auth/signup"), "sign up with skills and active flag",
+         lambda w, r: ("/api/auth/signup", {"name": "Evil", "email": f"evil{next(_emails)}@example.com",
+                                            "password": PASSWORD, "skills": ["billing"], "is_active": True}),
+         by_role(422, 422, 422, 422, 422, 422)),
+    Case(("POST", "/api/auth/login"), "log in",
+         lambda w, r: ("/api/auth/login", {"email": _own_email(w, r), "password": PASSWORD}), EVERYONE_200),
+    Case(("GET", "/api/auth/me"), "me", lambda w, r: ("/api/auth/me", None), by_role(401, 200, 200, 200, 200, 200),
+         _check_me),
+    Case(("GET", "/api/auth/users"), "list users", lambda w, r: ("/api/auth/users", None), STAFF_ONLY_ADMIN),
+    Case(("POST", "/api/auth/update-user"), "promote myself to admin",
+         lambda w, r: ("/api/auth/update-user", {"email": _own_email(w, r), "role": "admin"}), STAFF_ONLY_ADMIN),
+    Case(("POST", "/api/auth/update-user"), "give myself skills",
+         lambda w, r: ("/api/auth/update-user", {"email": _own_email(w, r), "skills": ["billing", "everything"]}),
+         STAFF_ONLY_ADMIN),
+    Case(("POST", "/api/auth/update-user"), "deactivate someone else",
+         lambda w, r: ("/api/auth/update-user", {"email": w.user("other_user").email, "active": False}),
+         STAFF_ONLY_ADMIN),
+    Case(("GET", "/api/tickets"), "list tickets", lambda w, r: ("/api/tickets", None),
+         by_role(401, 200, 200, 200, 200, 200), _check_list),
+    Case(("GET", "/api/tickets"), "list tickets, everything filter", lambda w, r: ("/api/tickets?assigned=any"
+                                                                                   "&limit=100", None),
+         by_role(401, 200, 200, 200, 200, 200), _check_list),
+    Case(("POST", "/api/tickets"), "create a ticket",
+         lambda w, r: ("/api/tickets", {"title": "My new ticket", "description": "details"}),
+         by_role(401, 201, 201, 201, 201, 201), _check_created),
+    Case(("POST", "/api/tickets"), "create a ticket for someone else, pre-triaged",
+         lambda w, r: ("/api/tickets", {"title": "My new ticket", "description": "d", "created_by_id": 1,
+                                        "priority": "high", "assigned_to_id": 1}),
+         by_role(401, 422, 422, 422, 422, 422)),
+    Case(("GET", T), "read the requester's ticket", lambda w, r: (f"/api/tickets/{w.ticket_id}", None),
+         TICKET_READ, _check_requester_view),
+    Case(("GET", T), "read another user's ticket", lambda w, r: (f"/api/tickets/{w.other_ticket_id}", None),
+         by_role(401, 404, 200, 404, 404, 200)),
+    Case(("GET", T), "read a ticket that does not exist", lambda w, r: ("/api/tickets/999999", None),
+         by_role(401, 404, 404, 404, 404, 404)),
+    Case(("PATCH", T), "start work", lambda w, r: (f"/api/tickets/{w.ticket_id}", {"status": "in_progress"}),
+         TICKET_MANAGE),
+    Case(("PATCH", T), "close", lambda w, r: (f"/api/tickets/{w.ticket_id}", {"status": "closed"}), TICKET_MANAGE),
+    Case(("PATCH", T), "override priority",
+         lambda w, r: (f"/api/tickets/{w.ticket_id}", {"priority": "high", "reason": "VIP"}), TICKET_MANAGE),
+    Case(("PATCH", T), "reassign to the bystander moderator",
+         lambda w, r: (f"/api/tickets/{w.ticket_id}", {"assignee_id": w.user("moderator").id, "reason": "x"}),
+         TICKET_MANAGE),
+    Case(("PATCH", T), "change another user's ticket",
+         lambda w, r: (f"/api/tickets/{w.other_ticket_id}", {"status": "closed"}),
+         by_role(401, 404, 403, 404, 404, 200)),
+    Case(("POST", T + "/comments"), "public reply",
+         lambda w, r: (f"/api/tickets/{w.ticket_id}/comments", {"body": "hello"}),
+         by_role(401, 201, 404, 404, 201, 201)),
+    Case(("POST", T + "/comments"), "internal note",
+         lambda w, r: (f"/api/tickets/{w.ticket_id}/comments", {"body": "note", "internal": True}),
+         by_role(401, 403, 404, 404, 201, 201)),
+    Case(("POST", T + "/comments"), "comment on another user's ticket",
+         lambda w, r: (f"/api/tickets/{w.other_ticket_id}/comments", {"body": "hi"}),
+         by_role(401, 404, 201, 404, 404, 201)),
+]
+
+
+def test_every_endpoint_is_in_the_matrix():
+    served = app_endpoints()
+    covered = {case.endpoint for case in CASES}
+    assert served - covered == set(), f"endpoints without access rules in this matrix: {sorted(served - covered)}"
+    assert covered - served == set(), f"matrix rows for endpoints that no longer exist: {sorted(covered - served)}"
+
+
+def snapshot() -> dict[str, Any]:
+    """Everything a refused call must leave untouched."""
+    with session_scope() as s:
+        return {
+            "tickets": [(t.id, t.title, t.status, t.priority, t.category, t.assigned_to_id, t.created_by_id)
+                        for t in s.scalars(select(Ticket).order_by(Ticket.id))],
+            "users": [(u.id, u.email, u.role, u.is_active, list(u.skills or []))
+                      for u in s.scalars(select(User).order_by(User.id))],
+            "comments": s.scalar(select(func.count()).select_from(Comment)),
+            "events": s.scalar(select(func.count()).select_from(TicketEvent)),
+        }
+
+
+def _mark_staff_fields(world: World) -> None:
+    with session_scope() as s:  # staff-only fields exist on the ticket, so leaking them would show
+        t = s.get(Ticket, world.ticket_id)
+        t.helpful_notes, t.assignment_reason = "STAFF-ONLY-NOTE", "STAFF-ONLY-REASON"
+
+
+def _try(api, world: World, case: Case, role: str) -> tuple[list[str], bool]:
+    """Problems seen when `role` makes the call of `case`, and whether the data changed."""
+    url, body = case.request(world, role)
+    method = case.endpoint[0] if case.endpoint[0] != "MOUNT" else "GET"
+    before = snapshot()
+    r = api.request(method, url, json=body, headers=world.headers(role))
+    changed = snapshot() != before
+    problems = []
+    if r.status_code != case.expected[role]:
+        return [f"{role}: {r.status_code} (expected {case.expected[role]}) {r.text[:200]}"], changed
+    if r.status_code >= 400:
+        if not r.headers["content-type"].startswith("application/json") or not r.json().get("detail"):
+            problems.append(f"{role}: {r.status_code} without a JSON detail")
+        problems += [f"{role}: {text!r} in a refusal" for text in FOREIGN if text in r.text]
+        if changed and method != "HEAD" and case.endpoint[1] != "/api/auth/login":
+            problems.append(f"{role}: a refused call changed data")
+    elif role in ("user", "other_user", "moderator") and method == "GET" and "STAFF-ONLY" in r.text:
+        problems.append(f"{role}: staff-only fields in the answer")  # none of them works this ticket
+    if 200 <= r.status_code < 300 and case.check is not None and method != "HEAD":
+        try:
+            case.check(world, role, r)
+        except AssertionError as exc:
+            problems.append(f"{role}: {exc}")
+    return problems, changed or (r.status_code < 300 and method not in ("GET", "HEAD"))
+
+
+FOREIGN = ("Only Otto may read this", "Two charges on my card", "STAFF-ONLY")
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name.replace(" ", "_"))
+def test_endpoint_for_every_role(api, factory, world: World, case: Case):
+    """Each role in turn; the world is rebuilt after a call that changed something, so every role meets the
+    same starting point."""
+    problems: list[str] = []
+    _mark_staff_fields(world)
+    for role in ROLES:
+        found, dirty = _try(api, world, case, role)
+        problems += found
+        if dirty:
+            reset_database()
+            world = build_world(factory)
+            _mark_staff_fields(world)
+    assert not problems, f"{case.name}:\n" + "\n".join(problems)

@@ -1,0 +1,351 @@
+"""The UI's event handlers, driven in-process as the browser would trigger them, by every role.
+
+A client can send any public event of any state with any arguments (a ticket id, a user id, a status), so
+each handler that acts on a ticket or a user is called here with another person's ids: the service it
+calls must refuse, nothing may change in the database, and no foreign data may land in the state that is
+sent back to the browser. The handlers are enumerated from the state classes, so a new one that is not
+classified here fails `test_every_event_handler_is_classified`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import json
+import pkgutil
+from typing import Any
+
+import pytest
+import reflex as rx
+from sqlalchemy import select, update
+
+import ticketing_app.states as states_pkg
+from tests.security.conftest import ROLES, World, build_world, reset_database
+from tests.security.test_api_access_matrix import snapshot
+from ticketing_app.db import session_scope
+from ticketing_app.jobs import queue
+from ticketing_app.models import Comment, Job, Ticket, User
+from ticketing_app.schemas import UserUpdate
+
+# Framework events every state has: setvar only reaches explicit set_* handlers (auto setters are off).
+FRAMEWORK = {"setvar", "hydrate", "hydrate_and_load", "set_is_hydrated"}
+
+# Handlers that change a ticket or a user, or read one by an id the client chooses: tried by every role below.
+ACTING = {
+    "TicketState.load", "TicketState.follow", "TicketState.set_status", "TicketState.override",
+    "TicketState.reassign", "TicketState.reply",
+    "QueueState.quick_status", "QueueState.load", "QueueState.follow", "QueueState.set_scope",
+    "AdminUsersState.load", "AdminUsersState.change_role", "AdminUsersState.set_active",
+    "AdminUsersState.save_skills",
+    "AdminOverviewState.load", "AdminOverviewState.refresh", "AdminOverviewState.retry",
+    "AdminOverviewState.keep_fresh",
+}
+# Handlers that only read the actor's own data through the same checked services, edit local drafts, or
+# act on the actor's own account (log in, sign up, log out, a new ticket of their own).
+OWN_OR_LOCAL = {
+    "MyTicketsState.load", "MyTicketsState.follow", "MyTicketsState.apply_search", "MyTicketsState.next_page",
+    "MyTicketsState.previous_page", "MyTicketsState.set_status_filter",
+    "NewTicketState.submit", "NewTicketState.count_title", "NewTicketState.count_description",
+    "TicketState.set_internal_note",
+    "QueueState.next_page", "QueueState.previous_page", "QueueState.set_status_filter",
+    "QueueState.set_priority_filter", "QueueState.set_category_filter",
+    "AdminUsersState.apply_search", "AdminUsersState.set_role_filter", "AdminUsersState.next_page",
+    "AdminUsersState.previous_page", "AdminUsersState.add_skill", "AdminUsersState.remove_skill",
+    "AdminUsersState.reset_skills",
+    "AdminOverviewState.set_auto_refresh",
+    "LoginState.submit", "LoginState.on_open", "SignupState.submit",
+    "AuthState.go_home", "AuthState.require_login", "AuthState.logout",
+}
+
+
+def state_classes() -> list[type[rx.State]]:
+    found = []
+    for info in pkgutil.iter_modules(states_pkg.__path__):
+        module = importlib.import_module(f"{states_pkg.__name__}.{info.name}")
+        for obj in vars(module).values():
+            if inspect.isclass(obj) and issubclass(obj, rx.State) and obj.__module__ == module.__name__:
+                found.append(obj)
+    return found
+
+
+def test_every_event_handler_is_classified():
+    handlers = set()
+    for cls in state_classes():
+        inherited = set().union(*(getattr(b, "event_handlers", {}).keys() for b in cls.__mro__[1:]))
+        for name in cls.event_handlers:
+            if name in FRAMEWORK or (name in inherited and cls.__name__ != "AuthState"):
+                continue
+            handlers.add(f"{cls.__name__}.{name}")
+    unknown = handlers - ACTING - OWN_OR_LOCAL
+    assert not unknown, f"event handlers nobody checked for access rules: {sorted(unknown)}"
+    assert not (ACTING | OWN_OR_LOCAL) - handlers, "classified handlers that no longer exist"
+
+
+# ----- driving handlers -----
+
+@pytest.fixture(scope="module", autouse=True)
+def _route_args():
+    """Install the /tickets/[ticket_id] route argument, as compiling the app does."""
+    from reflex.state import State
+    from reflex_base import constants
+
+    State.setup_dynamic_args({"ticket_id": constants.RouteArgType.SINGLE})
+
+
+def make_state(cls, world: World, role: str, **params: str):
+    from reflex.istate.data import PageData
+
+    state = cls(_reflex_internal_init=True)
+    state.token = "" if role == "anonymous" else world.factory.token(world.user(role))
+    if params:
+        state.rx_router_page = PageData(params=params)
+    return state
+
+
+def fire(state, handler: str, *args: Any) -> Any:
+    return asyncio.run(getattr(type(state), handler).fn(state, *args))
+
+
+def state_text(state) -> str:
+    """What the browser would receive of this state (all its vars, computed ones included)."""
+    return json.dumps(state.dict(), default=str)
+
+
+def _redirects_to_login(result: Any) -> bool:
+    return "/login" in str(result)
+
+
+FOREIGN = ("Two charges on my card", "Charged twice", "STAFF-ONLY")
+MANAGERS = {"assigned_moderator", "admin"}
+CAN_SEE = {"user", "assigned_moderator", "admin"}
+
+
+@pytest.fixture()
+def marked_world(world: World) -> World:
+    with session_scope() as s:
+        t = s.get(Ticket, world.ticket_id)
+        t.helpful_notes, t.assignment_reason = "STAFF-ONLY-NOTE", "STAFF-ONLY-REASON"
+    return world
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_ticket_page_load(marked_world: World, role: str):
+    from ticketing_app.states.tickets import TicketState
+
+    state = make_state(TicketState, marked_world, role, ticket_id=str(marked_world.ticket_id))
+    result = fire(state, "load")
+    if role == "anonymous":
+        assert _redirects_to_login(result) and state.ticket == {}
+        return
+    if role in CAN_SEE:
+        assert state.ticket["id"] == marked_world.ticket_id and not state.not_found
+        assert ("STAFF-ONLY-NOTE" in state_text(state)) == (role in MANAGERS)
+        assert bool(state.staff_options) == (role in MANAGERS)
+    else:
+        assert state.not_found and state.ticket == {} and state.comments == [] and state.timeline == []
+        assert state.staff_options == [] and not state.can_manage
+        text = state_text(state)
+        assert not [f for f in FOREIGN if f in text]
+
+
+TICKET_ACTIONS = {
+    "set_status": ("in_progress",),
+    "override": ({"priority": "high", "category": "bug", "reason": "because"},),
+    "reassign": ({"assignee_id": "{moderator}", "reason": "hand over"},),
+    "reply": ({"body": "a note from {role}"},),
+}
+
+
+def _fresh_marked_world(factory) -> World:
+    reset_database()
+    world = build_world(factory)
+    with session_scope() as s:
+        t = s.get(Ticket, world.ticket_id)
+        t.helpful_notes, t.assignment_reason = "STAFF-ONLY-NOTE", "STAFF-ONLY-REASON"
+    return world
+
+
+@pytest.mark.parametrize("action", TICKET_ACTIONS)
+def test_ticket_page_actions_on_the_requesters_ticket(factory, action: str):
+    """Each action as sent from /tickets/<id>, by every role (each meets a fresh world): only the assigned
+    moderator and admins may manage."""
+    from ticketing_app.states.tickets import TicketState
+
+    for role in ROLES:
+        w = _fresh_marked_world(factory)
+        state = make_state(TicketState, w, role, ticket_id=str(w.ticket_id))
+        state.internal_note = True  # a reply is tried as an internal note: staff only
+        args = [json.loads(json.dumps(a).replace("{moderator}", str(w.user("moderator").id))
+                           .replace("{role}", role)) for a in TICKET_ACTIONS[action]]
+        before = snapshot()
+        result = fire(state, action, *args)
+        after = snapshot()
+        if role == "anonymous":
+            assert _redirects_to_login(result) and after == before, role
+            continue
+        if role in MANAGERS:
+            assert state.error == "" and after != before, (role, state.error)
+            continue
+        assert after == before, f"{action} by {role} changed data"
+        assert state.error, f"{action} by {role} gave no message"
+        if role not in CAN_SEE:
+            assert state.error == "Ticket not found." and state.ticket == {}, role
+            assert not [f for f in FOREIGN if f in state_text(state)], role
+
+
+@pytest.mark.parametrize("role", ["user", "moderator", "assigned_moderator"])
+def test_ticket_page_on_another_users_ticket_id(world: World, role: str):
+    """A person opens /tickets/<someone else's id> and fires every action there (other_user owns it)."""
+    from ticketing_app.states.tickets import TicketState
+
+    state = make_state(TicketState, world, role, ticket_id=str(world.other_ticket_id))
+    before = snapshot()
+    fire(state, "load")
+    assert state.not_found
+    for action in ("set_status", "override", "reassign", "reply"):
+        args = {"set_status": ("closed",), "override": ({"priority": "high", "reason": "x"},),
+                "reassign": ({"assignee_id": str(world.user(role).id), "reason": "mine"},),
+                "reply": ({"body": "let me in"},)}[action]
+        fire(state, action, *args)
+        assert state.error == "Ticket not found.", (action, state.error)
+    assert snapshot() == before
+    text = state_text(state)
+    assert "Only Otto may read this" not in text and "Otto's private issue" not in text
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_queue_quick_status_with_any_ticket_id(world: World, role: str):
+    from ticketing_app.states.queue import QueueState
+
+    state = make_state(QueueState, world, role)
+    before = snapshot()
+    for ticket_id in (world.ticket_id, world.other_ticket_id):
+        result = fire(state, "quick_status", ticket_id, "resolved")
+        if role == "anonymous":
+            assert _redirects_to_login(result)
+    with session_scope() as s:
+        statuses = {t.id: t.status for t in s.scalars(select(Ticket))}
+    expected = {
+        "anonymous": {}, "user": {}, "other_user": {}, "moderator": {},
+        "assigned_moderator": {world.ticket_id: "resolved"},
+        "admin": {world.ticket_id: "resolved", world.other_ticket_id: "resolved"},
+    }[role]
+    assert {k: v for k, v in statuses.items() if v != "open"} == expected
+    if not expected:
+        assert snapshot() == before
+    if role in ("user", "other_user", "moderator"):
+        assert state.error in ("Ticket not found.", "Only the assigned moderator or an admin can change this ticket.",
+                               "You can reopen or close your ticket once it is resolved.")
+        assert not [f for f in FOREIGN if f in state_text(state)]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_queue_load_and_scope(world: World, role: str):
+    from ticketing_app.states.queue import QueueState
+
+    state = make_state(QueueState, world, role)
+    result = fire(state, "load")
+    if role == "anonymous":
+        assert _redirects_to_login(result)
+        return
+    fire(state, "set_scope", "any")  # a moderator asking for everything still gets only their own
+    ids = {r["id"] for r in state.rows}
+    expected = {"user": None, "other_user": None, "moderator": set(), "assigned_moderator": {world.ticket_id},
+                "admin": {world.ticket_id, world.other_ticket_id}}[role]
+    if expected is None:
+        assert not state.allowed and state.rows == []
+        assert not [f for f in (*FOREIGN, "Only Otto") if f in state_text(state)]
+    else:
+        assert state.allowed and ids == expected
+
+
+# ----- admin states -----
+
+@pytest.mark.parametrize("role", ROLES)
+def test_admin_users_page_by_role(world: World, role: str):
+    from ticketing_app.states.admin import AdminUsersState
+
+    state = make_state(AdminUsersState, world, role)
+    result = fire(state, "load")
+    if role == "anonymous":
+        assert _redirects_to_login(result)
+    elif role == "admin":
+        assert not state.forbidden and len(state.rows) == 5
+    else:
+        assert state.forbidden and state.rows == [] and state.vocabulary == []
+        text = state_text(state)
+        assert not [p.email for p in world.people.values() if p.email in text and p.id != world.user(role).id]
+
+
+@pytest.mark.parametrize("attempt", ["change_role", "set_active", "save_skills"])
+def test_admin_user_edits_with_rows_in_state_are_refused(factory, attempt: str):
+    """Rows in the state (left from when this person was an admin, or however they got there) give no power:
+    every edit goes through accounts.update_user, which checks the actor's current role."""
+    from ticketing_app.services import accounts
+    from ticketing_app.states.admin import AdminUsersState, user_row
+
+    for role in ("user", "moderator", "assigned_moderator", "demoted_admin"):
+        reset_database()
+        world = build_world(factory)
+        if role == "demoted_admin":
+            actor = factory.user("admin", name="Soon Demoted")
+            state = AdminUsersState(_reflex_internal_init=True)
+            state.token = factory.token(actor)
+            fire(state, "load")
+            assert not state.forbidden and state.rows
+            with session_scope() as s:
+                accounts.update_user(s, s.get(User, world.user("admin").id), UserUpdate(email=actor.email,
+                                                                                         role="user"))
+        else:
+            actor = world.user(role)
+            state = make_state(AdminUsersState, world, role)
+            with session_scope() as s:
+                state.rows = [user_row(accounts.user_out(s.get(User, actor.id)), actor.id)]
+        state.rows = [{**r, "draft": ["billing", "security"], "dirty": True} if r["id"] == actor.id else r
+                      for r in state.rows]
+        other = world.user("other_user").id
+        args = {"change_role": (other if role == "demoted_admin" else actor.id, "admin"),  # a stale row: "admin"
+                "set_active": (other, False), "save_skills": (actor.id,)}[attempt]
+        if not any(r["id"] == args[0] for r in state.rows):
+            with session_scope() as s:
+                state.rows = [*state.rows, user_row(accounts.user_out(s.get(User, args[0])), actor.id)]
+        before = snapshot()
+        fire(state, attempt, *args)
+        assert snapshot() == before, f"{attempt} by {role} changed data"
+        assert state.forbidden and state.rows == [], role
+
+
+@pytest.fixture()
+def dead_job(world: World) -> int:
+    with session_scope() as s:
+        job_id = queue.enqueue(s, "send_email", {"email_id": 424242})
+        s.execute(update(Job).where(Job.id == job_id).values(status="dead", last_error="boom"))
+    return int(job_id)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_admin_overview_and_job_retry_by_role(world: World, dead_job: int, role: str):
+    from ticketing_app.states.admin import AdminOverviewState
+
+    state = make_state(AdminOverviewState, world, role)
+    result = fire(state, "load")
+    fire(state, "retry", dead_job)
+    with session_scope() as s:
+        status = s.get(Job, dead_job).status
+    if role == "anonymous":
+        assert _redirects_to_login(result) and status == "dead"
+    elif role == "admin":
+        assert status != "dead" and not state.forbidden  # queued again (a job loop may already have run it)
+    else:
+        assert status == "dead" and state.forbidden
+        assert state.total == 0 and state.dead_jobs == [] and state.emails == []
+        assert "boom" not in state_text(state) and "424242" not in state_text(state)
+
+
+def test_actor_call_is_not_an_event_a_client_can_send(world: World):
+    """AuthState._actor_call runs a service as the logged-in user: private, so no client event can name it."""
+    from ticketing_app.states.base import AuthState
+
+    assert "_actor_call" not in AuthState.event_handlers
+    assert all("actor_call" not in name for cls in AuthState.get_substates() for name in cls.event_handlers)
