@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One command to set everything up and run all tests plus lint:
 #   ./scripts/test.sh [extra pytest args]
-# Installs the virtualenv and test tools, Node 22 + bun (for the browser tests' production build) and
-# Debian's chromium when browser tests exist and it is missing. CI (.ci/run) calls exactly this.
+# Installs the virtualenv and test tools, Node 22 + bun (for the browser tests' production build), and
+# Debian's chromium and redis-server (the browser tests run the app with several workers sharing state in
+# Redis) when they are missing. CI (.ci/run) calls exactly this.
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 ensure_venv requirements-test.txt
@@ -10,11 +11,14 @@ source "$VENV/bin/activate"
 
 if [ -d tests/browser ]; then
   ensure_node_and_bun
-  if [ ! -x /usr/bin/chromium ]; then
-    log "installing Debian's chromium for the browser tests"
+  missing=()
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  [ -x /usr/bin/redis-server ] || missing+=(redis-server)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing Debian's ${missing[*]} for the browser tests"
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
     $SUDO apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 fi
 

@@ -46,9 +46,30 @@ def fake_gemini() -> Iterator[FakeGeminiServer]:
         yield fake
 
 
+REDIS = "/usr/bin/redis-server"
+
+
 @pytest.fixture(scope="package")
-def app_url(database: str, fake_gemini: FakeGeminiServer, tmp_path_factory) -> Iterator[str]:
-    """Build and serve the app in production mode; yields its base URL."""
+def redis_url() -> Iterator[str]:
+    """A throwaway Redis, so the app runs as in a scaled deployment: several backend workers sharing state."""
+    assert Path(REDIS).exists(), "Debian's redis-server is missing: run ./scripts/test.sh, which installs it"
+    port = _free_port()
+    proc = subprocess.Popen([REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="package")
+def app_url(database: str, fake_gemini: FakeGeminiServer, redis_url: str, tmp_path_factory) -> Iterator[str]:
+    """Build and serve the app in production mode with Redis (several workers); yields its base URL."""
     assert Path(CHROMIUM).exists(), "Debian's chromium is missing: run ./scripts/test.sh, which installs it"
     port = _free_port()
     tools = ROOT / ".tools" / "node_modules" / ".bin"
@@ -68,6 +89,7 @@ def app_url(database: str, fake_gemini: FakeGeminiServer, tmp_path_factory) -> I
         "REFLEX_CHECK_LATEST_VERSION": "0",
         "REFLEX_HTTP_CLIENT_BIND_ADDRESS": "0.0.0.0",
         "APP_DATA_DIR": str(tmp_path_factory.mktemp("appdata")),
+        "REFLEX_REDIS_URL": redis_url,
     }
     log_path = ROOT / "test-artifacts" / "app-server.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,6 +113,11 @@ def app_url(database: str, fake_gemini: FakeGeminiServer, tmp_path_factory) -> I
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the app did not start within 240 s; see {log_path}")
             time.sleep(1)
+        import psutil
+
+        workers = [p for p in psutil.Process(proc.pid).children(recursive=True) if "granian" in " ".join(p.cmdline())
+                   or "python" in p.name()]
+        print(f"app serving with {len(workers)} child processes (Redis state manager)")
         yield url
     finally:
         os.killpg(proc.pid, 15)

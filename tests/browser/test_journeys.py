@@ -117,6 +117,7 @@ def test_3_admin_promotes_a_user_and_a_matching_ticket_lands_in_their_queue(new_
     admin_page.fill("#user-search", "nia")
     admin_page.keyboard.press("Enter")
     row = admin_page.locator(f"#user-row-{newbie.id}")
+    expect(admin_page.locator(f"#user-row-{requester.id}")).to_have_count(0)  # the search has been applied
     expect(row).to_be_visible()
     row.get_by_label(f"Role for {newbie.email}").click()
     admin_page.get_by_role("option", name="Moderator", exact=True).click()
