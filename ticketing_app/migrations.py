@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
+from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, text
 
-from alembic import command
 from ticketing_app.config import PROJECT_ROOT
 from ticketing_app.db import get_engine
 

@@ -25,7 +25,7 @@ from tests.security.conftest import ROLES, World, build_world, reset_database
 from tests.security.test_api_access_matrix import snapshot
 from ticketing_app.db import session_scope
 from ticketing_app.jobs import queue
-from ticketing_app.models import Comment, Job, Ticket, User
+from ticketing_app.models import Job, Ticket, User
 from ticketing_app.schemas import UserUpdate
 
 # Framework events every state has: setvar only reaches explicit set_* handlers (auto setters are off).
