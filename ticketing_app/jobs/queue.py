@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from ticketing_app.models import Job
@@ -34,26 +33,45 @@ def enqueue(
     dedupe_key: str | None = None,
     delay_seconds: float = 0.0,
     max_attempts: int | None = None,
+    due_since: datetime | None = None,
 ) -> int | None:
     """Add a job in the caller's transaction; with a dedupe key an existing job wins (returns None).
 
-    A NOTIFY is sent too: PostgreSQL delivers it only when the transaction commits, so workers wake
-    exactly when the job becomes visible.
+    A NOTIFY is sent too (in the same statement): PostgreSQL delivers it only when the transaction commits,
+    so workers wake exactly when the job becomes visible.
+
+    `due_since` makes the job due from an earlier moment instead of now + `delay_seconds`. Claims take the
+    oldest due jobs first, so a follow-up step dated by its ticket's arrival runs before the first steps of
+    newer tickets instead of waiting behind the whole backlog.
     """
     from ticketing_app.config import get_settings
 
-    values: dict[str, Any] = {
+    # One round trip, and a statement built once: the NOTIFY is evaluated only for a row actually inserted
+    # (not for a deduplicated one). Intake and every pipeline step enqueue, so this is on the hot path.
+    row = session.execute(_ENQUEUE, {
         "kind": kind,
-        "payload": payload,
+        "payload": json.dumps(payload),
         "dedupe_key": dedupe_key,
         "max_attempts": max_attempts or get_settings().job_max_attempts,
-        "run_after": func.now() + func.make_interval(0, 0, 0, 0, 0, 0, delay_seconds),
-    }
-    stmt = insert(Job).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    job_id = session.execute(stmt.returning(Job.id)).scalar()
-    if job_id is not None:
-        session.execute(text("SELECT pg_notify(:channel, :kind)"), {"channel": NOTIFY_CHANNEL, "kind": kind})
-    return job_id
+        "due_since": due_since,
+        "delay": delay_seconds,
+        "channel": NOTIFY_CHANNEL,
+    }).first()
+    return row.id if row is not None else None
+
+
+_ENQUEUE = text(
+    """
+    WITH new_job AS (
+        INSERT INTO jobs (kind, payload, dedupe_key, max_attempts, run_after)
+        VALUES (:kind, CAST(:payload AS jsonb), :dedupe_key, :max_attempts,
+                coalesce(CAST(:due_since AS timestamptz), now() + make_interval(secs => :delay)))
+        ON CONFLICT (dedupe_key) DO NOTHING
+        RETURNING id
+    )
+    SELECT id, pg_notify(:channel, :kind) FROM new_job
+    """
+)
 
 
 def claim_jobs(session: Session, worker_id: str, *, limit: int, lease_seconds: int) -> list[ClaimedJob]:
@@ -91,13 +109,22 @@ def _owned(job_id: int, worker_id: str):
 
 
 def complete(session: Session, job_id: int, worker_id: str) -> bool:
-    """Mark a held job done; False when the lease had been lost."""
-    result = session.execute(
-        update(Job)
-        .where(_owned(job_id, worker_id))
-        .values(status="done", locked_by=None, locked_until=None, finished_at=func.now(), last_error=None)
-    )
+    """Mark a held job done; False when the lease had been lost (see `_owned`).
+
+    Runs once per job, so the statement is built once (building the ORM update for every job was the largest
+    single item in the loop's CPU profile).
+    """
+    result = session.execute(_COMPLETE, {"id": job_id, "worker": worker_id})
     return result.rowcount == 1
+
+
+_COMPLETE = text(
+    """
+    UPDATE jobs SET status = 'done', locked_by = NULL, locked_until = NULL, finished_at = now(),
+                    last_error = NULL, updated_at = now()
+    WHERE id = :id AND status = 'running' AND locked_by = :worker
+    """
+)
 
 
 def fail(session: Session, job: ClaimedJob, worker_id: str, error: str, retry_in: float | None) -> str:

@@ -23,11 +23,14 @@ def ticket_url(ticket: Ticket) -> str:
 
 
 def queue_email(
-    session: Session, email: messages.OutgoingEmail, *, ticket_id: int | None = None, user_id: int | None = None
+    session: Session, email: messages.OutgoingEmail, *, ticket_id: int | None = None, user_id: int | None = None,
+    due_since: datetime | None = None,
 ) -> EmailMessage:
     """Store the mail and queue its delivery in the caller's transaction.
 
     The Message-ID is fixed now, so a retried delivery reuses it and receivers can drop a duplicate.
+    `due_since` dates the delivery job (see jobs.queue.enqueue): a ticket's mails go out before newer
+    tickets are triaged.
     """
     domain = parseaddr(get_settings().mail_from)[1].rpartition("@")[2] or "localhost"
     row = EmailMessage(
@@ -43,7 +46,7 @@ def queue_email(
     )
     session.add(row)
     session.flush()
-    queue.enqueue(session, "send_email", {"email_id": row.id}, dedupe_key=f"email:{row.id}")
+    queue.enqueue(session, "send_email", {"email_id": row.id}, dedupe_key=f"email:{row.id}", due_since=due_since)
     return row
 
 
@@ -66,7 +69,7 @@ def assignment(session: Session, ticket: Ticket, assignee: User, *, reassigned: 
         reason=ticket.assignment_reason,
         reassigned=reassigned,
     )
-    return queue_email(session, email, ticket_id=ticket.id, user_id=assignee.id)
+    return queue_email(session, email, ticket_id=ticket.id, user_id=assignee.id, due_since=ticket.created_at)
 
 
 def received(session: Session, ticket: Ticket, requester: User, assignee: User | None) -> EmailMessage:
@@ -81,7 +84,7 @@ def received(session: Session, ticket: Ticket, requester: User, assignee: User |
         ticket_url=ticket_url(ticket),
         assignee_name=assignee.name if assignee else None,
     )
-    return queue_email(session, email, ticket_id=ticket.id, user_id=requester.id)
+    return queue_email(session, email, ticket_id=ticket.id, user_id=requester.id, due_since=ticket.created_at)
 
 
 def resolved(session: Session, ticket: Ticket, requester: User) -> EmailMessage:

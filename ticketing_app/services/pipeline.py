@@ -67,7 +67,9 @@ def handle_triage(ctx: JobContext) -> None:
                 session, ticket, "triaged", None, category=result.category, priority=result.priority,
                 skills=result.required_skills, provider=result.provider, fallback_reason=primary_error,
             )
-        queue.enqueue(session, "assign", {"ticket_id": ticket.id}, dedupe_key=f"assign:{ticket.id}")
+        # Dated by the ticket's arrival: routing an older ticket goes before triaging newer ones.
+        queue.enqueue(session, "assign", {"ticket_id": ticket.id}, dedupe_key=f"assign:{ticket.id}",
+                      due_since=ticket.created_at)
 
 
 def triage_gave_up(ticket_id: int, error: str) -> None:
@@ -78,7 +80,9 @@ def triage_gave_up(ticket_id: int, error: str) -> None:
             return
         ticket.triage_status = "failed"
         events.record(session, ticket, "triage_failed", None, error=error[:300])
-        queue.enqueue(session, "assign", {"ticket_id": ticket.id}, dedupe_key=f"assign:{ticket.id}")
+        # Dated by the ticket's arrival: routing an older ticket goes before triaging newer ones.
+        queue.enqueue(session, "assign", {"ticket_id": ticket.id}, dedupe_key=f"assign:{ticket.id}",
+                      due_since=ticket.created_at)
 
 
 def handle_assign(ctx: JobContext) -> None:
