@@ -6,17 +6,15 @@ pages can be seen changing live from "AI is triaging…" to the result.
 from __future__ import annotations
 
 import dataclasses
-import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.appserver import free_port, serve_production_app
 from tests.fakes.fake_gemini import FakeGeminiServer, keyword_triage_responder
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,12 +23,6 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 TRIAGE_DELAY_SECONDS = 2.5
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # Package scope: the server (and its in-process job worker) must stop when the browser tests end, or it
@@ -53,7 +45,7 @@ REDIS = "/usr/bin/redis-server"
 def redis_url() -> Iterator[str]:
     """A throwaway Redis, so the app runs as in a scaled deployment: several backend workers sharing state."""
     assert Path(REDIS).exists(), "Debian's redis-server is missing: run ./scripts/test.sh, which installs it"
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
@@ -71,61 +63,22 @@ def redis_url() -> Iterator[str]:
 def app_url(database: str, fake_gemini: FakeGeminiServer, redis_url: str, tmp_path_factory) -> Iterator[str]:
     """Build and serve the app in production mode with Redis (several workers); yields its base URL."""
     assert Path(CHROMIUM).exists(), "Debian's chromium is missing: run ./scripts/test.sh, which installs it"
-    port = _free_port()
-    tools = ROOT / ".tools" / "node_modules" / ".bin"
     env = {
-        **os.environ,
-        "PATH": f"{tools}:{os.environ['PATH']}" if tools.exists() else os.environ["PATH"],
         "DATABASE_URL": database,
-        "PORT": str(port),
-        "REFLEX_API_URL": f"http://localhost:{port}",
-        "APP_BASE_URL": f"http://localhost:{port}",
         "WORKER_IN_APP": "true",
         "WORKER_POLL_SECONDS": "1",
         "GEMINI_API_KEY": "test-gemini-key-not-secret",
         "GEMINI_BASE_URL": fake_gemini.base_url,
         "GEMINI_TIMEOUT_SECONDS": "10",
-        "REFLEX_USE_SYSTEM_BUN": "1",
-        "REFLEX_CHECK_LATEST_VERSION": "0",
-        "REFLEX_HTTP_CLIENT_BIND_ADDRESS": "0.0.0.0",
         "APP_DATA_DIR": str(tmp_path_factory.mktemp("appdata")),
         "REFLEX_REDIS_URL": redis_url,
     }
-    log_path = ROOT / "test-artifacts" / "app-server.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "reflex", "run", "--env", "prod", "--single-port"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://localhost:{port}"
-    deadline = time.monotonic() + 240
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the app exited while starting; see {log_path}")
-            try:
-                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200 and \
-                        httpx.get(f"{url}/login", timeout=5, follow_redirects=True).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the app did not start within 240 s; see {log_path}")
-            time.sleep(1)
+    with serve_production_app(env, ROOT / "test-artifacts" / "app-server.log") as (proc, url):
         import psutil
 
-        workers = [p for p in psutil.Process(proc.pid).children(recursive=True) if "granian" in " ".join(p.cmdline())
-                   or "python" in p.name()]
-        print(f"app serving with {len(workers)} child processes (Redis state manager)")
+        children = psutil.Process(proc.pid).children(recursive=True)
+        print(f"app serving with {len(children)} child processes (Redis state manager)")
         yield url
-    finally:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-        log.close()
 
 
 @pytest.fixture(scope="package")

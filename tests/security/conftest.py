@@ -10,23 +10,19 @@ jobs). This folder's browser tests run after its other tests and use that databa
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.browser.conftest import CHROMIUM, _free_port, browser, new_page  # noqa: F401 - fixtures re-exported
+from tests.appserver import serve_production_app
+from tests.browser.conftest import CHROMIUM, browser, new_page  # noqa: F401 - fixtures re-exported
 from tests.fakes.fake_gemini import FakeGeminiServer, RecordedRequest, ScriptedResponse, fail, keyword_triage_responder
 from tests.fakes.smtp_server import FakeSmtpServer
 
@@ -260,15 +256,8 @@ def secure_app(secure_database: str, canaries: Canaries, tmp_path_factory) -> It
     gemini = FakeGeminiServer(default=_gemini_responder()).start()
     smtp = FakeSmtpServer(authenticator=refuse_login, auth_require_tls=False, auth_exclude_mechanism=["LOGIN"])
     smtp.start()
-    port = _free_port()
-    tools = ROOT / ".tools" / "node_modules" / ".bin"
     env = {
-        **os.environ,
-        "PATH": f"{tools}:{os.environ['PATH']}" if tools.exists() else os.environ["PATH"],
         "DATABASE_URL": secure_database,
-        "PORT": str(port),
-        "REFLEX_API_URL": f"http://localhost:{port}",
-        "APP_BASE_URL": f"http://localhost:{port}",
         "REFLEX_WEB_WORKDIR": str(web_dir),
         "REFLEX_STATES_WORKDIR": str(work / ".states"),
         "WORKER_IN_APP": "true",
@@ -284,43 +273,14 @@ def secure_app(secure_database: str, canaries: Canaries, tmp_path_factory) -> It
         "SMTP_USER": "helpdesk-mailer",
         "SMTP_SECURITY": "none",
         "SMTP_TIMEOUT_SECONDS": "5",
-        "REFLEX_USE_SYSTEM_BUN": "1",
-        "REFLEX_CHECK_LATEST_VERSION": "0",
-        "REFLEX_HTTP_CLIENT_BIND_ADDRESS": "0.0.0.0",
         "APP_DATA_DIR": str(work / "appdata"),
         **canaries.all(),
     }
-    SERVER_LOG.parent.mkdir(parents=True, exist_ok=True)
-    log = SERVER_LOG.open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "reflex", "run", "--env", "prod", "--single-port", "--loglevel", "info"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://localhost:{port}"
-    deadline = time.monotonic() + 300
     try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the app exited while starting; see {SERVER_LOG}")
-            try:
-                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200 and \
-                        httpx.get(f"{url}/login", timeout=5, follow_redirects=True).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the app did not start within 300 s; see {SERVER_LOG}")
-            time.sleep(1)
-        yield SecureApp(url=url, web_dir=web_dir, log_path=SERVER_LOG, gemini=gemini, smtp=smtp,
-                        smtp_passwords_offered=offered, database_url=secure_database)
+        with serve_production_app(env, SERVER_LOG, timeout=300, extra_args=("--loglevel", "info")) as (_, url):
+            yield SecureApp(url=url, web_dir=web_dir, log_path=SERVER_LOG, gemini=gemini, smtp=smtp,
+                            smtp_passwords_offered=offered, database_url=secure_database)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
         gemini.stop()
         smtp.stop()
 

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.browser.conftest import _free_port
+from tests.appserver import free_port as _free_port
 from tests.factories import PASSWORD
 from ticketing_app.config import get_settings
 
