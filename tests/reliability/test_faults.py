@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -80,8 +82,11 @@ def test_worker_killed_mid_triage_is_taken_over_and_completes_once(factory, data
 
 
 @pytest.fixture()
-def private_pg(tmp_path: Path):
-    pg = RestartablePostgres(tmp_path / "pg")
+def private_pg():
+    # Not under pytest's tmp_path: PostgreSQL runs as another system user that must traverse the parent
+    # folders, and pytest resets its tmp root to 0700 whenever another pytest session starts.
+    home = Path(tempfile.mkdtemp(prefix="helpdesk-restart-"))
+    pg = RestartablePostgres(home / "pg")
     admin = create_engine(pg.url().replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text("CREATE DATABASE helpdesk"))
@@ -94,6 +99,7 @@ def private_pg(tmp_path: Path):
     yield pg, url, engine
     engine.dispose()
     pg.close()
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def test_database_restart_while_serving_and_working(private_pg, tmp_path: Path):
