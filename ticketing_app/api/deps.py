@@ -18,13 +18,17 @@ from sqlalchemy.orm import Session
 from ticketing_app.db import session_scope
 from ticketing_app.errors import NotAuthenticated
 from ticketing_app.models import User
-from ticketing_app.services.accounts import user_from_token
+from ticketing_app.services.accounts import user_from_token, user_id_from_token
 
 _bearer = HTTPBearer(auto_error=False, description="The access_token from /api/auth/login or /signup")
 
 
-def bearer_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
-    """The token from the Authorization header; 401 when there is none (checked against the DB later)."""
+async def bearer_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
+    """The token from the Authorization header; 401 when there is none (checked against the DB later).
+
+    `async` because it does no I/O: FastAPI runs a plain `def` dependency in the thread pool, a hop that
+    cost more CPU than the rest of this function's work (bench/README.md, intake).
+    """
     if credentials is None or not credentials.credentials:
         raise NotAuthenticated("Log in first: this needs an access token (Authorization: Bearer ...).")
     return credentials.credentials
@@ -38,3 +42,11 @@ def acting(token: str) -> Iterator[tuple[Session, User]]:
     """One transaction for one action, as the token's (freshly read, active) user."""
     with session_scope() as session:
         yield session, user_from_token(session, token)
+
+
+@contextmanager
+def acting_as_id(token: str) -> Iterator[tuple[Session, int]]:
+    """Like `acting`, for a service that checks its user inside its own statement (ticket intake)."""
+    actor_id = user_id_from_token(token)
+    with session_scope() as session:
+        yield session, actor_id

@@ -108,12 +108,22 @@ def login(session: Session, data: LoginIn) -> tuple[User, str]:
     return user, create_access_token(user.id)
 
 
+SESSION_INVALID = "Your session has expired or is no longer valid. Please log in again."
+
+
+def user_id_from_token(token: str | None) -> int:
+    """The user id a valid token names; the caller must still check that this user exists and is active."""
+    user_id = decode_access_token(token) if token else None
+    if user_id is None:
+        raise NotAuthenticated(SESSION_INVALID)
+    return user_id
+
+
 def user_from_token(session: Session, token: str | None) -> User:
     """The active user a token belongs to, read fresh so role changes apply at once."""
-    user_id = decode_access_token(token) if token else None
-    user = session.get(User, user_id) if user_id is not None else None
+    user = session.get(User, user_id_from_token(token))
     if user is None or not user.is_active:
-        raise NotAuthenticated("Your session has expired or is no longer valid. Please log in again.")
+        raise NotAuthenticated(SESSION_INVALID)
     return user
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, status
 
-from ticketing_app.api.deps import Token, acting
+from ticketing_app.api.deps import Token, acting, acting_as_id
 from ticketing_app.schemas import (
     CommentCreate,
     CommentOut,
@@ -24,8 +24,8 @@ router = APIRouter(prefix="/tickets", tags=["tickets"])
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=TicketOut)
 def create_ticket(data: TicketCreate, token: Token) -> TicketOut:
-    with acting(token) as (session, user):
-        return tickets.ticket_out(tickets.create_ticket(session, user, data), user)
+    with acting_as_id(token) as (session, actor_id):
+        return tickets.submit_ticket(session, actor_id, data)
 
 
 @router.get("", response_model=Page[TicketOut])
