@@ -32,6 +32,8 @@ from ticketing_app.ai.types import TriageRequest, TriageResult
 class FakeTriage:
     """A deterministic provider that answers after a fixed delay (0 = at once)."""
 
+    remote = False
+
     def __init__(self, latency: float, name: str) -> None:
         self.latency = latency
         self.name = name

@@ -15,7 +15,7 @@ from sqlalchemy import select, text
 from ticketing_app.db import database_url, session_scope
 from ticketing_app.jobs import queue
 from ticketing_app.jobs.retry import RetryPolicy
-from ticketing_app.jobs.worker import JobContext, PermanentJobError, Worker, drain
+from ticketing_app.jobs.worker import BatchHandler, JobContext, PermanentJobError, Worker, drain, finishing_transaction
 from ticketing_app.models import Job
 
 FAST = RetryPolicy(base_seconds=0.02, max_seconds=0.05)
@@ -489,3 +489,71 @@ def test_expired_lease_on_the_last_attempt_is_dead_lettered_once(clean_db: str) 
     assert (kind, payload) == ("triage", {"ticket_id": 3})
     assert "lease expired" in error
 
+
+
+# ----- batches -----
+
+
+def test_enqueue_many_inserts_once_per_dedupe_key_with_one_notify(listener: psycopg.Connection) -> None:
+    due = datetime.now(UTC) - timedelta(minutes=5)
+    with session_scope() as s:
+        queue.enqueue_many(s, "assign", [({"ticket_id": 1}, "assign:1", due), ({"ticket_id": 2}, "assign:2", None)])
+    assert notifications(listener) == ["assign"]
+    with session_scope() as s:  # both exist already: nothing inserted, no wake-up
+        queue.enqueue_many(s, "assign", [({"ticket_id": 1}, "assign:1", None), ({"ticket_id": 2}, "assign:2", None)])
+    assert notifications(listener) == []
+    rows = all_jobs()
+    assert [(j.kind, j.payload, j.dedupe_key, j.status) for j in rows] == [
+        ("assign", {"ticket_id": 1}, "assign:1", "queued"), ("assign", {"ticket_id": 2}, "assign:2", "queued")]
+    assert abs((rows[0].run_after - due).total_seconds()) < 0.01  # dated as asked
+    assert rows[1].run_after > due
+
+
+def test_a_batch_handler_gets_due_jobs_of_its_kind_together_and_fail_retries_one(clean_db: str) -> None:
+    seen: list[list[int]] = []
+
+    def handle(contexts: list[JobContext]) -> None:
+        seen.append([ctx.payload["n"] for ctx in contexts])
+        for ctx in contexts:
+            if ctx.payload["n"] == 3:
+                ctx.fail(RuntimeError("number three is broken"))
+        with finishing_transaction(contexts) as s:
+            s.execute(text("SELECT 1"))
+
+    ids = [add_job("batchy", {"n": n}) for n in range(7)]
+    other = add_job("single", {})
+    singles: list[int] = []
+    worker = Worker({"batchy": BatchHandler(handle, size=5), "single": lambda ctx: singles.append(ctx.job.id)},
+                    retry=FAST)
+    assert drain(worker.handlers) == 8
+    assert seen == [[0, 1, 2, 3, 4], [5, 6]] and singles == [other]
+    rows = {j.id: j for j in all_jobs()}
+    assert {rows[i].status for i in ids if i != ids[3]} == {"done"}
+    assert rows[ids[3]].status == "queued" and rows[ids[3]].attempts == 1
+    assert "number three is broken" in rows[ids[3]].last_error
+    assert all(rows[i].locked_by is None for i in ids)
+
+
+def test_the_loop_claims_batches_for_its_free_slots(clean_db: str) -> None:
+    sizes: list[int] = []
+    lock = threading.Lock()
+
+    def handle(contexts: list[JobContext]) -> None:
+        with lock:
+            sizes.append(len(contexts))
+        time.sleep(0.05)
+
+    for n in range(40):
+        add_job("batchy", {"n": n})
+    worker = Worker({"batchy": BatchHandler(handle, size=8)}, concurrency=2, poll_seconds=0.05)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 15
+        while sum(sizes) < 40:
+            assert time.monotonic() < deadline, sizes
+            time.sleep(0.02)
+        assert worker.wait_idle(5)
+    finally:
+        worker.stop()
+    assert sum(sizes) == 40 and max(sizes) <= 8 and len(sizes) <= 10, sizes  # not 40 single calls
+    assert {j.status for j in all_jobs()} == {"done"}

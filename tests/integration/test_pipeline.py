@@ -20,10 +20,13 @@ from ticketing_app.ai.types import TriageRequest, TriageResult
 from ticketing_app.config import get_settings
 from ticketing_app.db import session_scope
 from ticketing_app.jobs import queue
-from ticketing_app.jobs.worker import Worker, drain
+from ticketing_app.jobs.worker import BatchHandler, Worker, drain
+from ticketing_app.mail.sender import SmtpSender
 from ticketing_app.models import EmailMessage, Job, Ticket, TicketEvent, User
 from ticketing_app.services import notifications
+from ticketing_app.services import routing as routing_module
 from ticketing_app.services.pipeline import HANDLERS, on_dead
+from ticketing_app.skills import canonical_skill
 
 SetEnv = Callable[..., None]
 _DEFAULT_TRIAGE = ai_select.default_triage
@@ -455,3 +458,87 @@ def test_a_rejected_recipient_is_not_retried(
     assert all(r.attempts == 1 and "550" in r.last_error for r in rows)
     assert {(j.status, j.attempts) for j in jobs("send_email")} == {("dead", 1)}
     assert smtp.messages == []
+
+
+# ----- batches (a backlog is worked several jobs at a time) -----
+
+
+def test_a_backlog_is_worked_in_batches_and_a_refused_recipient_fails_alone(
+    factory: Factory, smtp: FakeSmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = CountingProvider()
+    local.remote = False  # type: ignore[attr-defined]  # a local provider: triage is batched too
+    monkeypatch.setattr(ai_select, "default_triage", lambda: local)
+    sessions: list[int] = []
+    real_client = SmtpSender._client
+    monkeypatch.setattr(SmtpSender, "_client", lambda self: sessions.append(1) or real_client(self))
+    smtp.reject_recipients = ["gone@example.com"]
+    smtp.start()
+    _, mod, requester = billing_setup(factory)
+    gone = factory.user(name="Gone Away", email="gone@example.com")
+    tickets = [factory.ticket(requester if n % 2 else gone, f"{BILLING_TITLE} #{n}", BILLING_TEXT) for n in range(8)]
+
+    drain(HANDLERS, on_dead)
+
+    assert sorted(local.calls) == sorted(t.title for t in tickets)
+    for t in tickets:
+        found = ticket(t.id)
+        assert found.triage_status == "done" and found.assigned_to_id == mod.id
+        assert len(events(t.id, "triaged")) == 1 and len(events(t.id, "assigned")) == 1
+    # The batch's routing saw each assignment before the next: the reasons count up 0..7 open tickets.
+    reasons = sorted(int(ticket(t.id).assignment_reason.rsplit("; ", 1)[1].split()[0]) for t in tickets)
+    assert reasons == list(range(8))
+    rows = emails()
+    assert len(rows) == 3 + 8 + 8  # welcome x3, assignment x8, received x8
+    refused = [r for r in rows if r.to_address == gone.email]
+    assert len(refused) == 1 + 4 and {r.status for r in refused} == {"failed"}
+    assert all("550" in (r.last_error or "") and r.attempts == 1 for r in refused)
+    delivered = [r for r in rows if r.to_address != gone.email]
+    assert {r.status for r in delivered} == {"sent"} and all(r.attempts == 1 for r in delivered)
+    received = smtp.wait_for(len(delivered))
+    time.sleep(0.2)  # a duplicate would show up here
+    assert sorted(m.message["Message-ID"] for m in smtp.messages) == sorted(r.message_id for r in delivered)
+    # One SMTP session per batch, not per e-mail; the refused mails' jobs died at once (550 is permanent).
+    assert len(received) == 14 and len(sessions) <= 3
+    mail_jobs = {j.payload["email_id"]: j for j in jobs("send_email")}
+    assert {(mail_jobs[r.id].status, mail_jobs[r.id].attempts) for r in refused} == {("dead", 1)}
+    assert {mail_jobs[r.id].status for r in delivered} == {"done"}
+    assert {j.status for j in jobs()} == {"done", "dead"}
+
+
+def test_a_batch_that_fails_is_run_again_one_job_at_a_time(
+    factory: Factory, monkeypatch: pytest.MonkeyPatch, provider: CountingProvider
+) -> None:
+    """A poison ticket in a routing batch: the others are assigned; it alone is retried."""
+    _, mod, requester = billing_setup(factory)
+    tickets = [factory.ticket(requester, f"{BILLING_TITLE} #{n}", BILLING_TEXT) for n in range(4)]
+    poison = tickets[2].id
+    # Triage only, then make one ticket impossible to route.
+    worker = Worker(HANDLERS, on_dead=on_dead)
+    with session_scope() as s:
+        triage = queue.claim_jobs(s, worker.worker_id, limit=10, lease_seconds=60, kind="triage")
+    assert [worker.run_job(job) for job in triage] == ["done"] * 4
+    with session_scope() as s:
+        s.execute(update(Ticket).where(Ticket.id == poison).values(required_skills=["explode"]))
+
+    def canonical(skill: str) -> str:
+        if skill == "explode":
+            raise RuntimeError("routing blew up on this ticket")
+        return canonical_skill(skill)
+
+    batches: list[int] = []
+    real_handler = HANDLERS["assign"]
+    monkeypatch.setattr(routing_module, "canonical_skill", canonical)
+    monkeypatch.setitem(HANDLERS, "assign", BatchHandler(lambda c: batches.append(len(c)) or real_handler.run(c),
+                                                         size=real_handler.size))
+    drain(HANDLERS, on_dead)
+    assert batches == [4, 1, 1, 1, 1]  # the batch (rolled back), then each of its jobs alone
+    for t in tickets:
+        found = ticket(t.id)
+        assert (found.assigned_to_id == mod.id) is (t.id != poison), t.id
+    assert ticket(poison).assigned_at is None and events(poison, "assigned") == []
+    poisoned = next(j for j in jobs("assign") if j.payload["ticket_id"] == poison)
+    assert poisoned.status == "queued" and poisoned.attempts == 1 and "routing blew up" in poisoned.last_error
+    others = [j for j in jobs("assign") if j.payload["ticket_id"] != poison]
+    assert {(j.status, j.attempts) for j in others} == {("done", 1)}
+    assert all(len(events(t.id, "assigned")) == 1 for t in tickets if t.id != poison)

@@ -89,6 +89,7 @@ class GeminiTriageProvider:
     """A ``TriageProvider`` backed by the Gemini API. Safe to share between worker threads."""
 
     name = PROVIDER_NAME
+    remote = True  # a network call of a second or more
 
     def __init__(
         self,

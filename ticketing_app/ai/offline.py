@@ -399,6 +399,8 @@ def _notes(
 class OfflineTriageProvider:
     """Rules-based triage: keyword scoring for the category, a fixed rubric for the priority."""
 
+    remote = False  # runs in-process in a few milliseconds
+
     def __init__(self, name: str = "offline") -> None:
         self.name = name
 

@@ -19,6 +19,7 @@ class FallbackTriage:
         self.primary = primary
         self.fallback = fallback
         self.name = f"{primary.name}+{fallback.name}"
+        self.remote = getattr(primary, "remote", True)
 
     def triage(self, request: TriageRequest) -> tuple[TriageResult, str | None]:
         """(result, the primary's error when the fallback answered)."""
@@ -55,3 +56,14 @@ def run_triage(request: TriageRequest) -> tuple[TriageResult, str | None]:
     if isinstance(provider, FallbackTriage):
         return provider.triage(request)
     return provider.triage(request), None
+
+
+# With a local provider a triage call is a few milliseconds of CPU, so a backlog is triaged in batches
+# (shared reads and one commit). A remote model is called one ticket per worker thread instead: the calls
+# then overlap, and one slow answer never holds back the rest of a batch.
+LOCAL_TRIAGE_BATCH = 25
+
+
+def triage_batch_size() -> int:
+    """How many triage jobs a worker slot takes at once with the configured provider."""
+    return 1 if getattr(default_triage(), "remote", True) else LOCAL_TRIAGE_BATCH

@@ -63,6 +63,7 @@ class TriageProvider(Protocol):
     """Anything that can triage a ticket. Implementations must be safe to call from worker threads."""
 
     name: str
+    remote: bool  # a network service (called one ticket per thread) rather than in-process code
 
     def triage(self, request: TriageRequest) -> TriageResult:
         """Return a validated result or raise TriageError."""

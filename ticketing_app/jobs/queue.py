@@ -74,28 +74,69 @@ _ENQUEUE = text(
 )
 
 
-def claim_jobs(session: Session, worker_id: str, *, limit: int, lease_seconds: int) -> list[ClaimedJob]:
-    """Lease up to `limit` due jobs for this worker; other workers skip the locked rows."""
+def enqueue_many(
+    session: Session, kind: str, jobs: list[tuple[dict[str, Any], str | None, datetime | None]]
+) -> None:
+    """`enqueue` for several jobs of one kind in one statement: (payload, dedupe_key, due_since) each.
+
+    One NOTIFY for the lot (when at least one row was inserted): a worker's claim pass takes them all.
+    """
+    if not jobs:
+        return
+    from ticketing_app.config import get_settings
+
+    session.execute(_ENQUEUE_MANY, {
+        "kind": kind,
+        "payloads": [json.dumps(payload) for payload, _, _ in jobs],
+        "dedupe_keys": [key for _, key, _ in jobs],
+        "due": [due for _, _, due in jobs],
+        "max_attempts": get_settings().job_max_attempts,
+        "channel": NOTIFY_CHANNEL,
+    })
+
+
+_ENQUEUE_MANY = text(
+    """
+    WITH new_jobs AS (
+        INSERT INTO jobs (kind, payload, dedupe_key, max_attempts, run_after)
+        SELECT :kind, job.payload, job.dedupe_key, :max_attempts, coalesce(job.due, now())
+        FROM unnest(CAST(:payloads AS jsonb[]), CAST(:dedupe_keys AS text[]), CAST(:due AS timestamptz[]))
+             AS job(payload, dedupe_key, due)
+        ON CONFLICT (dedupe_key) DO NOTHING
+        RETURNING id
+    )
+    SELECT pg_notify(:channel, :kind) FROM (SELECT count(*) AS n FROM new_jobs) AS inserted WHERE n > 0
+    """
+)
+
+
+def claim_jobs(
+    session: Session, worker_id: str, *, limit: int, lease_seconds: int, kind: str | None = None
+) -> list[ClaimedJob]:
+    """Lease up to `limit` due jobs (of `kind` only, if given) for this worker; others skip the locked rows."""
     rows = session.execute(
-        text(
-            """
-            WITH due AS (
-                SELECT id FROM jobs
-                WHERE status = 'queued' AND run_after <= now()
-                ORDER BY run_after, id
-                LIMIT :limit
-                FOR UPDATE SKIP LOCKED
-            )
-            UPDATE jobs SET status = 'running', attempts = jobs.attempts + 1,
-                   locked_by = :worker, locked_until = now() + make_interval(secs => :lease),
-                   updated_at = now()
-            FROM due WHERE jobs.id = due.id
-            RETURNING jobs.id, jobs.kind, jobs.payload, jobs.attempts, jobs.max_attempts
-            """
-        ),
-        {"limit": limit, "worker": worker_id, "lease": lease_seconds},
+        _CLAIM_KIND if kind is not None else _CLAIM,
+        {"limit": limit, "worker": worker_id, "lease": lease_seconds, "kind": kind},
     ).all()
     return [ClaimedJob(r.id, r.kind, _as_dict(r.payload), r.attempts, r.max_attempts) for r in rows]
+
+
+_CLAIM_SQL = """
+    WITH due AS (
+        SELECT id FROM jobs
+        WHERE status = 'queued' AND run_after <= now() {kind_filter}
+        ORDER BY run_after, id
+        LIMIT :limit
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE jobs SET status = 'running', attempts = jobs.attempts + 1,
+           locked_by = :worker, locked_until = now() + make_interval(secs => :lease),
+           updated_at = now()
+    FROM due WHERE jobs.id = due.id
+    RETURNING jobs.id, jobs.kind, jobs.payload, jobs.attempts, jobs.max_attempts
+"""
+_CLAIM = text(_CLAIM_SQL.format(kind_filter=""))
+_CLAIM_KIND = text(_CLAIM_SQL.format(kind_filter="AND kind = :kind"))
 
 
 def _as_dict(payload: Any) -> dict[str, Any]:
@@ -123,6 +164,22 @@ _COMPLETE = text(
     UPDATE jobs SET status = 'done', locked_by = NULL, locked_until = NULL, finished_at = now(),
                     last_error = NULL, updated_at = now()
     WHERE id = :id AND status = 'running' AND locked_by = :worker
+    """
+)
+
+
+def complete_many(session: Session, job_ids: list[int], worker_id: str) -> int:
+    """Mark held jobs done in one statement; returns how many were still held (see `_owned`)."""
+    if len(job_ids) == 1:
+        return 1 if complete(session, job_ids[0], worker_id) else 0
+    return session.execute(_COMPLETE_MANY, {"ids": job_ids, "worker": worker_id}).rowcount
+
+
+_COMPLETE_MANY = text(
+    """
+    UPDATE jobs SET status = 'done', locked_by = NULL, locked_until = NULL, finished_at = now(),
+                    last_error = NULL, updated_at = now()
+    WHERE id = ANY(:ids) AND status = 'running' AND locked_by = :worker
     """
 )
 

@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -48,6 +48,7 @@ class JobContext:
     job: queue.ClaimedJob
     worker_id: str
     completed: bool = field(default=False, init=False)
+    error: Exception | None = field(default=None, init=False)
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -57,18 +58,50 @@ class JobContext:
     def is_last_attempt(self) -> bool:
         return self.job.attempts >= self.job.max_attempts
 
+    def fail(self, error: Exception) -> None:
+        """Mark this job of a batch failed: it is left out of the batch's completion and retried alone."""
+        self.error = error
+
     @contextmanager
     def finishing_transaction(self) -> Iterator[Session]:
         """Commit the handler's writes together with 'job done', or neither."""
-        with session_scope() as session:
+        with finishing_transaction([self]) as session:
             yield session
-            if not queue.complete(session, self.job.id, self.worker_id):
-                raise LeaseLost(f"job {self.job.id} was taken over by another worker")
-        self.completed = True
+
+
+@contextmanager
+def finishing_transaction(contexts: Sequence[JobContext]) -> Iterator[Session]:
+    """Commit a batch handler's writes together with 'done' for its jobs (those not failed), or nothing."""
+    finishing = [ctx for ctx in contexts if ctx.error is None]
+    with session_scope() as session:
+        yield session
+        if finishing:
+            worker_id = finishing[0].worker_id
+            done = queue.complete_many(session, [ctx.job.id for ctx in finishing], worker_id)
+            if done != len(finishing):
+                raise LeaseLost(f"{len(finishing) - done} of {len(finishing)} job(s) were taken over by another worker")
+    for ctx in finishing:
+        ctx.completed = True
+
+
+@dataclass(frozen=True)
+class BatchHandler:
+    """Runs up to `size` due jobs of one kind in one call, so their reads and writes are shared.
+
+    The handler gets a list of contexts and commits with `finishing_transaction(contexts)`. A job it cannot
+    do is marked with `ctx.fail(error)` and is retried on its own; if the handler raises, every job of
+    the batch is run again alone (as a batch of one), so one bad job never holds the others back.
+    """
+
+    run: Callable[[list[JobContext]], None]
+    size: int | Callable[[], int] = 1
+
+    def batch_size(self) -> int:
+        return max(1, self.size() if callable(self.size) else self.size)
 
 
 T = TypeVar("T")
-Handler = Callable[[JobContext], None]
+Handler = Callable[[JobContext], None] | BatchHandler
 DeadHandler = Callable[[str, dict, str], None]
 
 
@@ -111,22 +144,47 @@ class Worker:
 
     def run_job(self, job: queue.ClaimedJob) -> str:
         """Run one claimed job and settle it: 'done', 'queued' (retry later), 'dead' or 'lost'."""
-        handler = self.handlers.get(job.kind)
-        ctx = JobContext(job, self.worker_id)
+        return self.run_jobs([job])[0]
+
+    def run_jobs(self, jobs: list[queue.ClaimedJob]) -> list[str]:
+        """Run claimed jobs of one kind (several only for a BatchHandler) and settle each; outcomes in order."""
+        handler = self.handlers.get(jobs[0].kind)
+        contexts = [JobContext(job, self.worker_id) for job in jobs]
         try:
             if handler is None:
-                raise PermanentJobError(f"no handler for job kind {job.kind!r}")
-            handler(ctx)
-            if not ctx.completed and not self._while_database_returns(
-                lambda session: queue.complete(session, job.id, self.worker_id)
-            ):
-                raise LeaseLost(f"job {job.id} was taken over by another worker")
-            return "done"
+                raise PermanentJobError(f"no handler for job kind {jobs[0].kind!r}")
+            if isinstance(handler, BatchHandler):
+                handler.run(contexts)
+            else:
+                assert len(contexts) == 1, "only a BatchHandler takes several jobs"
+                handler(contexts[0])
         except LeaseLost as exc:
+            if len(contexts) > 1:
+                return self._one_by_one(contexts, exc)
             log.warning("%s", exc)
-            return "lost"
+            return ["lost"]
         except Exception as exc:  # noqa: BLE001 - any failure is recorded on the job and retried
-            return self._settle_failure(job, exc)
+            if len(contexts) > 1:
+                return self._one_by_one(contexts, exc)
+            return [self._settle_failure(jobs[0], exc)]
+        return [self._settle(ctx) for ctx in contexts]
+
+    def _one_by_one(self, contexts: list[JobContext], exc: Exception) -> list[str]:
+        """A batch failed as a whole (nothing of it was committed): run each of its jobs alone."""
+        log.info("a batch of %s %s jobs failed (%s: %s); running them one by one",
+                 len(contexts), contexts[0].job.kind, type(exc).__name__, exc)
+        return [self.run_job(ctx.job) for ctx in contexts]
+
+    def _settle(self, ctx: JobContext) -> str:
+        """After a handler returned: a failed job is retried, an unfinished one is marked done here."""
+        if ctx.error is not None:
+            return self._settle_failure(ctx.job, ctx.error)
+        if ctx.completed:
+            return "done"
+        if self._while_database_returns(lambda session: queue.complete(session, ctx.job.id, self.worker_id)):
+            return "done"
+        log.warning("job %s was taken over by another worker", ctx.job.id)
+        return "lost"
 
     def _settle_failure(self, job: queue.ClaimedJob, exc: Exception) -> str:
         error = f"{type(exc).__name__}: {exc}"
@@ -170,7 +228,10 @@ class Worker:
     # ----- the loop -----
 
     def claim_and_dispatch(self) -> int:
-        """Claim as many due jobs as there are free slots and start them; returns how many started."""
+        """Claim due jobs for the free slots and start them; returns how many jobs started.
+
+        A slot runs one job, or one batch of jobs of a kind with a BatchHandler (topped up to its size).
+        """
         started = 0
         while not self._stop.is_set():
             self._again.clear()
@@ -182,28 +243,47 @@ class Worker:
             try:
                 with session_scope() as session:
                     jobs = queue.claim_jobs(session, self.worker_id, limit=slots, lease_seconds=self.lease_seconds)
+                    units = self._batches(session, jobs)
             except Exception:
                 for _ in range(slots):
                     self._free.release()
                 raise
-            for _ in range(slots - len(jobs)):
+            for _ in range(slots - len(units)):
                 self._free.release()
-            for job in jobs:
-                self._submit(job)
-            started += len(jobs)
+            for unit in units:
+                self._submit(unit)
+            started += sum(len(unit) for unit in units)
             if len(jobs) < slots and not self._again.is_set():
                 return started
         return started
 
-    def _submit(self, job: queue.ClaimedJob) -> None:
+    def _batches(self, session: Session, jobs: list[queue.ClaimedJob]) -> list[list[queue.ClaimedJob]]:
+        """Group claimed jobs into what each slot runs: batches for batch kinds, single jobs otherwise."""
+        units: list[list[queue.ClaimedJob]] = []
+        by_kind: dict[str, list[queue.ClaimedJob]] = {}
+        for job in jobs:
+            handler = self.handlers.get(job.kind)
+            if isinstance(handler, BatchHandler) and handler.batch_size() > 1:
+                by_kind.setdefault(job.kind, []).append(job)
+            else:
+                units.append([job])
+        for kind, group in by_kind.items():
+            size = self.handlers[kind].batch_size()  # type: ignore[union-attr]
+            if len(group) < size:  # top the batch up with more due jobs of its kind (same transaction)
+                group += queue.claim_jobs(session, self.worker_id, limit=size - len(group),
+                                          lease_seconds=self.lease_seconds, kind=kind)
+            units += [group[i:i + size] for i in range(0, len(group), size)]
+        return units
+
+    def _submit(self, jobs: list[queue.ClaimedJob]) -> None:
         assert self._executor is not None
         with self._running_lock:
             self._running += 1
-        self._executor.submit(self._run_and_release, job)
+        self._executor.submit(self._run_and_release, jobs)
 
-    def _run_and_release(self, job: queue.ClaimedJob) -> None:
+    def _run_and_release(self, jobs: list[queue.ClaimedJob]) -> None:
         try:
-            self.run_job(job)
+            self.run_jobs(jobs)
         finally:
             self._free.release()
             with self._running_lock:
@@ -308,14 +388,19 @@ class Worker:
 
 
 def drain(handlers: dict[str, Handler], on_dead: DeadHandler | None = None, *, max_rounds: int = 1000) -> int:
-    """Run every due job in this thread until none is left (tests, demo data, one-off commands)."""
+    """Run every due job in this thread until none is left (tests, demo data, one-off commands).
+
+    Returns how many jobs ran; batch kinds run in batches, as in the loop.
+    """
     worker = Worker(handlers, on_dead=on_dead, concurrency=1)
     done = 0
     for _ in range(max_rounds):
         with session_scope() as session:
             jobs = queue.claim_jobs(session, worker.worker_id, limit=1, lease_seconds=worker.lease_seconds)
-        if not jobs:
+            units = worker._batches(session, jobs)
+        if not units:
             return done
-        worker.run_job(jobs[0])
-        done += 1
+        for unit in units:
+            worker.run_jobs(unit)
+            done += len(unit)
     return done

@@ -15,7 +15,7 @@ So the MIME message is built here with :mod:`email` (multipart/alternative: text
 yagmail is used for the connection only: ``yagmail.SMTP(..., smtp_ssl=..., smtp_starttls=...,
 smtp_skip_login=True, timeout=...)`` then ``login()`` (connect, EHLO, STARTTLS) and the rendered bytes go
 out with one ``smtp.sendmail()`` on that session. No content ever passes through yagmail's content
-processing, there are no hidden retries (the job system retries), and each send uses its own session.
+processing, there are no hidden retries (the job system retries), and each send (or batch) uses its own session.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import smtplib
 import socket
 import ssl
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.charset import BASE64, QP, Charset
 from email.generator import BytesGenerator
@@ -86,6 +87,10 @@ class MailSender(Protocol):
 
     def send(self, email: OutgoingEmail, *, message_id: str | None = None) -> str:
         """Deliver ``email`` and return its Message-ID."""
+        ...
+
+    def send_many(self, items: Sequence[tuple[OutgoingEmail, str | None]]) -> list[str | MailDeliveryError]:
+        """Deliver several e-mails (one connection where that applies); an outcome per e-mail, in order."""
         ...
 
 
@@ -165,7 +170,7 @@ def render(msg: Message) -> bytes:
 
 
 class SmtpSender:
-    """Delivers over SMTP; one session per :meth:`send`.
+    """Delivers over SMTP; one session per :meth:`send` or :meth:`send_many` (a batch of e-mails).
 
     - ``security``: "none" (plain, e.g. a local relay), "starttls" (EHLO + STARTTLS, typically port 587)
       or "ssl" (implicit TLS, typically port 465). TLS certificates are verified
@@ -273,34 +278,66 @@ class SmtpSender:
         """Deliver ``email`` in a new SMTP session. Returns the Message-ID (``message_id`` if given,
         e.g. one stored with the outbox row so a retry reuses it; otherwise a new unique one).
         Raises :class:`MailDeliveryError` on any failure."""
+        outcome = self.send_many([(email, message_id)])[0]
+        if isinstance(outcome, MailDeliveryError):
+            raise outcome
+        return outcome
+
+    def send_many(self, items: Sequence[tuple[OutgoingEmail, str | None]]) -> list[str | MailDeliveryError]:
+        """Deliver several e-mails in one SMTP session; one outcome per e-mail, in order: its Message-ID, or
+        the :class:`MailDeliveryError` that stopped it. A refused recipient or message fails that e-mail
+        only; a lost connection fails the ones not sent yet. Never raises for a delivery problem."""
+        outcomes: list[str | MailDeliveryError | None] = [None] * len(items)
+        ready: list[tuple[int, str, str, bytes, str]] = []  # (index, recipient, Message-ID, bytes, kind)
+        for index, (email, message_id) in enumerate(items):
+            try:
+                ready.append((index, *self._prepare(email, message_id)))
+            except MailDeliveryError as exc:
+                outcomes[index] = exc
+        if ready:
+            client = None
+            try:
+                client = self._client()
+                client.login()  # connect (+ EHLO/STARTTLS); no login because of smtp_skip_login
+                smtp = client.smtp
+                if self._password:
+                    smtp.login(self._login_user, self._password)
+                for index, rcpt, msg_id, data, kind in ready:
+                    try:
+                        refused = smtp.sendmail(self._from_addr, [rcpt], data)
+                        if refused:  # only possible with several recipients; be strict anyway
+                            raise smtplib.SMTPRecipientsRefused(refused)
+                    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError) as exc:
+                        outcomes[index] = self._error_for(exc)  # this message only: the session goes on
+                        continue
+                    outcomes[index] = msg_id
+                    logger.info("mail sent: kind=%s to=%s message_id=%s", kind, rcpt, msg_id)
+            except Exception as exc:  # noqa: BLE001 - every failure becomes MailDeliveryError
+                error = self._error_for(exc)
+                for index, *_ in ready:
+                    if outcomes[index] is None:
+                        outcomes[index] = error
+            finally:
+                if client is not None:
+                    _close_quietly(client)
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    def _prepare(self, email: OutgoingEmail, message_id: str | None) -> tuple[str, str, bytes, str]:
+        """(recipient, Message-ID, wire bytes, kind) of a valid e-mail; a permanent error otherwise."""
         msg_id = message_id if message_id is not None else _new_message_id(self._domain)
         if not isinstance(msg_id, str) or not _MESSAGE_ID.match(msg_id):
             raise MailDeliveryError("invalid Message-ID (expected <left@right>)", permanent=True)
+        kind = getattr(email, "kind", "?")
         try:
             msg, rcpt = self.build_message(email, msg_id)
-            data = render(msg)
+            return rcpt, msg_id, render(msg), kind
         except (ValueError, TypeError, UnicodeError, AttributeError) as exc:
-            kind = getattr(email, "kind", "?")
             raise MailDeliveryError(f"invalid e-mail ({kind}): {exc}", permanent=True) from None
 
-        client = None
-        try:
-            client = self._client()
-            client.login()  # connect (+ EHLO/STARTTLS); no login because of smtp_skip_login
-            smtp = client.smtp
-            if self._password:
-                smtp.login(self._login_user, self._password)
-            refused = smtp.sendmail(self._from_addr, [rcpt], data)
-            if refused:  # only possible with several recipients; be strict anyway
-                raise smtplib.SMTPRecipientsRefused(refused)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes MailDeliveryError
-            raise self._delivery_error(exc) from (None if self._leaks_password(exc) else exc)
-        finally:
-            if client is not None:
-                _close_quietly(client)
-
-        logger.info("mail sent: kind=%s to=%s message_id=%s", email.kind, rcpt, msg_id)
-        return msg_id
+    def _error_for(self, exc: BaseException) -> MailDeliveryError:
+        error = self._delivery_error(exc)
+        error.__cause__ = None if self._leaks_password(exc) else exc
+        return error
 
     def _leaks_password(self, exc: BaseException) -> bool:
         return self._password is not None and self._password in repr(exc)
@@ -385,3 +422,6 @@ class RecordingSender:
         )
         self.sent.append(RecordedEmail(message_id=msg_id, email=email))
         return msg_id
+
+    def send_many(self, items: Sequence[tuple[OutgoingEmail, str | None]]) -> list[str | MailDeliveryError]:
+        return [self.send(email, message_id=message_id) for email, message_id in items]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import make_msgid, parseaddr
 from functools import lru_cache
@@ -22,40 +23,58 @@ def ticket_url(ticket: Ticket) -> str:
     return f"{get_settings().app_base_url.rstrip('/')}/tickets/{ticket.id}"
 
 
-def queue_email(
-    session: Session, email: messages.OutgoingEmail, *, ticket_id: int | None = None, user_id: int | None = None,
-    due_since: datetime | None = None,
-) -> EmailMessage:
-    """Store the mail and queue its delivery in the caller's transaction.
+@dataclass(frozen=True)
+class Draft:
+    """A composed e-mail not stored yet, with what the outbox row links it to."""
+
+    email: messages.OutgoingEmail
+    ticket_id: int | None = None
+    user_id: int | None = None
+    due_since: datetime | None = None
+
+
+def queue_emails(session: Session, drafts: list[Draft]) -> list[EmailMessage]:
+    """Store the mails and queue their delivery in the caller's transaction (one INSERT each for all).
 
     The Message-ID is fixed now, so a retried delivery reuses it and receivers can drop a duplicate.
     `due_since` dates the delivery job (see jobs.queue.enqueue): a ticket's mails go out before newer
     tickets are triaged.
     """
+    if not drafts:
+        return []
     domain = parseaddr(get_settings().mail_from)[1].rpartition("@")[2] or "localhost"
-    row = EmailMessage(
-        kind=email.kind,
-        to_address=email.to,
-        subject=email.subject,
-        body_text=email.text,
-        body_html=email.html,
-        status="pending",
-        message_id=make_msgid(domain=domain),
-        ticket_id=ticket_id,
-        user_id=user_id,
-    )
-    session.add(row)
+    rows = [
+        EmailMessage(
+            kind=draft.email.kind,
+            to_address=draft.email.to,
+            subject=draft.email.subject,
+            body_text=draft.email.text,
+            body_html=draft.email.html,
+            status="pending",
+            message_id=make_msgid(domain=domain),
+            ticket_id=draft.ticket_id,
+            user_id=draft.user_id,
+        )
+        for draft in drafts
+    ]
+    session.add_all(rows)
     session.flush()
-    queue.enqueue(session, "send_email", {"email_id": row.id}, dedupe_key=f"email:{row.id}", due_since=due_since)
-    return row
+    queue.enqueue_many(session, "send_email", [
+        ({"email_id": row.id}, f"email:{row.id}", draft.due_since) for row, draft in zip(rows, drafts, strict=True)
+    ])
+    return rows
+
+
+def queue_email(session: Session, draft: Draft) -> EmailMessage:
+    return queue_emails(session, [draft])[0]
 
 
 def welcome(session: Session, user: User) -> EmailMessage:
     email = messages.welcome_email(to=user.email, name=user.name, app_url=get_settings().app_base_url)
-    return queue_email(session, email, user_id=user.id)
+    return queue_email(session, Draft(email, user_id=user.id))
 
 
-def assignment(session: Session, ticket: Ticket, assignee: User, *, reassigned: bool = False) -> EmailMessage:
+def assignment_draft(ticket: Ticket, assignee: User, *, reassigned: bool = False) -> Draft:
     email = messages.assignment_email(
         to=assignee.email,
         assignee_name=assignee.name,
@@ -69,10 +88,14 @@ def assignment(session: Session, ticket: Ticket, assignee: User, *, reassigned: 
         reason=ticket.assignment_reason,
         reassigned=reassigned,
     )
-    return queue_email(session, email, ticket_id=ticket.id, user_id=assignee.id, due_since=ticket.created_at)
+    return Draft(email, ticket_id=ticket.id, user_id=assignee.id, due_since=ticket.created_at)
 
 
-def received(session: Session, ticket: Ticket, requester: User, assignee: User | None) -> EmailMessage:
+def assignment(session: Session, ticket: Ticket, assignee: User, *, reassigned: bool = False) -> EmailMessage:
+    return queue_email(session, assignment_draft(ticket, assignee, reassigned=reassigned))
+
+
+def received_draft(ticket: Ticket, requester: User, assignee: User | None) -> Draft:
     email = messages.ticket_received_email(
         to=requester.email,
         requester_name=requester.name,
@@ -84,7 +107,11 @@ def received(session: Session, ticket: Ticket, requester: User, assignee: User |
         ticket_url=ticket_url(ticket),
         assignee_name=assignee.name if assignee else None,
     )
-    return queue_email(session, email, ticket_id=ticket.id, user_id=requester.id, due_since=ticket.created_at)
+    return Draft(email, ticket_id=ticket.id, user_id=requester.id, due_since=ticket.created_at)
+
+
+def received(session: Session, ticket: Ticket, requester: User, assignee: User | None) -> EmailMessage:
+    return queue_email(session, received_draft(ticket, requester, assignee))
 
 
 def resolved(session: Session, ticket: Ticket, requester: User) -> EmailMessage:
@@ -95,7 +122,7 @@ def resolved(session: Session, ticket: Ticket, requester: User) -> EmailMessage:
         title=ticket.title,
         ticket_url=ticket_url(ticket),
     )
-    return queue_email(session, email, ticket_id=ticket.id, user_id=requester.id)
+    return queue_email(session, Draft(email, ticket_id=ticket.id, user_id=requester.id))
 
 
 def build_sender(settings: Settings) -> MailSender:

@@ -1,7 +1,9 @@
 """The background steps after a ticket is saved: triage -> assign -> (e-mails queued for send_email).
 
-Each handler is idempotent: its writes commit in the same transaction that marks its job done, and it
+Each handler is idempotent: its writes commit in the same transaction that marks its jobs done, and it
 checks the ticket's state first, so a retried or re-delivered job never triages or assigns twice.
+Each is a batch handler: with a backlog, one call takes several due jobs of its kind and shares their
+reads, locks, commit (and SMTP session); alone, a job is a batch of one (bench/README.md has the figures).
 """
 
 from __future__ import annotations
@@ -12,130 +14,159 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ticketing_app.ai.select import run_triage
-from ticketing_app.ai.types import TriageRequest
+from ticketing_app.ai.select import run_triage, triage_batch_size
+from ticketing_app.ai.types import TriageRequest, TriageResult
 from ticketing_app.config import get_settings
 from ticketing_app.db import session_scope
 from ticketing_app.jobs import queue
-from ticketing_app.jobs.worker import JobContext, PermanentJobError
+from ticketing_app.jobs.worker import BatchHandler, JobContext, PermanentJobError, finishing_transaction
 from ticketing_app.mail.sender import MailDeliveryError
-from ticketing_app.models import EmailMessage, Ticket, User
+from ticketing_app.models import EmailMessage, Ticket
 from ticketing_app.services import events, notifications, routing
 from ticketing_app.services.accounts import skill_vocabulary
 from ticketing_app.services.tickets import due_time
 
 log = logging.getLogger(__name__)
 
+# Jobs per batch when there is a backlog (each slot of the loop takes one batch; see jobs.worker.BatchHandler).
+# Routing and e-mail are quick database / SMTP work, so a batch shares one claim, lock, commit and SMTP session.
+ROUTING_BATCH = 25
+MAIL_BATCH = 25
 
-def _locked_ticket(session: Session, ticket_id: int) -> Ticket | None:
-    return session.scalar(select(Ticket).where(Ticket.id == ticket_id).with_for_update(of=Ticket))
+
+def _ticket_ids(contexts: list[JobContext]) -> list[int]:
+    return [int(ctx.payload["ticket_id"]) for ctx in contexts]
 
 
-def handle_triage(ctx: JobContext) -> None:
-    """Ask the AI about the ticket (outside any transaction), then store the result and queue routing."""
-    ticket_id = int(ctx.payload["ticket_id"])
+def _locked_tickets(session: Session, ticket_ids: list[int]) -> list[Ticket]:
+    """The tickets, locked in id order (two batches never wait for each other's locks in a cycle)."""
+    query = select(Ticket).where(Ticket.id.in_(ticket_ids)).order_by(Ticket.id).with_for_update(of=Ticket)
+    return list(session.scalars(query).unique())
+
+
+def _queue_routing(session: Session, tickets: list[Ticket]) -> None:
+    # Dated by the ticket's arrival: routing an older ticket goes before triaging newer ones.
+    queue.enqueue_many(session, "assign", [
+        ({"ticket_id": ticket.id}, f"assign:{ticket.id}", ticket.created_at) for ticket in tickets
+    ])
+
+
+def handle_triage(contexts: list[JobContext]) -> None:
+    """Ask the AI about each ticket (outside any transaction), then store the results and queue routing."""
+    ticket_ids = _ticket_ids(contexts)
     with session_scope() as session:
-        ticket = session.get(Ticket, ticket_id)
-        if ticket is None:
-            return  # deleted meanwhile: nothing to do
-        if ticket.triage_status == "done":
-            request = None
-        else:
-            request = TriageRequest(
-                title=ticket.title,
-                description=ticket.description,
-                categories=tuple(get_settings().triage_categories),
-                skill_vocabulary=tuple(skill_vocabulary(session)),
-            )
-    result, primary_error = run_triage(request) if request is not None else (None, None)
-    with ctx.finishing_transaction() as session:
-        ticket = _locked_ticket(session, ticket_id)
-        if ticket is None:
-            return
-        if result is not None and ticket.triage_status != "done":
-            ticket.category = result.category
-            ticket.priority = result.priority
-            ticket.required_skills = result.required_skills
-            ticket.summary = result.summary
-            ticket.helpful_notes = result.helpful_notes
-            ticket.triage_confidence = result.confidence
-            ticket.triage_provider = result.provider
-            ticket.triage_status = "done"
-            ticket.triaged_at = datetime.now(UTC)
-            ticket.due_at = due_time(result.priority, ticket.created_at)
-            events.record(
-                session, ticket, "triaged", None, category=result.category, priority=result.priority,
-                skills=result.required_skills, provider=result.provider, fallback_reason=primary_error,
-            )
-        # Dated by the ticket's arrival: routing an older ticket goes before triaging newer ones.
-        queue.enqueue(session, "assign", {"ticket_id": ticket.id}, dedupe_key=f"assign:{ticket.id}",
-                      due_since=ticket.created_at)
+        pending = session.execute(
+            select(Ticket.id, Ticket.title, Ticket.description)
+            .where(Ticket.id.in_(ticket_ids), Ticket.triage_status != "done")
+        ).all()
+        vocabulary = tuple(skill_vocabulary(session)) if pending else ()
+    categories = tuple(get_settings().triage_categories)
+    answers = {
+        row.id: run_triage(TriageRequest(title=row.title, description=row.description, categories=categories,
+                                         skill_vocabulary=vocabulary))
+        for row in pending
+    }
+    with finishing_transaction(contexts) as session:
+        tickets = _locked_tickets(session, ticket_ids)
+        for ticket in tickets:
+            if ticket.id in answers and ticket.triage_status != "done":
+                _store_triage(session, ticket, *answers[ticket.id])
+        _queue_routing(session, tickets)
+
+
+def _store_triage(session: Session, ticket: Ticket, result: TriageResult, primary_error: str | None) -> None:
+    ticket.category = result.category
+    ticket.priority = result.priority
+    ticket.required_skills = result.required_skills
+    ticket.summary = result.summary
+    ticket.helpful_notes = result.helpful_notes
+    ticket.triage_confidence = result.confidence
+    ticket.triage_provider = result.provider
+    ticket.triage_status = "done"
+    ticket.triaged_at = datetime.now(UTC)
+    ticket.due_at = due_time(result.priority, ticket.created_at)
+    events.record(
+        session, ticket, "triaged", None, category=result.category, priority=result.priority,
+        skills=result.required_skills, provider=result.provider, fallback_reason=primary_error,
+    )
 
 
 def triage_gave_up(ticket_id: int, error: str) -> None:
     """A triage job died: mark the ticket and route it anyway, so it is never stranded."""
     with session_scope() as session:
-        ticket = _locked_ticket(session, ticket_id)
-        if ticket is None or ticket.triage_status == "done":
+        tickets = _locked_tickets(session, [ticket_id])
+        if not tickets or tickets[0].triage_status == "done":
             return
-        ticket.triage_status = "failed"
-        events.record(session, ticket, "triage_failed", None, error=error[:300])
-        # Dated by the ticket's arrival: routing an older ticket goes before triaging newer ones.
-        queue.enqueue(session, "assign", {"ticket_id": ticket.id}, dedupe_key=f"assign:{ticket.id}",
-                      due_since=ticket.created_at)
+        tickets[0].triage_status = "failed"
+        events.record(session, tickets[0], "triage_failed", None, error=error[:300])
+        _queue_routing(session, tickets)
 
 
-def handle_assign(ctx: JobContext) -> None:
-    """Route the ticket once and queue the e-mails to the assignee and the requester."""
-    ticket_id = int(ctx.payload["ticket_id"])
-    with ctx.finishing_transaction() as session:
-        ticket = _locked_ticket(session, ticket_id)
-        if ticket is None or ticket.assigned_at is not None or ticket.assigned_to_id is not None:
-            return  # already routed (or assigned by hand): never a second assignment
-        decision = routing.choose_assignee(session, list(ticket.required_skills or []))
-        now = datetime.now(UTC)
-        ticket.assignment_reason = decision.reason
-        ticket.assigned_at = now
-        if decision.assignee is not None:
-            ticket.assigned_to_id = decision.assignee.id
-            ticket.assigned_to = decision.assignee
-            decision.assignee.last_assigned_at = now
-        events.record(session, ticket, "assigned", None, to=events.user_brief(decision.assignee),
-                      reason=decision.reason)
-        session.flush()
-        requester = session.get(User, ticket.created_by_id)
-        assert requester is not None
-        if decision.assignee is not None:
-            notifications.assignment(session, ticket, decision.assignee)
-        notifications.received(session, ticket, requester, decision.assignee)
+def handle_assign(contexts: list[JobContext]) -> None:
+    """Route each ticket once and queue the e-mails to the assignee and the requester.
+
+    The tickets of a batch are routed one after the other in one transaction, so each choice counts the
+    assignments made just before it (load balancing holds inside a batch).
+    """
+    drafts: list[notifications.Draft] = []
+    with finishing_transaction(contexts) as session:
+        routed: list[tuple[Ticket, routing.RoutingDecision]] = []
+        for ticket in _locked_tickets(session, _ticket_ids(contexts)):
+            if ticket.assigned_at is not None or ticket.assigned_to_id is not None:
+                continue  # already routed (or assigned by hand): never a second assignment
+            # The choice's query flushes the assignments made before it, so it counts them.
+            decision = routing.choose_assignee(session, list(ticket.required_skills or []))
+            now = datetime.now(UTC)
+            ticket.assignment_reason = decision.reason
+            ticket.assigned_at = now
+            if decision.assignee is not None:
+                ticket.assigned_to_id = decision.assignee.id
+                ticket.assigned_to = decision.assignee
+                decision.assignee.last_assigned_at = now
+                drafts.append(notifications.assignment_draft(ticket, decision.assignee))
+            drafts.append(notifications.received_draft(ticket, ticket.created_by, decision.assignee))
+            routed.append((ticket, decision))
+        for ticket, decision in routed:  # added after the loop: one INSERT for the batch's events
+            events.record(session, ticket, "assigned", None, to=events.user_brief(decision.assignee),
+                          reason=decision.reason)
+        notifications.queue_emails(session, drafts)
 
 
-def handle_send_email(ctx: JobContext) -> None:
-    """Deliver one stored e-mail; a failure leaves it pending for the job's retry, never re-running AI."""
-    email_id = int(ctx.payload["email_id"])
+def handle_send_email(contexts: list[JobContext]) -> None:
+    """Deliver stored e-mails in one SMTP session; a failed one stays pending for its own job's retry.
+
+    Never re-runs the AI: the mail was composed and stored when the ticket was routed.
+    """
+    email_ids = [int(ctx.payload["email_id"]) for ctx in contexts]
     with session_scope() as session:
-        row = session.get(EmailMessage, email_id)
-        if row is None or row.status in ("sent", "recorded"):
-            return
-        email, message_id = notifications.outgoing(row), row.message_id
+        rows = session.scalars(
+            select(EmailMessage).where(EmailMessage.id.in_(email_ids), EmailMessage.status.not_in(DELIVERED))
+        ).all()
+        outgoing = {row.id: (notifications.outgoing(row), row.message_id) for row in rows}
+    sending = [(ctx, email_id) for ctx, email_id in zip(contexts, email_ids, strict=True) if email_id in outgoing]
     sender = notifications.default_sender()
-    try:
-        used_id = sender.send(email, message_id=message_id)
-    except MailDeliveryError as exc:
-        with session_scope() as session:
-            row = session.get(EmailMessage, email_id)
-            if row is not None:
-                row.attempts += 1
-                row.last_error = str(exc)[:1000]
-                row.status = "failed" if exc.permanent or ctx.is_last_attempt else "pending"
-        if exc.permanent:
-            raise PermanentJobError(str(exc)) from exc
-        raise
-    with ctx.finishing_transaction() as session:
-        row = session.get(EmailMessage, email_id)
-        if row is not None:
+    outcomes = dict(zip(
+        [email_id for _, email_id in sending],
+        sender.send_many([outgoing[email_id] for _, email_id in sending]),
+        strict=True,
+    ))
+    for ctx, email_id in sending:
+        error = outcomes[email_id]
+        if isinstance(error, MailDeliveryError):
+            ctx.fail(PermanentJobError(str(error)) if error.permanent else error)
+    with finishing_transaction(contexts) as session:
+        by_id = {row.id: row for row in session.scalars(select(EmailMessage).where(EmailMessage.id.in_(outcomes)))}
+        for ctx, email_id in sending:
+            row = by_id.get(email_id)
+            if row is None:
+                continue
             row.attempts += 1
-            notifications.mark_delivered(row, sender, used_id)
+            outcome = outcomes[email_id]
+            if isinstance(outcome, MailDeliveryError):
+                row.last_error = str(outcome)[:1000]
+                row.status = "failed" if outcome.permanent or ctx.is_last_attempt else "pending"
+            else:
+                notifications.mark_delivered(row, sender, outcome)
 
 
 def on_dead(kind: str, payload: dict, error: str) -> None:
@@ -145,4 +176,9 @@ def on_dead(kind: str, payload: dict, error: str) -> None:
     log.error("job %s dead-lettered: %s", kind, error[:300])
 
 
-HANDLERS = {"triage": handle_triage, "assign": handle_assign, "send_email": handle_send_email}
+DELIVERED = ("sent", "recorded")
+HANDLERS = {
+    "triage": BatchHandler(handle_triage, size=triage_batch_size),
+    "assign": BatchHandler(handle_assign, size=ROUTING_BATCH),
+    "send_email": BatchHandler(handle_send_email, size=MAIL_BATCH),
+}

@@ -13,6 +13,7 @@ from ticketing_app.skills import canonical_skill
 # Routing decisions are serialised with this transaction-level lock, so two tickets routed at the
 # same moment both see each other's assignment in the load they compare (no pile-up on one person).
 ROUTING_LOCK_ID = 0x726F757465  # "route"
+_LOCKED_IN_TRANSACTION = "routing_lock_held"
 
 _LOAD = """
     (SELECT count(*) FROM tickets t
@@ -55,7 +56,10 @@ class RoutingDecision:
 
 def choose_assignee(session: Session, required_skills: list[str]) -> RoutingDecision:
     """Pick an assignee inside the caller's transaction (which must then record the assignment)."""
-    session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": ROUTING_LOCK_ID})
+    transaction = session.get_transaction()
+    if transaction is None or session.info.get(_LOCKED_IN_TRANSACTION) is not transaction:
+        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": ROUTING_LOCK_ID})
+        session.info[_LOCKED_IN_TRANSACTION] = session.get_transaction()  # held until it ends: take it once
     keys = sorted({canonical_skill(s) for s in required_skills})
     if keys:
         row = session.execute(text(_BEST_MODERATOR), {"keys": keys}).first()
