@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from ticketing_app.config import Settings, get_settings
@@ -19,6 +23,7 @@ log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _engine: Engine | None = None
 _session_factory: sessionmaker[Session] | None = None
+_async_engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine] = weakref.WeakKeyDictionary()
 _embedded_server = None  # keeps the embedded server handle alive for the process
 
 
@@ -59,27 +64,47 @@ def get_engine() -> Engine:
     with _lock:
         if _engine is None:
             settings = get_settings()
-            _engine = create_engine(
-                database_url(settings),
-                pool_size=settings.db_pool_size,
-                max_overflow=settings.db_pool_size,
-                pool_pre_ping=True,  # survive a database restart without a 500 storm
-                pool_recycle=1800,
-                pool_timeout=10,
-                connect_args={"connect_timeout": 5},
-            )
+            _engine = create_engine(database_url(settings), **_pool_options(settings))
             _session_factory = sessionmaker(_engine, expire_on_commit=False)
         return _engine
 
 
+def _pool_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_pool_size,
+        "pool_pre_ping": True,  # survive a database restart without a 500 storm
+        "pool_recycle": 1800,
+        "pool_timeout": 10,
+        "connect_args": {"connect_timeout": 5},
+    }
+
+
+def get_async_engine() -> AsyncEngine:
+    """An asyncio engine (psycopg's async mode, same settings) for the running event loop.
+
+    For async endpoints that need no thread-pool hop (ticket intake). One per loop, because an asyncio
+    pool belongs to the loop that created it: a server has one loop; tests start several.
+    """
+    loop = asyncio.get_running_loop()
+    with _lock:
+        engine = _async_engines.get(loop)
+        if engine is None:
+            settings = get_settings()
+            engine = create_async_engine(database_url(settings), **_pool_options(settings))
+            _async_engines[loop] = engine
+        return engine
+
+
 def reset_engine() -> None:
-    """Drop the engine (tests and forked workers)."""
+    """Drop the engines (tests and forked workers)."""
     global _engine, _session_factory
     with _lock:
         if _engine is not None:
             _engine.dispose()
         _engine = None
         _session_factory = None
+        _async_engines.clear()  # their connections close when collected (closing needs their own loop)
 
 
 @contextmanager

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import case, func, or_, select, text
+from sqlalchemy import Connection, Row, case, func, or_, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session, selectinload
 
 from ticketing_app.config import get_settings
@@ -66,7 +68,7 @@ def ticket_out(ticket: Ticket, actor: User) -> TicketOut:
     )
 
 
-def submit_ticket(session: Session, actor_id: int, data: TicketCreate) -> TicketOut:
+def submit_ticket(session: Session | Connection, actor_id: int, data: TicketCreate) -> TicketOut:
     """Save a ticket as user `actor_id`, with its audit event and its triage job, in one statement.
 
     Any active user may submit; the check is part of the statement (no row for an unknown or deactivated
@@ -74,13 +76,26 @@ def submit_ticket(session: Session, actor_id: int, data: TicketCreate) -> Ticket
     forgotten, and its NOTIFY is delivered when the transaction commits. This is the busiest write path
     (every POST /api/tickets), hence one round trip instead of an ORM unit of work (see bench/README.md).
     """
-    row = session.execute(_SUBMIT, {
+    return _submitted(session.execute(_SUBMIT, _submit_params(actor_id, data)).first(), actor_id, data)
+
+
+async def submit_ticket_async(connection: AsyncConnection, actor_id: int, data: TicketCreate) -> TicketOut:
+    """`submit_ticket` on an asyncio connection (the API's intake endpoint runs on the event loop)."""
+    result = await connection.execute(_SUBMIT, _submit_params(actor_id, data))
+    return _submitted(result.first(), actor_id, data)
+
+
+def _submit_params(actor_id: int, data: TicketCreate) -> dict[str, Any]:
+    return {
         "actor_id": actor_id,
         "title": data.title,
         "description": data.description,
         "max_attempts": get_settings().job_max_attempts,
         "channel": queue.NOTIFY_CHANNEL,
-    }).first()
+    }
+
+
+def _submitted(row: Row[Any] | None, actor_id: int, data: TicketCreate) -> TicketOut:
     if row is None:
         raise NotAuthenticated(SESSION_INVALID)
     return TicketOut(
