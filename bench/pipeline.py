@@ -253,6 +253,8 @@ def run(*, database_url: str, data_dir: Path, log_dir: Path, sampler: Any, quick
         return r
 
     instant = go("instant_1p", tickets=overhead_n, provider="instant", processes=1)
+    # The same with triage unbatched, as for a remote model (Gemini): the loop's cost per ticket on that path.
+    instant_remote = go("instant_remote_1p", tickets=overhead_n, provider="instant-remote", processes=1)
     for p in (1, 2, 4):
         go(f"offline_{p}p", tickets=n, provider="offline", processes=p)
     for c in sweep:  # how many threads one process needs for the 800 ms provider (small batches)
@@ -273,6 +275,7 @@ def run(*, database_url: str, data_dir: Path, log_dir: Path, sampler: Any, quick
         "runs": runs,
         "loop_overhead_ms_per_ticket": overhead,
         "loop_overhead_in_commits": ratio(overhead, commit_ms, 2),
+        "loop_overhead_unbatched_triage_ms_per_ticket": instant_remote["ms_per_ticket"],
         "loop_overhead_tickets": overhead_n,
         "loop_overhead_target": "<= 5 ms per ticket (instant provider, 1 process, default concurrency)",
         "loop_overhead_target_met": overhead <= 5,

@@ -3,7 +3,8 @@
     python -m bench.worker_entry --provider offline|instant|sleep [--latency 0.8]
 
 `offline` is the app's own offline provider; `instant` answers at once (what is left is the loop's own
-cost); `sleep` answers after `--latency` seconds (simulating Gemini). The provider is injected by replacing
+cost); `instant-remote` too, but is treated like a remote model (its triage jobs are not batched);
+`sleep` answers after `--latency` seconds (simulating Gemini, remote). The provider is injected by replacing
 ticketing_app.ai.select.default_triage before the worker starts: no production code changes.
 
 Protocol on stdio: prints one JSON line when ready (imports done, a connection open), starts working when it
@@ -30,13 +31,16 @@ from ticketing_app.ai.types import TriageRequest, TriageResult
 
 
 class FakeTriage:
-    """A deterministic provider that answers after a fixed delay (0 = at once)."""
+    """A deterministic provider that answers after a fixed delay (0 = at once).
 
-    remote = False
+    `remote` says how the worker treats it (ticketing_app.ai.select.triage_batch_size): a local provider's
+    triage jobs are batched, a remote one (like Gemini) gets one call per worker thread.
+    """
 
-    def __init__(self, latency: float, name: str) -> None:
+    def __init__(self, latency: float, name: str, *, remote: bool) -> None:
         self.latency = latency
         self.name = name
+        self.remote = remote
 
     def triage(self, request: TriageRequest) -> TriageResult:
         if self.latency > 0:
@@ -61,13 +65,15 @@ def make_provider(kind: str, latency: float):
 
         return OfflineTriageProvider()
     if kind == "instant":
-        return FakeTriage(0.0, "bench-instant")
-    return FakeTriage(latency, f"bench-sleep-{int(latency * 1000)}ms")
+        return FakeTriage(0.0, "bench-instant", remote=False)
+    if kind == "instant-remote":  # zero latency, but handled like a remote model (triage not batched)
+        return FakeTriage(0.0, "bench-instant-remote", remote=True)
+    return FakeTriage(latency, f"bench-sleep-{int(latency * 1000)}ms", remote=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.worker_entry")
-    parser.add_argument("--provider", choices=("offline", "instant", "sleep"), default="offline")
+    parser.add_argument("--provider", choices=("offline", "instant", "instant-remote", "sleep"), default="offline")
     parser.add_argument("--latency", type=float, default=0.8)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
