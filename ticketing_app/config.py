@@ -68,7 +68,9 @@ class Settings(BaseSettings):
     sla_hours_low: float = 72
 
     worker_in_app: bool = True
-    worker_concurrency: int = Field(default=4, ge=1, le=64)
+    # Jobs run at once per worker process; unset: 32 when triage calls Gemini (threads wait on the network;
+    # 20+ tickets/s needs ~32, bench/README.md), else 4 (the offline provider and e-mail are CPU-light).
+    worker_concurrency: int | None = Field(default=None, ge=1, le=64)
     worker_poll_seconds: float = Field(default=2.0, gt=0)
     job_lease_seconds: int = Field(default=120, ge=5)
     job_max_attempts: int = Field(default=6, ge=1)
@@ -96,6 +98,12 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"
+
+    def resolved_worker_concurrency(self) -> int:
+        """WORKER_CONCURRENCY, or the default for the configured triage provider."""
+        if self.worker_concurrency is not None:
+            return self.worker_concurrency
+        return 32 if self.gemini_api_key else 4
 
     def resolved_jwt_secret(self) -> str:
         """The signing key: the configured one, or in development one kept in the data dir."""

@@ -37,3 +37,13 @@ def test_settings_come_from_the_environment(monkeypatch, tmp_path):
 def test_empty_category_list_is_refused():
     with pytest.raises(ValidationError, match="at least one category"):
         Settings(triage_categories=[" "], _env_file=None)
+
+
+def test_worker_concurrency_defaults_to_the_triage_providers_needs(monkeypatch):
+    monkeypatch.delenv("WORKER_CONCURRENCY", raising=False)
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    assert Settings(_env_file=None).resolved_worker_concurrency() == 4  # offline: CPU-light
+    assert Settings(gemini_api_key="k", _env_file=None).resolved_worker_concurrency() == 32  # waits on the network
+    assert Settings(gemini_api_key="k", worker_concurrency=8, _env_file=None).resolved_worker_concurrency() == 8
+    with pytest.raises(ValidationError):
+        Settings(worker_concurrency=0, _env_file=None)

@@ -122,7 +122,7 @@ class Worker:
         settings = get_settings()
         self.handlers = handlers
         self.on_dead = on_dead
-        self.concurrency = concurrency or settings.worker_concurrency
+        self.concurrency = concurrency or settings.resolved_worker_concurrency()
         self.poll_seconds = poll_seconds or settings.worker_poll_seconds
         self.lease_seconds = lease_seconds or settings.job_lease_seconds
         self.retry = retry or RetryPolicy(settings.job_backoff_base_seconds, settings.job_backoff_max_seconds)
