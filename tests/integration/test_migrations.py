@@ -26,7 +26,8 @@ def test_upgrade_downgrade_upgrade(database):
         assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
         upgrade_database(engine=engine)
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002_jobs_and_emails"
+            version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            assert version == "0003_tickets_updated_at_index"
     finally:
         engine.dispose()
         with admin.connect() as conn:
