@@ -12,10 +12,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from ticketing_app.asyncdb import AutocommitPool
 from ticketing_app.config import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _engine: Engine | None = None
 _session_factory: sessionmaker[Session] | None = None
-_async_engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine] = weakref.WeakKeyDictionary()
+_async_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AutocommitPool] = weakref.WeakKeyDictionary()
+POOL_TIMEOUT_SECONDS = 10  # longest wait for a free connection before answering 503
 _embedded_server = None  # keeps the embedded server handle alive for the process
 
 
@@ -75,25 +76,31 @@ def _pool_options(settings: Settings) -> dict[str, Any]:
         "max_overflow": settings.db_pool_size,
         "pool_pre_ping": True,  # survive a database restart without a 500 storm
         "pool_recycle": 1800,
-        "pool_timeout": 10,
+        "pool_timeout": POOL_TIMEOUT_SECONDS,
         "connect_args": {"connect_timeout": 5},
     }
 
 
-def get_async_engine() -> AsyncEngine:
-    """An asyncio engine (psycopg's async mode, same settings) for the running event loop.
+def libpq_url(url: str) -> str:
+    """`url` as libpq (psycopg itself) reads it: without SQLAlchemy's driver name."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
-    For async endpoints that need no thread-pool hop (ticket intake). One per loop, because an asyncio
-    pool belongs to the loop that created it: a server has one loop; tests start several.
+
+def get_autocommit_pool() -> AutocommitPool:
+    """The single-statement pool (asyncdb.py) of the running event loop, with the engine's size.
+
+    One per loop, because asyncio primitives and the connections in use belong to the loop that made
+    them: a server has one loop; tests start several.
     """
     loop = asyncio.get_running_loop()
     with _lock:
-        engine = _async_engines.get(loop)
-        if engine is None:
+        pool = _async_pools.get(loop)
+        if pool is None:
             settings = get_settings()
-            engine = create_async_engine(database_url(settings), **_pool_options(settings))
-            _async_engines[loop] = engine
-        return engine
+            url = libpq_url(database_url(settings))
+            pool = AutocommitPool(url, size=settings.db_pool_size, timeout=POOL_TIMEOUT_SECONDS)
+            _async_pools[loop] = pool
+        return pool
 
 
 def reset_engine() -> None:
@@ -104,7 +111,7 @@ def reset_engine() -> None:
             _engine.dispose()
         _engine = None
         _session_factory = None
-        _async_engines.clear()  # their connections close when collected (closing needs their own loop)
+        _async_pools.clear()  # their connections close when collected (closing needs their own loop)
 
 
 @contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -11,6 +12,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ticketing_app.asyncdb import PoolTimeout as AsyncPoolTimeout
 from ticketing_app.errors import DomainError, NotAuthenticated, TooManyAttempts
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(PoolTimeout)
     @app.exception_handler(OperationalError)
+    @app.exception_handler(AsyncPoolTimeout)
+    @app.exception_handler(psycopg.OperationalError)  # the single-statement pool (asyncdb.py)
     async def _db_down(_: Request, exc: Exception) -> JSONResponse:
         log.warning("database unavailable: %s", exc.__class__.__name__)
         return JSONResponse(
@@ -62,8 +66,9 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(DBAPIError)
-    async def _db_error(_: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated:
-            return await _db_down(_, exc)  # type: ignore[arg-type]
-        log.exception("database error")
+    @app.exception_handler(psycopg.Error)
+    async def _db_error(_: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            return await _db_down(_, exc)
+        log.error("database error", exc_info=exc)
         return JSONResponse({"detail": "The request could not be processed."}, status_code=500)

@@ -1,0 +1,106 @@
+"""Single statements on the event loop: a small pool of autocommit psycopg connections.
+
+Ticket intake is one SQL statement (services/tickets.submit_ticket). Run through SQLAlchemy's asyncio
+layer it cost a pre-ping, BEGIN and COMMIT round trip and greenlet switches around each step: about two
+thirds of the endpoint's CPU (bench/README.md, intake). Here it is one round trip on an autocommit
+connection, which is still atomic: one statement is one transaction.
+
+Why not psycopg_pool: while the database is down it makes a request wait (up to its timeout) for a
+background reconnect; this pool connects in the request, so a request fails at once and the API answers
+503, as it does with the synchronous engine. A connection found broken when taken from the idle list (the
+database restarted since it was last used) is replaced and the statement sent once more, since it never
+reached the server; this stands in for SQLAlchemy's pre-ping without its round trip per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import psycopg
+from psycopg.pq import TransactionStatus
+from psycopg.rows import namedtuple_row
+
+RECYCLE_SECONDS = 1800  # as the synchronous engine's pool_recycle
+
+
+class PoolTimeout(Exception):
+    """Every connection stayed busy for the whole wait (the API answers 503)."""
+
+
+class AutocommitPool:
+    """Up to `size` autocommit connections for one event loop; `fetch_one` runs a statement on one."""
+
+    def __init__(self, conninfo: str, *, size: int, timeout: float, connect_timeout: int = 5) -> None:
+        self._conninfo = conninfo
+        self._timeout = timeout
+        self._connect_timeout = connect_timeout
+        self._slots = asyncio.Semaphore(size)
+        self._idle: list[tuple[psycopg.AsyncConnection[Any], float]] = []  # (connection, connected at)
+
+    async def fetch_one(self, query: str, params: Mapping[str, Any]) -> Any:
+        """The first row of `query` (a named tuple), or None.
+
+        Raises PoolTimeout when no connection frees up in time, psycopg.OperationalError when the
+        database cannot be reached, and psycopg's error for a failing statement.
+        """
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise PoolTimeout(f"no database connection was free within {self._timeout:g} s") from None
+        try:
+            while True:
+                reused = bool(self._idle)
+                connection, born = self._idle.pop() if reused else (await self._connect(), time.monotonic())
+                try:
+                    cursor = connection.cursor(row_factory=namedtuple_row)
+                    await cursor.execute(query, params)
+                    row = await cursor.fetchone()
+                except psycopg.Error:
+                    if connection.broken and reused:
+                        # Closed by the server since its last use (a restart): the statement never
+                        # reached it. The other idle ones are likely stale too: start afresh.
+                        _discard(connection)
+                        self.close()
+                        continue
+                    self._put_back(connection, born)
+                    raise
+                except BaseException:  # cancelled mid-statement: the connection's state is unknown
+                    _discard(connection)
+                    raise
+                self._put_back(connection, born)
+                return row
+        finally:
+            self._slots.release()
+
+    def close(self) -> None:
+        """Close the idle connections (the pool stays usable)."""
+        idle, self._idle = self._idle, []
+        for connection, _ in idle:
+            _discard(connection)
+
+    def __del__(self) -> None:
+        # Dropped with its event loop (tests start many loops): close what is left, quietly.
+        self.close()
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        return await psycopg.AsyncConnection.connect(
+            self._conninfo, autocommit=True, connect_timeout=self._connect_timeout
+        )
+
+    def _put_back(self, connection: psycopg.AsyncConnection[Any], born: float) -> None:
+        """Keep a connection that is idle and young enough; close any other."""
+        idle = connection.info.transaction_status == TransactionStatus.IDLE
+        if idle and not connection.closed and time.monotonic() - born < RECYCLE_SECONDS:
+            self._idle.append((connection, born))
+        else:
+            _discard(connection)
+
+
+def _discard(connection: psycopg.AsyncConnection[Any]) -> None:
+    """Close without awaiting: libpq's PQfinish, all that AsyncConnection.close() does for a connection
+    outside psycopg_pool, so it also works from __del__ once the pool's event loop is gone."""
+    connection.pgconn.finish()
