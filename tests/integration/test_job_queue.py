@@ -100,6 +100,25 @@ def test_notify_is_delivered_only_when_the_transaction_commits(listener: psycopg
     assert notifications(listener) == []
 
 
+def test_a_new_ticket_wakes_the_workers_only_when_nothing_due_is_queued(listener, factory) -> None:
+    """Intake skips its NOTIFY while due jobs wait (services/tickets.py says why): the worker that takes
+    them claims again when it frees a slot."""
+    requester = factory.user()
+    assert [job.kind for job in claim("w0")] == ["send_email"]  # the welcome mail: now nothing is queued
+    notifications(listener)
+    factory.ticket(requester, "First")
+    assert notifications(listener) == ["triage"]  # an empty queue: wake up
+    factory.ticket(requester, "Second")
+    assert notifications(listener) == []  # the first triage job is still queued and due
+    assert len(claim("w1")) == 2  # both running now: nothing queued
+    factory.ticket(requester, "Third")
+    assert notifications(listener) == ["triage"]
+    with session_scope() as s:  # a job queued only for later (a retry's back-off) is not "due"
+        s.execute(text("UPDATE jobs SET run_after = now() + interval '1 hour' WHERE status = 'queued'"))
+    factory.ticket(requester, "Fourth")
+    assert notifications(listener) == ["triage"]
+
+
 def test_dedupe_key_keeps_the_first_job(listener: psycopg.Connection) -> None:
     first = add_job("assign", {"ticket_id": 7}, dedupe_key="assign:7")
     notifications(listener)

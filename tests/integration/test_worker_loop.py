@@ -177,6 +177,27 @@ def test_a_chain_of_jobs_is_driven_by_wake_ups_alone(
     assert skipped == []
 
 
+def test_tickets_that_skip_their_wake_up_are_still_taken_at_once(
+    api, factory: Factory, started: Callable[[Worker], Worker]
+) -> None:
+    """Under load intake sends no NOTIFY while due jobs are queued; a busy worker's freed slots pick the
+    tickets up anyway, long before its 30 s poll."""
+    factory.admin()
+    factory.user("moderator", skills=["billing", "payments"])
+    requester = factory.user()
+    started(build_worker(poll_seconds=30, concurrency=1))
+    assert wait_for(settled, 5)
+    ids = [factory.ticket(requester, f"Charged twice #{n}", "My card was charged twice this month.").id
+           for n in range(12)]
+
+    def all_assigned() -> bool:
+        with session_scope() as s:
+            return s.scalar(select(func.count()).select_from(Ticket).where(
+                Ticket.id.in_(ids), Ticket.assigned_at.is_not(None))) == len(ids)
+
+    assert wait_for(all_assigned, 10, interval=0.05)
+
+
 def test_stop_is_clean(clean_db: str, started: Callable[[Worker], Worker]) -> None:
     release = threading.Event()
     began = threading.Event()

@@ -74,7 +74,7 @@ def submit_ticket(session: Session | Connection, actor_id: int, data: TicketCrea
 
     Any active user may submit; the check is part of the statement (no row for an unknown or deactivated
     user -> NotAuthenticated). The triage job is written in the same transaction, so a ticket is never
-    forgotten, and its NOTIFY is delivered when the transaction commits. This is the busiest write path
+    forgotten; idle workers are woken (NOTIFY) when it commits. This is the busiest write path
     (every POST /api/tickets), hence one round trip instead of an ORM unit of work (see bench/README.md).
     """
     return _submitted(session.execute(_SUBMIT, _submit_params(actor_id, data)).first(), actor_id, data)
@@ -126,10 +126,18 @@ _SUBMIT = text(
         RETURNING id
     )
     SELECT ticket.id, ticket.number, ticket.created_at, ticket.updated_at, actor.name AS actor_name,
-           actor.email AS actor_email, pg_notify(:channel, 'triage')
+           actor.email AS actor_email,
+           CASE WHEN NOT EXISTS (SELECT 1 FROM jobs WHERE status = 'queued' AND run_after <= now())
+                THEN pg_notify(:channel, 'triage') END AS woke_workers
     FROM ticket, actor, job
     """
 )
+# Why the NOTIFY is conditional: PostgreSQL serialises the commits of notifying transactions (a global
+# lock on its notification queue), which more than halved intake throughput under load (bench/README.md).
+# A wake-up is needed only when no due job was queued before this one (the statement cannot see its own
+# job row). Otherwise a worker will claim that earlier job and, when it finishes, its freed slot makes it
+# claim again and find this one; the worker's poll interval backs that up. So under load, when jobs are
+# queued anyway, intake skips the NOTIFY; on a quiet system every ticket still wakes the workers at once.
 _SUBMIT_PSYCOPG = str(_SUBMIT.compile(dialect=psycopg_dialect()))  # psycopg's %(name)s placeholders
 
 
