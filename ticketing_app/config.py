@@ -119,6 +119,7 @@ def is_strong_secret(value: str | None) -> bool:
     return value.lower() not in _WEAK_SECRETS and len(set(value)) >= 10
 
 
+@lru_cache  # read once per process: every request checks a token with it
 def _development_secret(data_dir: Path) -> str:
     path = data_dir / "jwt_secret"
     if path.exists():
