@@ -142,7 +142,8 @@ def run(*, pg: Any, database: str, app_url: str, baseline_url: str, user_id: int
         "worker_in_app": False,
         "load_generator": "bench/loadgen.py: asyncio keep-alive HTTP/1.1 client, separate process (no wrk)",
         "server": "reflex run --env prod --single-port (granian, ASGI, 1 worker process without Redis)",
-        "baseline_a": "bench/baseline_app.py under granian --interface asgi --workers 1: one INSERT per request",
+        "baseline_a": "bench/baseline_app.py under granian --interface asgi --workers 1: one INSERT per request "
+                      "on the event loop, through the autocommit pool intake uses",
         "baseline_b": "pgbench -n -f insert.sql (one-row INSERT into tickets), same client count, -j min(clients,2)",
         "duration_s": duration,
         "warmup_s": warmup,
