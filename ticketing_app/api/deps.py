@@ -1,6 +1,7 @@
 """Request plumbing: the bearer token, and one transaction per action that also resolves the user.
 
-Each endpoint authenticates and acts inside a single `acting()` block, in one thread. (A session
+Each endpoint authenticates and acts inside a single `acting()` block, in one thread; ticket intake, one
+statement that checks its user itself, runs on the event loop instead (`acting_as_id`). (A session
 dependency would take a database connection while authenticating and keep it while the request waits
 for a threadpool slot to run the endpoint: under load that exhausts the pool.)
 """
