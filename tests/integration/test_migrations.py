@@ -27,7 +27,7 @@ def test_upgrade_downgrade_upgrade(database):
         upgrade_database(engine=engine)
         with engine.connect() as conn:
             version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-            assert version == "0003_tickets_updated_at_index"
+            assert version == "0004_ticket_queue_indexes"
     finally:
         engine.dispose()
         with admin.connect() as conn:

@@ -17,7 +17,7 @@ from ticketing_app.errors import (
     PermissionDenied,
     TooManyAttempts,
 )
-from ticketing_app.models import LoginAttempt, Ticket, User
+from ticketing_app.models import TICKET_IS_ACTIVE, LoginAttempt, Ticket, User
 from ticketing_app.schemas import LoginIn, Page, SignupIn, UserFilters, UserOut, UserUpdate
 from ticketing_app.security import (
     burn_password_check,
@@ -29,7 +29,6 @@ from ticketing_app.security import (
 from ticketing_app.services import notifications
 from ticketing_app.skills import SkillError, canonical_skill, normalize_skills
 
-OPEN_STATUSES = ("open", "in_progress")
 # Advisory-lock key space (the two-int form) of the per-e-mail log-in lock.
 LOGIN_LOCK_SPACE = 0x6C6F67  # "log"
 
@@ -138,7 +137,7 @@ def open_load_by_user(session: Session, user_ids: list[int]) -> dict[int, int]:
         return {}
     rows = session.execute(
         select(Ticket.assigned_to_id, func.count())
-        .where(Ticket.assigned_to_id.in_(user_ids), Ticket.status.in_(OPEN_STATUSES))
+        .where(Ticket.assigned_to_id.in_(user_ids), TICKET_IS_ACTIVE)
         .group_by(Ticket.assigned_to_id)
     ).all()
     return {user_id: count for user_id, count in rows}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, case, func, or_, select, text
+from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, text
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.orm import Session, selectinload
 
@@ -13,7 +13,7 @@ from ticketing_app.asyncdb import AutocommitPool
 from ticketing_app.config import get_settings
 from ticketing_app.errors import InvalidInput, NotAuthenticated, NotFound, PermissionDenied
 from ticketing_app.jobs import queue
-from ticketing_app.models import Comment, Ticket, TicketEvent, User
+from ticketing_app.models import TICKET_IS_ACTIVE, Comment, Ticket, TicketEvent, User
 from ticketing_app.schemas import (
     MAX_ID,
     CommentCreate,
@@ -28,7 +28,13 @@ from ticketing_app.schemas import (
 )
 from ticketing_app.services import events, notifications
 from ticketing_app.services.accounts import SESSION_INVALID, escape_like
-from ticketing_app.services.visibility import can_manage, can_see, sees_staff_view, visible_tickets
+from ticketing_app.services.visibility import (
+    can_manage,
+    can_see,
+    sees_staff_view,
+    visible_tickets,
+    visible_tickets_assigned_to,
+)
 
 # Allowed status moves. Reopening (resolved/closed -> open) is allowed.
 TRANSITIONS: dict[str, set[str]] = {
@@ -39,7 +45,6 @@ TRANSITIONS: dict[str, set[str]] = {
 }
 # What a requester may do to their own ticket: reopen it, or close it.
 REQUESTER_TRANSITIONS: dict[str, set[str]] = {"resolved": {"open", "closed"}, "closed": {"open"}}
-PRIORITY_RANK = {"high": 0, "medium": 1, "low": 2}
 
 
 def ticket_out(ticket: Ticket, actor: User) -> TicketOut:
@@ -162,6 +167,15 @@ def get_visible_ticket(session: Session, actor: User, ticket_id: int, *, lock: b
     return ticket
 
 
+def _in_scope(actor: User, assigned: str) -> ColumnElement[bool]:
+    """What `actor` may see, narrowed by the "assigned" filter (me, unassigned or any)."""
+    if assigned == "me":
+        return visible_tickets_assigned_to(actor)
+    if assigned == "unassigned":
+        return and_(visible_tickets(actor), Ticket.assigned_to_id.is_(None))
+    return visible_tickets(actor)
+
+
 def list_tickets(
     session: Session, actor: User, filters: TicketFilters, *, order: str = "newest"
 ) -> Page[TicketOut]:
@@ -170,21 +184,17 @@ def list_tickets(
     # and limit, they made a 10,000-ticket queue sort 10,000 wide rows.
     query = (
         select(Ticket)
-        .where(visible_tickets(actor))
+        .where(_in_scope(actor, filters.assigned))
         .options(selectinload(Ticket.assigned_to), selectinload(Ticket.created_by))
     )
     if filters.status:
         query = query.where(Ticket.status == filters.status)
     if filters.active:
-        query = query.where(Ticket.status.in_(("open", "in_progress")))
+        query = query.where(TICKET_IS_ACTIVE)
     if filters.priority:
         query = query.where(Ticket.priority == filters.priority)
     if filters.category:
         query = query.where(Ticket.category == filters.category)
-    if filters.assigned == "me":
-        query = query.where(Ticket.assigned_to_id == actor.id)
-    elif filters.assigned == "unassigned":
-        query = query.where(Ticket.assigned_to_id.is_(None))
     if filters.q and filters.q.strip():
         text = filters.q.strip()
         pattern = f"%{escape_like(text)}%"
@@ -195,8 +205,8 @@ def list_tickets(
         query = query.where(or_(*conditions))
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     if order == "queue":
-        rank = case(PRIORITY_RANK, value=Ticket.priority, else_=3)
-        query = query.order_by(rank, Ticket.due_at.asc().nulls_last(), Ticket.id)
+        # Served by the queue indexes (migration 0004) when the active filter is on: no sort of every match.
+        query = query.order_by(Ticket.priority_rank, Ticket.due_at.asc().nulls_last(), Ticket.id)
     else:
         query = query.order_by(Ticket.created_at.desc(), Ticket.id.desc())
     tickets = session.scalars(query.limit(filters.limit).offset(filters.offset)).unique().all()
@@ -364,13 +374,10 @@ def change_marker(session: Session, actor: User, filters: TicketFilters | None =
             select(func.max(Ticket.updated_at)).scalar_subquery(), select(func.max(Ticket.id)).scalar_subquery()
         )).one()
         return f"all:{latest.isoformat() if latest else ''}:{top}"
-    query = select(func.count(), func.max(Ticket.updated_at), func.max(Ticket.id)).where(visible_tickets(actor))
+    scope = _in_scope(actor, filters.assigned if filters is not None else "any")
+    query = select(func.count(), func.max(Ticket.updated_at), func.max(Ticket.id)).where(scope)
     if ticket_id is not None:
         query = query.where(Ticket.id == ticket_id)
-    if filters is not None and filters.assigned == "me":
-        query = query.where(Ticket.assigned_to_id == actor.id)
-    elif filters is not None and filters.assigned == "unassigned":
-        query = query.where(Ticket.assigned_to_id.is_(None))
     count, latest, top = session.execute(query).one()
     comments = 0
     if ticket_id is not None:
