@@ -1,10 +1,22 @@
 """The application: Reflex pages for the browser, FastAPI under /api, the job loop in the lifespan."""
 
 import reflex as rx
+from starlette.types import ASGIApp
 
 from ticketing_app.api.app import create_api
+from ticketing_app.api.serving import ApiBesideReflex, with_reflex_cors
 from ticketing_app.lifespan import app_lifespan
 from ticketing_app.pages import admin, auth, queue, tickets  # noqa: F401 - importing registers the pages
 
-app = rx.App(api_transformer=create_api())
+
+class HelpdeskApp(rx.App):
+    """Reflex's app, with /api/ requests answered by the REST API before Reflex's own stack."""
+
+    def __call__(self) -> ASGIApp:
+        # The ASGI factory the server calls (granian in production, uvicorn in development).
+        return ApiBesideReflex(api=_rest_api, reflex=super().__call__())
+
+
+_rest_api = with_reflex_cors(create_api())
+app = HelpdeskApp()
 app.register_lifespan_task(app_lifespan)
