@@ -31,12 +31,20 @@ class PoolTimeout(Exception):
 
 
 class AutocommitPool:
-    """Up to `size` autocommit connections for one event loop; `fetch_one` runs a statement on one."""
+    """Up to `size` autocommit connections for one event loop; `fetch_one` runs a statement on one.
 
-    def __init__(self, conninfo: str, *, size: int, timeout: float, connect_timeout: int = 5) -> None:
+    At most `keep_idle` of them stay open while idle (all of them when not given): as with the engine's
+    pool_size and max_overflow, the rest serve a burst and are closed as they come back, so a quiet
+    process does not hold its peak number of PostgreSQL connections (max_connections is shared by the web
+    process and every worker; the benchmark ran out of it with four workers, bench/README.md).
+    """
+
+    def __init__(self, conninfo: str, *, size: int, timeout: float, keep_idle: int | None = None,
+                 connect_timeout: int = 5) -> None:
         self._conninfo = conninfo
         self._timeout = timeout
         self._connect_timeout = connect_timeout
+        self._keep_idle = size if keep_idle is None else keep_idle
         self._slots = asyncio.Semaphore(size)
         self._idle: list[tuple[psycopg.AsyncConnection[Any], float]] = []  # (connection, connected at)
 
@@ -92,9 +100,10 @@ class AutocommitPool:
         )
 
     def _put_back(self, connection: psycopg.AsyncConnection[Any], born: float) -> None:
-        """Keep a connection that is idle and young enough; close any other."""
+        """Keep a connection that is idle and young enough, while fewer than `keep_idle` wait; close any other."""
         idle = connection.info.transaction_status == TransactionStatus.IDLE
-        if idle and not connection.closed and time.monotonic() - born < RECYCLE_SECONDS:
+        room = len(self._idle) < self._keep_idle
+        if idle and room and not connection.closed and time.monotonic() - born < RECYCLE_SECONDS:
             self._idle.append((connection, born))
         else:
             _discard(connection)

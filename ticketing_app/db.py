@@ -90,7 +90,8 @@ def get_autocommit_pool() -> AutocommitPool:
     """The single-statement pool (asyncdb.py) of the running event loop.
 
     Its cap is the engine's (pool_size + max_overflow): with fewer connections than concurrent intake
-    requests, requests queue for a connection while the event loop has CPU to spare.
+    requests, requests queue for a connection while the event loop has CPU to spare. Like the engine, it
+    keeps pool_size of them open while idle.
 
     One per loop, because asyncio primitives and the connections in use belong to the loop that made
     them: a server has one loop; tests start several.
@@ -101,7 +102,8 @@ def get_autocommit_pool() -> AutocommitPool:
         if pool is None:
             settings = get_settings()
             url = libpq_url(database_url(settings))
-            pool = AutocommitPool(url, size=2 * settings.db_pool_size, timeout=POOL_TIMEOUT_SECONDS)
+            pool = AutocommitPool(url, size=2 * settings.db_pool_size, keep_idle=settings.db_pool_size,
+                                  timeout=POOL_TIMEOUT_SECONDS)
             _async_pools[loop] = pool
         return pool
 

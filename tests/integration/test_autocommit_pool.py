@@ -137,3 +137,29 @@ def test_a_statement_cancelled_midway_does_not_leave_a_busy_connection_in_the_po
     assert took < 2  # and the next statement did not wait behind the sleeping one
     # It was closed, not just dropped (psycopg warns about a connection collected while open).
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)], [str(w.message) for w in caught]
+
+
+def _backends_of(pids: set[int]) -> int:
+    with get_engine().connect() as conn:
+        return conn.execute(
+            text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:pids)"), {"pids": list(pids)}
+        ).scalar_one()
+
+
+def test_a_burst_opens_up_to_size_and_only_keep_idle_connections_stay_open(conninfo: str):
+    """Six concurrent statements use six connections; afterwards two stay open, the other four are closed."""
+    async def scenario() -> tuple[set[int], set[int], int]:
+        pool = AutocommitPool(conninfo, size=6, keep_idle=2, timeout=5)
+        burst = await asyncio.gather(*(
+            pool.fetch_one("SELECT pg_backend_pid(), pg_sleep(0.2)", {}) for _ in range(6)
+        ))
+        later = {(await pool.fetch_one("SELECT pg_backend_pid()", {}))[0] for _ in range(4)}
+        await asyncio.sleep(0.2)  # closed backends leave pg_stat_activity asynchronously
+        open_now = _backends_of({row[0] for row in burst})
+        pool.close()
+        return {row[0] for row in burst}, later, open_now
+
+    burst, later, open_now = asyncio.run(scenario())
+    assert len(burst) == 6
+    assert open_now == 2
+    assert len(later) == 1 and later <= burst  # kept connections are reused (the newest returned first)
