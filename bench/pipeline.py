@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -190,7 +191,24 @@ def drain(*, database_url: str, data_dir: Path, log_dir: Path, sampler: Any, lab
             "worker_peak_rss_hwm_mib": max((f.get("maxrss_mib", 0) for f in finals), default=None),
             # counted in the workers (SQLAlchemy events); includes claims and the worker's own polling
             "statements_per_ticket": round(sum(f.get("statements", 0) for f in finals) / tickets, 2),
-            "transactions_per_ticket": round(sum(f.get("commits", 0) for f in finals) / tickets, 2)}
+            "transactions_per_ticket": round(sum(f.get("commits", 0) for f in finals) / tickets, 2),
+            "failures_logged": _failures_logged([c.log_path for c in children])}
+
+
+def _failures_logged(paths: list[Path]) -> dict[str, int]:
+    """Why attempts failed, from the workers' warnings ("job N (kind) attempt K failed -> ...: Error: text")
+    and failed claims: a retry's cause is cleared from its job row once it succeeds."""
+    causes: Counter[str] = Counter()
+    for path in paths:
+        for line in path.read_text(errors="replace").splitlines():
+            if "claiming jobs failed" in line:
+                causes["claim failed (see the traceback in the log)"] += 1
+            elif " failed -> " in line:
+                cause = " ".join(line.split(" failed -> ", 1)[1].split(": ", 1)[-1].split())
+                if len(cause) > 160:  # the error's class, and the end of its message (where libpq says why)
+                    cause = f"{cause.split(':', 1)[0]}: ...{cause[-100:]}"
+                causes[cause] += 1
+    return dict(causes.most_common(5))
 
 
 def _busy_pct(before: Any, after: Any) -> float:

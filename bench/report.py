@@ -91,6 +91,10 @@ def table(results: dict[str, Any]) -> str:
                 f"{_f((lat.get('p50_ms') or 0) / 1000)}/{_f((lat.get('p99_ms') or 0) / 1000)})",
                 f"cpu {_f(run['worker_cpu_ms_per_ticket'])} ms/t, {_f(run.get('statements_per_ticket'))} stmts/t, "
                 f"rss {_f(run['worker_rss_peak_mib'])} MiB")
+            if run.get("retries") or run.get("dead_jobs"):
+                causes = "; ".join(f"{n}x {cause}" for cause, n in (run.get("failures_logged") or {}).items())
+                add(f"pipeline {label}", "retried attempts / dead jobs (causes)",
+                    f"{run.get('retries')} / {run.get('dead_jobs')} ({causes or 'none logged'})")
         add("pipeline", "loop overhead ms/ticket", pipe["loop_overhead_ms_per_ticket"], f"commit p50 {_f(commit)} ms",
             pipe["loop_overhead_in_commits"], "<= 5 ms", pipe["loop_overhead_target_met"])
         add("pipeline", f"800 ms provider, 1 proc, c={pipe['sleep800_concurrency_needed']}: tickets/s",
