@@ -24,6 +24,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import namedtuple_row
 
 RECYCLE_SECONDS = 1800  # as the synchronous engine's pool_recycle
+IDLE_SECONDS = 60.0  # unused this long, a connection beyond keep_idle is closed
 
 
 class PoolTimeout(Exception):
@@ -33,20 +34,24 @@ class PoolTimeout(Exception):
 class AutocommitPool:
     """Up to `size` autocommit connections for one event loop; `fetch_one` runs a statement on one.
 
-    At most `keep_idle` of them stay open while idle (all of them when not given): as with the engine's
-    pool_size and max_overflow, the rest serve a burst and are closed as they come back, so a quiet
-    process does not hold its peak number of PostgreSQL connections (max_connections is shared by the web
-    process and every worker; the benchmark ran out of it with four workers, bench/README.md).
+    Beyond `keep_idle` (all of them when not given), a connection left unused for `idle_timeout` seconds
+    is closed, so a quiet process does not hold its peak number of PostgreSQL connections (max_connections
+    is shared by the web process and every worker; the benchmark ran out of it with four workers,
+    bench/README.md). Closing them as soon as they came back, as SQLAlchemy does with overflow
+    connections, made a busy pool reconnect all the time: intake at 32 clients lost half its throughput.
     """
 
     def __init__(self, conninfo: str, *, size: int, timeout: float, keep_idle: int | None = None,
-                 connect_timeout: int = 5) -> None:
+                 idle_timeout: float = IDLE_SECONDS, connect_timeout: int = 5) -> None:
         self._conninfo = conninfo
         self._timeout = timeout
         self._connect_timeout = connect_timeout
         self._keep_idle = size if keep_idle is None else keep_idle
+        self._idle_timeout = idle_timeout
+        self._trim_timer: asyncio.TimerHandle | None = None
         self._slots = asyncio.Semaphore(size)
-        self._idle: list[tuple[psycopg.AsyncConnection[Any], float]] = []  # (connection, connected at)
+        # Most recently returned last (taken first): the ones at the front have waited longest.
+        self._idle: list[tuple[psycopg.AsyncConnection[Any], float, float]] = []  # (connection, connected, idle since)
 
     async def fetch_one(self, query: str, params: Mapping[str, Any]) -> Any:
         """The first row of `query` (a named tuple), or None.
@@ -62,7 +67,7 @@ class AutocommitPool:
         try:
             while True:
                 reused = bool(self._idle)
-                connection, born = self._idle.pop() if reused else (await self._connect(), time.monotonic())
+                connection, born, _ = self._idle.pop() if reused else (await self._connect(), time.monotonic(), 0.0)
                 try:
                     cursor = connection.cursor(row_factory=namedtuple_row)
                     await cursor.execute(query, params)
@@ -86,8 +91,11 @@ class AutocommitPool:
 
     def close(self) -> None:
         """Close the idle connections (the pool stays usable)."""
+        if self._trim_timer is not None:
+            self._trim_timer.cancel()
+            self._trim_timer = None
         idle, self._idle = self._idle, []
-        for connection, _ in idle:
+        for connection, _, _ in idle:
             _discard(connection)
 
     def __del__(self) -> None:
@@ -100,13 +108,26 @@ class AutocommitPool:
         )
 
     def _put_back(self, connection: psycopg.AsyncConnection[Any], born: float) -> None:
-        """Keep a connection that is idle and young enough, while fewer than `keep_idle` wait; close any other."""
+        """Keep a connection that is idle and young enough; close any other."""
         idle = connection.info.transaction_status == TransactionStatus.IDLE
-        room = len(self._idle) < self._keep_idle
-        if idle and room and not connection.closed and time.monotonic() - born < RECYCLE_SECONDS:
-            self._idle.append((connection, born))
+        now = time.monotonic()
+        if idle and not connection.closed and now - born < RECYCLE_SECONDS:
+            self._idle.append((connection, born, now))
+            if len(self._idle) > self._keep_idle and self._trim_timer is None:
+                self._trim_timer = asyncio.get_running_loop().call_later(self._idle_timeout, self._trim)
         else:
             _discard(connection)
+
+    def _trim(self) -> None:
+        """Close the connections beyond `keep_idle` that have been idle for `idle_timeout`; check again later
+        while more than `keep_idle` remain."""
+        self._trim_timer = None
+        now = time.monotonic()
+        while len(self._idle) > self._keep_idle and now - self._idle[0][2] >= self._idle_timeout:
+            _discard(self._idle.pop(0)[0])
+        if len(self._idle) > self._keep_idle:
+            wait = self._idle[0][2] + self._idle_timeout - now
+            self._trim_timer = asyncio.get_running_loop().call_later(wait, self._trim)
 
 
 def _discard(connection: psycopg.AsyncConnection[Any]) -> None:

@@ -90,8 +90,8 @@ def get_autocommit_pool() -> AutocommitPool:
     """The single-statement pool (asyncdb.py) of the running event loop.
 
     Its cap is the engine's (pool_size + max_overflow): with fewer connections than concurrent intake
-    requests, requests queue for a connection while the event loop has CPU to spare. Like the engine, it
-    keeps pool_size of them open while idle.
+    requests, requests queue for a connection while the event loop has CPU to spare. It keeps pool_size of
+    them open while idle; the others close after a minute unused.
 
     One per loop, because asyncio primitives and the connections in use belong to the loop that made
     them: a server has one loop; tests start several.

@@ -146,20 +146,27 @@ def _backends_of(pids: set[int]) -> int:
         ).scalar_one()
 
 
-def test_a_burst_opens_up_to_size_and_only_keep_idle_connections_stay_open(conninfo: str):
-    """Six concurrent statements use six connections; afterwards two stay open, the other four are closed."""
-    async def scenario() -> tuple[set[int], set[int], int]:
-        pool = AutocommitPool(conninfo, size=6, keep_idle=2, timeout=5)
-        burst = await asyncio.gather(*(
-            pool.fetch_one("SELECT pg_backend_pid(), pg_sleep(0.2)", {}) for _ in range(6)
-        ))
-        later = {(await pool.fetch_one("SELECT pg_backend_pid()", {}))[0] for _ in range(4)}
-        await asyncio.sleep(0.2)  # closed backends leave pg_stat_activity asynchronously
-        open_now = _backends_of({row[0] for row in burst})
-        pool.close()
-        return {row[0] for row in burst}, later, open_now
+def test_after_a_burst_connections_beyond_keep_idle_close_once_idle_for_the_timeout(conninfo: str):
+    """Six concurrent statements open six connections. While the load goes on they are all reused (closing
+    them on return made a busy pool reconnect constantly); once idle for the timeout, two stay open."""
+    async def burst(pool: AutocommitPool) -> set[int]:
+        rows = await asyncio.gather(*(pool.fetch_one("SELECT pg_backend_pid(), pg_sleep(0.05)", {}) for _ in range(6)))
+        return {row[0] for row in rows}
 
-    burst, later, open_now = asyncio.run(scenario())
-    assert len(burst) == 6
-    assert open_now == 2
-    assert len(later) == 1 and later <= burst  # kept connections are reused (the newest returned first)
+    async def scenario() -> tuple[set[int], set[int], int, int]:
+        pool = AutocommitPool(conninfo, size=6, keep_idle=2, idle_timeout=0.5, timeout=5)
+        first = await burst(pool)
+        again: set[int] = set()
+        for _ in range(5):
+            again |= await burst(pool)
+        open_while_busy = _backends_of(first)
+        await asyncio.sleep(1.0)  # past the timeout (backends also need a moment to leave pg_stat_activity)
+        open_after = _backends_of(first)
+        pool.close()
+        return first, again, open_while_busy, open_after
+
+    first, again, open_while_busy, open_after = asyncio.run(scenario())
+    assert len(first) == 6
+    assert again == first  # no reconnects under load
+    assert open_while_busy == 6
+    assert open_after == 2
