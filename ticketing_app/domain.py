@@ -1,0 +1,137 @@
+"""The domain's words, once: every status, priority, role, category and kind is a member of an enum here.
+
+Schemas, CHECK constraints, select options, labels and badge colours are derived from these; nothing else
+spells them out. Members are `StrEnum`s, so they compare equal to (and serialise as) their plain values.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    USER = "user"
+    MODERATOR = "moderator"
+    ADMIN = "admin"
+
+    @property
+    def is_staff(self) -> bool:
+        """Moderators and admins work tickets; users only file them."""
+        return self in STAFF_ROLES
+
+
+STAFF_ROLES = frozenset({Role.MODERATOR, Role.ADMIN})
+
+
+class TicketStatus(StrEnum):
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+    @property
+    def is_active(self) -> bool:
+        """Open or in progress: still waiting for work."""
+        return self in ACTIVE_STATUSES
+
+
+ACTIVE_STATUSES = (TicketStatus.OPEN, TicketStatus.IN_PROGRESS)
+
+
+class Priority(StrEnum):
+    """Declared from most to least urgent: the queue order (`rank`) follows the declaration."""
+
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        return list(Priority).index(self)
+
+
+class Category(StrEnum):
+    """The default triage categories (TRIAGE_CATEGORIES may narrow or extend the list)."""
+
+    ACCOUNT_ACCESS = "account_access"
+    BILLING = "billing"
+    BUG = "bug"
+    PERFORMANCE = "performance"
+    DATA = "data"
+    INTEGRATION = "integration"
+    SECURITY = "security"
+    FEATURE_REQUEST = "feature_request"
+    HOW_TO = "how_to"
+    OTHER = "other"
+
+
+class TriageStatus(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class JobKind(StrEnum):
+    TRIAGE = "triage"
+    ASSIGN = "assign"
+    SEND_EMAIL = "send_email"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    DEAD = "dead"
+
+
+class EmailKind(StrEnum):
+    WELCOME = "welcome"
+    TICKET_ASSIGNED = "ticket_assigned"
+    TICKET_RECEIVED = "ticket_received"
+    TICKET_RESOLVED = "ticket_resolved"
+
+
+class EmailStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    RECORDED = "recorded"
+    FAILED = "failed"
+
+
+DELIVERED_EMAIL_STATUSES = (EmailStatus.SENT, EmailStatus.RECORDED)
+
+# ----- how the words look to people -----
+
+TICKET_PREFIX = "TCK-"
+
+# Radix colour scales for badges and charts.
+STATUS_COLORS: dict[TicketStatus, str] = {
+    TicketStatus.OPEN: "blue",
+    TicketStatus.IN_PROGRESS: "amber",
+    TicketStatus.RESOLVED: "green",
+    TicketStatus.CLOSED: "gray",
+}
+PRIORITY_COLORS: dict[Priority, str] = {Priority.HIGH: "red", Priority.MEDIUM: "orange", Priority.LOW: "gray"}
+
+
+def ticket_reference(number: int) -> str:
+    """The number people use: 1042 -> "TCK-1042"."""
+    return f"{TICKET_PREFIX}{number}"
+
+
+def parse_ticket_reference(text: str) -> int | None:
+    """ "TCK-1042", "tck-1042" or "1042" -> 1042; None when the text is not a ticket number."""
+    digits = text.strip().upper().removeprefix(TICKET_PREFIX)
+    return int(digits) if digits.isdigit() and len(digits) < 10 else None
+
+
+def label(value: str | None, empty: str = "—") -> str:
+    """A word of the domain as people read it: "in_progress" -> "In progress"."""
+    if not value:
+        return empty
+    return value.replace("_", " ").capitalize()
+
+
+def sql_in(column: str, values: type[StrEnum] | tuple[StrEnum, ...]) -> str:
+    """`column IN ('a', 'b')` for a CHECK constraint or a partial index written from an enum."""
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
