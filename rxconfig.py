@@ -1,18 +1,23 @@
-"""Reflex configuration. The database URL is the app's own DATABASE_URL setting, never Reflex's db_url."""
+"""Reflex configuration. The database URL is the app's own DATABASE_URL setting, never Reflex's db_url.
 
-import os
+Port and URLs come from the app's settings, so `.env` works for them as for every other setting.
+"""
 
 import reflex as rx
 from reflex.plugins.sitemap import SitemapPlugin
+
+from ticketing_app.config import get_settings
+
+_settings = get_settings()
 
 config = rx.Config(
     app_name="ticketing_app",
     telemetry_enabled=False,
     show_built_with_reflex=False,
     # Where the browser reaches the backend (websocket + /api); one port in production mode.
-    api_url=os.environ.get("REFLEX_API_URL", "http://localhost:3000"),
-    frontend_port=int(os.environ.get("PORT", "3000")),
-    backend_port=int(os.environ.get("PORT", "3000")),
+    api_url=_settings.reflex_api_url,
+    frontend_port=_settings.port,
+    backend_port=_settings.port,
     disable_plugins=[SitemapPlugin],
     plugins=[rx.plugins.RadixThemesPlugin(theme=rx.theme(accent_color="indigo", radius="medium"))],
 )

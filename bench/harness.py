@@ -155,6 +155,7 @@ class BenchPostgres:
 def app_environment(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
     """Environment for the app's own processes (web, workers) and for this process's use of the app."""
     env = {
+        "HELPDESK_ENV_FILE": "",  # a developer's .env must not change what is measured
         "APP_ENV": "development",
         "APP_DATA_DIR": str(data_dir),
         "DATABASE_URL": database_url,

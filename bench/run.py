@@ -32,6 +32,15 @@ QUICK = {"intake_clients": [1, 8, 32], "intake_duration": 2.0, "intake_warmup": 
          "decisions": 300, "page_repeat": 15}
 
 
+def _skip_build_output(web_root: Path):
+    """Leave out .web/build (the old build output) only: node_modules has folders named build that it needs."""
+
+    def ignore(directory: str, names: list[str]) -> list[str]:
+        return ["build"] if Path(directory) == web_root and "build" in names else []
+
+    return ignore
+
+
 def start_app(database_url: str, data_dir: Path, log_dir: Path) -> tuple[h.Child, str, float]:
     """The app as production serves it: `reflex run --env prod --single-port`, the in-app worker off.
 
@@ -40,7 +49,7 @@ def start_app(database_url: str, data_dir: Path, log_dir: Path) -> tuple[h.Child
     web = h.OUT_DIR / "web"
     if not web.exists() and (h.ROOT / ".web").exists():
         h.log("copying .web into bench/out/web (first run only)")
-        shutil.copytree(h.ROOT / ".web", web, symlinks=True, ignore=shutil.ignore_patterns("build"))
+        shutil.copytree(h.ROOT / ".web", web, symlinks=True, ignore=_skip_build_output(h.ROOT / ".web"))
     port = h.free_port()
     url = f"http://localhost:{port}"
     env = h.child_env(h.app_environment(

@@ -12,17 +12,22 @@ TOOLS="$ROOT/.tools"
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 ensure_venv() {
+  # ensure_venv [extra requirements files...]: requirements.txt always, plus the extra ones (test tools).
+  # Each file has its own stamp (its hash), so a venv made by run.sh still gets the test tools from test.sh.
   if [ ! -x "$VENV/bin/python" ]; then
     log "creating virtualenv in .venv"
     "$PYTHON" -m venv "$VENV"
   fi
-  local stamp="$VENV/.requirements.sha" want
-  want="$(cat requirements*.txt | sha256sum | cut -d' ' -f1)"
-  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    log "installing Python requirements"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r requirements.txt ${1:+-r "$1"}
-    echo "$want" > "$stamp"
-  fi
+  local file stamp want
+  for file in requirements.txt "$@"; do
+    stamp="$VENV/.stamp-$(basename "$file")"
+    want="$(sha256sum "$file" | cut -d' ' -f1)"
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+      log "installing Python requirements from $file"
+      "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$file"
+      echo "$want" > "$stamp"
+    fi
+  done
 }
 
 node_major() { "$1" --version 2>/dev/null | sed -E 's/^v([0-9]+).*/\1/' || echo 0; }

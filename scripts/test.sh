@@ -23,7 +23,7 @@ if [ -d tests/browser ]; then
 fi
 
 log "ruff check"
-lint_paths=(ticketing_app tests alembic rxconfig.py)
+lint_paths=(ticketing_app tests alembic rxconfig.py scripts)
 [ -d bench ] && lint_paths+=(bench)
 ruff check "${lint_paths[@]}"
 

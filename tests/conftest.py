@@ -18,6 +18,7 @@ _TMP = Path(tempfile.mkdtemp(prefix="helpdesk-tests-"))
 # Settings for the whole run, set before the application reads them. Cheap argon2 parameters go through
 # the normal settings, not a different code path.
 os.environ.update(
+    HELPDESK_ENV_FILE="",  # a developer's .env (a mail server, an API key) must not reach the tests
     APP_ENV="development",
     APP_DATA_DIR=str(_TMP / "data"),
     JWT_SECRET="test-secret-" + secrets.token_urlsafe(32),

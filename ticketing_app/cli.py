@@ -1,4 +1,4 @@
-"""Operator commands: python -m ticketing_app.cli {migrate,prestart,create-admin,demo,worker}."""
+"""Operator commands: python -m ticketing_app.cli {run,migrate,prestart,create-admin,demo,worker}."""
 
 from __future__ import annotations
 
@@ -44,17 +44,24 @@ def ensure_first_admin() -> None:
     print("=" * 64)
 
 
-def cmd_prestart(_: argparse.Namespace) -> None:
+def prestart() -> None:
     """What the run command does before serving: migrate and make sure an admin exists."""
-    cmd_migrate(_)
+    cmd_migrate(argparse.Namespace())
     ensure_first_admin()
 
 
-def cmd_demo(_: argparse.Namespace) -> None:
+def load_demo() -> str:
+    """Migrate, then add the demo moderators and tickets; returns what was done."""
     from ticketing_app.demo import load_demo_data
 
-    cmd_migrate(_)
-    print(load_demo_data())
+    cmd_migrate(argparse.Namespace())
+    return load_demo_data()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ticketing_app.serve import run
+
+    return run(demo=args.demo)
 
 
 def cmd_worker(_: argparse.Namespace) -> None:
@@ -63,20 +70,23 @@ def cmd_worker(_: argparse.Namespace) -> None:
     main()
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="python -m ticketing_app.cli")
     sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="serve the app on PORT until Ctrl-C (what ./scripts/run.sh does)")
+    run.add_argument("--demo", action="store_true", help="add demo moderators and tickets first")
+    run.set_defaults(func=cmd_run)
     for name, fn, text in (
         ("migrate", cmd_migrate, "apply database migrations"),
-        ("prestart", cmd_prestart, "migrate and create the first admin"),
+        ("prestart", lambda a: prestart(), "migrate and create the first admin"),
         ("create-admin", lambda a: ensure_first_admin(), "create the first admin"),
-        ("demo", cmd_demo, "fill the database with demo moderators and tickets"),
+        ("demo", lambda a: print(load_demo()), "fill the database with demo moderators and tickets"),
         ("worker", cmd_worker, "run a standalone background worker"),
     ):
         sub.add_parser(name, help=text).set_defaults(func=fn)
     args = parser.parse_args(argv)
-    args.func(args)
+    return args.func(args) or 0
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -18,11 +19,17 @@ _WEAK_SECRETS = {"secret", "changeme", "change-me", "jwt-secret", "password", "d
 class Settings(BaseSettings):
     """Application settings; see `.env.example` for what each one does."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # The environment wins over `.env` (pydantic-settings' order). Which `.env`: see env_file().
+    model_config = SettingsConfigDict(env_file_encoding="utf-8", extra="ignore")
 
     app_env: Literal["development", "production"] = "development"
     app_data_dir: Path = PROJECT_ROOT / "var"
-    app_base_url: str = "http://localhost:3000"
+    # The port the app serves on (page, websocket and /api on one port).
+    port: int = Field(default=3000, ge=1, le=65535)
+    # Unset: http://localhost:PORT.
+    app_base_url: str = ""
+    # Where browsers reach the backend; baked into the page build. Unset: APP_BASE_URL.
+    reflex_api_url: str = ""
 
     database_url: str | None = None
     db_pool_size: int = 10
@@ -86,6 +93,12 @@ class Settings(BaseSettings):
         return cleaned
 
     @model_validator(mode="after")
+    def _urls_follow_the_port(self) -> Settings:
+        self.app_base_url = (self.app_base_url or f"http://localhost:{self.port}").rstrip("/")
+        self.reflex_api_url = (self.reflex_api_url or self.app_base_url).rstrip("/")
+        return self
+
+    @model_validator(mode="after")
     def _refuse_weak_secret_in_production(self) -> Settings:
         if self.app_env == "production" and not is_strong_secret(self.jwt_secret):
             raise ValueError(
@@ -136,7 +149,19 @@ def _development_secret(data_dir: Path) -> str:
     return secret
 
 
+def env_file() -> Path | None:
+    """The `.env` read for settings: the project's own, wherever the command runs from.
+
+    HELPDESK_ENV_FILE names another file, or none when empty (the tests and benchmarks: a developer's `.env`
+    must not leak a mail server or an API key into them).
+    """
+    chosen = os.environ.get("HELPDESK_ENV_FILE")
+    if chosen is None:
+        return PROJECT_ROOT / ".env"
+    return Path(chosen) if chosen else None
+
+
 @lru_cache
 def get_settings() -> Settings:
     """The process-wide settings (tests clear the cache after changing the environment)."""
-    return Settings()
+    return Settings(_env_file=env_file())  # type: ignore[call-arg]

