@@ -7,6 +7,7 @@ import reflex as rx
 from ticketing_app.components.charts import bar_list_chart, chart_card, column_chart, donut_chart, stat_card
 from ticketing_app.components.layout import empty_state, error_callout, not_allowed, page
 from ticketing_app.components.pager import pager
+from ticketing_app.pages import route
 from ticketing_app.states.admin import ROLE_LABELS, ROLES, AdminOverviewState, AdminUsersState
 
 # Below this width each table row becomes a card: headers hidden, each cell labelled by its data-label.
@@ -256,7 +257,7 @@ def _users_table() -> rx.Component:
     )
 
 
-@rx.page(route="/admin/users", title="Users · Helpdesk", on_load=AdminUsersState.load)
+@route("/admin/users", title="Users · Helpdesk", on_load=AdminUsersState.load)
 def admin_users_page() -> rx.Component:
     return page(
         rx.cond(
@@ -488,7 +489,7 @@ def _emails() -> rx.Component:
     )
 
 
-@rx.page(route="/admin", title="Overview · Helpdesk", on_load=AdminOverviewState.load)
+@route("/admin", title="Overview · Helpdesk", on_load=AdminOverviewState.load)
 def admin_overview_page() -> rx.Component:
     s = AdminOverviewState
     return page(

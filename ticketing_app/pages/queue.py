@@ -8,6 +8,7 @@ from ticketing_app.components.badges import priority_badge, status_badge
 from ticketing_app.components.layout import empty_state, error_callout, not_allowed, page
 from ticketing_app.components.pager import pager
 from ticketing_app.config import get_settings
+from ticketing_app.pages import route
 from ticketing_app.states.queue import ANY, QueueState
 
 STATUS_CHOICES = ["open", "in_progress", "resolved", "closed"]
@@ -65,7 +66,7 @@ def _filters() -> rx.Component:
     )
 
 
-@rx.page(route="/queue", title="Queue · Helpdesk", on_load=[QueueState.load, QueueState.follow])
+@route("/queue", title="Queue · Helpdesk", on_load=[QueueState.load, QueueState.follow])
 def queue_page() -> rx.Component:
     return page(
         rx.cond(

@@ -7,6 +7,7 @@ import reflex as rx
 from ticketing_app.components.badges import plain_text, priority_badge, status_badge
 from ticketing_app.components.layout import empty_state, error_callout, page
 from ticketing_app.components.pager import pager
+from ticketing_app.pages import route
 from ticketing_app.states.tickets import MyTicketsState, NewTicketState, TicketState
 
 
@@ -22,7 +23,7 @@ def _ticket_row(row: rx.Var) -> rx.Component:
     )
 
 
-@rx.page(route="/tickets", title="My tickets · Helpdesk", on_load=[MyTicketsState.load, MyTicketsState.follow])
+@route("/tickets", title="My tickets · Helpdesk", on_load=[MyTicketsState.load, MyTicketsState.follow])
 def my_tickets_page() -> rx.Component:
     return page(
         rx.flex(
@@ -75,7 +76,7 @@ def my_tickets_page() -> rx.Component:
     )
 
 
-@rx.page(route="/tickets/new", title="New ticket · Helpdesk", on_load=NewTicketState.require_login)
+@route("/tickets/new", title="New ticket · Helpdesk", on_load=NewTicketState.require_login)
 def new_ticket_page() -> rx.Component:
     return page(
         rx.card(
@@ -226,8 +227,10 @@ def _reply_form() -> rx.Component:
             rx.text_area(id="reply-body", name="body", required=True, max_length=10000, rows="4"),
             rx.flex(
                 rx.cond(TicketState.staff_view,
-                        rx.checkbox("Internal note (staff only)", id="internal", checked=TicketState.internal_note,
-                                    on_change=TicketState.set_internal_note)),
+                        # Named so the form owns it (Reflex 0.11 drops id-only controls); reply() still reads
+                        # the flag from TicketState.internal_note, never from the submitted "internal" field.
+                        rx.checkbox("Internal note (staff only)", id="internal", name="internal",
+                                    checked=TicketState.internal_note, on_change=TicketState.set_internal_note)),
                 rx.spacer(),
                 rx.button(rx.cond(TicketState.internal_note, "Add internal note", "Send"), type="submit",
                           color_scheme=rx.cond(TicketState.internal_note, "amber", "indigo")),
@@ -241,7 +244,7 @@ def _reply_form() -> rx.Component:
     )
 
 
-@rx.page(route="/tickets/[ticket_id]", title="Ticket · Helpdesk", on_load=[TicketState.load, TicketState.follow])
+@route("/tickets/[ticket_id]", title="Ticket · Helpdesk", on_load=[TicketState.load, TicketState.follow])
 def ticket_page() -> rx.Component:
     t = TicketState.ticket
     return page(
