@@ -6,10 +6,11 @@ from typing import Any
 
 import reflex as rx
 
+from ticketing_app.domain import Role
 from ticketing_app.errors import NotAuthenticated
 from ticketing_app.schemas import LoginIn, SignupIn
 from ticketing_app.services import accounts
-from ticketing_app.states.base import LANDING, AuthState, presents_errors, run_db
+from ticketing_app.states.base import LANDING, AuthState, landing_page, presents_errors, run_db
 
 
 def _form_answer(state: AuthState, exc: NotAuthenticated) -> Any:
@@ -36,7 +37,7 @@ class LoginState(AuthState):
         user, token = await run_db(lambda s: accounts.login(s, data))
         self.token = token
         self._remember(user)
-        return rx.redirect(LANDING.get(user.role, "/tickets"))
+        return rx.redirect(landing_page(user.role))
 
 
 class SignupState(AuthState):
@@ -55,4 +56,4 @@ class SignupState(AuthState):
         user, token = await run_db(lambda s: accounts.signup(s, data))
         self.token = token
         self._remember(user)
-        return rx.redirect("/tickets")
+        return rx.redirect(LANDING[Role.USER])  # sign-up makes a plain user

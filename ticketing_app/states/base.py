@@ -27,6 +27,11 @@ T = TypeVar("T")
 LANDING: dict[Role, str] = {Role.USER: "/tickets", Role.MODERATOR: "/queue", Role.ADMIN: "/admin"}
 LOGIN_PAGE = "/login"
 
+
+def landing_page(role: str) -> str:
+    """Where a person starts, by role (roles are StrEnums: the stored string finds its member)."""
+    return LANDING.get(role, LANDING[Role.USER])  # type: ignore[call-overload]
+
 # (state, exception, *the method's arguments) -> the events to send back, or None
 ErrorHook = Callable[..., Any]
 
@@ -167,7 +172,7 @@ class AuthState(rx.State):
     async def go_home(self) -> Any:
         """Landing page by role; log-in when signed out."""
         await self._actor_call(lambda _s, _u: None)
-        return rx.redirect(LANDING.get(self.user_role, "/tickets"))  # type: ignore[call-overload]
+        return rx.redirect(landing_page(self.user_role))
 
     @rx.event
     def logout(self) -> Any:
