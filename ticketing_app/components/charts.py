@@ -1,7 +1,8 @@
 """Small chart and statistic pieces for the admin overview (Reflex's built-in recharts, Radix colour tokens).
 
 Every chart comes with its numbers as text too (a legend list), so the page is readable without the SVG.
-Data rows are SeriesRow (states/formatting.py): "name", "value" and "fill" (a CSS colour such as "var(--blue-9)").
+Bar-list and donut rows are SeriesRow (states/formatting.py): name, value and fill (a CSS colour such as
+"var(--blue-9)"); the column chart reads the two fields it is given (DayCount: day, tickets).
 """
 
 from __future__ import annotations
