@@ -6,7 +6,7 @@ from starlette.types import ASGIApp
 from ticketing_app.api.app import create_api
 from ticketing_app.api.serving import ApiBesideReflex, with_reflex_cors
 from ticketing_app.lifespan import app_lifespan
-from ticketing_app.pages import admin, auth, queue, tickets  # noqa: F401 - importing registers the pages
+from ticketing_app.pages import add_pages
 
 
 class HelpdeskApp(rx.App):
@@ -19,4 +19,5 @@ class HelpdeskApp(rx.App):
 
 _rest_api = with_reflex_cors(create_api())
 app = HelpdeskApp()
+add_pages(app)
 app.register_lifespan_task(app_lifespan)

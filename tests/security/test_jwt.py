@@ -201,7 +201,7 @@ def test_the_reflex_states_refuse_a_deactivated_users_token(world):
     state = MyTicketsState(_reflex_internal_init=True)
     state.token = token
     asyncio.run(MyTicketsState.load.fn(state))
-    assert [r["id"] for r in state.rows] == [world.ticket_id] and state.user_id == requester.id
+    assert [r.id for r in state.rows] == [world.ticket_id] and state.user_id == requester.id
     assert asyncio.run(marker_for(token, lambda s, u: tickets.change_marker(s, u))) not in (None, "")
 
     with session_scope() as s:
@@ -217,15 +217,24 @@ def test_the_reflex_states_refuse_a_deactivated_users_token(world):
 
 
 def test_the_admin_overview_loop_rechecks_the_role_of_an_old_token(world, factory):
-    from ticketing_app.states.admin import _read_as
+    """The overview's live loop (LiveMixin.follow) re-checks the role every round, before it re-reads."""
+    from ticketing_app.states.admin import AdminOverviewState, _fresh_reading, _read_overview
+    from ticketing_app.states.live import marker_for
 
     second_admin = factory.user("admin", name="Second Admin")
     token = factory.token(second_admin)
+    assert asyncio.run(marker_for(token, _fresh_reading))  # an admin: the loop reads on
     with session_scope() as s:
-        data, actor = _read_as(token, s)
+        actor = accounts.user_from_token(s, token)
+        data = _read_overview(s, actor)
         assert actor.id == second_admin.id and data["overview"]["total"] == 2
     with session_scope() as s:
         accounts.update_user(s, s.get(User, world.user("admin").id),
                              UserUpdate(email=second_admin.email, role="moderator"))
+    assert asyncio.run(marker_for(token, _fresh_reading)) is None  # demoted: the loop ends...
+    state = AdminOverviewState(_reflex_internal_init=True)
+    state.token = token
+    asyncio.run(state._live_ended())
+    assert state.forbidden and state.total == 0  # ...on the not-allowed view
     with session_scope() as s, pytest.raises(PermissionDenied):
-        _read_as(token, s)
+        _read_overview(s, accounts.user_from_token(s, token))

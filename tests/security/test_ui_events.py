@@ -10,6 +10,7 @@ classified here fails `test_every_event_handler_is_classified`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import inspect
 import json
@@ -27,6 +28,7 @@ from ticketing_app.db import session_scope
 from ticketing_app.jobs import queue
 from ticketing_app.models import Job, Ticket, User
 from ticketing_app.schemas import UserUpdate
+from ticketing_app.states.formatting import TicketRow
 
 # Framework events every state has: setvar only reaches explicit set_* handlers (auto setters are off).
 FRAMEWORK = {"setvar", "hydrate", "hydrate_and_load", "set_is_hydrated"}
@@ -39,7 +41,7 @@ ACTING = {
     "AdminUsersState.load", "AdminUsersState.change_role", "AdminUsersState.set_active",
     "AdminUsersState.save_skills",
     "AdminOverviewState.load", "AdminOverviewState.refresh", "AdminOverviewState.retry",
-    "AdminOverviewState.keep_fresh",
+    "AdminOverviewState.follow",
 }
 # Handlers that only read the actor's own data through the same checked services, edit local drafts, or
 # act on the actor's own account (log in, sign up, log out, a new ticket of their own).
@@ -136,14 +138,14 @@ def test_ticket_page_load(marked_world: World, role: str):
     state = make_state(TicketState, marked_world, role, ticket_id=str(marked_world.ticket_id))
     result = fire(state, "load")
     if role == "anonymous":
-        assert _redirects_to_login(result) and state.ticket == {}
+        assert _redirects_to_login(result) and state.ticket == TicketRow()
         return
     if role in CAN_SEE:
-        assert state.ticket["id"] == marked_world.ticket_id and not state.not_found
+        assert state.ticket.id == marked_world.ticket_id and not state.not_found
         assert ("STAFF-ONLY-NOTE" in state_text(state)) == (role in MANAGERS)
         assert bool(state.staff_options) == (role in MANAGERS)
     else:
-        assert state.not_found and state.ticket == {} and state.comments == [] and state.timeline == []
+        assert state.not_found and state.ticket == TicketRow() and state.comments == [] and state.timeline == []
         assert state.staff_options == [] and not state.can_manage
         text = state_text(state)
         assert not [f for f in FOREIGN if f in text]
@@ -190,7 +192,7 @@ def test_ticket_page_actions_on_the_requesters_ticket(factory, action: str):
         assert after == before, f"{action} by {role} changed data"
         assert state.error, f"{action} by {role} gave no message"
         if role not in CAN_SEE:
-            assert state.error == "Ticket not found." and state.ticket == {}, role
+            assert state.error == "Ticket not found." and state.ticket == TicketRow(), role
             assert not [f for f in FOREIGN if f in state_text(state)], role
 
 
@@ -250,7 +252,7 @@ def test_queue_load_and_scope(world: World, role: str):
         assert _redirects_to_login(result)
         return
     fire(state, "set_scope", "any")  # a moderator asking for everything still gets only their own
-    ids = {r["id"] for r in state.rows}
+    ids = {r.id for r in state.rows}
     expected = {"user": None, "other_user": None, "moderator": set(), "assigned_moderator": {world.ticket_id},
                 "admin": {world.ticket_id, world.other_ticket_id}}[role]
     if expected is None:
@@ -302,12 +304,12 @@ def test_admin_user_edits_with_rows_in_state_are_refused(factory, attempt: str):
             state = make_state(AdminUsersState, world, role)
             with session_scope() as s:
                 state.rows = [user_row(accounts.user_out(s.get(User, actor.id)), actor.id)]
-        state.rows = [{**r, "draft": ["billing", "security"], "dirty": True} if r["id"] == actor.id else r
+        state.rows = [dataclasses.replace(r, draft=["billing", "security"], dirty=True) if r.id == actor.id else r
                       for r in state.rows]
         other = world.user("other_user").id
         args = {"change_role": (other if role == "demoted_admin" else actor.id, "admin"),  # a stale row: "admin"
                 "set_active": (other, False), "save_skills": (actor.id,)}[attempt]
-        if not any(r["id"] == args[0] for r in state.rows):
+        if not any(r.id == args[0] for r in state.rows):
             with session_scope() as s:
                 state.rows = [*state.rows, user_row(accounts.user_out(s.get(User, args[0])), actor.id)]
         before = snapshot()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-STATUS_COLORS = {"open": "blue", "in_progress": "amber", "resolved": "green", "closed": "gray"}
-PRIORITY_COLORS = {"high": "red", "medium": "orange", "low": "gray"}
+from ticketing_app.domain import PRIORITY_COLORS, STATUS_COLORS
 
 
 def status_badge(status: rx.Var, label: rx.Var) -> rx.Component:

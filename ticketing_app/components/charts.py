@@ -1,14 +1,22 @@
 """Small chart and statistic pieces for the admin overview (Reflex's built-in recharts, Radix colour tokens).
 
 Every chart comes with its numbers as text too (a legend list), so the page is readable without the SVG.
-Data rows are dicts with "name", "value" and "fill" (a CSS colour such as "var(--blue-9)").
+Bar-list and donut rows are SeriesRow (states/formatting.py): name, value and fill (a CSS colour such as
+"var(--blue-9)"); the column chart reads the two fields it is given (DayCount: day, tickets).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import reflex as rx
 
 AXIS_TICK = {"fontSize": 12, "fill": "var(--gray-11)"}
+
+
+def _records(data: rx.Var) -> rx.Var:
+    """Typed rows as recharts' `data` prop is typed: a list of dicts (what the rows are sent as anyway)."""
+    return data.to(list[dict[str, Any]])
 
 
 def stat_card(label: str, value: rx.Var | str, hint: rx.Var | str = "", **props) -> rx.Component:
@@ -59,7 +67,7 @@ def column_chart(data: rx.Var, x_key: str, y_key: str, *, label: str, height: in
             _tooltip(),
             rx.recharts.bar(data_key=y_key, name=label, fill="var(--accent-9)", radius=[4, 4, 0, 0],
                             max_bar_size=36, is_animation_active=False),
-            data=data,
+            data=_records(data),
             margin={"top": 4, "right": 8, "left": 0, "bottom": 0},
         ),
         height=f"{height}px",
@@ -77,14 +85,14 @@ def bar_list_chart(data: rx.Var, *, label: str, height: int = 220) -> rx.Compone
                                width=130, interval=0),
             _tooltip(),
             rx.recharts.bar(
-                rx.foreach(data, lambda row: rx.recharts.cell(fill=row["fill"])),
+                rx.foreach(data, lambda row: rx.recharts.cell(fill=row.fill)),
                 data_key="value",
                 name=label,
                 radius=[0, 4, 4, 0],
                 max_bar_size=22,
                 is_animation_active=False,
             ),
-            data=data,
+            data=_records(data),
             layout="vertical",
             margin={"top": 0, "right": 12, "left": 0, "bottom": 0},
         ),
@@ -100,8 +108,8 @@ def donut_chart(data: rx.Var, *, size: int = 180) -> rx.Component:
             rx.recharts.pie_chart(
                 _tooltip(),
                 rx.recharts.pie(
-                    rx.foreach(data, lambda row: rx.recharts.cell(fill=row["fill"])),
-                    data=data,
+                    rx.foreach(data, lambda row: rx.recharts.cell(fill=row.fill)),
+                    data=_records(data),
                     data_key="value",
                     name_key="name",
                     inner_radius="58%",
@@ -129,11 +137,11 @@ def legend(data: rx.Var) -> rx.Component:
             data,
             lambda row: rx.el.li(
                 rx.flex(
-                    rx.box(width="10px", height="10px", border_radius="3px", background=row["fill"],
+                    rx.box(width="10px", height="10px", border_radius="3px", background=row.fill,
                            flex_shrink="0", aria_hidden="true"),
-                    rx.text(row["name"], size="2"),
+                    rx.text(row.name, size="2"),
                     rx.spacer(),
-                    rx.text(row["value"], size="2", weight="bold"),
+                    rx.text(row.value, size="2", weight="bold"),
                     align="center",
                     spacing="2",
                 ),

@@ -7,7 +7,9 @@ import reflex as rx
 from ticketing_app.components.charts import bar_list_chart, chart_card, column_chart, donut_chart, stat_card
 from ticketing_app.components.layout import empty_state, error_callout, not_allowed, page
 from ticketing_app.components.pager import pager
-from ticketing_app.states.admin import ROLE_LABELS, ROLES, AdminOverviewState, AdminUsersState
+from ticketing_app.domain import EmailStatus, JobStatus, label
+from ticketing_app.pages import route
+from ticketing_app.states.admin import ALL_ROLES, ROLES, AdminOverviewState, AdminUsersState
 
 # Below this width each table row becomes a card: headers hidden, each cell labelled by its data-label.
 STACKED_TABLE = {
@@ -49,21 +51,21 @@ def _spinner() -> rx.Component:
 def _identity(row: rx.Var) -> rx.Component:
     return rx.flex(
         rx.flex(
-            rx.text(row["name"], weight="medium", opacity=rx.cond(row["active"], "1", "0.6")),
-            rx.cond(row["is_self"], rx.badge("You", variant="outline", size="1")),
+            rx.text(row.name, weight="medium", opacity=rx.cond(row.active, "1", "0.6")),
+            rx.cond(row.is_self, rx.badge("You", variant="outline", size="1")),
             spacing="2",
             align="center",
             wrap="wrap",
         ),
-        rx.text(row["email"], size="1", color_scheme="gray", overflow_wrap="anywhere"),
+        rx.text(row.email, size="1", color_scheme="gray", overflow_wrap="anywhere"),
         rx.cond(
-            row["error"] != "",
-            rx.callout(row["error"], icon="triangle_alert", color_scheme="red", size="1", role="alert",
+            row.error != "",
+            rx.callout(row.error, icon="triangle_alert", color_scheme="red", size="1", role="alert",
                        margin_top="0.4em", overflow_wrap="anywhere"),
         ),
         rx.cond(
-            row["notice"] != "",
-            rx.text(row["notice"], size="1", color_scheme="green", role="status", margin_top="0.2em"),
+            row.notice != "",
+            rx.text(row.notice, size="1", color_scheme="green", role="status", margin_top="0.2em"),
         ),
         direction="column",
         spacing="1",
@@ -73,13 +75,13 @@ def _identity(row: rx.Var) -> rx.Component:
 
 
 def _role_select(row: rx.Var) -> rx.Component:
-    email = row["email"].to(str)
+    email = row.email
     return rx.select.root(
         rx.select.trigger(aria_label="Role for " + email, min_width="8.5em"),
-        rx.select.content(*[rx.select.item(ROLE_LABELS[r], value=r) for r in ROLES]),
-        value=row["role"].to(str),
-        on_change=lambda value: AdminUsersState.change_role(row["id"], value),
-        disabled=row["is_self"].to(bool),
+        rx.select.content(*[rx.select.item(label(r), value=r) for r in ROLES]),
+        value=row.role,
+        on_change=lambda value: AdminUsersState.change_role(row.id, value),
+        disabled=row.is_self,
         size="2",
     )
 
@@ -94,8 +96,8 @@ def _skill_chip(row: rx.Var, skill: rx.Var) -> rx.Component:
             variant="ghost",
             radius="full",
             color_scheme="gray",
-            aria_label="Remove skill " + skill + " for " + row["email"].to(str),
-            on_click=AdminUsersState.remove_skill(row["id"], skill),
+            aria_label="Remove skill " + skill + " for " + row.email,
+            on_click=AdminUsersState.remove_skill(row.id, skill),
             style={"height": "16px", "width": "16px", "min_width": "16px", "margin": "0 -2px 0 2px"},
         ),
         size="2",
@@ -106,12 +108,12 @@ def _skill_chip(row: rx.Var, skill: rx.Var) -> rx.Component:
 
 
 def _skills_editor(row: rx.Var) -> rx.Component:
-    email = row["email"].to(str)
-    uid = row["id"].to_string()
+    email = row.email
+    uid = row.id.to_string()
     return rx.flex(
         rx.cond(
-            row["draft"].to(list[str]).length() > 0,
-            rx.flex(rx.foreach(row["draft"].to(list[str]), lambda s: _skill_chip(row, s)), spacing="1",
+            row.draft.length() > 0,
+            rx.flex(rx.foreach(row.draft, lambda s: _skill_chip(row, s)), spacing="1",
                     wrap="wrap"),
             rx.text("No skills", size="1", color_scheme="gray"),
         ),
@@ -140,11 +142,11 @@ def _skills_editor(row: rx.Var) -> rx.Component:
             width="100%",
         ),
         rx.cond(
-            row["dirty"],
+            row.dirty,
             rx.flex(
-                rx.button("Save skills", size="1", on_click=AdminUsersState.save_skills(row["id"])),
+                rx.button("Save skills", size="1", on_click=AdminUsersState.save_skills(row.id)),
                 rx.button("Undo", size="1", variant="ghost", color_scheme="gray",
-                          on_click=AdminUsersState.reset_skills(row["id"])),
+                          on_click=AdminUsersState.reset_skills(row.id)),
                 rx.text("Unsaved changes", size="1", color_scheme="amber"),
                 spacing="3",
                 align="center",
@@ -159,8 +161,8 @@ def _skills_editor(row: rx.Var) -> rx.Component:
 
 
 def _active_cell(row: rx.Var) -> rx.Component:
-    active = row["active"].to(bool)
-    email = row["email"].to(str)
+    active = row.active
+    email = row.email
     return rx.flex(
         rx.cond(active, rx.badge("Active", color_scheme="green"), rx.badge("Inactive", color_scheme="gray")),
         rx.button(
@@ -169,8 +171,8 @@ def _active_cell(row: rx.Var) -> rx.Component:
             variant="soft",
             color_scheme=rx.cond(active, "red", "green"),
             aria_label=rx.cond(active, "Deactivate ", "Activate ") + email,
-            on_click=AdminUsersState.set_active(row["id"], ~active),
-            disabled=row["is_self"].to(bool),
+            on_click=AdminUsersState.set_active(row.id, ~active),
+            disabled=row.is_self,
         ),
         direction=rx.breakpoints(initial="row", md="column"),
         spacing="2",
@@ -185,8 +187,8 @@ def _user_row(row: rx.Var) -> rx.Component:
         _cell("Role", _role_select(row)),
         _cell("Skills", _skills_editor(row)),
         _cell("Status", _active_cell(row)),
-        _cell("Open tickets", rx.text(row["load"], size="2"), text_align="center"),
-        id="user-row-" + row["id"].to_string(),
+        _cell("Open tickets", rx.text(row.load, size="2"), text_align="center"),
+        id="user-row-" + row.id.to_string(),
         vertical_align="top",
     )
 
@@ -217,8 +219,8 @@ def _users_toolbar() -> rx.Component:
         rx.select.root(
             rx.select.trigger(aria_label="Filter by role", min_width="9em"),
             rx.select.content(
-                rx.select.item("All roles", value="all"),
-                *[rx.select.item(ROLE_LABELS[r] + "s", value=r) for r in ROLES],
+                rx.select.item("All roles", value=ALL_ROLES),
+                *[rx.select.item(label(r) + "s", value=r) for r in ROLES],
             ),
             value=AdminUsersState.role_filter,
             on_change=AdminUsersState.set_role_filter,
@@ -256,7 +258,7 @@ def _users_table() -> rx.Component:
     )
 
 
-@rx.page(route="/admin/users", title="Users · Helpdesk", on_load=AdminUsersState.load)
+@route("/admin/users", title="Users · Helpdesk", on_load=AdminUsersState.load)
 def admin_users_page() -> rx.Component:
     return page(
         rx.cond(
@@ -290,7 +292,8 @@ def admin_users_page() -> rx.Component:
 
 # ----- /admin -----
 
-EMAIL_COLORS = {"sent": "green", "recorded": "blue", "pending": "amber", "failed": "red"}
+EMAIL_COLORS = {EmailStatus.SENT: "green", EmailStatus.RECORDED: "blue", EmailStatus.PENDING: "amber",
+                EmailStatus.FAILED: "red"}
 
 
 def _toolbar() -> rx.Component:
@@ -319,8 +322,8 @@ def _stats() -> rx.Component:
         stat_card("Total tickets", s.total, "all time", id="stat-total"),
         stat_card("Open tickets", s.open_count, "open or in progress", id="stat-open"),
         stat_card("Median time to assignment", s.median_assignment, "from submit to assignee", id="stat-median"),
-        stat_card("Dead jobs", s.job_counts["dead"], "need a retry or a fix", id="stat-dead",
-                  style={"border": rx.cond(s.job_counts["dead"] > 0, "1px solid var(--red-8)", "none")}),
+        stat_card("Dead jobs", s.job_counts.dead, "need a retry or a fix", id="stat-dead",
+                  style={"border": rx.cond(s.job_counts.dead > 0, "1px solid var(--red-8)", "none")}),
         columns=rx.breakpoints(initial="2", md="4"),
         spacing="3",
         width="100%",
@@ -352,10 +355,11 @@ def _charts() -> rx.Component:
     )
 
 
-def _count_pill(label: str, key: str, color: str) -> rx.Component:
+def _count_pill(status: JobStatus, color: str) -> rx.Component:
+    key = str(status)
     return rx.flex(
-        rx.text(label, size="2", color_scheme="gray"),
-        rx.badge(AdminOverviewState.job_counts[key], color_scheme=color, size="2", variant="soft"),
+        rx.text(label(status), size="2", color_scheme="gray"),
+        rx.badge(getattr(AdminOverviewState.job_counts, key), color_scheme=color, size="2", variant="soft"),
         spacing="2",
         align="center",
         id=f"jobs-{key}",
@@ -364,15 +368,15 @@ def _count_pill(label: str, key: str, color: str) -> rx.Component:
 
 def _dead_row(job: rx.Var) -> rx.Component:
     return rx.table.row(
-        _cell("Job", rx.text("#", job["id"], size="2")),
-        _cell("Kind", rx.code(job["kind"], size="2")),
-        _cell("Attempts", rx.text(job["attempts"], size="2")),
-        _cell("Error", rx.text(job["error"], size="1", overflow_wrap="anywhere", white_space="pre-wrap",
-                               title=job["error_full"].to(str), font_family="var(--code-font-family)")),
-        _cell("Died", rx.text(job["finished"], size="1", color_scheme="gray", white_space="nowrap")),
-        _cell("", rx.button("Retry", size="1", on_click=AdminOverviewState.retry(job["id"]),
-                            aria_label="Retry job #" + job["id"].to_string())),
-        id="dead-job-" + job["id"].to_string(),
+        _cell("Job", rx.text("#", job.id, size="2")),
+        _cell("Kind", rx.code(job.kind, size="2")),
+        _cell("Attempts", rx.text(job.attempts, size="2")),
+        _cell("Error", rx.text(job.error, size="1", overflow_wrap="anywhere", white_space="pre-wrap",
+                               title=job.error_full, font_family="var(--code-font-family)")),
+        _cell("Died", rx.text(job.finished, size="1", color_scheme="gray", white_space="nowrap")),
+        _cell("", rx.button("Retry", size="1", on_click=AdminOverviewState.retry(job.id),
+                            aria_label="Retry job #" + job.id.to_string())),
+        id="dead-job-" + job.id.to_string(),
         vertical_align="top",
     )
 
@@ -383,10 +387,10 @@ def _jobs() -> rx.Component:
         rx.flex(
             rx.heading("Job queue", size="4"),
             rx.spacer(),
-            _count_pill("Queued", "queued", "blue"),
-            _count_pill("Running", "running", "amber"),
-            _count_pill("Done", "done", "green"),
-            _count_pill("Dead", "dead", "red"),
+            _count_pill(JobStatus.QUEUED, "blue"),
+            _count_pill(JobStatus.RUNNING, "amber"),
+            _count_pill(JobStatus.DONE, "green"),
+            _count_pill(JobStatus.DEAD, "red"),
             spacing="4",
             align="center",
             wrap="wrap",
@@ -418,23 +422,23 @@ def _jobs() -> rx.Component:
 
 
 def _email_status(e: rx.Var) -> rx.Component:
-    return rx.badge(e["status"], color_scheme=rx.match(e["status"], *EMAIL_COLORS.items(), "gray"), variant="soft")
+    return rx.badge(e.status, color_scheme=rx.match(e.status, *EMAIL_COLORS.items(), "gray"), variant="soft")
 
 
 def _email_item(e: rx.Var) -> rx.Component:
     """The phone layout of one e-mail: subject first, then who, what and when."""
     return rx.el.li(
         rx.flex(
-            rx.text(e["subject"], size="2", weight="medium", overflow_wrap="break-word"),
+            rx.text(e.subject, size="2", weight="medium", overflow_wrap="break-word"),
             rx.flex(
-                rx.text(e["to"], size="1", color_scheme="gray", overflow_wrap="anywhere"),
+                rx.text(e.recipient, size="1", color_scheme="gray", overflow_wrap="anywhere"),
                 rx.spacer(),
                 _email_status(e),
                 spacing="2",
                 align="center",
             ),
-            rx.text(e["kind"], " · ", e["created"], size="1", color_scheme="gray"),
-            rx.cond(e["error"] != "", rx.text(e["error"], size="1", color_scheme="red", overflow_wrap="anywhere")),
+            rx.text(e.kind, " · ", e.created, size="1", color_scheme="gray"),
+            rx.cond(e.error != "", rx.text(e.error, size="1", color_scheme="red", overflow_wrap="anywhere")),
             direction="column",
             spacing="1",
         ),
@@ -444,14 +448,14 @@ def _email_item(e: rx.Var) -> rx.Component:
 
 def _email_row(e: rx.Var) -> rx.Component:
     return rx.table.row(
-        _cell("To", rx.text(e["to"], size="2", overflow_wrap="break-word")),
-        _cell("Subject", rx.text(e["subject"], size="2", overflow_wrap="break-word")),
-        _cell("Kind", rx.text(e["kind"], size="2", white_space="nowrap")),
+        _cell("To", rx.text(e.recipient, size="2", overflow_wrap="break-word")),
+        _cell("Subject", rx.text(e.subject, size="2", overflow_wrap="break-word")),
+        _cell("Kind", rx.text(e.kind, size="2", white_space="nowrap")),
         _cell("Status", _email_status(e)),
-        _cell("Created", rx.text(e["created"], size="1", color_scheme="gray", white_space="nowrap")),
-        _cell("Last error", rx.text(e["error"], size="1", color_scheme="red", overflow_wrap="break-word",
-                                    title=e["error_full"].to(str)),
-              custom_attrs={"data-label": "Last error", "data-empty": rx.cond(e["error"] == "", "true", "false")}),
+        _cell("Created", rx.text(e.created, size="1", color_scheme="gray", white_space="nowrap")),
+        _cell("Last error", rx.text(e.error, size="1", color_scheme="red", overflow_wrap="break-word",
+                                    title=e.error_full),
+              custom_attrs={"data-label": "Last error", "data-empty": rx.cond(e.error == "", "true", "false")}),
         vertical_align="top",
     )
 
@@ -488,7 +492,7 @@ def _emails() -> rx.Component:
     )
 
 
-@rx.page(route="/admin", title="Overview · Helpdesk", on_load=AdminOverviewState.load)
+@route("/admin", title="Overview · Helpdesk", on_load=[AdminOverviewState.load, AdminOverviewState.follow])
 def admin_overview_page() -> rx.Component:
     s = AdminOverviewState
     return page(

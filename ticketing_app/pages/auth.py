@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from ticketing_app.components.layout import error_callout, page
+from ticketing_app.pages import route
 from ticketing_app.states.auth_pages import LoginState, SignupState
 from ticketing_app.states.base import AuthState
 
@@ -19,7 +20,7 @@ def _field(label: str, name: str, kind: str = "text", **props) -> rx.Component:
     )
 
 
-@rx.page(route="/login", title="Log in · Helpdesk", on_load=LoginState.on_open)
+@route("/login", title="Log in · Helpdesk", on_load=LoginState.on_open)
 def login_page() -> rx.Component:
     return page(
         rx.card(
@@ -42,7 +43,7 @@ def login_page() -> rx.Component:
     )
 
 
-@rx.page(route="/signup", title="Sign up · Helpdesk")
+@route("/signup", title="Sign up · Helpdesk")
 def signup_page() -> rx.Component:
     return page(
         rx.card(
@@ -67,6 +68,6 @@ def signup_page() -> rx.Component:
     )
 
 
-@rx.page(route="/", title="Helpdesk", on_load=AuthState.go_home)
+@route("/", title="Helpdesk", on_load=AuthState.go_home)
 def index() -> rx.Component:
     return page(rx.center(rx.spinner(size="3"), padding="3em"), title="Helpdesk")

@@ -8,35 +8,38 @@ from ticketing_app.components.badges import priority_badge, status_badge
 from ticketing_app.components.layout import empty_state, error_callout, not_allowed, page
 from ticketing_app.components.pager import pager
 from ticketing_app.config import get_settings
-from ticketing_app.states.queue import ANY, QueueState
+from ticketing_app.domain import Priority, TicketStatus
+from ticketing_app.pages import route
+from ticketing_app.states.queue import ACTIVE, ANY, QueueState
 
-STATUS_CHOICES = ["open", "in_progress", "resolved", "closed"]
+STATUS_CHOICES = [str(s) for s in TicketStatus]
+PRIORITY_CHOICES = [str(p) for p in Priority]
 
 
 def _row(row: rx.Var) -> rx.Component:
-    link = "/tickets/" + row["id"].to_string()
+    link = "/tickets/" + row.id.to_string()
     return rx.table.row(
-        rx.table.cell(rx.link(row["number"], href=link)),
-        rx.table.cell(rx.link(row["title"], href=link), max_width="22em"),
-        rx.table.cell(priority_badge(row["priority"], row["priority_label"])),
-        rx.table.cell(row["category_label"]),
-        rx.table.cell(status_badge(row["status"], row["status_label"])),
+        rx.table.cell(rx.link(row.number, href=link)),
+        rx.table.cell(rx.link(row.title, href=link), max_width="22em"),
+        rx.table.cell(priority_badge(row.priority, row.priority_label)),
+        rx.table.cell(row.category_label),
+        rx.table.cell(status_badge(row.status, row.status_label)),
         rx.table.cell(
-            rx.cond(row["overdue"], rx.badge("Overdue " + row["due"].to(str), color_scheme="red"),
-                    rx.text(row["due"], size="1"))
+            rx.cond(row.overdue, rx.badge("Overdue " + row.due, color_scheme="red"),
+                    rx.text(row.due, size="1"))
         ),
-        rx.table.cell(row["assignee"]),
+        rx.table.cell(row.assignee),
         rx.table.cell(
             rx.select(
                 STATUS_CHOICES,
-                value=row["status"],
-                on_change=lambda value: QueueState.quick_status(row["id"], value),
+                value=row.status,
+                on_change=lambda value: QueueState.quick_status(row.id, value),
                 size="1",
-                aria_label="Change status of " + row["number"].to(str),
+                aria_label="Change status of " + row.number,
             )
         ),
-        background=rx.cond(row["overdue"], "var(--red-a2)", "transparent"),
-        id="queue-row-" + row["id"].to_string(),
+        background=rx.cond(row.overdue, "var(--red-a2)", "transparent"),
+        id="queue-row-" + row.id.to_string(),
     )
 
 
@@ -53,9 +56,9 @@ def _filters() -> rx.Component:
                 aria_label="Whose tickets",
             ),
         ),
-        rx.select(["active", ANY, *STATUS_CHOICES], value=QueueState.status_filter,
+        rx.select([ACTIVE, ANY, *STATUS_CHOICES], value=QueueState.status_filter,
                   on_change=QueueState.set_status_filter, aria_label="Status"),
-        rx.select([ANY, "high", "medium", "low"], value=QueueState.priority_filter,
+        rx.select([ANY, *PRIORITY_CHOICES], value=QueueState.priority_filter,
                   on_change=QueueState.set_priority_filter, aria_label="Priority"),
         rx.select([ANY, *get_settings().triage_categories], value=QueueState.category_filter,
                   on_change=QueueState.set_category_filter, aria_label="Category"),
@@ -65,7 +68,7 @@ def _filters() -> rx.Component:
     )
 
 
-@rx.page(route="/queue", title="Queue · Helpdesk", on_load=[QueueState.load, QueueState.follow])
+@route("/queue", title="Queue · Helpdesk", on_load=[QueueState.load, QueueState.follow])
 def queue_page() -> rx.Component:
     return page(
         rx.cond(

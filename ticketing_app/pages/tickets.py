@@ -7,27 +7,29 @@ import reflex as rx
 from ticketing_app.components.badges import plain_text, priority_badge, status_badge
 from ticketing_app.components.layout import empty_state, error_callout, page
 from ticketing_app.components.pager import pager
-from ticketing_app.states.tickets import MyTicketsState, NewTicketState, TicketState
+from ticketing_app.domain import Priority, TicketStatus, TriageStatus
+from ticketing_app.pages import route
+from ticketing_app.states.tickets import ALL, MyTicketsState, NewTicketState, TicketState
 
 
 def _ticket_row(row: rx.Var) -> rx.Component:
     return rx.table.row(
-        rx.table.cell(rx.link(row["number"], href="/tickets/" + row["id"].to_string())),
-        rx.table.cell(rx.link(row["title"], href="/tickets/" + row["id"].to_string())),
-        rx.table.cell(status_badge(row["status"], row["status_label"])),
-        rx.table.cell(priority_badge(row["priority"], row["priority_label"])),
-        rx.table.cell(row["category_label"]),
-        rx.table.cell(row["assignee"]),
-        rx.table.cell(rx.text(row["updated"], size="1", color_scheme="gray")),
+        rx.table.cell(rx.link(row.number, href="/tickets/" + row.id.to_string())),
+        rx.table.cell(rx.link(row.title, href="/tickets/" + row.id.to_string())),
+        rx.table.cell(status_badge(row.status, row.status_label)),
+        rx.table.cell(priority_badge(row.priority, row.priority_label)),
+        rx.table.cell(row.category_label),
+        rx.table.cell(row.assignee),
+        rx.table.cell(rx.text(row.updated, size="1", color_scheme="gray")),
     )
 
 
-@rx.page(route="/tickets", title="My tickets · Helpdesk", on_load=[MyTicketsState.load, MyTicketsState.follow])
+@route("/tickets", title="My tickets · Helpdesk", on_load=[MyTicketsState.load, MyTicketsState.follow])
 def my_tickets_page() -> rx.Component:
     return page(
         rx.flex(
             rx.select(
-                ["all", "open", "in_progress", "resolved", "closed"],
+                [ALL, *(str(s) for s in TicketStatus)],
                 value=MyTicketsState.status_filter,
                 on_change=MyTicketsState.set_status_filter,
                 aria_label="Filter by status",
@@ -75,7 +77,7 @@ def my_tickets_page() -> rx.Component:
     )
 
 
-@rx.page(route="/tickets/new", title="New ticket · Helpdesk", on_load=NewTicketState.require_login)
+@route("/tickets/new", title="New ticket · Helpdesk", on_load=NewTicketState.require_login)
 def new_ticket_page() -> rx.Component:
     return page(
         rx.card(
@@ -110,24 +112,24 @@ def _ai_panel() -> rx.Component:
     return rx.card(
         rx.heading("AI triage", size="4", margin_bottom="0.5em"),
         rx.cond(
-            t["triage_status"] == "pending",
+            t.triage_status == TriageStatus.PENDING,
             rx.flex(rx.spinner(), rx.text("AI is triaging…"), spacing="2", align="center", id="triage-pending"),
             rx.flex(
-                rx.flex(priority_badge(t["priority"], t["priority_label"]), rx.badge(t["category_label"]),
+                rx.flex(priority_badge(t.priority, t.priority_label), rx.badge(t.category_label),
                         spacing="2"),
-                plain_text(t["summary"], id="ai-summary"),
-                rx.text("Skills: ", t["skills"], size="2"),
+                plain_text(t.summary, id="ai-summary"),
+                rx.text("Skills: ", t.skills, size="2"),
                 rx.cond(
                     TicketState.staff_view,
                     rx.flex(
                         rx.text("Helpful notes", weight="bold", size="2"),
-                        plain_text(t["helpful_notes"], size="2", id="ai-notes"),
-                        rx.text("Routing: ", t["assignment_reason"], size="2", color_scheme="gray"),
+                        plain_text(t.helpful_notes, size="2", id="ai-notes"),
+                        rx.text("Routing: ", t.assignment_reason, size="2", color_scheme="gray"),
                         direction="column",
                         spacing="1",
                     ),
                 ),
-                rx.text("By ", t["triage_provider"], " ", t["confidence"], size="1", color_scheme="gray"),
+                rx.text("By ", t.triage_provider, " ", t.confidence, size="1", color_scheme="gray"),
                 direction="column",
                 spacing="2",
                 id="triage-result",
@@ -140,14 +142,14 @@ def _ai_panel() -> rx.Component:
 def _comment(c: rx.Var) -> rx.Component:
     return rx.card(
         rx.flex(
-            rx.text(c["author"], weight="bold", size="2"),
-            rx.cond(c["internal"], rx.badge("Internal note", color_scheme="amber")),
+            rx.text(c.author, weight="bold", size="2"),
+            rx.cond(c.internal, rx.badge("Internal note", color_scheme="amber")),
             rx.spacer(),
-            rx.text(c["created"], size="1", color_scheme="gray"),
+            rx.text(c.created, size="1", color_scheme="gray"),
             spacing="2",
         ),
-        plain_text(c["body"], size="2", margin_top="0.25em"),
-        background=rx.cond(c["internal"], "var(--amber-a3)", "transparent"),
+        plain_text(c.body, size="2", margin_top="0.25em"),
+        background=rx.cond(c.internal, "var(--amber-a3)", "transparent"),
         width="100%",
     )
 
@@ -157,17 +159,19 @@ def _actions() -> rx.Component:
         rx.cond(
             TicketState.can_manage,
             rx.flex(
-                rx.button("Start", on_click=TicketState.set_status("in_progress"), variant="soft"),
-                rx.button("Resolve", on_click=TicketState.set_status("resolved"), color_scheme="green"),
-                rx.button("Close", on_click=TicketState.set_status("closed"), variant="soft", color_scheme="gray"),
-                rx.button("Reopen", on_click=TicketState.set_status("open"), variant="soft"),
+                rx.button("Start", on_click=TicketState.set_status(TicketStatus.IN_PROGRESS), variant="soft"),
+                rx.button("Resolve", on_click=TicketState.set_status(TicketStatus.RESOLVED), color_scheme="green"),
+                rx.button("Close", on_click=TicketState.set_status(TicketStatus.CLOSED), variant="soft",
+                          color_scheme="gray"),
+                rx.button("Reopen", on_click=TicketState.set_status(TicketStatus.OPEN), variant="soft"),
                 spacing="2",
                 wrap="wrap",
             ),
             rx.cond(
                 TicketState.is_requester
-                & ((TicketState.ticket["status"] == "resolved") | (TicketState.ticket["status"] == "closed")),
-                rx.button("Reopen ticket", on_click=TicketState.set_status("open"), variant="soft"),
+                & ((TicketState.ticket.status == TicketStatus.RESOLVED)
+                   | (TicketState.ticket.status == TicketStatus.CLOSED)),
+                rx.button("Reopen ticket", on_click=TicketState.set_status(TicketStatus.OPEN), variant="soft"),
             ),
         ),
         spacing="2",
@@ -181,7 +185,7 @@ def _staff_forms() -> rx.Component:
             rx.heading("Manage", size="3", margin_bottom="0.5em"),
             rx.form(
                 rx.flex(
-                    rx.select(["high", "medium", "low"], name="priority", placeholder="Priority",
+                    rx.select([str(p) for p in Priority], name="priority", placeholder="Priority",
                               aria_label="Override priority"),
                     rx.select(TicketState.categories, name="category", placeholder="Category",
                               aria_label="Override category"),
@@ -199,7 +203,7 @@ def _staff_forms() -> rx.Component:
                     rx.el.select(
                         rx.el.option("Reassign to…", value=""),
                         rx.foreach(TicketState.staff_options,
-                                   lambda o: rx.el.option(o["label"], value=o["id"])),
+                                   lambda o: rx.el.option(o.label, value=o.id)),
                         name="assignee_id",
                         aria_label="Reassign to",
                         style={"padding": "0.35em", "border_radius": "6px", "max_width": "100%"},
@@ -226,8 +230,10 @@ def _reply_form() -> rx.Component:
             rx.text_area(id="reply-body", name="body", required=True, max_length=10000, rows="4"),
             rx.flex(
                 rx.cond(TicketState.staff_view,
-                        rx.checkbox("Internal note (staff only)", id="internal", checked=TicketState.internal_note,
-                                    on_change=TicketState.set_internal_note)),
+                        # Named so the form owns it (Reflex 0.11 drops id-only controls); reply() still reads
+                        # the flag from TicketState.internal_note, never from the submitted "internal" field.
+                        rx.checkbox("Internal note (staff only)", id="internal", name="internal",
+                                    checked=TicketState.internal_note, on_change=TicketState.set_internal_note)),
                 rx.spacer(),
                 rx.button(rx.cond(TicketState.internal_note, "Add internal note", "Send"), type="submit",
                           color_scheme=rx.cond(TicketState.internal_note, "amber", "indigo")),
@@ -241,7 +247,7 @@ def _reply_form() -> rx.Component:
     )
 
 
-@rx.page(route="/tickets/[ticket_id]", title="Ticket · Helpdesk", on_load=[TicketState.load, TicketState.follow])
+@route("/tickets/[ticket_id]", title="Ticket · Helpdesk", on_load=[TicketState.load, TicketState.follow])
 def ticket_page() -> rx.Component:
     t = TicketState.ticket
     return page(
@@ -250,15 +256,15 @@ def ticket_page() -> rx.Component:
             rx.callout("Ticket not found. It does not exist or you are not allowed to see it.",
                        icon="search_x", color_scheme="gray", id="not-found"),
             rx.cond(
-                t.contains("id"),
+                t.id > 0,  # the blank row: still loading
                 rx.grid(
                     rx.flex(
-                        rx.flex(rx.text(t["number"], color_scheme="gray"),
-                                status_badge(t["status"], t["status_label"]), spacing="2", align="center"),
-                        rx.heading(t["title"], size="6"),
-                        rx.text("From ", t["requester"], " · ", t["created"], " · assigned to ", t["assignee"],
+                        rx.flex(rx.text(t.number, color_scheme="gray"),
+                                status_badge(t.status, t.status_label), spacing="2", align="center"),
+                        rx.heading(t.title, size="6"),
+                        rx.text("From ", t.requester, " · ", t.created, " · assigned to ", t.assignee,
                                 size="2", color_scheme="gray"),
-                        rx.card(plain_text(t["description"]), width="100%"),
+                        rx.card(plain_text(t.description), width="100%"),
                         error_callout(TicketState.error),
                         rx.cond(TicketState.notice != "", rx.callout(TicketState.notice, color_scheme="green")),
                         _actions(),
@@ -276,9 +282,9 @@ def ticket_page() -> rx.Component:
                             rx.foreach(
                                 TicketState.timeline,
                                 lambda e: rx.box(
-                                    rx.text(e["who"], " ", e["what"], size="2", weight="medium"),
-                                    rx.cond(e["detail"] != "", plain_text(e["detail"], size="1")),
-                                    rx.text(e["created"], size="1", color_scheme="gray"),
+                                    rx.text(e.who, " ", e.what, size="2", weight="medium"),
+                                    rx.cond(e.detail != "", plain_text(e.detail, size="1")),
+                                    rx.text(e.created, size="1", color_scheme="gray"),
                                     padding_y="0.3em",
                                 ),
                             ),

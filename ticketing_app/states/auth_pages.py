@@ -5,17 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 import reflex as rx
-from pydantic import ValidationError
 
-from ticketing_app.errors import DomainError
+from ticketing_app.domain import Role
+from ticketing_app.errors import NotAuthenticated
 from ticketing_app.schemas import LoginIn, SignupIn
 from ticketing_app.services import accounts
-from ticketing_app.states.base import LANDING, AuthState, error_message, run_db
+from ticketing_app.states.base import LANDING, AuthState, landing_page, presents_errors, run_db
+
+
+def _form_answer(state: AuthState, exc: NotAuthenticated) -> Any:
+    """On the forms that start a session, NotAuthenticated is the form's answer ("Wrong e-mail or password."):
+    shown on the form, not a trip to the log-in page the person is already on."""
+    return state._refused(exc)
 
 
 class LoginState(AuthState):
     error: str = ""
     busy: bool = False
+    _signed_out = _form_answer
 
     @rx.event
     def on_open(self) -> None:
@@ -23,35 +30,30 @@ class LoginState(AuthState):
         self.flash = ""
 
     @rx.event
+    @presents_errors
     async def submit(self, form: dict[str, Any]) -> Any:
         self.error = ""
-        try:
-            data = LoginIn(email=str(form.get("email", "")), password=str(form.get("password", "")))
-            user, token = await run_db(lambda s: accounts.login(s, data))
-        except (DomainError, ValidationError) as exc:
-            self.error = error_message(exc)
-            return None
+        data = LoginIn(email=str(form.get("email", "")), password=str(form.get("password", "")))
+        user, token = await run_db(lambda s: accounts.login(s, data))
         self.token = token
         self._remember(user)
-        return rx.redirect(LANDING.get(user.role, "/tickets"))
+        return rx.redirect(landing_page(user.role))
 
 
 class SignupState(AuthState):
     error: str = ""
+    _signed_out = _form_answer
 
     @rx.event
+    @presents_errors
     async def submit(self, form: dict[str, Any]) -> Any:
         self.error = ""
-        try:
-            data = SignupIn(
-                name=str(form.get("name", "")),
-                email=str(form.get("email", "")),
-                password=str(form.get("password", "")),
-            )
-            user, token = await run_db(lambda s: accounts.signup(s, data))
-        except (DomainError, ValidationError) as exc:
-            self.error = error_message(exc)
-            return None
+        data = SignupIn(
+            name=str(form.get("name", "")),
+            email=str(form.get("email", "")),
+            password=str(form.get("password", "")),
+        )
+        user, token = await run_db(lambda s: accounts.signup(s, data))
         self.token = token
         self._remember(user)
-        return rx.redirect("/tickets")
+        return rx.redirect(LANDING[Role.USER])  # sign-up makes a plain user

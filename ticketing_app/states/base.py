@@ -1,21 +1,39 @@
-"""The base state every page state extends: who is logged in, re-validated by the services on each event."""
+"""The base state every page state extends: who is logged in, re-validated by the services on each event.
+
+`presents_errors` is the one place where a service's refusal becomes what the page shows.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import functools
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import reflex as rx
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from ticketing_app.db import session_scope
-from ticketing_app.errors import DomainError, NotAuthenticated
+from ticketing_app.domain import STAFF_ROLES, Role
+from ticketing_app.errors import DomainError, NotAuthenticated, PermissionDenied
 from ticketing_app.models import User
 from ticketing_app.services import accounts
 
+log = logging.getLogger(__name__)
+
 T = TypeVar("T")
-LANDING = {"user": "/tickets", "moderator": "/queue", "admin": "/admin"}
+LANDING: dict[Role, str] = {Role.USER: "/tickets", Role.MODERATOR: "/queue", Role.ADMIN: "/admin"}
+LOGIN_PAGE = "/login"
+
+
+def landing_page(role: str) -> str:
+    """Where a person starts, by role (roles are StrEnums: the stored string finds its member)."""
+    return LANDING.get(role, LANDING[Role.USER])  # type: ignore[call-overload]
+
+# (state, exception, *the method's arguments) -> the events to send back, or None
+ErrorHook = Callable[..., Any]
 
 
 def _in_transaction(fn: Callable[[Session], T]) -> T:
@@ -26,6 +44,61 @@ def _in_transaction(fn: Callable[[Session], T]) -> T:
 async def run_db(fn: Callable[[Session], T]) -> T:
     """Run a service call in its own transaction on a worker thread (never block the event loop)."""
     return await asyncio.to_thread(_in_transaction, fn)
+
+
+def error_message(exc: Exception) -> str:
+    """A message a person can act on, for domain errors and validation errors alike."""
+    if isinstance(exc, DomainError):
+        return exc.message
+    if isinstance(exc, ValidationError):
+        parts = []
+        for err in exc.errors()[:3]:
+            field = ".".join(str(p) for p in err["loc"])
+            parts.append(f"{field.replace('_', ' ').capitalize()}: {err['msg'].removeprefix('Value error, ')}")
+        return " ".join(parts)
+    return "Something went wrong. Please try again."
+
+
+def presents_errors(
+    method: Callable[..., Awaitable[Any]] | None = None,
+    *,
+    refused: ErrorHook | None = None,
+    denied: ErrorHook | None = None,
+    unexpected: str = "",
+) -> Any:
+    """Decorate a state method that calls services: their errors become what the page shows.
+
+    - NotAuthenticated -> `state._signed_out(exc)`: the log-in page (the log-in form shows the message);
+    - PermissionDenied -> `denied`, else `state._denied(exc)`: like any refusal unless the page has a
+      not-allowed view;
+    - DomainError or pydantic ValidationError -> `refused`, else `state._refused(exc)`:
+      `state.error = error_message(exc)`;
+    - any other exception, only when `unexpected` names the action: logged, and shown as "Something went
+      wrong" (a page that would otherwise spin forever when the database is down).
+
+    Hooks get (state, exc, *the method's arguments) and return the events to send back, or None.
+    """
+
+    def decorate(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        @functools.wraps(fn)
+        async def guarded(self: AuthState, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return await fn(self, *args, **kwargs)
+            except NotAuthenticated as exc:
+                return self._signed_out(exc)
+            except PermissionDenied as exc:
+                return (denied or type(self)._denied)(self, exc, *args, **kwargs)
+            except (DomainError, ValidationError) as exc:
+                return (refused or type(self)._refused)(self, exc, *args, **kwargs)
+            except Exception as exc:
+                if not unexpected:
+                    raise
+                log.exception("%s failed", unexpected)
+                return (refused or type(self)._refused)(self, exc, *args, **kwargs)
+
+        return guarded
+
+    return decorate(method) if method is not None else decorate
 
 
 class AuthState(rx.State):
@@ -43,11 +116,11 @@ class AuthState(rx.State):
 
     @rx.var
     def is_staff(self) -> bool:
-        return self.user_role in ("moderator", "admin")
+        return self.user_role in STAFF_ROLES
 
     @rx.var
     def is_admin(self) -> bool:
-        return self.user_role == "admin"
+        return self.user_role == Role.ADMIN
 
     def _remember(self, user: User) -> None:
         self.user_id, self.user_name, self.user_role = user.id, user.name, user.role
@@ -73,40 +146,35 @@ class AuthState(rx.State):
         self._remember(actor)
         return result
 
+    # ----- how a page shows a service's refusal (see presents_errors) -----
+
+    def _signed_out(self, exc: NotAuthenticated) -> Any:
+        return rx.redirect(LOGIN_PAGE)
+
+    def _refused(self, exc: Exception, *_args: Any, **_kwargs: Any) -> Any:
+        self.error = error_message(exc)  # every state that shows refusals declares `error: str`
+        return None
+
+    def _denied(self, exc: PermissionDenied, *args: Any, **kwargs: Any) -> Any:
+        return self._refused(exc, *args, **kwargs)
+
+    # ----- events -----
+
     @rx.event
+    @presents_errors
     async def require_login(self) -> Any:
         """on_load guard: back to the log-in page when the token is missing, expired or revoked."""
-        try:
-            await self._actor_call(lambda _s, _u: None)
-        except NotAuthenticated:
-            return rx.redirect("/login")
+        await self._actor_call(lambda _s, _u: None)
         return None
 
     @rx.event
+    @presents_errors
     async def go_home(self) -> Any:
         """Landing page by role; log-in when signed out."""
-        try:
-            await self._actor_call(lambda _s, _u: None)
-        except NotAuthenticated:
-            return rx.redirect("/login")
-        return rx.redirect(LANDING.get(self.user_role, "/tickets"))
+        await self._actor_call(lambda _s, _u: None)
+        return rx.redirect(landing_page(self.user_role))
 
     @rx.event
     def logout(self) -> Any:
         self._forget("You are logged out.")
-        return rx.redirect("/login")
-
-
-def error_message(exc: Exception) -> str:
-    """A message a person can act on, for domain errors and validation errors alike."""
-    from pydantic import ValidationError
-
-    if isinstance(exc, DomainError):
-        return exc.message
-    if isinstance(exc, ValidationError):
-        parts = []
-        for err in exc.errors()[:3]:
-            field = ".".join(str(p) for p in err["loc"])
-            parts.append(f"{field.replace('_', ' ').capitalize()}: {err['msg'].removeprefix('Value error, ')}")
-        return " ".join(parts)
-    return "Something went wrong. Please try again."
+        return rx.redirect(LOGIN_PAGE)

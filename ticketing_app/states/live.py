@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import reflex as rx
 from sqlalchemy.orm import Session
 
+from ticketing_app.errors import NotAuthenticated, PermissionDenied
 from ticketing_app.models import User
 from ticketing_app.services import accounts
 from ticketing_app.states.base import run_db
@@ -21,7 +22,8 @@ POLL_SECONDS = 1.0
 
 
 async def marker_for(token: str, fn: Callable[[Session, User], str]) -> str | None:
-    """The marker as the token's user sees it; None when the session is no longer valid."""
+    """The marker as the token's user sees it; None when the session is no longer valid or the page is no
+    longer this user's to see (the services refuse); "" after a database blip (try again next round)."""
 
     def read(session: Session) -> str | None:
         try:
@@ -32,12 +34,10 @@ async def marker_for(token: str, fn: Callable[[Session, User], str]) -> str | No
 
     try:
         return await run_db(read)
+    except (NotAuthenticated, PermissionDenied):
+        return None
     except Exception:  # noqa: BLE001 - database blip: keep the page, try again next round
         return ""
-
-
-async def pause() -> None:
-    await asyncio.sleep(POLL_SECONDS)
 
 
 class LiveMixin(rx.State, mixin=True):
@@ -45,10 +45,15 @@ class LiveMixin(rx.State, mixin=True):
 
     Using pages define `_marker_fn()` (what to fingerprint, as the user sees it) and `_refresh()`
     (reload the data; may return events such as a toast). One loop runs per client and page: a newer
-    loop, leaving the page, or an ended session stops the older one.
+    loop, leaving the page, or an ended session stops the older one. Pages may also set `_live_seconds`
+    (the polling period), `_live_max_rounds` (a cap on the loop's life), override `_live_paused()` (skip
+    rounds, e.g. auto refresh switched off) and `_live_ended()` (the events to show when the marker says
+    the session or the permission is gone; by default the page stays as it is until the next event).
     """
 
     _live_generation: int = 0
+    _live_seconds: ClassVar[float] = POLL_SECONDS
+    _live_max_rounds: ClassVar[int] = 0  # 0: follow for as long as the tab shows the page
 
     def _marker_fn(self) -> Callable[[Session, User], str]:
         raise NotImplementedError
@@ -56,20 +61,36 @@ class LiveMixin(rx.State, mixin=True):
     async def _refresh(self) -> Any:
         raise NotImplementedError
 
+    def _live_paused(self) -> bool:
+        return False
+
+    async def _live_ended(self) -> Any:
+        return None
+
     @rx.event(background=True)
     async def follow(self):
         async with self:
             self._live_generation += 1
             generation, token, path = self._live_generation, self.token, self.router.url.path
+            seconds, max_rounds = self._live_seconds, self._live_max_rounds
         last: str | None = None
-        while True:
-            await pause()
+        rounds = 0
+        while not max_rounds or rounds < max_rounds:
+            rounds += 1
+            await asyncio.sleep(seconds)
             async with self:
                 if self._live_generation != generation or self.router.url.path != path:
                     return
+                if self._live_paused():
+                    continue
                 marker_fn = self._marker_fn()
             marker = await marker_for(token, marker_fn)
             if marker is None:
+                async with self:
+                    still_here = self._live_generation == generation and self.router.url.path == path
+                    events = await self._live_ended() if still_here else None
+                if events:
+                    yield events
                 return
             if not marker or marker == last:
                 continue

@@ -6,27 +6,29 @@ from collections.abc import Callable
 from typing import Any
 
 import reflex as rx
-from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from ticketing_app.errors import DomainError, NotAuthenticated, PermissionDenied
+from ticketing_app.domain import label
+from ticketing_app.errors import PermissionDenied
 from ticketing_app.models import User
 from ticketing_app.schemas import TicketFilters, TicketUpdate
 from ticketing_app.services import tickets
-from ticketing_app.states.base import AuthState, error_message
-from ticketing_app.states.formatting import ticket_row
+from ticketing_app.states.base import AuthState, presents_errors
+from ticketing_app.states.formatting import TicketRow, ticket_row
 from ticketing_app.states.live import LiveMixin
 from ticketing_app.states.paging import PagedMixin
 
 PAGE_SIZE = 25
 ANY = "any"
+ACTIVE = "active"
+SCOPES = ("me", "any", "unassigned")
 
 
 class QueueState(LiveMixin, PagedMixin, AuthState):
-    rows: list[dict[str, Any]] = []
+    rows: list[TicketRow] = []
     _page_size: int = PAGE_SIZE
     scope: str = "me"
-    status_filter: str = "active"
+    status_filter: str = ACTIVE
     priority_filter: str = ANY
     category_filter: str = ANY
     allowed: bool = True
@@ -37,8 +39,8 @@ class QueueState(LiveMixin, PagedMixin, AuthState):
 
     def _filters(self) -> TicketFilters:
         return TicketFilters(
-            active=self.status_filter == "active",
-            status=None if self.status_filter in ("active", ANY) else self.status_filter,  # type: ignore[arg-type]
+            active=self.status_filter == ACTIVE,
+            status=None if self.status_filter in (ACTIVE, ANY) else self.status_filter,  # type: ignore[arg-type]
             priority=None if self.priority_filter == ANY else self.priority_filter,  # type: ignore[arg-type]
             category=None if self.category_filter == ANY else self.category_filter,
             assigned=self.scope,  # type: ignore[arg-type]
@@ -50,29 +52,26 @@ class QueueState(LiveMixin, PagedMixin, AuthState):
         filters = self._filters()
         return lambda s, u: tickets.change_marker(s, u, filters=filters)
 
+    def _denied(self, exc: PermissionDenied, *_args: Any, **_kwargs: Any) -> Any:
+        """Not staff: the not-allowed view, and nothing of the queue kept."""
+        self.allowed, self.rows, self.total = False, [], 0
+        return None
+
+    @presents_errors
     async def _refresh(self) -> Any:
-        try:
-            filters = self._filters()
-            page = await self._actor_call(lambda s, u: tickets.list_queue(s, u, filters))
-        except NotAuthenticated:
-            return rx.redirect("/login")
-        except PermissionDenied:
-            self.allowed, self.rows, self.total = False, [], 0
-            return None
-        except (DomainError, ValidationError) as exc:
-            self.error = error_message(exc)
-            return None
-        finally:
-            self.loading = False
+        # State reaches the browser when the event ends, so this is what it sees however the read ends.
+        self.loading = False
+        filters = self._filters()
+        page = await self._actor_call(lambda s, u: tickets.list_queue(s, u, filters))
         self.allowed, self.error = True, ""
         rows = [ticket_row(t) for t in page.items]
-        new = [r for r in rows if r["id"] not in self._known_ids and r["assignee_id"] == self.user_id]
+        new = [r for r in rows if r.id not in self._known_ids and r.assignee_id == self.user_id]
         first_load = not self._seen_once
         self._seen_once = True
-        self._known_ids |= {r["id"] for r in rows}
+        self._known_ids |= {r.id for r in rows}
         self.rows, self.total = rows, page.total
         if new and not first_load:
-            names = ", ".join(r["number"] for r in new[:3])
+            names = ", ".join(r.number for r in new[:3])
             return rx.toast.info(f"New ticket assigned to you: {names}", duration=6000)
         return None
 
@@ -86,7 +85,7 @@ class QueueState(LiveMixin, PagedMixin, AuthState):
     @rx.event
     async def set_scope(self, value: str | list[str]) -> Any:
         chosen = value[0] if isinstance(value, list) else value
-        self.scope = chosen if chosen in ("me", "any", "unassigned") else "me"
+        self.scope = chosen if chosen in SCOPES else "me"
         self.page_index = 0
         return await self._refresh()
 
@@ -106,15 +105,10 @@ class QueueState(LiveMixin, PagedMixin, AuthState):
         return await self._refresh()
 
     @rx.event
+    @presents_errors(denied=AuthState._refused)
     async def quick_status(self, ticket_id: int, status: str) -> Any:
         """Change a ticket's status straight from the queue."""
-        try:
-            data = TicketUpdate(status=status)  # type: ignore[arg-type]
-            await self._actor_call(lambda s, u: tickets.update_ticket(s, u, int(ticket_id), data))
-        except NotAuthenticated:
-            return rx.redirect("/login")
-        except (DomainError, ValidationError) as exc:
-            self.error = error_message(exc)
-            return None
+        data = TicketUpdate(status=status)  # type: ignore[arg-type]
+        await self._actor_call(lambda s, u: tickets.update_ticket(s, u, int(ticket_id), data))
         await self._refresh()
-        return rx.toast.success(f"Status changed to {status.replace('_', ' ')}.")
+        return rx.toast.success(f"Status changed to {label(status).lower()}.")

@@ -2,53 +2,59 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 import reflex as rx
-from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from ticketing_app.errors import DomainError, NotAuthenticated
+from ticketing_app.domain import label
+from ticketing_app.errors import DomainError
 from ticketing_app.models import User
-from ticketing_app.schemas import CommentCreate, TicketCreate, TicketFilters, TicketUpdate
+from ticketing_app.schemas import CommentCreate, TicketCreate, TicketDetail, TicketFilters, TicketUpdate, UserOut
 from ticketing_app.services import accounts, tickets
 from ticketing_app.services.visibility import can_manage, sees_staff_view
-from ticketing_app.states.base import AuthState, error_message
-from ticketing_app.states.formatting import comment_row, event_row, ticket_row
+from ticketing_app.states.base import AuthState, presents_errors
+from ticketing_app.states.formatting import (
+    CommentRow,
+    EventRow,
+    StaffOption,
+    TicketRow,
+    comment_row,
+    event_row,
+    staff_option,
+    ticket_row,
+)
 from ticketing_app.states.live import LiveMixin
 from ticketing_app.states.paging import PagedMixin
 
 PAGE_SIZE = 20
+ALL = "all"
 
 
 class MyTicketsState(LiveMixin, PagedMixin, AuthState):
-    rows: list[dict[str, Any]] = []
+    rows: list[TicketRow] = []
     _page_size: int = PAGE_SIZE
-    status_filter: str = "all"
+    status_filter: str = ALL
     search: str = ""
     loading: bool = True
     error: str = ""
 
     def _filters(self) -> TicketFilters:
-        status = None if self.status_filter == "all" else self.status_filter
+        status = None if self.status_filter == ALL else self.status_filter
         return TicketFilters(status=status, q=self.search or None, limit=PAGE_SIZE,  # type: ignore[arg-type]
                              offset=self._offset())
 
     def _marker_fn(self) -> Callable[[Session, User], str]:
         return lambda s, u: tickets.change_marker(s, u)
 
+    @presents_errors
     async def _refresh(self) -> Any:
+        # State reaches the browser when the event ends, so this is what it sees however the read ends.
+        self.loading = False
         filters = self._filters()
-        try:
-            page = await self._actor_call(lambda s, u: tickets.list_tickets(s, u, filters))
-        except NotAuthenticated:
-            return rx.redirect("/login")
-        except (DomainError, ValidationError) as exc:
-            self.error = error_message(exc)
-            return None
-        finally:
-            self.loading = False
+        page = await self._actor_call(lambda s, u: tickets.list_tickets(s, u, filters))
         self.rows = [ticket_row(t) for t in page.items]
         self.total = page.total
         self.error = ""
@@ -84,25 +90,38 @@ class NewTicketState(AuthState):
         self.description_length = len(value)
 
     @rx.event
+    @presents_errors
     async def submit(self, form: dict[str, Any]) -> Any:
         self.error = ""
-        try:
-            data = TicketCreate(title=str(form.get("title", "")), description=str(form.get("description", "")))
-            ticket = await self._actor_call(lambda s, u: tickets.create_ticket(s, u, data))
-        except NotAuthenticated:
-            return rx.redirect("/login")
-        except (DomainError, ValidationError) as exc:
-            self.error = error_message(exc)
-            return None
+        data = TicketCreate(title=str(form.get("title", "")), description=str(form.get("description", "")))
+        ticket = await self._actor_call(lambda s, u: tickets.create_ticket(s, u, data))
         self.title_length = self.description_length = 0
         return rx.redirect(f"/tickets/{ticket.id}")
 
 
+@dataclasses.dataclass(frozen=True)
+class _TicketView:
+    """What the ticket page shows, read in one transaction as the actor sees it."""
+
+    detail: TicketDetail
+    can_manage: bool
+    staff_view: bool
+    staff: list[UserOut]
+
+
+def _read_ticket_view(s: Session, u: User, ticket_id: int) -> _TicketView:
+    detail = tickets.get_ticket_detail(s, u, ticket_id)
+    model = tickets.get_visible_ticket(s, u, ticket_id)
+    manage = can_manage(u, model)
+    staff = accounts.assignable_staff(s, u) if manage else []
+    return _TicketView(detail, manage, sees_staff_view(u, model), staff)
+
+
 class TicketState(LiveMixin, AuthState):
-    ticket: dict[str, Any] = {}
-    comments: list[dict[str, Any]] = []
-    timeline: list[dict[str, Any]] = []
-    staff_options: list[dict[str, Any]] = []
+    ticket: TicketRow = TicketRow()
+    comments: list[CommentRow] = []
+    timeline: list[EventRow] = []
+    staff_options: list[StaffOption] = []
     categories: list[str] = []
     can_manage: bool = False
     staff_view: bool = False
@@ -126,33 +145,24 @@ class TicketState(LiveMixin, AuthState):
         ticket_id = self._ticket_id()
         return lambda s, u: tickets.change_marker(s, u, ticket_id=ticket_id)
 
+    def _lose_ticket(self, exc: DomainError) -> Any:
+        """Not there, or not this person's to see: the not-found view, and nothing of the ticket kept."""
+        self.not_found, self.ticket, self.comments, self.timeline = True, TicketRow(), [], []
+        return None
+
+    @presents_errors(refused=_lose_ticket, denied=_lose_ticket)
     async def _refresh(self) -> Any:
         from ticketing_app.config import get_settings
 
         ticket_id = self._ticket_id()
-
-        def read(s: Session, u: User):
-            detail = tickets.get_ticket_detail(s, u, ticket_id)
-            model = tickets.get_visible_ticket(s, u, ticket_id)
-            manage = can_manage(u, model)
-            staff = accounts.assignable_staff(s, u) if manage else []
-            return detail, manage, sees_staff_view(u, model), staff
-
-        try:
-            detail, manage, staff_view, staff = await self._actor_call(read)
-        except NotAuthenticated:
-            return rx.redirect("/login")
-        except DomainError:
-            self.not_found, self.ticket, self.comments, self.timeline = True, {}, [], []
-            return None
+        view = await self._actor_call(lambda s, u: _read_ticket_view(s, u, ticket_id))
         self.not_found = False
-        self.ticket = ticket_row(detail)
-        self.comments = [comment_row(c) for c in detail.comments]
-        self.timeline = [event_row(e) for e in reversed(detail.events)]
-        self.can_manage, self.staff_view = manage, staff_view
-        self.is_requester = detail.created_by.id == self.user_id
-        self.staff_options = [{"id": str(u.id), "label": f"{u.name} ({u.role}, {u.open_tickets} open)"}
-                              for u in staff]
+        self.ticket = ticket_row(view.detail)
+        self.comments = [comment_row(c) for c in view.detail.comments]
+        self.timeline = [event_row(e) for e in reversed(view.detail.events)]
+        self.can_manage, self.staff_view = view.can_manage, view.staff_view
+        self.is_requester = view.detail.created_by.id == self.user_id
+        self.staff_options = [staff_option(u) for u in view.staff]
         self.categories = list(get_settings().triage_categories)
         return None
 
@@ -162,39 +172,29 @@ class TicketState(LiveMixin, AuthState):
         return await self._refresh()
 
     @rx.event
+    @presents_errors
     async def reply(self, form: dict[str, Any]) -> Any:
         self.error = ""
         ticket_id = self._ticket_id()
-        try:
-            data = CommentCreate(body=str(form.get("body", "")), internal=self.internal_note)
-            await self._actor_call(lambda s, u: tickets.add_comment(s, u, ticket_id, data))
-        except NotAuthenticated:
-            return rx.redirect("/login")
-        except (DomainError, ValidationError) as exc:
-            self.error = error_message(exc)
-            return None
+        data = CommentCreate(body=str(form.get("body", "")), internal=self.internal_note)
+        await self._actor_call(lambda s, u: tickets.add_comment(s, u, ticket_id, data))
         self.notice = "Internal note added." if data.internal else "Reply sent."
         self.internal_note = False
         await self._refresh()
         return rx.set_value("reply-body", "")
 
+    @presents_errors
     async def _update(self, fields: dict[str, Any], notice: str) -> Any:
         self.error = self.notice = ""
         ticket_id = self._ticket_id()
-        try:
-            data = TicketUpdate(**fields)
-            await self._actor_call(lambda s, u: tickets.update_ticket(s, u, ticket_id, data))
-        except NotAuthenticated:
-            return rx.redirect("/login")
-        except (DomainError, ValidationError) as exc:
-            self.error = error_message(exc)
-            return None
+        data = TicketUpdate(**fields)
+        await self._actor_call(lambda s, u: tickets.update_ticket(s, u, ticket_id, data))
         self.notice = notice
         return await self._refresh()
 
     @rx.event
     async def set_status(self, status: str) -> Any:
-        return await self._update({"status": status}, f"Status changed to {status.replace('_', ' ')}.")
+        return await self._update({"status": status}, f"Status changed to {label(status).lower()}.")
 
     @rx.event
     async def override(self, form: dict[str, Any]) -> Any:
