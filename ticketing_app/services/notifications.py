@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from email.utils import make_msgid, parseaddr
-from functools import lru_cache
 
 from sqlalchemy.orm import Session
 
-from ticketing_app.config import Settings, get_settings
+from ticketing_app.config import get_settings
 from ticketing_app.jobs import queue
 from ticketing_app.mail import messages
-from ticketing_app.mail.sender import MailSender, RecordingSender, SmtpSender
 from ticketing_app.models import EmailMessage, Ticket, User
-
-log = logging.getLogger(__name__)
 
 
 def ticket_url(ticket: Ticket) -> str:
@@ -123,37 +118,3 @@ def resolved(session: Session, ticket: Ticket, requester: User) -> EmailMessage:
         ticket_url=ticket_url(ticket),
     )
     return queue_email(session, Draft(email, ticket_id=ticket.id, user_id=requester.id))
-
-
-def build_sender(settings: Settings) -> MailSender:
-    """SMTP when SMTP_HOST is set; otherwise mails are recorded (stored and logged), not sent."""
-    if not settings.smtp_host:
-        return RecordingSender(mail_from=settings.mail_from)
-    return SmtpSender(
-        host=settings.smtp_host,
-        port=settings.smtp_port,
-        user=settings.smtp_user,
-        password=settings.smtp_password,
-        security=settings.smtp_security,
-        mail_from=settings.mail_from,
-        timeout_seconds=settings.smtp_timeout_seconds,
-    )
-
-
-@lru_cache
-def default_sender() -> MailSender:
-    return build_sender(get_settings())
-
-
-def outgoing(row: EmailMessage) -> messages.OutgoingEmail:
-    return messages.OutgoingEmail(
-        to=row.to_address, subject=row.subject, text=row.body_text, html=row.body_html, kind=row.kind
-    )
-
-
-def mark_delivered(row: EmailMessage, sender: MailSender, message_id: str) -> None:
-    row.status = "sent" if sender.name == "smtp" else "recorded"
-    row.transport = sender.name
-    row.message_id = message_id
-    row.sent_at = datetime.now(UTC)
-    row.last_error = None

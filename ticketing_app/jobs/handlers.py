@@ -20,6 +20,7 @@ from ticketing_app.config import get_settings
 from ticketing_app.db import session_scope
 from ticketing_app.jobs import queue
 from ticketing_app.jobs.worker import BatchHandler, JobContext, PermanentJobError, finishing_transaction
+from ticketing_app.mail import transport
 from ticketing_app.mail.sender import MailDeliveryError
 from ticketing_app.models import EmailMessage, Ticket
 from ticketing_app.services import events, notifications, routing
@@ -142,9 +143,9 @@ def handle_send_email(contexts: list[JobContext]) -> None:
         rows = session.scalars(
             select(EmailMessage).where(EmailMessage.id.in_(email_ids), EmailMessage.status.not_in(DELIVERED))
         ).all()
-        outgoing = {row.id: (notifications.outgoing(row), row.message_id) for row in rows}
+        outgoing = {row.id: (transport.outgoing(row), row.message_id) for row in rows}
     sending = [(ctx, email_id) for ctx, email_id in zip(contexts, email_ids, strict=True) if email_id in outgoing]
-    sender = notifications.default_sender()
+    sender = transport.default_sender()
     outcomes = dict(zip(
         [email_id for _, email_id in sending],
         sender.send_many([outgoing[email_id] for _, email_id in sending]),
@@ -166,7 +167,7 @@ def handle_send_email(contexts: list[JobContext]) -> None:
                 row.last_error = str(outcome)[:1000]
                 row.status = "failed" if outcome.permanent or ctx.is_last_attempt else "pending"
             else:
-                notifications.mark_delivered(row, sender, outcome)
+                transport.mark_delivered(row, sender, outcome)
 
 
 def on_dead(kind: str, payload: dict, error: str) -> None:
