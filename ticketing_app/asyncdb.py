@@ -1,6 +1,6 @@
 """Single statements on the event loop: a small pool of autocommit psycopg connections.
 
-Ticket intake is one SQL statement (services/tickets.submit_ticket). Run through SQLAlchemy's asyncio
+Ticket intake is one SQL statement (services/tickets.create_ticket). Run through SQLAlchemy's asyncio
 layer it cost a pre-ping, BEGIN and COMMIT round trip and greenlet switches around each step: about 0.5 ms
 of the endpoint's 1.2-1.9 ms of CPU in-process (bench/README.md, intake). Here it is one round trip on an autocommit
 connection, which is still atomic: one statement is one transaction.

@@ -230,16 +230,6 @@ def test_run_after_is_respected(clean_db: str) -> None:
     assert [j.id for j in claim("w")] == [later]
 
 
-def test_extend_lease_only_for_the_holder(clean_db: str) -> None:
-    job_id = add_job()
-    claim("w1", lease_seconds=10)
-    with session_scope() as s:
-        assert queue.extend_lease(s, job_id, "w1", 300)
-        assert not queue.extend_lease(s, job_id, "w2", 300)
-    remaining = job_row(job_id).locked_until - datetime.now(UTC)
-    assert remaining > timedelta(seconds=250)
-
-
 # ----- running, failing, dead letters -----
 
 

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from ticketing_app.config import get_settings
 from ticketing_app.db import database_url, session_scope
+from ticketing_app.domain import JobStatus
 from ticketing_app.jobs import queue
 from ticketing_app.jobs.retry import RetryPolicy
 
@@ -194,7 +195,7 @@ class Worker:
             lambda session: queue.fail(session, job, self.worker_id, error, retry_in)
         )
         log.warning("job %s (%s) attempt %s failed -> %s: %s", job.id, job.kind, job.attempts, outcome, error)
-        if outcome == "dead":
+        if outcome == JobStatus.DEAD:
             self._dead_letter(job.id, job.kind, job.payload, error)
         return outcome
 
@@ -330,7 +331,7 @@ class Worker:
             log.warning("reclaimed %s job(s) whose worker stopped answering", len(expired))
             self.wake()
         for job in expired:
-            if job.status == "dead":  # its last attempt vanished with its worker: dead-letter it here
+            if job.status == JobStatus.DEAD:  # its last attempt vanished with its worker: dead-letter it here
                 self._dead_letter(job.id, job.kind, job.payload, job.last_error)
 
     def _listen(self) -> None:

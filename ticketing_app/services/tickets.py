@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from ticketing_app.asyncdb import AutocommitPool
 from ticketing_app.config import get_settings
+from ticketing_app.domain import JobKind, TicketStatus, TriageStatus
 from ticketing_app.errors import InvalidInput, NotAuthenticated, NotFound, PermissionDenied
 from ticketing_app.jobs import queue
 from ticketing_app.models import TICKET_IS_ACTIVE, Comment, Ticket, TicketEvent, User
@@ -74,23 +75,23 @@ def ticket_out(ticket: Ticket, actor: User) -> TicketOut:
     )
 
 
-def submit_ticket(session: Session | Connection, actor_id: int, data: TicketCreate) -> TicketOut:
-    """Save a ticket as user `actor_id`, with its audit event and its triage job, in one statement.
+def create_ticket(session: Session | Connection, actor: User, data: TicketCreate) -> TicketOut:
+    """Save a ticket filed by `actor`, with its audit event and its triage job, in one statement.
 
-    Any active user may submit; the check is part of the statement (no row for an unknown or deactivated
+    Any active user may file one; the check is part of the statement (no row for an unknown or deactivated
     user -> NotAuthenticated). The triage job is written in the same transaction, so a ticket is never
     forgotten; idle workers are woken (NOTIFY) when it commits. This is the busiest write path
     (every POST /api/tickets), hence one round trip instead of an ORM unit of work (see bench/README.md).
     """
-    return _submitted(session.execute(_SUBMIT, _submit_params(actor_id, data)).first(), actor_id, data)
+    return _created(session.execute(_CREATE, _create_params(actor.id, data)).first(), actor.id, data)
 
 
-async def submit_ticket_async(pool: AutocommitPool, actor_id: int, data: TicketCreate) -> TicketOut:
-    """`submit_ticket` on the event loop (the API's intake endpoint): the same statement, on its own."""
-    return _submitted(await pool.fetch_one(_SUBMIT_PSYCOPG, _submit_params(actor_id, data)), actor_id, data)
+async def create_ticket_async(pool: AutocommitPool, actor_id: int, data: TicketCreate) -> TicketOut:
+    """`create_ticket` on the event loop (the API's intake endpoint): the same statement, on its own."""
+    return _created(await pool.fetch_one(_CREATE_PSYCOPG, _create_params(actor_id, data)), actor_id, data)
 
 
-def _submit_params(actor_id: int, data: TicketCreate) -> dict[str, Any]:
+def _create_params(actor_id: int, data: TicketCreate) -> dict[str, Any]:
     return {
         "actor_id": actor_id,
         "title": data.title,
@@ -100,58 +101,40 @@ def _submit_params(actor_id: int, data: TicketCreate) -> dict[str, Any]:
     }
 
 
-def _submitted(row: Any, actor_id: int, data: TicketCreate) -> TicketOut:
+def _created(row: Any, actor_id: int, data: TicketCreate) -> TicketOut:
+    """The new ticket as its requester sees it, from what the statement returned (no second read)."""
     if row is None:
         raise NotAuthenticated(SESSION_INVALID)
-    return TicketOut(
-        id=row.id, number=f"TCK-{row.number}", title=data.title, description=data.description, status="open",
-        priority=None, category=None, required_skills=[], summary=None, helpful_notes=None,
-        triage_status="pending", triage_provider=None, triage_confidence=None, assigned_to=None,
-        assignment_reason=None, created_by={"id": actor_id, "name": row.actor_name, "email": row.actor_email},
-        due_at=None, created_at=row.created_at, updated_at=row.updated_at, resolved_at=None,
+    requester = User(id=actor_id, name=row.actor_name, email=row.actor_email)
+    ticket = Ticket(
+        id=row.id, number=row.number, title=data.title, description=data.description, status=TicketStatus.OPEN,
+        required_skills=[], triage_status=TriageStatus.PENDING, created_by_id=actor_id, created_by=requester,
+        created_at=row.created_at, updated_at=row.updated_at,
     )
+    return ticket_out(ticket, requester)
 
 
-# The job row matches jobs.queue.enqueue(session, "triage", {"ticket_id": id}, dedupe_key=f"triage:{id}").
-_SUBMIT = text(
-    """
+_CREATE = text(
+    f"""
     WITH actor AS (
         SELECT id, name, email FROM users WHERE id = :actor_id AND is_active
     ), ticket AS (
         INSERT INTO tickets (title, description, status, created_by_id, required_skills, triage_status)
-        SELECT :title, :description, 'open', actor.id, '{}', 'pending' FROM actor
+        SELECT :title, :description, '{TicketStatus.OPEN}', actor.id, '{{}}', '{TriageStatus.PENDING}' FROM actor
         RETURNING id, number, created_at, updated_at
     ), event AS (
         INSERT INTO ticket_events (ticket_id, actor_id, kind, data)
-        SELECT ticket.id, :actor_id, 'created', '{}' FROM ticket
-    ), job AS (
-        INSERT INTO jobs (kind, payload, dedupe_key, max_attempts, run_after)
-        SELECT 'triage', jsonb_build_object('ticket_id', ticket.id), 'triage:' || ticket.id, :max_attempts, now()
-        FROM ticket
-        RETURNING id
-    )
+        SELECT ticket.id, :actor_id, 'created', '{{}}' FROM ticket
+    ), job AS ({queue.insert_job_sql(
+        kind=f"'{JobKind.TRIAGE}'", payload="jsonb_build_object('ticket_id', ticket.id)",
+        dedupe_key=f"'{JobKind.TRIAGE}:' || ticket.id", run_after="now()", source="ticket", skip_duplicates=False,
+    )})
     SELECT ticket.id, ticket.number, ticket.created_at, ticket.updated_at, actor.name AS actor_name,
-           actor.email AS actor_email,
-           CASE WHEN NOT EXISTS (SELECT 1 FROM jobs WHERE status = 'queued' AND run_after <= now())
-                THEN pg_notify(:channel, 'triage') END AS woke_workers
+           actor.email AS actor_email, {queue.notify_unless_due_sql(JobKind.TRIAGE)} AS woke_workers
     FROM ticket, actor, job
     """
 )
-# Why the NOTIFY is conditional: PostgreSQL serialises the commits of notifying transactions (a global
-# lock on its notification queue), which more than halved intake throughput under load (bench/README.md).
-# A wake-up is needed only when no due job was queued before this one (the statement cannot see its own
-# job row). Otherwise a worker will claim that earlier job and, when it finishes, its freed slot makes it
-# claim again and find this one; the worker's poll interval backs that up. So under load, when jobs are
-# queued anyway, intake skips the NOTIFY; on a quiet system every ticket still wakes the workers at once.
-_SUBMIT_PSYCOPG = str(_SUBMIT.compile(dialect=psycopg_dialect()))  # psycopg's %(name)s placeholders
-
-
-def create_ticket(session: Session, actor: User, data: TicketCreate) -> Ticket:
-    """`submit_ticket` for callers that hold the actor and want the ticket object (web UI, demo data)."""
-    submitted = submit_ticket(session, actor.id, data)
-    ticket = session.get(Ticket, submitted.id)
-    assert ticket is not None
-    return ticket
+_CREATE_PSYCOPG = str(_CREATE.compile(dialect=psycopg_dialect()))  # psycopg's %(name)s placeholders
 
 
 def get_visible_ticket(session: Session, actor: User, ticket_id: int, *, lock: bool = False) -> Ticket:
