@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ticketing_app.domain import Category
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MIN_SECRET_LENGTH = 32
 _WEAK_SECRETS = {"secret", "changeme", "change-me", "jwt-secret", "password", "dev", "test"}
@@ -47,12 +49,7 @@ class Settings(BaseSettings):
     gemini_timeout_seconds: float = 20.0
     gemini_attempts: int = 3
 
-    triage_categories: list[str] = Field(
-        default_factory=lambda: [
-            "account_access", "billing", "bug", "performance", "data",
-            "integration", "security", "feature_request", "how_to", "other",
-        ]
-    )
+    triage_categories: list[str] = Field(default_factory=lambda: [str(category) for category in Category])
 
     smtp_host: str | None = None
     smtp_port: int = 587
@@ -95,9 +92,6 @@ class Settings(BaseSettings):
             )
         return self
 
-    @property
-    def is_production(self) -> bool:
-        return self.app_env == "production"
 
     def resolved_worker_concurrency(self) -> int:
         """WORKER_CONCURRENCY, or the default for the configured triage provider."""

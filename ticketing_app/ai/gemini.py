@@ -30,6 +30,7 @@ from ticketing_app.ai.types import (
     TriageRequest,
     TriageResult,
 )
+from ticketing_app.domain import PRIORITIES_LOW_TO_HIGH, Category
 from ticketing_app.skills import normalize_skills
 
 try:  # google-genai 3.x prefers httpx2 (a fork under its own namespace) when it is installed.
@@ -41,23 +42,23 @@ logger = logging.getLogger(__name__)
 
 PROVIDER_NAME = "gemini"
 API_VERSION = "v1beta"
-PRIORITIES: tuple[str, ...] = ("low", "medium", "high")
+PRIORITIES: tuple[str, ...] = tuple(str(priority) for priority in PRIORITIES_LOW_TO_HIGH)
 MAX_REQUIRED_SKILLS = 10
 # The ticket text sent to the model is capped (cost and latency); the cut is marked in the data.
 MAX_TITLE_CHARS = 1_000
 MAX_DESCRIPTION_CHARS = 30_000
 
 CATEGORY_MEANINGS: dict[str, str] = {
-    "account_access": "login, passwords, 2FA, SSO, locked accounts",
-    "billing": "charges, refunds, invoices, plans, payment failures",
-    "bug": "the product behaves wrongly",
-    "performance": "slowness, timeouts, outages",
-    "data": "missing or wrong data, imports, exports, reports",
-    "integration": "API use, webhooks, third-party connectors, e-mail delivery set-up",
-    "security": "vulnerabilities, compromised accounts, leaked keys, suspicious activity",
-    "feature_request": "requests for new features or changes to how the product works",
-    "how_to": "usage questions: how to do something with the product",
-    "other": "anything that fits none of the other categories",
+    Category.ACCOUNT_ACCESS: "login, passwords, 2FA, SSO, locked accounts",
+    Category.BILLING: "charges, refunds, invoices, plans, payment failures",
+    Category.BUG: "the product behaves wrongly",
+    Category.PERFORMANCE: "slowness, timeouts, outages",
+    Category.DATA: "missing or wrong data, imports, exports, reports",
+    Category.INTEGRATION: "API use, webhooks, third-party connectors, e-mail delivery set-up",
+    Category.SECURITY: "vulnerabilities, compromised accounts, leaked keys, suspicious activity",
+    Category.FEATURE_REQUEST: "requests for new features or changes to how the product works",
+    Category.HOW_TO: "usage questions: how to do something with the product",
+    Category.OTHER: "anything that fits none of the other categories",
 }
 
 BEGIN_MARKER = "BEGIN TICKET"
@@ -394,7 +395,7 @@ def clean_notes(value: Any) -> str:
 
 
 def _choose_category(value: Any, categories: tuple[str, ...]) -> str:
-    fallback = "other" if "other" in categories else categories[0]
+    fallback = Category.OTHER if Category.OTHER in categories else categories[0]
     if not isinstance(value, str):
         return fallback
     if value in categories:

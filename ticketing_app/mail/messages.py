@@ -18,11 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from ticketing_app.domain import EmailKind, ticket_reference
+
 __all__ = [
-    "KIND_TICKET_ASSIGNED",
-    "KIND_TICKET_RECEIVED",
-    "KIND_TICKET_RESOLVED",
-    "KIND_WELCOME",
     "MAX_SUBJECT_CHARS",
     "OutgoingEmail",
     "assignment_email",
@@ -31,11 +29,6 @@ __all__ = [
     "ticket_resolved_email",
     "welcome_email",
 ]
-
-KIND_WELCOME = "welcome"
-KIND_TICKET_ASSIGNED = "ticket_assigned"
-KIND_TICKET_RECEIVED = "ticket_received"
-KIND_TICKET_RESOLVED = "ticket_resolved"
 
 MAX_SUBJECT_CHARS = 200
 _ELLIPSIS = "\u2026"
@@ -129,7 +122,7 @@ def _address(value: str) -> str:
 def format_ticket_number(number: int | str) -> str:
     """1042 -> "TCK-1042"; a string (already formatted, e.g. "TCK-1042") is kept as given."""
     if isinstance(number, int) and not isinstance(number, bool):
-        return f"TCK-{number}"
+        return ticket_reference(number)
     return _one_line(number, 40)
 
 
@@ -239,7 +232,7 @@ def welcome_email(*, to: str, name: str, app_url: str) -> OutgoingEmail:
         link_url=url,
         link_label="Open the helpdesk",
     )
-    return OutgoingEmail(to=_address(to), subject=subject, text=text, html=html_body, kind=KIND_WELCOME)
+    return OutgoingEmail(to=_address(to), subject=subject, text=text, html=html_body, kind=EmailKind.WELCOME)
 
 
 def assignment_email(
@@ -300,7 +293,7 @@ def assignment_email(
         link_label="Open the ticket",
     )
     return OutgoingEmail(
-        to=_address(to), subject=subject, text=text, html=html_body, kind=KIND_TICKET_ASSIGNED
+        to=_address(to), subject=subject, text=text, html=html_body, kind=EmailKind.TICKET_ASSIGNED
     )
 
 
@@ -357,7 +350,7 @@ def ticket_received_email(
         link_label="Follow your ticket",
     )
     return OutgoingEmail(
-        to=_address(to), subject=subject, text=text, html=html_body, kind=KIND_TICKET_RECEIVED
+        to=_address(to), subject=subject, text=text, html=html_body, kind=EmailKind.TICKET_RECEIVED
     )
 
 
@@ -397,5 +390,5 @@ def ticket_resolved_email(
         link_label="View the ticket",
     )
     return OutgoingEmail(
-        to=_address(to), subject=subject, text=text, html=html_body, kind=KIND_TICKET_RESOLVED
+        to=_address(to), subject=subject, text=text, html=html_body, kind=EmailKind.TICKET_RESOLVED
     )

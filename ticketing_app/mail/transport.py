@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 from ticketing_app.config import Settings, get_settings
+from ticketing_app.domain import EmailStatus
 from ticketing_app.mail.messages import OutgoingEmail
 from ticketing_app.mail.sender import MailSender, RecordingSender, SmtpSender
 from ticketing_app.models import EmailMessage
@@ -36,7 +37,7 @@ def outgoing(row: EmailMessage) -> OutgoingEmail:
 
 
 def mark_delivered(row: EmailMessage, sender: MailSender, message_id: str) -> None:
-    row.status = "sent" if sender.name == "smtp" else "recorded"
+    row.status = EmailStatus.SENT if sender.name == "smtp" else EmailStatus.RECORDED
     row.transport = sender.name
     row.message_id = message_id
     row.sent_at = datetime.now(UTC)

@@ -9,6 +9,7 @@ from email.utils import make_msgid, parseaddr
 from sqlalchemy.orm import Session
 
 from ticketing_app.config import get_settings
+from ticketing_app.domain import EmailStatus, JobKind
 from ticketing_app.jobs import queue
 from ticketing_app.mail import messages
 from ticketing_app.models import EmailMessage, Ticket, User
@@ -45,7 +46,7 @@ def queue_emails(session: Session, drafts: list[Draft]) -> list[EmailMessage]:
             subject=draft.email.subject,
             body_text=draft.email.text,
             body_html=draft.email.html,
-            status="pending",
+            status=EmailStatus.PENDING,
             message_id=make_msgid(domain=domain),
             ticket_id=draft.ticket_id,
             user_id=draft.user_id,
@@ -54,7 +55,7 @@ def queue_emails(session: Session, drafts: list[Draft]) -> list[EmailMessage]:
     ]
     session.add_all(rows)
     session.flush()
-    queue.enqueue_many(session, "send_email", [
+    queue.enqueue_many(session, JobKind.SEND_EMAIL, [
         ({"email_id": row.id}, f"email:{row.id}", draft.due_since) for row, draft in zip(rows, drafts, strict=True)
     ])
     return rows

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from ticketing_app.domain import Role
 from ticketing_app.models import User
 from ticketing_app.skills import canonical_skill
 
@@ -15,21 +16,19 @@ from ticketing_app.skills import canonical_skill
 ROUTING_LOCK_ID = 0x726F757465  # "route"
 _LOCKED_IN_TRANSACTION = "routing_lock_held"
 
+
 _LOAD = """
     (SELECT count(*) FROM tickets t
      WHERE t.assigned_to_id = u.id AND t.status IN ('open', 'in_progress'))
 """
 
-# Best coverage first, then the lightest load, then the least recently assigned. Only moderators with the
-# best coverage can win, so their load alone is counted (counting every candidate's open tickets was most
-# of the time: with 5,000 moderators a two-skill request has ~250 candidates but a handful with both skills).
 _BEST_MODERATOR = f"""
     WITH candidates AS MATERIALIZED (
         SELECT u.id, u.last_assigned_at,
                cardinality(ARRAY(SELECT unnest(u.skill_keys) INTERSECT SELECT unnest(CAST(:keys AS text[]))))
                    AS coverage
         FROM users u
-        WHERE u.role = 'moderator' AND u.is_active AND u.skill_keys && CAST(:keys AS text[])
+        WHERE u.role = '{Role.MODERATOR}' AND u.is_active AND u.skill_keys && CAST(:keys AS text[])
     )
     SELECT u.id, u.coverage, {_LOAD} AS load
     FROM candidates u
@@ -41,7 +40,7 @@ _BEST_MODERATOR = f"""
 _LEAST_LOADED_ADMIN = f"""
     SELECT u.id, 0 AS coverage, {_LOAD} AS load
     FROM users u
-    WHERE u.role = 'admin' AND u.is_active
+    WHERE u.role = '{Role.ADMIN}' AND u.is_active
     ORDER BY load ASC, u.last_assigned_at ASC NULLS FIRST, u.id
     LIMIT 1
 """

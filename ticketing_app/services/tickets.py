@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from ticketing_app.asyncdb import AutocommitPool
 from ticketing_app.config import get_settings
-from ticketing_app.domain import JobKind, TicketStatus, TriageStatus
+from ticketing_app.domain import STAFF_ROLES, JobKind, Role, TicketStatus, TriageStatus, parse_ticket_reference
 from ticketing_app.errors import InvalidInput, NotAuthenticated, NotFound, PermissionDenied
 from ticketing_app.jobs import queue
 from ticketing_app.models import TICKET_IS_ACTIVE, Comment, Ticket, TicketEvent, User
@@ -39,13 +39,16 @@ from ticketing_app.services.visibility import (
 
 # Allowed status moves. Reopening (resolved/closed -> open) is allowed.
 TRANSITIONS: dict[str, set[str]] = {
-    "open": {"in_progress", "resolved", "closed"},
-    "in_progress": {"open", "resolved", "closed"},
-    "resolved": {"open", "in_progress", "closed"},
-    "closed": {"open"},
+    TicketStatus.OPEN: {TicketStatus.IN_PROGRESS, TicketStatus.RESOLVED, TicketStatus.CLOSED},
+    TicketStatus.IN_PROGRESS: {TicketStatus.OPEN, TicketStatus.RESOLVED, TicketStatus.CLOSED},
+    TicketStatus.RESOLVED: {TicketStatus.OPEN, TicketStatus.IN_PROGRESS, TicketStatus.CLOSED},
+    TicketStatus.CLOSED: {TicketStatus.OPEN},
 }
 # What a requester may do to their own ticket: reopen it, or close it.
-REQUESTER_TRANSITIONS: dict[str, set[str]] = {"resolved": {"open", "closed"}, "closed": {"open"}}
+REQUESTER_TRANSITIONS: dict[str, set[str]] = {
+    TicketStatus.RESOLVED: {TicketStatus.OPEN, TicketStatus.CLOSED},
+    TicketStatus.CLOSED: {TicketStatus.OPEN},
+}
 
 
 def ticket_out(ticket: Ticket, actor: User) -> TicketOut:
@@ -182,9 +185,9 @@ def list_tickets(
         text = filters.q.strip()
         pattern = f"%{escape_like(text)}%"
         conditions = [Ticket.title.ilike(pattern, escape="\\"), Ticket.description.ilike(pattern, escape="\\")]
-        number = text.upper().removeprefix("TCK-")
-        if number.isdigit() and len(number) < 10:
-            conditions.append(Ticket.number == int(number))
+        number = parse_ticket_reference(text)
+        if number is not None:
+            conditions.append(Ticket.number == number)
         query = query.where(or_(*conditions))
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     if order == "queue":
@@ -198,9 +201,9 @@ def list_tickets(
 
 def list_queue(session: Session, actor: User, filters: TicketFilters) -> Page[TicketOut]:
     """A staff member's work queue in priority and due-time order; admins may look at all or unassigned."""
-    if actor.role not in ("moderator", "admin"):
+    if actor.role not in STAFF_ROLES:
         raise PermissionDenied("The queue is for moderators and admins.")
-    if actor.role == "moderator":
+    if actor.role == Role.MODERATOR:
         filters = filters.model_copy(update={"assigned": "me"})
     return list_tickets(session, actor, filters, order="queue")
 
@@ -291,16 +294,16 @@ def _change_status(
     events.record(session, ticket, "status_changed", actor, old=ticket.status, new=new, reason=reason)
     old = ticket.status
     ticket.status = new
-    if new == "resolved":
+    if new == TicketStatus.RESOLVED:
         ticket.resolved_at = datetime.now(UTC)
         notifications.resolved(session, ticket, ticket.created_by)
-    elif new == "open" and old in ("resolved", "closed"):
+    elif new == TicketStatus.OPEN and old in (TicketStatus.RESOLVED, TicketStatus.CLOSED):
         ticket.resolved_at = None
 
 
 def _reassign(session: Session, actor: User, ticket: Ticket, assignee_id: int | None, reason: str | None) -> None:
     if assignee_id is None:
-        if actor.role != "admin":
+        if actor.role != Role.ADMIN:
             raise PermissionDenied("Only an admin can unassign a ticket.")
         events.record(session, ticket, "unassigned", actor, old=events.user_brief(ticket.assigned_to),
                       reason=reason)
@@ -308,7 +311,7 @@ def _reassign(session: Session, actor: User, ticket: Ticket, assignee_id: int | 
         ticket.assignment_reason = f"unassigned by {actor.name}" + (f": {reason}" if reason else "")
         return
     assignee = session.get(User, assignee_id)
-    if assignee is None or not assignee.is_active or assignee.role not in ("moderator", "admin"):
+    if assignee is None or not assignee.is_active or assignee.role not in STAFF_ROLES:
         raise InvalidInput("Tickets can only be assigned to an active moderator or admin.", field="assignee_id")
     events.record(session, ticket, "reassigned", actor, old=events.user_brief(ticket.assigned_to),
                   new=events.user_brief(assignee), reason=reason)
@@ -349,7 +352,7 @@ def change_marker(session: Session, actor: User, filters: TicketFilters | None =
     Live pages poll this and reload only when it moves.
     """
     everything = filters is None or filters.assigned == "any"
-    if actor.role == "admin" and ticket_id is None and everything:
+    if actor.role == Role.ADMIN and ticket_id is None and everything:
         # Every ticket: tickets are never deleted, a new one raises max(id) and every change bumps updated_at,
         # so a count adds nothing, and without it both maxima are single index lookups (a count scanned all
         # 200,000 tickets of the bench, every second, for every open admin page).
