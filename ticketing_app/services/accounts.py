@@ -18,7 +18,7 @@ from ticketing_app.errors import (
     PermissionDenied,
     TooManyAttempts,
 )
-from ticketing_app.models import TICKET_IS_ACTIVE, LoginAttempt, Ticket, User
+from ticketing_app.models import LoginAttempt, User
 from ticketing_app.schemas import LoginIn, Page, SignupIn, UserFilters, UserOut, UserUpdate
 from ticketing_app.security import (
     burn_password_check,
@@ -28,6 +28,7 @@ from ticketing_app.security import (
     verify_password,
 )
 from ticketing_app.services import notifications
+from ticketing_app.services.routing import open_load
 from ticketing_app.skills import SkillError, canonical_skill, normalize_skills
 
 # Advisory-lock key space (the two-int form) of the per-e-mail log-in lock.
@@ -136,11 +137,7 @@ def open_load_by_user(session: Session, user_ids: list[int]) -> dict[int, int]:
     """Open (open or in progress) tickets assigned to each user."""
     if not user_ids:
         return {}
-    rows = session.execute(
-        select(Ticket.assigned_to_id, func.count())
-        .where(Ticket.assigned_to_id.in_(user_ids), TICKET_IS_ACTIVE)
-        .group_by(Ticket.assigned_to_id)
-    ).all()
+    rows = session.execute(select(User.id, open_load(User.id)).where(User.id.in_(user_ids))).all()
     return {user_id: count for user_id, count in rows}
 
 
