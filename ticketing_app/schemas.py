@@ -13,6 +13,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ticketing_app.domain import PRIORITIES_LOW_TO_HIGH, Role, TicketStatus, TriageStatus, literal
+from ticketing_app.text import control_pattern
 
 RoleValue = literal(Role)
 StatusValue = literal(TicketStatus)
@@ -23,7 +24,7 @@ TriageStatusValue = literal(TriageStatus)
 MAX_ID = 2**31 - 1
 
 _EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = control_pattern(keep="\t\n\r")  # tabs and line breaks are typed; multi-line fields keep them
 
 
 def clean_text(value: str) -> str:

@@ -32,6 +32,7 @@ from ticketing_app.ai.types import (
 )
 from ticketing_app.domain import PRIORITIES_LOW_TO_HIGH, Category
 from ticketing_app.skills import normalize_skills
+from ticketing_app.text import INVISIBLE, INVISIBLE_OPERATORS, control_pattern
 
 try:  # google-genai 3.x prefers httpx2 (a fork under its own namespace) when it is installed.
     import httpx2
@@ -80,7 +81,7 @@ _HTML_BLOCKS = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.I | re.S)
 _HTML_COMMENTS = re.compile(r"<!--.*?-->", re.S)
 _HTML_TAGS = re.compile(r"</?[A-Za-z!?][^<>\n]*>")
 _MARKDOWN_LINK = re.compile(r"!?\[([^\]\n]*)\]\(\s*([^)\s]*)[^)]*\)")
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
+_CONTROL_CHARS = control_pattern(keep="\t\n", c1=True, line_separators=True, extra=INVISIBLE + INVISIBLE_OPERATORS)
 _BLANK_LINES = re.compile(r"\n{3,}")
 _SPACES = re.compile(r"[ \t]+")
 _CODE_FENCE = re.compile(r"^\s*```(?:json)?\s*\n?(?P<body>.*?)\n?\s*```\s*$", re.S | re.I)

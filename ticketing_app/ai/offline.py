@@ -18,6 +18,7 @@ from ticketing_app.ai import offline_rules as rules
 from ticketing_app.ai.types import MAX_NOTES_CHARS, MAX_SUMMARY_CHARS, Priority, TriageRequest, TriageResult
 from ticketing_app.domain import Category
 from ticketing_app.skills import SKILL_SYNONYMS, canonical_skill
+from ticketing_app.text import INVISIBLE, control_pattern
 
 TITLE_WEIGHT = 2.0
 MAX_SCAN_CHARS = 3000  # only this much of a description is read (keeps a 10,000-char ticket fast)
@@ -25,7 +26,7 @@ MAX_TITLE_CHARS = 300
 LOW_CATEGORIES = frozenset({Category.HOW_TO, Category.FEATURE_REQUEST, Category.OTHER})
 
 _TAG = re.compile(r"<!--.{0,2000}?-->|<\s*/?\s*!?([A-Za-z][A-Za-z0-9-]*)[^<>]{0,500}>", re.DOTALL)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u2028\u2029\u202a-\u202e\ufeff]")
+_CONTROL = control_pattern(keep="\t\n", line_separators=True, extra=INVISIBLE)
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 _SPACES = re.compile(r"[ \t\r\f\v]+")
 _REPEATED_PUNCT = re.compile(r"([!?.])[!?.]+")

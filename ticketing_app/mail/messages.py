@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ticketing_app.domain import EmailKind, ticket_reference
+from ticketing_app.text import control_class, control_pattern
 
 __all__ = [
     "MAX_SUBJECT_CHARS",
@@ -34,9 +35,10 @@ MAX_SUBJECT_CHARS = 200
 _ELLIPSIS = "\u2026"
 
 # C0/C1 control characters (CR and LF included) plus Unicode line/paragraph separators.
-_SINGLE_LINE_BREAKERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_SINGLE_LINE_BREAKERS = re.compile(control_class(c1=True, line_separators=True) + "+")
 # Control characters that have no business in a body; \n and \t are kept.
-_BODY_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_BODY_CONTROL = control_pattern(keep="\t\n", c1=True, line_separators=True)
+_URL_CONTROL = control_pattern()
 _SPACES = re.compile(r"[ \t]{2,}")
 
 
@@ -104,7 +106,7 @@ def _h_multiline(value: object) -> str:
 def _url(value: str) -> str:
     """The caller's link, checked: absolute http(s), no whitespace or control characters."""
     url = _plain(value).strip()
-    if not url or any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+    if not url or any(ch.isspace() for ch in url) or _URL_CONTROL.search(url):
         raise ValueError("link URL must be non-empty and contain no whitespace or control characters")
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
