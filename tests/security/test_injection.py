@@ -52,7 +52,7 @@ def test_every_mail_escapes_user_and_ai_text(factory):
         mod = s.get(User, moderator.id)
         notifications.assignment(s, t, mod)
         notifications.assignment(s, t, mod, reassigned=True)
-        notifications.received(s, t, s.get(User, requester.id), mod)
+        notifications.queue_email(s, notifications.received_draft(t, s.get(User, requester.id), mod))
         notifications.resolved(s, t, s.get(User, requester.id))
     with session_scope() as s:
         rows = s.scalars(select(EmailMessage).where(EmailMessage.to_address.in_(

@@ -267,6 +267,3 @@ def counts_by_status(session: Session) -> dict[str, int]:
     rows = session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
     return {status: count for status, count in rows}
 
-
-def next_due_at(session: Session) -> datetime | None:
-    return session.scalar(select(func.min(Job.run_after)).where(Job.status == JobStatus.QUEUED))

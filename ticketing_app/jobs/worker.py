@@ -44,7 +44,7 @@ class LeaseLost(Exception):
 
 @dataclass
 class JobContext:
-    """What a handler gets: its job, and the transaction that marks the job done with its writes."""
+    """What a handler gets for each job; `finishing_transaction([ctx, ...])` marks jobs done with its writes."""
 
     job: queue.ClaimedJob
     worker_id: str
@@ -62,12 +62,6 @@ class JobContext:
     def fail(self, error: Exception) -> None:
         """Mark this job of a batch failed: it is left out of the batch's completion and retried alone."""
         self.error = error
-
-    @contextmanager
-    def finishing_transaction(self) -> Iterator[Session]:
-        """Commit the handler's writes together with 'job done', or neither."""
-        with finishing_transaction([self]) as session:
-            yield session
 
 
 @contextmanager

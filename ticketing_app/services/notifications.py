@@ -106,10 +106,6 @@ def received_draft(ticket: Ticket, requester: User, assignee: User | None) -> Dr
     return Draft(email, ticket_id=ticket.id, user_id=requester.id, due_since=ticket.created_at)
 
 
-def received(session: Session, ticket: Ticket, requester: User, assignee: User | None) -> EmailMessage:
-    return queue_email(session, received_draft(ticket, requester, assignee))
-
-
 def resolved(session: Session, ticket: Ticket, requester: User) -> EmailMessage:
     email = messages.ticket_resolved_email(
         to=requester.email,
