@@ -66,7 +66,7 @@ class Settings(BaseSettings):
 
     worker_in_app: bool = True
     # Jobs run at once per worker process; unset: 32 when triage calls Gemini (threads wait on the network;
-    # 20+ tickets/s needs ~32, bench/README.md), else 4 (the offline provider and e-mail are CPU-light).
+    # see bench/README.md), else 4 (the offline provider and e-mail are CPU-light).
     worker_concurrency: int | None = Field(default=None, ge=1, le=64)
     worker_poll_seconds: float = Field(default=2.0, gt=0)
     job_lease_seconds: int = Field(default=120, ge=5)

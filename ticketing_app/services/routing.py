@@ -28,8 +28,8 @@ def open_load(user_id: ColumnElement[int]) -> ScalarSelect[int]:
 _LOAD = str(open_load(literal_column("u.id")).compile(dialect=postgresql.dialect()))
 
 # Best coverage first, then the lightest load, then the least recently assigned. Only moderators with the
-# best coverage can win, so their load alone is counted (counting every candidate's open tickets was most
-# of the time: with 5,000 moderators a two-skill request has ~250 candidates but a handful with both skills).
+# best coverage can win, so their load alone is counted: with many moderators, a request has many candidates
+# sharing one skill but only a handful covering them all, and counting every candidate's tickets dominated.
 _BEST_MODERATOR = f"""
     WITH candidates AS MATERIALIZED (
         SELECT u.id, u.last_assigned_at,

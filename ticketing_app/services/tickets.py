@@ -167,7 +167,7 @@ def list_tickets(
 ) -> Page[TicketOut]:
     """Tickets visible to `actor`, filtered; newest first, or queue order (priority, then due time)."""
     # People are loaded for the page's rows only (selectin): joined to every matching ticket before the sort
-    # and limit, they made a 10,000-ticket queue sort 10,000 wide rows.
+    # and limit, they made a large queue sort every matching row at full width.
     query = (
         select(Ticket)
         .where(_in_scope(actor, filters.assigned))
@@ -354,8 +354,8 @@ def change_marker(session: Session, actor: User, filters: TicketFilters | None =
     everything = filters is None or filters.assigned == "any"
     if actor.role == Role.ADMIN and ticket_id is None and everything:
         # Every ticket: tickets are never deleted, a new one raises max(id) and every change bumps updated_at,
-        # so a count adds nothing, and without it both maxima are single index lookups (a count scanned all
-        # 200,000 tickets of the bench, every second, for every open admin page).
+        # so a count adds nothing, and without it both maxima are single index lookups (a count scans every
+        # ticket, every second, for every open admin page).
         latest, top = session.execute(select(
             select(func.max(Ticket.updated_at)).scalar_subquery(), select(func.max(Ticket.id)).scalar_subquery()
         )).one()
