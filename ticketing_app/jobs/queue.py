@@ -48,7 +48,7 @@ def enqueue(
     from ticketing_app.config import get_settings
 
     # One round trip, and a statement built once: the NOTIFY is evaluated only for a row actually inserted
-    # (not for a deduplicated one). Intake and every pipeline step enqueue, so this is on the hot path.
+    # (not for a deduplicated one).
     row = session.execute(_ENQUEUE, {
         "kind": kind,
         "payload": json.dumps(payload),

@@ -164,6 +164,8 @@ class _FiledTicket:
         return ticket_reference(self.number)
 
 
+# The ticket, its 'created' event and its triage job (the queue's INSERT; its dedupe key names the ticket this
+# statement makes, so it cannot exist yet), with the wake-up: one statement, one round trip.
 _CREATE = text(
     f"""
     WITH actor AS (
