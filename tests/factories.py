@@ -51,4 +51,5 @@ class Factory:
     def ticket(self, requester: User, title: str = "Cannot log in", description: str = "It fails.") -> Ticket:
         with session_scope() as s:
             actor = s.get(User, requester.id)
-            return tickets.create_ticket(s, actor, TicketCreate(title=title, description=description))
+            created = tickets.create_ticket(s, actor, TicketCreate(title=title, description=description))
+            return s.get(Ticket, created.id)

@@ -1,8 +1,8 @@
 """Single statements on the event loop: a small pool of autocommit psycopg connections.
 
-Ticket intake is one SQL statement (services/tickets.submit_ticket). Run through SQLAlchemy's asyncio
-layer it cost a pre-ping, BEGIN and COMMIT round trip and greenlet switches around each step: about 0.5 ms
-of the endpoint's 1.2-1.9 ms of CPU in-process (bench/README.md, intake). Here it is one round trip on an autocommit
+Ticket intake is one SQL statement (services/tickets.create_ticket). Run through SQLAlchemy's asyncio
+layer it cost a pre-ping, BEGIN and COMMIT round trip and greenlet switches around each step, a large part
+of the endpoint's CPU (see bench/README.md). Here it is one round trip on an autocommit
 connection, which is still atomic: one statement is one transaction.
 
 Why not psycopg_pool: while the database is down it makes a request wait (up to its timeout) for a
@@ -36,9 +36,9 @@ class AutocommitPool:
 
     Beyond `keep_idle` (all of them when not given), a connection left unused for `idle_timeout` seconds
     is closed, so a quiet process does not hold its peak number of PostgreSQL connections (max_connections
-    is shared by the web process and every worker; the benchmark ran out of it with four workers,
-    bench/README.md). Closing them as soon as they came back, as SQLAlchemy does with overflow
-    connections, made a busy pool reconnect all the time: intake at 32 clients lost half its throughput.
+    is shared by the web process and every worker, and runs out with a few workers; see bench/README.md).
+    Closing them as soon as they came back, as SQLAlchemy does with overflow connections, made a busy
+    pool reconnect all the time, which costs intake much of its throughput under load.
     """
 
     def __init__(self, conninfo: str, *, size: int, timeout: float, keep_idle: int | None = None,

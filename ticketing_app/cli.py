@@ -22,6 +22,7 @@ def ensure_first_admin() -> None:
     from sqlalchemy import func, select
 
     from ticketing_app.db import session_scope
+    from ticketing_app.domain import Role
     from ticketing_app.models import User
     from ticketing_app.services.accounts import ensure_admin
 
@@ -32,7 +33,7 @@ def ensure_first_admin() -> None:
             if created:
                 print(f"created admin {settings.admin_email}")
             return
-        if session.scalar(select(func.count()).where(User.role == "admin")):
+        if session.scalar(select(func.count()).where(User.role == Role.ADMIN)):
             return
         email = settings.admin_email or "admin@example.com"
         password = secrets.token_urlsafe(12)

@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ticketing_app.domain import Category
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MIN_SECRET_LENGTH = 32
 _WEAK_SECRETS = {"secret", "changeme", "change-me", "jwt-secret", "password", "dev", "test"}
@@ -54,12 +56,7 @@ class Settings(BaseSettings):
     gemini_timeout_seconds: float = 20.0
     gemini_attempts: int = 3
 
-    triage_categories: list[str] = Field(
-        default_factory=lambda: [
-            "account_access", "billing", "bug", "performance", "data",
-            "integration", "security", "feature_request", "how_to", "other",
-        ]
-    )
+    triage_categories: list[str] = Field(default_factory=lambda: [str(category) for category in Category])
 
     smtp_host: str | None = None
     smtp_port: int = 587
@@ -76,7 +73,7 @@ class Settings(BaseSettings):
 
     worker_in_app: bool = True
     # Jobs run at once per worker process; unset: 32 when triage calls Gemini (threads wait on the network;
-    # 20+ tickets/s needs ~32, bench/README.md), else 4 (the offline provider and e-mail are CPU-light).
+    # see bench/README.md), else 4 (the offline provider and e-mail are CPU-light).
     worker_concurrency: int | None = Field(default=None, ge=1, le=64)
     worker_poll_seconds: float = Field(default=2.0, gt=0)
     job_lease_seconds: int = Field(default=120, ge=5)
@@ -108,9 +105,6 @@ class Settings(BaseSettings):
             )
         return self
 
-    @property
-    def is_production(self) -> bool:
-        return self.app_env == "production"
 
     def resolved_worker_concurrency(self) -> int:
         """WORKER_CONCURRENCY, or the default for the configured triage provider."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from ticketing_app.db import session_scope
+from ticketing_app.domain import Role
 from ticketing_app.models import User
 from ticketing_app.schemas import SignupIn, TicketCreate, UserUpdate
 from ticketing_app.services import accounts, tickets
@@ -36,7 +37,7 @@ TICKETS = [
 def load_demo_data() -> str:
     """Create demo users and tickets (idempotent by e-mail); returns a short summary."""
     with session_scope() as session:
-        admin = session.scalar(select(User).where(User.role == "admin").order_by(User.id))
+        admin = session.scalar(select(User).where(User.role == Role.ADMIN).order_by(User.id))
         if admin is None:
             admin, _ = accounts.ensure_admin(session, "admin@demo.example", DEMO_PASSWORD, name="Demo Admin")
     created = 0
@@ -47,7 +48,7 @@ def load_demo_data() -> str:
                 created += 1
         with session_scope() as session:
             actor = session.get(User, admin.id)
-            accounts.update_user(session, actor, UserUpdate(email=email, role="moderator", skills=skills))
+            accounts.update_user(session, actor, UserUpdate(email=email, role=Role.MODERATOR, skills=skills))
     with session_scope() as session:
         requester = accounts.find_user_by_email(session, "casey@demo.example")
         if requester is None:

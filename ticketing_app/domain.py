@@ -6,7 +6,9 @@ spells them out. Members are `StrEnum`s, so they compare equal to (and serialise
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
+from typing import Any, Literal
 
 
 class Role(StrEnum):
@@ -20,7 +22,7 @@ class Role(StrEnum):
         return self in STAFF_ROLES
 
 
-STAFF_ROLES = frozenset({Role.MODERATOR, Role.ADMIN})
+STAFF_ROLES = (Role.MODERATOR, Role.ADMIN)
 
 
 class TicketStatus(StrEnum):
@@ -48,6 +50,10 @@ class Priority(StrEnum):
     @property
     def rank(self) -> int:
         return list(Priority).index(self)
+
+
+# Where people choose a priority (and in validation messages) it is listed from least to most urgent.
+PRIORITIES_LOW_TO_HIGH = tuple(reversed(Priority))
 
 
 class Category(StrEnum):
@@ -135,3 +141,9 @@ def label(value: str | None, empty: str = "—") -> str:
 def sql_in(column: str, values: type[StrEnum] | tuple[StrEnum, ...]) -> str:
     """`column IN ('a', 'b')` for a CHECK constraint or a partial index written from an enum."""
     return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
+
+
+def literal(members: Iterable[StrEnum]) -> Any:
+    """`Literal["a", "b", ...]` of the members' values, for pydantic fields: the validation and error messages
+    of a written-out Literal, in the order given."""
+    return Literal[tuple(str(member) for member in members)]  # type: ignore[valid-type]

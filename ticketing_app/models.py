@@ -24,24 +24,25 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-ROLES = ("user", "moderator", "admin")
-STATUSES = ("open", "in_progress", "resolved", "closed")
-ACTIVE_STATUSES = ("open", "in_progress")
-PRIORITIES = ("low", "medium", "high")
-TRIAGE_STATES = ("pending", "done", "failed")
-JOB_STATES = ("queued", "running", "done", "dead")
-EMAIL_STATES = ("pending", "sent", "recorded", "failed")
+from ticketing_app.domain import (
+    ACTIVE_STATUSES,
+    EmailStatus,
+    JobStatus,
+    Priority,
+    Role,
+    TicketStatus,
+    TriageStatus,
+    sql_in,
+    ticket_reference,
+)
 
 ticket_number_seq = Sequence("ticket_number_seq", start=1001)
 
-
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
-
-
 # Queue order: high, medium, low, then not yet triaged. Stored (migration 0004) so that the queue indexes
-# can hold it; the same expression is in that migration.
-PRIORITY_RANK_SQL = "CASE priority WHEN 'high' THEN 0 WHEN 'medium' THEN 1 WHEN 'low' THEN 2 ELSE 3 END"
+# can hold it; that migration writes out the same expression.
+PRIORITY_RANK_SQL = (
+    f"CASE priority {' '.join(f'WHEN {str(p)!r} THEN {p.rank}' for p in Priority)} ELSE {len(Priority)} END"
+)
 
 
 class Base(DeclarativeBase):
@@ -57,13 +58,13 @@ class TimestampMixin:
 
 class User(TimestampMixin, Base):
     __tablename__ = "users"
-    __table_args__ = (CheckConstraint(_in("role", ROLES), name="ck_users_role"),)
+    __table_args__ = (CheckConstraint(sql_in("role", Role), name="ck_users_role"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
     email: Mapped[str] = mapped_column(String(254))  # stored lower-cased; unique index on lower(email)
     password_hash: Mapped[str] = mapped_column(String(255))
-    role: Mapped[str] = mapped_column(String(20), default="user")
+    role: Mapped[str] = mapped_column(String(20), default=Role.USER)
     skills: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
     skill_keys: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)  # canonical, for matching
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -73,9 +74,9 @@ class User(TimestampMixin, Base):
 class Ticket(TimestampMixin, Base):
     __tablename__ = "tickets"
     __table_args__ = (
-        CheckConstraint(_in("status", STATUSES), name="ck_tickets_status"),
-        CheckConstraint(f"priority IS NULL OR {_in('priority', PRIORITIES)}", name="ck_tickets_priority"),
-        CheckConstraint(_in("triage_status", TRIAGE_STATES), name="ck_tickets_triage_status"),
+        CheckConstraint(sql_in("status", TicketStatus), name="ck_tickets_status"),
+        CheckConstraint(f"priority IS NULL OR {sql_in('priority', Priority)}", name="ck_tickets_priority"),
+        CheckConstraint(sql_in("triage_status", TriageStatus), name="ck_tickets_triage_status"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -84,14 +85,14 @@ class Ticket(TimestampMixin, Base):
     )
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(20), default="open")
+    status: Mapped[str] = mapped_column(String(20), default=TicketStatus.OPEN)
     priority: Mapped[str | None] = mapped_column(String(10))
     priority_rank: Mapped[int] = mapped_column(SmallInteger, Computed(PRIORITY_RANK_SQL, persisted=True))
     category: Mapped[str | None] = mapped_column(String(50))
     required_skills: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
     summary: Mapped[str | None] = mapped_column(Text)
     helpful_notes: Mapped[str | None] = mapped_column(Text)
-    triage_status: Mapped[str] = mapped_column(String(10), default="pending")
+    triage_status: Mapped[str] = mapped_column(String(10), default=TriageStatus.PENDING)
     triage_provider: Mapped[str | None] = mapped_column(String(40))
     triage_confidence: Mapped[float | None] = mapped_column(Float)
     triaged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -108,13 +109,13 @@ class Ticket(TimestampMixin, Base):
     @property
     def reference(self) -> str:
         """The number people use: TCK-1042."""
-        return f"TCK-{self.number}"
+        return ticket_reference(self.number)
 
 
 # "Open or in progress" with the values written into the SQL, not bound: the partial queue indexes
 # (migration 0004) serve a query only when the planner can prove their predicate, which it cannot do for a
 # parameter in a prepared statement's generic plan.
-TICKET_IS_ACTIVE = Ticket.status.in_([literal_column(repr(status)) for status in ACTIVE_STATUSES])
+TICKET_IS_ACTIVE = Ticket.status.in_([literal_column(repr(str(status))) for status in ACTIVE_STATUSES])
 
 
 class Comment(Base):
@@ -159,14 +160,14 @@ class Job(Base):
     """A durable unit of background work, claimed by workers with FOR UPDATE SKIP LOCKED."""
 
     __tablename__ = "jobs"
-    __table_args__ = (CheckConstraint(_in("status", JOB_STATES), name="ck_jobs_status"),)
+    __table_args__ = (CheckConstraint(sql_in("status", JobStatus), name="ck_jobs_status"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     # A job with a dedupe key is enqueued at most once (e.g. one assignment per ticket).
     dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
-    status: Mapped[str] = mapped_column(String(10), default="queued")
+    status: Mapped[str] = mapped_column(String(10), default=JobStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=6)
     run_after: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -184,7 +185,7 @@ class EmailMessage(Base):
     """Every e-mail the system means to send, with its delivery state."""
 
     __tablename__ = "emails"
-    __table_args__ = (CheckConstraint(_in("status", EMAIL_STATES), name="ck_emails_status"),)
+    __table_args__ = (CheckConstraint(sql_in("status", EmailStatus), name="ck_emails_status"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))
@@ -192,7 +193,7 @@ class EmailMessage(Base):
     subject: Mapped[str] = mapped_column(String(300))
     body_text: Mapped[str] = mapped_column(Text)
     body_html: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(10), default="pending")
+    status: Mapped[str] = mapped_column(String(10), default=EmailStatus.PENDING)
     transport: Mapped[str | None] = mapped_column(String(20))
     message_id: Mapped[str | None] = mapped_column(String(300))
     attempts: Mapped[int] = mapped_column(Integer, default=0)

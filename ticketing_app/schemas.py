@@ -12,15 +12,19 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-Role = Literal["user", "moderator", "admin"]
-Status = Literal["open", "in_progress", "resolved", "closed"]
-Priority = Literal["low", "medium", "high"]
+from ticketing_app.domain import PRIORITIES_LOW_TO_HIGH, Role, TicketStatus, TriageStatus, literal
+from ticketing_app.text import control_pattern
+
+RoleValue = literal(Role)
+StatusValue = literal(TicketStatus)
+PriorityValue = literal(PRIORITIES_LOW_TO_HIGH)
+TriageStatusValue = literal(TriageStatus)
 
 # Ids are PostgreSQL `integer` columns: anything outside this range cannot name a row.
 MAX_ID = 2**31 - 1
 
 _EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = control_pattern(keep="\t\n\r")  # tabs and line breaks are typed; multi-line fields keep them
 
 
 def clean_text(value: str) -> str:
@@ -84,8 +88,8 @@ class TicketCreate(StrictInput):
 
 
 class TicketUpdate(StrictInput):
-    status: Status | None = None
-    priority: Priority | None = None
+    status: StatusValue | None = None
+    priority: PriorityValue | None = None
     category: Annotated[Line, Field(min_length=1, max_length=50)] | None = None
     assignee_id: Id | None = None
     reason: Annotated[Text, Field(max_length=1000)] | None = None
@@ -98,15 +102,15 @@ class CommentCreate(StrictInput):
 
 class UserUpdate(StrictInput):
     email: Email
-    role: Role | None = None
+    role: RoleValue | None = None
     skills: list[Annotated[Line, Field(max_length=200)]] | None = Field(default=None, max_length=200)
     active: bool | None = None
 
 
 class TicketFilters(StrictInput):
-    status: Status | None = None
+    status: StatusValue | None = None
     active: bool = False  # only open and in-progress tickets
-    priority: Priority | None = None
+    priority: PriorityValue | None = None
     category: Annotated[Line, Field(max_length=50)] | None = None
     q: Annotated[Line, Field(max_length=200)] | None = None
     assigned: Literal["me", "unassigned", "any"] = "any"
@@ -116,7 +120,7 @@ class TicketFilters(StrictInput):
 
 class UserFilters(StrictInput):
     q: Annotated[Line, Field(max_length=200)] | None = None
-    role: Role | None = None
+    role: RoleValue | None = None
     limit: Annotated[int, Field(ge=1, le=100)] = 20
     offset: Annotated[int, Field(ge=0, le=1_000_000)] = 0
 
@@ -134,7 +138,7 @@ class UserRef(Output):
 
 
 class UserOut(UserRef):
-    role: Role
+    role: RoleValue
     skills: list[str]
     is_active: bool
     created_at: datetime
@@ -152,13 +156,13 @@ class TicketOut(Output):
     number: str
     title: str
     description: str
-    status: Status
-    priority: Priority | None
+    status: StatusValue
+    priority: PriorityValue | None
     category: str | None
     required_skills: list[str]
     summary: str | None
     helpful_notes: str | None
-    triage_status: Literal["pending", "done", "failed"]
+    triage_status: TriageStatusValue
     triage_provider: str | None
     triage_confidence: float | None
     assigned_to: UserRef | None

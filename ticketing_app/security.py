@@ -66,7 +66,7 @@ def create_access_token(user_id: int, *, now: datetime | None = None) -> str:
 
 # Tokens already verified: (signing key, token) -> (user id, expiry as a Unix time). A token's validity
 # depends only on the key, its bytes and the clock, so a hit needs just the expiry check; that spares
-# PyJWT's parsing and HMAC on every request after a client's first (about a tenth of intake's CPU,
+# PyJWT's parsing and HMAC on every request after a client's first (a visible share of intake's CPU; see
 # bench/README.md). Only valid tokens get in (forged ones cannot fill it); bounded, oldest dropped first.
 _verified: dict[tuple[str, str], tuple[int, float]] = {}
 _verified_lock = threading.Lock()

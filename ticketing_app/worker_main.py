@@ -11,7 +11,7 @@ from ticketing_app.jobs.worker import Worker
 
 def build_worker(**overrides: object) -> Worker:
     """A worker wired to the ticket pipeline's handlers."""
-    from ticketing_app.services.pipeline import HANDLERS, on_dead
+    from ticketing_app.jobs.handlers import HANDLERS, on_dead
 
     return Worker(HANDLERS, on_dead=on_dead, **overrides)  # type: ignore[arg-type]
 

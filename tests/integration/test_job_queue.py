@@ -230,16 +230,6 @@ def test_run_after_is_respected(clean_db: str) -> None:
     assert [j.id for j in claim("w")] == [later]
 
 
-def test_extend_lease_only_for_the_holder(clean_db: str) -> None:
-    job_id = add_job()
-    claim("w1", lease_seconds=10)
-    with session_scope() as s:
-        assert queue.extend_lease(s, job_id, "w1", 300)
-        assert not queue.extend_lease(s, job_id, "w2", 300)
-    remaining = job_row(job_id).locked_until - datetime.now(UTC)
-    assert remaining > timedelta(seconds=250)
-
-
 # ----- running, failing, dead letters -----
 
 
@@ -369,21 +359,19 @@ def test_retry_dead_puts_the_job_back_with_fresh_attempts(listener: psycopg.Conn
     assert len(dead.calls) == 1
 
 
-def test_counts_and_next_due(clean_db: str) -> None:
+def test_counts_by_status(clean_db: str) -> None:
     with session_scope() as s:
         assert queue.counts_by_status(s) == {}
-        assert queue.next_due_at(s) is None
     add_job()
     add_job(delay_seconds=60)
     claim("w", limit=1)
     with session_scope() as s:
         assert queue.counts_by_status(s) == {"queued": 1, "running": 1}
-        assert queue.next_due_at(s) > datetime.now(UTC) + timedelta(seconds=50)
 
 
 def test_drain_runs_follow_up_jobs_until_none_is_due(clean_db: str) -> None:
     def first(ctx: JobContext) -> None:
-        with ctx.finishing_transaction() as s:
+        with finishing_transaction([ctx]) as s:
             queue.enqueue(s, "second", {"from": ctx.job.id})
 
     seen: list[dict] = []
@@ -398,7 +386,7 @@ def test_drain_runs_follow_up_jobs_until_none_is_due(clean_db: str) -> None:
 
 def test_finishing_transaction_commits_writes_with_job_done(clean_db: str) -> None:
     def handler(ctx: JobContext) -> None:
-        with ctx.finishing_transaction() as s:
+        with finishing_transaction([ctx]) as s:
             queue.enqueue(s, "next", {"after": ctx.job.id})
 
     worker = Worker({"noop": handler}, worker_id="w")
@@ -410,7 +398,7 @@ def test_finishing_transaction_commits_writes_with_job_done(clean_db: str) -> No
 
 def test_finishing_transaction_rolls_back_writes_when_the_handler_fails_after_them(clean_db: str) -> None:
     def handler(ctx: JobContext) -> None:
-        with ctx.finishing_transaction() as s:
+        with finishing_transaction([ctx]) as s:
             queue.enqueue(s, "next", {})
             raise ValueError("half way")
 
@@ -443,7 +431,7 @@ def test_lease_expiry_hands_the_job_to_another_worker_and_discards_the_late_resu
     def slow_on_a(ctx: JobContext) -> None:
         if ctx.worker_id == "worker-a":
             assert a_may_finish.wait(5)
-        with ctx.finishing_transaction() as s:
+        with finishing_transaction([ctx]) as s:
             queue.enqueue(s, "follow_up", {"by": ctx.worker_id})
 
     dead = DeadLetters()

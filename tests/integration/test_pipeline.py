@@ -20,12 +20,12 @@ from ticketing_app.ai.types import TriageRequest, TriageResult
 from ticketing_app.config import get_settings
 from ticketing_app.db import session_scope
 from ticketing_app.jobs import queue
+from ticketing_app.jobs.handlers import HANDLERS, on_dead
 from ticketing_app.jobs.worker import BatchHandler, Worker, drain
+from ticketing_app.mail import transport
 from ticketing_app.mail.sender import SmtpSender
 from ticketing_app.models import EmailMessage, Job, Ticket, TicketEvent, User
-from ticketing_app.services import notifications
 from ticketing_app.services import routing as routing_module
-from ticketing_app.services.pipeline import HANDLERS, on_dead
 from ticketing_app.skills import canonical_skill
 
 SetEnv = Callable[..., None]
@@ -35,7 +35,7 @@ _DEFAULT_TRIAGE = ai_select.default_triage
 def clear_caches() -> None:
     get_settings.cache_clear()
     _DEFAULT_TRIAGE.cache_clear()  # the real one, even while a test has swapped it out
-    notifications.default_sender.cache_clear()
+    transport.default_sender.cache_clear()
 
 
 @pytest.fixture()

@@ -1,7 +1,7 @@
 from ticketing_app.db import session_scope
+from ticketing_app.jobs.handlers import HANDLERS, on_dead
 from ticketing_app.jobs.worker import drain
 from ticketing_app.models import EmailMessage, Ticket
-from ticketing_app.services.pipeline import HANDLERS, on_dead
 
 
 def test_ticket_is_triaged_assigned_and_mailed(factory):

@@ -11,11 +11,11 @@ from sqlalchemy import select, update
 from tests.factories import Factory
 from ticketing_app.db import session_scope
 from ticketing_app.jobs import queue
+from ticketing_app.jobs.handlers import HANDLERS, on_dead
 from ticketing_app.jobs.worker import Worker, drain
 from ticketing_app.models import EmailMessage, Ticket, TicketEvent, User
 from ticketing_app.schemas import TicketFilters
 from ticketing_app.services import routing
-from ticketing_app.services.pipeline import HANDLERS, on_dead
 from ticketing_app.services.tickets import list_tickets
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import func, select, text
 from tests.factories import PASSWORD, Factory
 from ticketing_app.db import session_scope
 from ticketing_app.jobs import queue
-from ticketing_app.jobs.worker import JobContext, Worker
+from ticketing_app.jobs.worker import JobContext, Worker, finishing_transaction
 from ticketing_app.models import EmailMessage, Job, Ticket, TicketEvent
 from ticketing_app.worker_main import build_worker
 
@@ -162,7 +162,7 @@ def test_a_chain_of_jobs_is_driven_by_wake_ups_alone(
     steps = 150
 
     def step(ctx: JobContext) -> None:
-        with ctx.finishing_transaction() as s:
+        with finishing_transaction([ctx]) as s:
             if ctx.payload["n"] < steps:
                 queue.enqueue(s, "step", {"n": ctx.payload["n"] + 1})
 

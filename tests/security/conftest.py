@@ -76,7 +76,7 @@ def build_world(factory) -> World:
 
     from tests.factories import PASSWORD
     from ticketing_app.db import session_scope
-    from ticketing_app.models import Job, User
+    from ticketing_app.models import Job, Ticket, User
     from ticketing_app.schemas import SignupIn, TicketCreate, UserUpdate
     from ticketing_app.services import accounts, tickets
 
@@ -95,8 +95,8 @@ def build_world(factory) -> World:
             "assigned_moderator": person(s, "Moe Assigned", "moe@example.com", "moderator", ["billing"]),
             "moderator": person(s, "Mia Bystander", "mia@example.com", "moderator", ["billing"]),
         }
-        ticket = tickets.create_ticket(s, people["user"], TicketCreate(
-            title="Charged twice", description="Two charges on my card, card ends 4242."))
+        ticket = s.get(Ticket, tickets.create_ticket(s, people["user"], TicketCreate(
+            title="Charged twice", description="Two charges on my card, card ends 4242.")).id)
         other = tickets.create_ticket(s, people["other_user"], TicketCreate(
             title="Otto's private issue", description="Only Otto may read this."))
         ticket.assigned_to_id = people["assigned_moderator"].id

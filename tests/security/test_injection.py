@@ -13,6 +13,7 @@ from ticketing_app.ai.select import run_triage
 from ticketing_app.ai.types import TriageRequest
 from ticketing_app.config import get_settings
 from ticketing_app.db import session_scope
+from ticketing_app.mail import transport
 from ticketing_app.mail.sender import SmtpSender
 from ticketing_app.models import EmailMessage, Ticket, User
 from ticketing_app.schemas import SignupIn, TicketCreate, TicketFilters, UserFilters
@@ -51,7 +52,7 @@ def test_every_mail_escapes_user_and_ai_text(factory):
         mod = s.get(User, moderator.id)
         notifications.assignment(s, t, mod)
         notifications.assignment(s, t, mod, reassigned=True)
-        notifications.received(s, t, s.get(User, requester.id), mod)
+        notifications.queue_email(s, notifications.received_draft(t, s.get(User, requester.id), mod))
         notifications.resolved(s, t, s.get(User, requester.id))
     with session_scope() as s:
         rows = s.scalars(select(EmailMessage).where(EmailMessage.to_address.in_(
@@ -68,7 +69,7 @@ def test_every_mail_escapes_user_and_ai_text(factory):
             assert IMG in row.body_text  # the plain-text part keeps the text as written
         assigned = next(r for r in rows if r.kind == "ticket_assigned")
         assert "Summary &lt;img" in assigned.body_html and "reason &lt;script&gt;" in assigned.body_html
-        wire_rows = [notifications.outgoing(r) for r in rows]
+        wire_rows = [transport.outgoing(r) for r in rows]
     assert admin.id == 1
 
     # and what a mail server receives is the same escaped HTML
@@ -91,7 +92,7 @@ def test_a_title_cannot_inject_mail_headers(factory):
         t.title = "Hi\r\nBcc: victim@example.com\r\nX-Injected: yes"
         row = notifications.resolved(s, t, s.get(User, requester.id))
         assert "\r" not in row.subject and "\n" not in row.subject
-        email = notifications.outgoing(row)
+        email = transport.outgoing(row)
     with FakeSmtpServer() as server:
         SmtpSender(host=server.host, port=server.port, user=None, password=None, security="none",
                    mail_from="helpdesk@example.com", timeout_seconds=5).send(email)

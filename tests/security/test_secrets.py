@@ -81,11 +81,12 @@ def test_a_failing_smtp_login_logs_and_stores_no_password(clean_db, caplog, monk
     from aiosmtpd.smtp import AuthResult
 
     from ticketing_app.jobs import queue
+    from ticketing_app.jobs.handlers import HANDLERS, on_dead
     from ticketing_app.jobs.worker import Worker
+    from ticketing_app.mail import transport
     from ticketing_app.mail.sender import SmtpSender
     from ticketing_app.schemas import SignupIn
-    from ticketing_app.services import accounts, notifications
-    from ticketing_app.services.pipeline import HANDLERS, on_dead
+    from ticketing_app.services import accounts
 
     caplog.set_level(logging.DEBUG)
     offered: list[bytes] = []
@@ -103,7 +104,7 @@ def test_a_failing_smtp_login_logs_and_stores_no_password(clean_db, caplog, monk
     with FakeSmtpServer(authenticator=refuse, auth_require_tls=False, auth_exclude_mechanism=["LOGIN"]) as server:
         sender = SmtpSender(host=server.host, port=server.port, user="mailer", password=SMTP_CANARY,
                             security="none", mail_from="helpdesk@example.com", timeout_seconds=5)
-        monkeypatch.setattr(notifications, "default_sender", lambda: sender)
+        monkeypatch.setattr(transport, "default_sender", lambda: sender)
         assert worker.run_job(claimed) in ("queued", "dead")
     assert offered == [SMTP_CANARY.encode()]  # the password was really used
     with session_scope() as s:

@@ -9,11 +9,8 @@ from html.parser import HTMLParser
 
 import pytest
 
+from ticketing_app.domain import EmailKind
 from ticketing_app.mail.messages import (
-    KIND_TICKET_ASSIGNED,
-    KIND_TICKET_RECEIVED,
-    KIND_TICKET_RESOLVED,
-    KIND_WELCOME,
     MAX_SUBJECT_CHARS,
     OutgoingEmail,
     assignment_email,
@@ -196,7 +193,7 @@ def test_bad_recipient_is_refused(bad_to: str) -> None:
 
 def test_welcome_email() -> None:
     email = welcome_email(to="ada@example.com", name="Ada", app_url="https://help.example.com/")
-    assert email.kind == KIND_WELCOME
+    assert email.kind == EmailKind.WELCOME
     assert email.to == "ada@example.com"
     assert email.subject == "Welcome to the helpdesk"
     assert "Hello Ada," in email.text
@@ -218,7 +215,7 @@ def test_assignment_email_has_every_fact() -> None:
         ticket_url=URL,
         reason="Skills match: networking, vpn (least loaded)",
     )
-    assert email.kind == KIND_TICKET_ASSIGNED
+    assert email.kind == EmailKind.TICKET_ASSIGNED
     assert email.to == "mod@example.com"
     assert email.subject == "[TCK-1042] Assigned to you: VPN drops every hour"
     for fact in (
@@ -280,7 +277,7 @@ def test_ticket_received_email() -> None:
         ticket_url=URL,
         assignee_name="Grace",
     )
-    assert email.kind == KIND_TICKET_RECEIVED
+    assert email.kind == EmailKind.TICKET_RECEIVED
     assert email.subject == "[TCK-1043] We received your ticket: Cannot log in"
     for fact in (
         "Hello Linus,",
@@ -318,7 +315,7 @@ def test_ticket_resolved_email() -> None:
     email = ticket_resolved_email(
         to="req@example.com", requester_name="Linus", number=1043, title="Cannot log in", ticket_url=URL
     )
-    assert email.kind == KIND_TICKET_RESOLVED
+    assert email.kind == EmailKind.TICKET_RESOLVED
     assert email.subject == "[TCK-1043] Resolved: Cannot log in"
     for fact in ("Hello Linus,", "TCK-1043", "Title: Cannot log in", "resolved", URL):
         assert fact in email.text, fact

@@ -30,7 +30,9 @@ from ticketing_app.ai.types import (
     TriageRequest,
     TriageResult,
 )
+from ticketing_app.domain import PRIORITIES_LOW_TO_HIGH, Category
 from ticketing_app.skills import normalize_skills
+from ticketing_app.text import INVISIBLE, INVISIBLE_OPERATORS, control_pattern
 
 try:  # google-genai 3.x prefers httpx2 (a fork under its own namespace) when it is installed.
     import httpx2
@@ -41,23 +43,23 @@ logger = logging.getLogger(__name__)
 
 PROVIDER_NAME = "gemini"
 API_VERSION = "v1beta"
-PRIORITIES: tuple[str, ...] = ("low", "medium", "high")
+PRIORITIES: tuple[str, ...] = tuple(str(priority) for priority in PRIORITIES_LOW_TO_HIGH)
 MAX_REQUIRED_SKILLS = 10
 # The ticket text sent to the model is capped (cost and latency); the cut is marked in the data.
 MAX_TITLE_CHARS = 1_000
 MAX_DESCRIPTION_CHARS = 30_000
 
 CATEGORY_MEANINGS: dict[str, str] = {
-    "account_access": "login, passwords, 2FA, SSO, locked accounts",
-    "billing": "charges, refunds, invoices, plans, payment failures",
-    "bug": "the product behaves wrongly",
-    "performance": "slowness, timeouts, outages",
-    "data": "missing or wrong data, imports, exports, reports",
-    "integration": "API use, webhooks, third-party connectors, e-mail delivery set-up",
-    "security": "vulnerabilities, compromised accounts, leaked keys, suspicious activity",
-    "feature_request": "requests for new features or changes to how the product works",
-    "how_to": "usage questions: how to do something with the product",
-    "other": "anything that fits none of the other categories",
+    Category.ACCOUNT_ACCESS: "login, passwords, 2FA, SSO, locked accounts",
+    Category.BILLING: "charges, refunds, invoices, plans, payment failures",
+    Category.BUG: "the product behaves wrongly",
+    Category.PERFORMANCE: "slowness, timeouts, outages",
+    Category.DATA: "missing or wrong data, imports, exports, reports",
+    Category.INTEGRATION: "API use, webhooks, third-party connectors, e-mail delivery set-up",
+    Category.SECURITY: "vulnerabilities, compromised accounts, leaked keys, suspicious activity",
+    Category.FEATURE_REQUEST: "requests for new features or changes to how the product works",
+    Category.HOW_TO: "usage questions: how to do something with the product",
+    Category.OTHER: "anything that fits none of the other categories",
 }
 
 BEGIN_MARKER = "BEGIN TICKET"
@@ -79,7 +81,7 @@ _HTML_BLOCKS = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.I | re.S)
 _HTML_COMMENTS = re.compile(r"<!--.*?-->", re.S)
 _HTML_TAGS = re.compile(r"</?[A-Za-z!?][^<>\n]*>")
 _MARKDOWN_LINK = re.compile(r"!?\[([^\]\n]*)\]\(\s*([^)\s]*)[^)]*\)")
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
+_CONTROL_CHARS = control_pattern(keep="\t\n", c1=True, line_separators=True, extra=INVISIBLE + INVISIBLE_OPERATORS)
 _BLANK_LINES = re.compile(r"\n{3,}")
 _SPACES = re.compile(r"[ \t]+")
 _CODE_FENCE = re.compile(r"^\s*```(?:json)?\s*\n?(?P<body>.*?)\n?\s*```\s*$", re.S | re.I)
@@ -394,7 +396,7 @@ def clean_notes(value: Any) -> str:
 
 
 def _choose_category(value: Any, categories: tuple[str, ...]) -> str:
-    fallback = "other" if "other" in categories else categories[0]
+    fallback = Category.OTHER if Category.OTHER in categories else categories[0]
     if not isinstance(value, str):
         return fallback
     if value in categories:

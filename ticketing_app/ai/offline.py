@@ -16,15 +16,17 @@ from dataclasses import dataclass
 
 from ticketing_app.ai import offline_rules as rules
 from ticketing_app.ai.types import MAX_NOTES_CHARS, MAX_SUMMARY_CHARS, Priority, TriageRequest, TriageResult
+from ticketing_app.domain import Category
 from ticketing_app.skills import SKILL_SYNONYMS, canonical_skill
+from ticketing_app.text import INVISIBLE, control_pattern
 
 TITLE_WEIGHT = 2.0
 MAX_SCAN_CHARS = 3000  # only this much of a description is read (keeps a 10,000-char ticket fast)
 MAX_TITLE_CHARS = 300
-LOW_CATEGORIES = frozenset({"how_to", "feature_request", "other"})
+LOW_CATEGORIES = frozenset({Category.HOW_TO, Category.FEATURE_REQUEST, Category.OTHER})
 
 _TAG = re.compile(r"<!--.{0,2000}?-->|<\s*/?\s*!?([A-Za-z][A-Za-z0-9-]*)[^<>]{0,500}>", re.DOTALL)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u2028\u2029\u202a-\u202e\ufeff]")
+_CONTROL = control_pattern(keep="\t\n", line_separators=True, extra=INVISIBLE)
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 _SPACES = re.compile(r"[ \t\r\f\v]+")
 _REPEATED_PUNCT = re.compile(r"([!?.])[!?.]+")
@@ -199,16 +201,16 @@ def _score_categories(ticket: _Ticket, has_amount: bool) -> tuple[dict[str, floa
                 score += hit
                 found.append(phrase)
         scores[category], matched[category] = score, found
-    scores["other"] += rules.OTHER_BASELINE
+    scores[Category.OTHER] += rules.OTHER_BASELINE
     if ticket.question:
         bonus = rules.QUESTION_TITLE_BONUS if ticket.title_question else rules.QUESTION_BODY_BONUS
-        scores["how_to"] += bonus
+        scores[Category.HOW_TO] += bonus
     if has_amount:
-        scores["billing"] += 1.0
+        scores[Category.BILLING] += 1.0
     if ticket.security_incident():
-        scores["security"] += rules.SECURITY_INCIDENT_BONUS
+        scores[Category.SECURITY] += rules.SECURITY_INCIDENT_BONUS
     if ticket.exposed_secret():
-        scores["security"] += rules.EXPOSED_SECRET_BONUS
+        scores[Category.SECURITY] += rules.EXPOSED_SECRET_BONUS
     return scores, matched
 
 
@@ -224,7 +226,7 @@ def _pick_category(scores: dict[str, float], allowed: tuple[str, ...]) -> tuple[
     by_key = {_category_key(c): c for c in allowed}
     if ranked[0] in by_key:
         return ranked[0], by_key[ranked[0]], round(confidence, 2)
-    fallback = by_key.get("other") or (allowed[0] if allowed else "other")
+    fallback = by_key.get(Category.OTHER) or (allowed[0] if allowed else Category.OTHER)
     return ranked[0], fallback, round(confidence * 0.5, 2)
 
 
@@ -278,7 +280,7 @@ def _decide_priority(category: str, ticket: _Ticket) -> tuple[Priority, list[str
         return "medium", [f"something is broken ({', '.join(broken[:3])})"]
     if ticket.question:
         return "low", ["question"]
-    return ("low", ["request"]) if category == "billing" else ("medium", ["problem report"])
+    return ("low", ["request"]) if category == Category.BILLING else ("medium", ["problem report"])
 
 
 def _pick_skills(category: str, ticket: _Ticket, vocabulary: tuple[str, ...]) -> list[str]:
@@ -384,7 +386,7 @@ def _notes(
     found = [f"- {kind}: {', '.join(values)}" for kind, values in facts.items()]
     lines += found or ["- none in the ticket text"]
     lines += ["", "Checklist:"]
-    checklist = rules.CHECKLISTS.get(category, rules.CHECKLISTS["other"])
+    checklist = rules.CHECKLISTS.get(category, rules.CHECKLISTS[Category.OTHER])
     lines += [f"{n}. {step}" for n, step in enumerate(checklist, start=1)]
     lines += ["", rules.PRIORITY_HINTS[priority]]
     why = f"Triage basis (offline rules): priority from {'; '.join(reasons)}"

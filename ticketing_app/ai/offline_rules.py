@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from ticketing_app.domain import Category
+
 # Category -> {phrase: weight}. Title hits count double (see offline.TITLE_WEIGHT).
 CATEGORY_KEYWORDS: dict[str, dict[str, float]] = {
     "account_access": {
@@ -121,10 +123,7 @@ CATEGORY_KEYWORDS: dict[str, dict[str, float]] = {
 }
 
 # Tie-break order: a missed security report costs most, so security wins ties; then the default order.
-TIE_ORDER = (
-    "security", "account_access", "billing", "bug", "performance", "data", "integration", "feature_request",
-    "how_to", "other",
-)
+TIE_ORDER = (Category.SECURITY, *(category for category in Category if category is not Category.SECURITY))
 # Score "other" starts with, so that a ticket with no real signal lands there.
 OTHER_BASELINE = 1.0
 # Extra how_to weight for a question-shaped title / description.

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ticketing_app.domain import PRIORITIES_LOW_TO_HIGH, Category, literal
 from ticketing_app.skills import normalize_skills
 
-Priority = Literal["low", "medium", "high"]
+Priority = literal(PRIORITIES_LOW_TO_HIGH)
 
-DEFAULT_CATEGORIES: tuple[str, ...] = (
-    "account_access",
-    "billing",
-    "bug",
-    "performance",
-    "data",
-    "integration",
-    "security",
-    "feature_request",
-    "how_to",
-    "other",
-)
+DEFAULT_CATEGORIES: tuple[str, ...] = tuple(str(category) for category in Category)
 
 MAX_SUMMARY_CHARS = 400
 MAX_NOTES_CHARS = 4000

@@ -28,7 +28,7 @@ class BearerToken(HTTPBearer):
     """The token from the Authorization header; 401 when there is none (checked against the DB later).
 
     One dependency, where HTTPBearer plus a function over its result made FastAPI solve two levels for
-    every request (measurably more CPU than the check itself, bench/README.md, intake). Subclassing
+    every request (more CPU than the check itself; see bench/README.md). Subclassing
     HTTPBearer keeps the bearer scheme in the OpenAPI docs. `async` because it does no I/O: FastAPI runs
     a plain `def` dependency in the thread pool.
     """

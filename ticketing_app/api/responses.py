@@ -10,7 +10,7 @@ def model_response(model: BaseModel, status_code: int = 200) -> Response:
     """`model` as JSON, serialised in the endpoint's own worker thread.
 
     For a plain `def` endpoint FastAPI validates a returned model against `response_model` again, in a
-    second thread-pool hop: a third of intake's framework cost (bench/README.md). Every endpoint returns
+    second thread-pool hop, a large part of intake's framework cost (see bench/README.md). Every endpoint returns
     the output model the service built (and validated on construction), so that check only repeated it.
     `response_model` stays on the route for the OpenAPI schema.
     """

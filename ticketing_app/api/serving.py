@@ -15,8 +15,8 @@ class ApiBesideReflex:
 
     Given to Reflex as an `api_transformer`, the API was mounted inside Reflex's own Starlette app, so each
     API request also went through Reflex's middleware stack (error page, context setup, CORS) and router
-    before reaching FastAPI's: a fifth of intake's CPU per request (bench/README.md). Pages, Reflex's event
-    socket and the lifespan (where the job loop runs) still go through Reflex unchanged.
+    before reaching FastAPI's, which cost intake much of its CPU per request (see bench/README.md). Pages,
+    Reflex's event socket and the lifespan (where the job loop runs) still go through Reflex unchanged.
     """
 
     def __init__(self, api: ASGIApp, reflex: ASGIApp) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
+from ticketing_app.domain import JobStatus
 from ticketing_app.models import Job
 
 NOTIFY_CHANNEL = "ticketing_jobs"
@@ -47,7 +48,7 @@ def enqueue(
     from ticketing_app.config import get_settings
 
     # One round trip, and a statement built once: the NOTIFY is evaluated only for a row actually inserted
-    # (not for a deduplicated one). Intake and every pipeline step enqueue, so this is on the hot path.
+    # (not for a deduplicated one).
     row = session.execute(_ENQUEUE, {
         "kind": kind,
         "payload": json.dumps(payload),
@@ -60,15 +61,45 @@ def enqueue(
     return row.id if row is not None else None
 
 
-_ENQUEUE = text(
+def insert_job_sql(
+    *, kind: str, payload: str, dedupe_key: str, run_after: str, source: str | None = None,
+    skip_duplicates: bool = True,
+) -> str:
+    """The one INSERT of job rows, returning their ids: every job is written through this SQL.
+
+    The values are SQL expressions (over `source`, a FROM clause, when given); max attempts is always the
+    `:max_attempts` parameter. `skip_duplicates`: a row whose dedupe key exists already is not inserted (an
+    existing job wins). Ticket intake embeds this in its own statement (services.tickets) to stay one
+    round trip.
     """
-    WITH new_job AS (
+    return f"""
         INSERT INTO jobs (kind, payload, dedupe_key, max_attempts, run_after)
-        VALUES (:kind, CAST(:payload AS jsonb), :dedupe_key, :max_attempts,
-                coalesce(CAST(:due_since AS timestamptz), now() + make_interval(secs => :delay)))
-        ON CONFLICT (dedupe_key) DO NOTHING
+        SELECT {kind}, {payload}, {dedupe_key}, :max_attempts, {run_after}{f" FROM {source}" if source else ""}
+        {"ON CONFLICT (dedupe_key) DO NOTHING" if skip_duplicates else ""}
         RETURNING id
-    )
+    """
+
+
+def notify_unless_due_sql(kind: str) -> str:
+    """A NOTIFY for a new job of `kind`, sent only when no other due job was queued before it.
+
+    PostgreSQL serialises the commits of notifying transactions (a global lock on its notification queue),
+    which costs a busy writer much of its throughput (see bench/README.md). A wake-up is needed only when no
+    due job was queued before this one (the statement cannot see its own job row). Otherwise a worker will
+    claim that earlier job and, when it finishes, its freed slot makes it claim again and find this one; the
+    worker's poll interval backs that up. So under load, when jobs are queued anyway, the NOTIFY is skipped;
+    on a quiet system every new job still wakes the workers at once. Needs the `:channel` parameter.
+    """
+    return f"""CASE WHEN NOT EXISTS (SELECT 1 FROM jobs WHERE status = '{JobStatus.QUEUED}' AND run_after <= now())
+                THEN pg_notify(:channel, '{kind}') END"""
+
+
+_ENQUEUE = text(
+    f"""
+    WITH new_job AS ({insert_job_sql(
+        kind=":kind", payload="CAST(:payload AS jsonb)", dedupe_key=":dedupe_key",
+        run_after="coalesce(CAST(:due_since AS timestamptz), now() + make_interval(secs => :delay))",
+    )})
     SELECT id, pg_notify(:channel, :kind) FROM new_job
     """
 )
@@ -96,15 +127,12 @@ def enqueue_many(
 
 
 _ENQUEUE_MANY = text(
-    """
-    WITH new_jobs AS (
-        INSERT INTO jobs (kind, payload, dedupe_key, max_attempts, run_after)
-        SELECT :kind, job.payload, job.dedupe_key, :max_attempts, coalesce(job.due, now())
-        FROM unnest(CAST(:payloads AS jsonb[]), CAST(:dedupe_keys AS text[]), CAST(:due AS timestamptz[]))
-             AS job(payload, dedupe_key, due)
-        ON CONFLICT (dedupe_key) DO NOTHING
-        RETURNING id
-    )
+    f"""
+    WITH new_jobs AS ({insert_job_sql(
+        kind=":kind", payload="job.payload", dedupe_key="job.dedupe_key", run_after="coalesce(job.due, now())",
+        source="unnest(CAST(:payloads AS jsonb[]), CAST(:dedupe_keys AS text[]), CAST(:due AS timestamptz[]))"
+               " AS job(payload, dedupe_key, due)",
+    )})
     SELECT pg_notify(:channel, :kind) FROM (SELECT count(*) AS n FROM new_jobs) AS inserted WHERE n > 0
     """
 )
@@ -124,19 +152,20 @@ def claim_jobs(
 _CLAIM_SQL = """
     WITH due AS (
         SELECT id FROM jobs
-        WHERE status = 'queued' AND run_after <= now() {kind_filter}
+        WHERE status = '{queued}' AND run_after <= now() {kind_filter}
         ORDER BY run_after, id
         LIMIT :limit
         FOR UPDATE SKIP LOCKED
     )
-    UPDATE jobs SET status = 'running', attempts = jobs.attempts + 1,
+    UPDATE jobs SET status = '{running}', attempts = jobs.attempts + 1,
            locked_by = :worker, locked_until = now() + make_interval(secs => :lease),
            updated_at = now()
     FROM due WHERE jobs.id = due.id
     RETURNING jobs.id, jobs.kind, jobs.payload, jobs.attempts, jobs.max_attempts
 """
-_CLAIM = text(_CLAIM_SQL.format(kind_filter=""))
-_CLAIM_KIND = text(_CLAIM_SQL.format(kind_filter="AND kind = :kind"))
+_CLAIM_STATUSES = {"queued": JobStatus.QUEUED, "running": JobStatus.RUNNING}
+_CLAIM = text(_CLAIM_SQL.format(kind_filter="", **_CLAIM_STATUSES))
+_CLAIM_KIND = text(_CLAIM_SQL.format(kind_filter="AND kind = :kind", **_CLAIM_STATUSES))
 
 
 def _as_dict(payload: Any) -> dict[str, Any]:
@@ -146,7 +175,7 @@ def _as_dict(payload: Any) -> dict[str, Any]:
 def _owned(job_id: int, worker_id: str):
     # A worker may only settle a job it still holds: after its lease expired and another worker took
     # the job over, the late worker's result is discarded.
-    return (Job.id == job_id) & (Job.status == "running") & (Job.locked_by == worker_id)
+    return (Job.id == job_id) & (Job.status == JobStatus.RUNNING) & (Job.locked_by == worker_id)
 
 
 def complete(session: Session, job_id: int, worker_id: str) -> bool:
@@ -159,13 +188,12 @@ def complete(session: Session, job_id: int, worker_id: str) -> bool:
     return result.rowcount == 1
 
 
-_COMPLETE = text(
-    """
-    UPDATE jobs SET status = 'done', locked_by = NULL, locked_until = NULL, finished_at = now(),
+_COMPLETE_SQL = f"""
+    UPDATE jobs SET status = '{JobStatus.DONE}', locked_by = NULL, locked_until = NULL, finished_at = now(),
                     last_error = NULL, updated_at = now()
-    WHERE id = :id AND status = 'running' AND locked_by = :worker
-    """
-)
+    WHERE {{held}} AND status = '{JobStatus.RUNNING}' AND locked_by = :worker
+"""
+_COMPLETE = text(_COMPLETE_SQL.format(held="id = :id"))
 
 
 def complete_many(session: Session, job_ids: list[int], worker_id: str) -> int:
@@ -175,37 +203,22 @@ def complete_many(session: Session, job_ids: list[int], worker_id: str) -> int:
     return session.execute(_COMPLETE_MANY, {"ids": job_ids, "worker": worker_id}).rowcount
 
 
-_COMPLETE_MANY = text(
-    """
-    UPDATE jobs SET status = 'done', locked_by = NULL, locked_until = NULL, finished_at = now(),
-                    last_error = NULL, updated_at = now()
-    WHERE id = ANY(:ids) AND status = 'running' AND locked_by = :worker
-    """
-)
+_COMPLETE_MANY = text(_COMPLETE_SQL.format(held="id = ANY(:ids)"))
 
 
 def fail(session: Session, job: ClaimedJob, worker_id: str, error: str, retry_in: float | None) -> str:
     """Record a failure: back to the queue after `retry_in` seconds, or dead when None."""
     error = error[:MAX_ERROR_CHARS]
     if retry_in is None:
-        values: dict[str, Any] = {"status": "dead", "finished_at": func.now()}
+        values: dict[str, Any] = {"status": JobStatus.DEAD, "finished_at": func.now()}
     else:
-        values = {"status": "queued", "run_after": func.now() + func.make_interval(0, 0, 0, 0, 0, 0, retry_in)}
+        values = {"status": JobStatus.QUEUED, "run_after": func.now() + func.make_interval(0, 0, 0, 0, 0, 0, retry_in)}
     result = session.execute(
         update(Job)
         .where(_owned(job.id, worker_id))
         .values(locked_by=None, locked_until=None, last_error=error, **values)
     )
     return values["status"] if result.rowcount == 1 else "lost"
-
-
-def extend_lease(session: Session, job_id: int, worker_id: str, lease_seconds: int) -> bool:
-    result = session.execute(
-        update(Job)
-        .where(_owned(job_id, worker_id))
-        .values(locked_until=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, lease_seconds))
-    )
-    return result.rowcount == 1
 
 
 @dataclass(frozen=True)
@@ -223,14 +236,14 @@ def reclaim_expired(session: Session) -> list[ExpiredJob]:
     """Jobs whose worker vanished go back to the queue (or die if they used all attempts)."""
     rows = session.execute(
         text(
-            """
+            f"""
             UPDATE jobs SET
-                status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END,
+                status = CASE WHEN attempts >= max_attempts THEN '{JobStatus.DEAD}' ELSE '{JobStatus.QUEUED}' END,
                 finished_at = CASE WHEN attempts >= max_attempts THEN now() ELSE NULL END,
                 last_error = coalesce(last_error || E'\\n', '') || 'lease expired (worker ' ||
                              coalesce(locked_by, '?') || ' stopped answering)',
                 locked_by = NULL, locked_until = NULL, run_after = now(), updated_at = now()
-            WHERE status = 'running' AND locked_until < now()
+            WHERE status = '{JobStatus.RUNNING}' AND locked_until < now()
             RETURNING id, kind, payload, status, last_error
             """
         )
@@ -242,8 +255,8 @@ def retry_dead(session: Session, job_id: int) -> bool:
     """Put a dead job back in the queue with a fresh set of attempts (an admin's retry button)."""
     result = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status == "dead")
-        .values(status="queued", attempts=0, run_after=func.now(), finished_at=None)
+        .where(Job.id == job_id, Job.status == JobStatus.DEAD)
+        .values(status=JobStatus.QUEUED, attempts=0, run_after=func.now(), finished_at=None)
     )
     if result.rowcount == 1:
         session.execute(text("SELECT pg_notify(:c, 'retry')"), {"c": NOTIFY_CHANNEL})
@@ -254,6 +267,3 @@ def counts_by_status(session: Session) -> dict[str, int]:
     rows = session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
     return {status: count for status, count in rows}
 
-
-def next_due_at(session: Session) -> datetime | None:
-    return session.scalar(select(func.min(Job.run_after)).where(Job.status == "queued"))

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from ticketing_app.config import get_settings
 from ticketing_app.db import database_url, session_scope
+from ticketing_app.domain import JobStatus
 from ticketing_app.jobs import queue
 from ticketing_app.jobs.retry import RetryPolicy
 
@@ -43,7 +44,7 @@ class LeaseLost(Exception):
 
 @dataclass
 class JobContext:
-    """What a handler gets: its job, and the transaction that marks the job done with its writes."""
+    """What a handler gets for each job; `finishing_transaction([ctx, ...])` marks jobs done with its writes."""
 
     job: queue.ClaimedJob
     worker_id: str
@@ -61,12 +62,6 @@ class JobContext:
     def fail(self, error: Exception) -> None:
         """Mark this job of a batch failed: it is left out of the batch's completion and retried alone."""
         self.error = error
-
-    @contextmanager
-    def finishing_transaction(self) -> Iterator[Session]:
-        """Commit the handler's writes together with 'job done', or neither."""
-        with finishing_transaction([self]) as session:
-            yield session
 
 
 @contextmanager
@@ -194,7 +189,7 @@ class Worker:
             lambda session: queue.fail(session, job, self.worker_id, error, retry_in)
         )
         log.warning("job %s (%s) attempt %s failed -> %s: %s", job.id, job.kind, job.attempts, outcome, error)
-        if outcome == "dead":
+        if outcome == JobStatus.DEAD:
             self._dead_letter(job.id, job.kind, job.payload, error)
         return outcome
 
@@ -330,7 +325,7 @@ class Worker:
             log.warning("reclaimed %s job(s) whose worker stopped answering", len(expired))
             self.wake()
         for job in expired:
-            if job.status == "dead":  # its last attempt vanished with its worker: dead-letter it here
+            if job.status == JobStatus.DEAD:  # its last attempt vanished with its worker: dead-letter it here
                 self._dead_letter(job.id, job.kind, job.payload, job.last_error)
 
     def _listen(self) -> None:

@@ -18,11 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from ticketing_app.domain import EmailKind, ticket_reference
+from ticketing_app.text import control_class, control_pattern
+
 __all__ = [
-    "KIND_TICKET_ASSIGNED",
-    "KIND_TICKET_RECEIVED",
-    "KIND_TICKET_RESOLVED",
-    "KIND_WELCOME",
     "MAX_SUBJECT_CHARS",
     "OutgoingEmail",
     "assignment_email",
@@ -32,18 +31,14 @@ __all__ = [
     "welcome_email",
 ]
 
-KIND_WELCOME = "welcome"
-KIND_TICKET_ASSIGNED = "ticket_assigned"
-KIND_TICKET_RECEIVED = "ticket_received"
-KIND_TICKET_RESOLVED = "ticket_resolved"
-
 MAX_SUBJECT_CHARS = 200
 _ELLIPSIS = "\u2026"
 
 # C0/C1 control characters (CR and LF included) plus Unicode line/paragraph separators.
-_SINGLE_LINE_BREAKERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_SINGLE_LINE_BREAKERS = re.compile(control_class(c1=True, line_separators=True) + "+")
 # Control characters that have no business in a body; \n and \t are kept.
-_BODY_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_BODY_CONTROL = control_pattern(keep="\t\n", c1=True, line_separators=True)
+_URL_CONTROL = control_pattern()
 _SPACES = re.compile(r"[ \t]{2,}")
 
 
@@ -111,7 +106,7 @@ def _h_multiline(value: object) -> str:
 def _url(value: str) -> str:
     """The caller's link, checked: absolute http(s), no whitespace or control characters."""
     url = _plain(value).strip()
-    if not url or any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+    if not url or any(ch.isspace() for ch in url) or _URL_CONTROL.search(url):
         raise ValueError("link URL must be non-empty and contain no whitespace or control characters")
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
@@ -129,7 +124,7 @@ def _address(value: str) -> str:
 def format_ticket_number(number: int | str) -> str:
     """1042 -> "TCK-1042"; a string (already formatted, e.g. "TCK-1042") is kept as given."""
     if isinstance(number, int) and not isinstance(number, bool):
-        return f"TCK-{number}"
+        return ticket_reference(number)
     return _one_line(number, 40)
 
 
@@ -239,7 +234,7 @@ def welcome_email(*, to: str, name: str, app_url: str) -> OutgoingEmail:
         link_url=url,
         link_label="Open the helpdesk",
     )
-    return OutgoingEmail(to=_address(to), subject=subject, text=text, html=html_body, kind=KIND_WELCOME)
+    return OutgoingEmail(to=_address(to), subject=subject, text=text, html=html_body, kind=EmailKind.WELCOME)
 
 
 def assignment_email(
@@ -300,7 +295,7 @@ def assignment_email(
         link_label="Open the ticket",
     )
     return OutgoingEmail(
-        to=_address(to), subject=subject, text=text, html=html_body, kind=KIND_TICKET_ASSIGNED
+        to=_address(to), subject=subject, text=text, html=html_body, kind=EmailKind.TICKET_ASSIGNED
     )
 
 
@@ -357,7 +352,7 @@ def ticket_received_email(
         link_label="Follow your ticket",
     )
     return OutgoingEmail(
-        to=_address(to), subject=subject, text=text, html=html_body, kind=KIND_TICKET_RECEIVED
+        to=_address(to), subject=subject, text=text, html=html_body, kind=EmailKind.TICKET_RECEIVED
     )
 
 
@@ -397,5 +392,5 @@ def ticket_resolved_email(
         link_label="View the ticket",
     )
     return OutgoingEmail(
-        to=_address(to), subject=subject, text=text, html=html_body, kind=KIND_TICKET_RESOLVED
+        to=_address(to), subject=subject, text=text, html=html_body, kind=EmailKind.TICKET_RESOLVED
     )

@@ -44,6 +44,7 @@ from typing import Any, Literal, Protocol
 import yagmail
 
 from ticketing_app.mail.messages import OutgoingEmail
+from ticketing_app.text import control_pattern
 
 __all__ = [
     "MailDeliveryError",
@@ -60,7 +61,7 @@ logger = logging.getLogger(__name__)
 Security = Literal["none", "starttls", "ssl"]
 _SECURITY_MODES: tuple[str, ...] = ("none", "starttls", "ssl")
 _MESSAGE_ID = re.compile(r"^<[^<>\s@]+@[^<>\s@]+>$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+_CONTROL = control_pattern(line_separators=True)
 _MAX_DETAIL_CHARS = 300
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from ticketing_app.config import get_settings
+from ticketing_app.domain import STAFF_ROLES, Role
 from ticketing_app.errors import (
     Conflict,
     InvalidInput,
@@ -17,7 +18,7 @@ from ticketing_app.errors import (
     PermissionDenied,
     TooManyAttempts,
 )
-from ticketing_app.models import TICKET_IS_ACTIVE, LoginAttempt, Ticket, User
+from ticketing_app.models import LoginAttempt, User
 from ticketing_app.schemas import LoginIn, Page, SignupIn, UserFilters, UserOut, UserUpdate
 from ticketing_app.security import (
     burn_password_check,
@@ -27,6 +28,7 @@ from ticketing_app.security import (
     verify_password,
 )
 from ticketing_app.services import notifications
+from ticketing_app.services.routing import open_load
 from ticketing_app.skills import SkillError, canonical_skill, normalize_skills
 
 # Advisory-lock key space (the two-int form) of the per-e-mail log-in lock.
@@ -54,7 +56,7 @@ def signup(session: Session, data: SignupIn) -> tuple[User, str]:
     password_hash = hash_password(data.password)
     if find_user_by_email(session, data.email) is not None:
         raise Conflict("An account with this e-mail already exists. Log in instead.")
-    user = User(name=data.name, email=data.email, password_hash=password_hash, role="user", skills=[])
+    user = User(name=data.name, email=data.email, password_hash=password_hash, role=Role.USER, skills=[])
     session.add(user)
     session.flush()
     notifications.welcome(session, user)
@@ -127,7 +129,7 @@ def user_from_token(session: Session, token: str | None) -> User:
 
 
 def require_admin(actor: User) -> None:
-    if actor.role != "admin":
+    if actor.role != Role.ADMIN:
         raise PermissionDenied("Only admins can do this.")
 
 
@@ -135,11 +137,7 @@ def open_load_by_user(session: Session, user_ids: list[int]) -> dict[int, int]:
     """Open (open or in progress) tickets assigned to each user."""
     if not user_ids:
         return {}
-    rows = session.execute(
-        select(Ticket.assigned_to_id, func.count())
-        .where(Ticket.assigned_to_id.in_(user_ids), TICKET_IS_ACTIVE)
-        .group_by(Ticket.assigned_to_id)
-    ).all()
+    rows = session.execute(select(User.id, open_load(User.id)).where(User.id.in_(user_ids))).all()
     return {user_id: count for user_id, count in rows}
 
 
@@ -170,8 +168,8 @@ def update_user(session: Session, actor: User, data: UserUpdate) -> UserOut:
     user = find_user_by_email(session, data.email)
     if user is None:
         raise NotFound("No user with this e-mail.")
-    demoting_admin = user.role == "admin" and (
-        (data.role is not None and data.role != "admin") or data.active is False
+    demoting_admin = user.role == Role.ADMIN and (
+        (data.role is not None and data.role != Role.ADMIN) or data.active is False
     )
     if demoting_admin and _active_admin_count(session, exclude=user.id) == 0:
         raise Conflict("This is the last active admin; promote another admin first.")
@@ -192,7 +190,7 @@ def _active_admin_count(session: Session, *, exclude: int) -> int:
     # Lock the active admins in id order: two admins demoting each other at once queue up here, and the
     # second one sees the first one's change, instead of both passing the check and leaving no admin.
     ids = session.scalars(
-        select(User.id).where(User.role == "admin", User.is_active.is_(True)).order_by(User.id).with_for_update()
+        select(User.id).where(User.role == Role.ADMIN, User.is_active.is_(True)).order_by(User.id).with_for_update()
     ).all()
     return sum(1 for user_id in ids if user_id != exclude)
 
@@ -209,7 +207,7 @@ def ensure_admin(session: Session, email: str, password: str, name: str = "Admin
     if existing is not None:
         return existing, False
     check_password_policy(password, email)
-    user = User(name=name, email=email.strip().lower(), password_hash=hash_password(password), role="admin")
+    user = User(name=name, email=email.strip().lower(), password_hash=hash_password(password), role=Role.ADMIN)
     session.add(user)
     session.flush()
     return user, True
@@ -217,10 +215,10 @@ def ensure_admin(session: Session, email: str, password: str, name: str = "Admin
 
 def assignable_staff(session: Session, actor: User) -> list[UserOut]:
     """Active moderators and admins with their open load: who a ticket can be reassigned to (staff only)."""
-    if actor.role not in ("moderator", "admin"):
+    if actor.role not in STAFF_ROLES:
         raise PermissionDenied("Only staff can reassign tickets.")
     staff = session.scalars(
-        select(User).where(User.is_active.is_(True), User.role.in_(("moderator", "admin"))).order_by(User.name)
+        select(User).where(User.is_active.is_(True), User.role.in_(STAFF_ROLES)).order_by(User.name)
     ).all()
     load = open_load_by_user(session, [u.id for u in staff])
     return [user_out(u, load.get(u.id, 0)) for u in staff]
@@ -229,7 +227,7 @@ def assignable_staff(session: Session, actor: User) -> list[UserOut]:
 def skill_vocabulary(session: Session) -> list[str]:
     """Skills that active moderators offer: the words the AI is asked to choose from."""
     rows = session.scalars(
-        select(func.unnest(User.skills)).where(User.role == "moderator", User.is_active.is_(True)).distinct()
+        select(func.unnest(User.skills)).where(User.role == Role.MODERATOR, User.is_active.is_(True)).distinct()
     ).all()
     return sorted(set(rows))
 

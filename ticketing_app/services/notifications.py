@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from email.utils import make_msgid, parseaddr
-from functools import lru_cache
 
 from sqlalchemy.orm import Session
 
-from ticketing_app.config import Settings, get_settings
+from ticketing_app.config import get_settings
+from ticketing_app.domain import EmailStatus, JobKind
 from ticketing_app.jobs import queue
 from ticketing_app.mail import messages
-from ticketing_app.mail.sender import MailSender, RecordingSender, SmtpSender
 from ticketing_app.models import EmailMessage, Ticket, User
-
-log = logging.getLogger(__name__)
 
 
 def ticket_url(ticket: Ticket) -> str:
@@ -50,7 +46,7 @@ def queue_emails(session: Session, drafts: list[Draft]) -> list[EmailMessage]:
             subject=draft.email.subject,
             body_text=draft.email.text,
             body_html=draft.email.html,
-            status="pending",
+            status=EmailStatus.PENDING,
             message_id=make_msgid(domain=domain),
             ticket_id=draft.ticket_id,
             user_id=draft.user_id,
@@ -59,7 +55,7 @@ def queue_emails(session: Session, drafts: list[Draft]) -> list[EmailMessage]:
     ]
     session.add_all(rows)
     session.flush()
-    queue.enqueue_many(session, "send_email", [
+    queue.enqueue_many(session, JobKind.SEND_EMAIL, [
         ({"email_id": row.id}, f"email:{row.id}", draft.due_since) for row, draft in zip(rows, drafts, strict=True)
     ])
     return rows
@@ -110,10 +106,6 @@ def received_draft(ticket: Ticket, requester: User, assignee: User | None) -> Dr
     return Draft(email, ticket_id=ticket.id, user_id=requester.id, due_since=ticket.created_at)
 
 
-def received(session: Session, ticket: Ticket, requester: User, assignee: User | None) -> EmailMessage:
-    return queue_email(session, received_draft(ticket, requester, assignee))
-
-
 def resolved(session: Session, ticket: Ticket, requester: User) -> EmailMessage:
     email = messages.ticket_resolved_email(
         to=requester.email,
@@ -123,37 +115,3 @@ def resolved(session: Session, ticket: Ticket, requester: User) -> EmailMessage:
         ticket_url=ticket_url(ticket),
     )
     return queue_email(session, Draft(email, ticket_id=ticket.id, user_id=requester.id))
-
-
-def build_sender(settings: Settings) -> MailSender:
-    """SMTP when SMTP_HOST is set; otherwise mails are recorded (stored and logged), not sent."""
-    if not settings.smtp_host:
-        return RecordingSender(mail_from=settings.mail_from)
-    return SmtpSender(
-        host=settings.smtp_host,
-        port=settings.smtp_port,
-        user=settings.smtp_user,
-        password=settings.smtp_password,
-        security=settings.smtp_security,
-        mail_from=settings.mail_from,
-        timeout_seconds=settings.smtp_timeout_seconds,
-    )
-
-
-@lru_cache
-def default_sender() -> MailSender:
-    return build_sender(get_settings())
-
-
-def outgoing(row: EmailMessage) -> messages.OutgoingEmail:
-    return messages.OutgoingEmail(
-        to=row.to_address, subject=row.subject, text=row.body_text, html=row.body_html, kind=row.kind
-    )
-
-
-def mark_delivered(row: EmailMessage, sender: MailSender, message_id: str) -> None:
-    row.status = "sent" if sender.name == "smtp" else "recorded"
-    row.transport = sender.name
-    row.message_id = message_id
-    row.sent_at = datetime.now(UTC)
-    row.last_error = None

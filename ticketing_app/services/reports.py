@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Date, cast, func, select
 from sqlalchemy.orm import Session
 
+from ticketing_app.domain import JobStatus
 from ticketing_app.errors import NotFound
 from ticketing_app.jobs import queue
 from ticketing_app.models import EmailMessage, Job, Ticket, User
@@ -55,12 +56,12 @@ def job_health(session: Session, actor: User, *, limit: int = 20) -> dict[str, A
     """Queue counts by status, and the dead-lettered jobs with their errors."""
     require_admin(actor)
     dead = session.scalars(
-        select(Job).where(Job.status == "dead").order_by(Job.finished_at.desc().nulls_last(), Job.id.desc())
+        select(Job).where(Job.status == JobStatus.DEAD).order_by(Job.finished_at.desc().nulls_last(), Job.id.desc())
         .limit(limit)
     ).all()
     counts = queue.counts_by_status(session)
     return {
-        "counts": {s: counts.get(s, 0) for s in ("queued", "running", "done", "dead")},
+        "counts": {str(s): counts.get(s, 0) for s in JobStatus},
         "dead": [
             {"id": j.id, "kind": j.kind, "attempts": j.attempts, "error": (j.last_error or "")[-500:],
              "payload": j.payload, "finished_at": j.finished_at}

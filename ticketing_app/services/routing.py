@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import text
+from sqlalchemy import ColumnElement, ScalarSelect, func, literal_column, select, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from ticketing_app.models import User
+from ticketing_app.domain import Role
+from ticketing_app.models import TICKET_IS_ACTIVE, Ticket, User
 from ticketing_app.skills import canonical_skill
 
 # Routing decisions are serialised with this transaction-level lock, so two tickets routed at the
@@ -15,21 +17,26 @@ from ticketing_app.skills import canonical_skill
 ROUTING_LOCK_ID = 0x726F757465  # "route"
 _LOCKED_IN_TRANSACTION = "routing_lock_held"
 
-_LOAD = """
-    (SELECT count(*) FROM tickets t
-     WHERE t.assigned_to_id = u.id AND t.status IN ('open', 'in_progress'))
-"""
+
+
+def open_load(user_id: ColumnElement[int]) -> ScalarSelect[int]:
+    """A person's load: the open or in-progress tickets assigned to them (what routing balances, admins see)."""
+    return select(func.count()).where(Ticket.assigned_to_id == user_id, TICKET_IS_ACTIVE).scalar_subquery()
+
+
+# The load of candidate `u`, written into the routing statements below.
+_LOAD = str(open_load(literal_column("u.id")).compile(dialect=postgresql.dialect()))
 
 # Best coverage first, then the lightest load, then the least recently assigned. Only moderators with the
-# best coverage can win, so their load alone is counted (counting every candidate's open tickets was most
-# of the time: with 5,000 moderators a two-skill request has ~250 candidates but a handful with both skills).
+# best coverage can win, so their load alone is counted: with many moderators, a request has many candidates
+# sharing one skill but only a handful covering them all, and counting every candidate's tickets dominated.
 _BEST_MODERATOR = f"""
     WITH candidates AS MATERIALIZED (
         SELECT u.id, u.last_assigned_at,
                cardinality(ARRAY(SELECT unnest(u.skill_keys) INTERSECT SELECT unnest(CAST(:keys AS text[]))))
                    AS coverage
         FROM users u
-        WHERE u.role = 'moderator' AND u.is_active AND u.skill_keys && CAST(:keys AS text[])
+        WHERE u.role = '{Role.MODERATOR}' AND u.is_active AND u.skill_keys && CAST(:keys AS text[])
     )
     SELECT u.id, u.coverage, {_LOAD} AS load
     FROM candidates u
@@ -41,7 +48,7 @@ _BEST_MODERATOR = f"""
 _LEAST_LOADED_ADMIN = f"""
     SELECT u.id, 0 AS coverage, {_LOAD} AS load
     FROM users u
-    WHERE u.role = 'admin' AND u.is_active
+    WHERE u.role = '{Role.ADMIN}' AND u.is_active
     ORDER BY load ASC, u.last_assigned_at ASC NULLS FIRST, u.id
     LIMIT 1
 """

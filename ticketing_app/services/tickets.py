@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,6 +12,15 @@ from sqlalchemy.orm import Session, selectinload
 
 from ticketing_app.asyncdb import AutocommitPool
 from ticketing_app.config import get_settings
+from ticketing_app.domain import (
+    STAFF_ROLES,
+    JobKind,
+    Role,
+    TicketStatus,
+    TriageStatus,
+    parse_ticket_reference,
+    ticket_reference,
+)
 from ticketing_app.errors import InvalidInput, NotAuthenticated, NotFound, PermissionDenied
 from ticketing_app.jobs import queue
 from ticketing_app.models import TICKET_IS_ACTIVE, Comment, Ticket, TicketEvent, User
@@ -38,13 +48,16 @@ from ticketing_app.services.visibility import (
 
 # Allowed status moves. Reopening (resolved/closed -> open) is allowed.
 TRANSITIONS: dict[str, set[str]] = {
-    "open": {"in_progress", "resolved", "closed"},
-    "in_progress": {"open", "resolved", "closed"},
-    "resolved": {"open", "in_progress", "closed"},
-    "closed": {"open"},
+    TicketStatus.OPEN: {TicketStatus.IN_PROGRESS, TicketStatus.RESOLVED, TicketStatus.CLOSED},
+    TicketStatus.IN_PROGRESS: {TicketStatus.OPEN, TicketStatus.RESOLVED, TicketStatus.CLOSED},
+    TicketStatus.RESOLVED: {TicketStatus.OPEN, TicketStatus.IN_PROGRESS, TicketStatus.CLOSED},
+    TicketStatus.CLOSED: {TicketStatus.OPEN},
 }
 # What a requester may do to their own ticket: reopen it, or close it.
-REQUESTER_TRANSITIONS: dict[str, set[str]] = {"resolved": {"open", "closed"}, "closed": {"open"}}
+REQUESTER_TRANSITIONS: dict[str, set[str]] = {
+    TicketStatus.RESOLVED: {TicketStatus.OPEN, TicketStatus.CLOSED},
+    TicketStatus.CLOSED: {TicketStatus.OPEN},
+}
 
 
 def ticket_out(ticket: Ticket, actor: User) -> TicketOut:
@@ -74,23 +87,23 @@ def ticket_out(ticket: Ticket, actor: User) -> TicketOut:
     )
 
 
-def submit_ticket(session: Session | Connection, actor_id: int, data: TicketCreate) -> TicketOut:
-    """Save a ticket as user `actor_id`, with its audit event and its triage job, in one statement.
+def create_ticket(session: Session | Connection, actor: User, data: TicketCreate) -> TicketOut:
+    """Save a ticket filed by `actor`, with its audit event and its triage job, in one statement.
 
-    Any active user may submit; the check is part of the statement (no row for an unknown or deactivated
+    Any active user may file one; the check is part of the statement (no row for an unknown or deactivated
     user -> NotAuthenticated). The triage job is written in the same transaction, so a ticket is never
     forgotten; idle workers are woken (NOTIFY) when it commits. This is the busiest write path
     (every POST /api/tickets), hence one round trip instead of an ORM unit of work (see bench/README.md).
     """
-    return _submitted(session.execute(_SUBMIT, _submit_params(actor_id, data)).first(), actor_id, data)
+    return _created(session.execute(_CREATE, _create_params(actor.id, data)).first(), actor.id, data)
 
 
-async def submit_ticket_async(pool: AutocommitPool, actor_id: int, data: TicketCreate) -> TicketOut:
-    """`submit_ticket` on the event loop (the API's intake endpoint): the same statement, on its own."""
-    return _submitted(await pool.fetch_one(_SUBMIT_PSYCOPG, _submit_params(actor_id, data)), actor_id, data)
+async def create_ticket_async(pool: AutocommitPool, actor_id: int, data: TicketCreate) -> TicketOut:
+    """`create_ticket` on the event loop (the API's intake endpoint): the same statement, on its own."""
+    return _created(await pool.fetch_one(_CREATE_PSYCOPG, _create_params(actor_id, data)), actor_id, data)
 
 
-def _submit_params(actor_id: int, data: TicketCreate) -> dict[str, Any]:
+def _create_params(actor_id: int, data: TicketCreate) -> dict[str, Any]:
     return {
         "actor_id": actor_id,
         "title": data.title,
@@ -100,58 +113,80 @@ def _submit_params(actor_id: int, data: TicketCreate) -> dict[str, Any]:
     }
 
 
-def _submitted(row: Any, actor_id: int, data: TicketCreate) -> TicketOut:
+def _created(row: Any, actor_id: int, data: TicketCreate) -> TicketOut:
+    """The new ticket as its requester sees it, from what the statement returned (no second read)."""
     if row is None:
         raise NotAuthenticated(SESSION_INVALID)
-    return TicketOut(
-        id=row.id, number=f"TCK-{row.number}", title=data.title, description=data.description, status="open",
-        priority=None, category=None, required_skills=[], summary=None, helpful_notes=None,
-        triage_status="pending", triage_provider=None, triage_confidence=None, assigned_to=None,
-        assignment_reason=None, created_by={"id": actor_id, "name": row.actor_name, "email": row.actor_email},
-        due_at=None, created_at=row.created_at, updated_at=row.updated_at, resolved_at=None,
-    )
+    requester = _Requester(id=actor_id, name=row.actor_name, email=row.actor_email)
+    ticket = _FiledTicket(id=row.id, number=row.number, title=data.title, description=data.description,
+                          created_by_id=actor_id, created_by=requester, created_at=row.created_at,
+                          updated_at=row.updated_at)
+    return ticket_out(ticket, requester)  # type: ignore[arg-type]  # read like a Ticket and a User
 
 
-# The job row matches jobs.queue.enqueue(session, "triage", {"ticket_id": id}, dedupe_key=f"triage:{id}").
-_SUBMIT = text(
-    """
+# A just-filed ticket and its requester as ticket_out reads them. Plain objects rather than transient ORM
+# instances: building and reading those costs intake, the busiest path, several times the output itself.
+@dataclass(frozen=True, slots=True)
+class _Requester:
+    id: int
+    name: str
+    email: str
+    role: str | None = None  # not read by the statement; staff or not, a new ticket has nothing staff-only
+
+
+@dataclass(frozen=True, slots=True)
+class _FiledTicket:
+    id: int
+    number: int
+    title: str
+    description: str
+    created_by_id: int
+    created_by: _Requester
+    created_at: datetime
+    updated_at: datetime
+    status: str = TicketStatus.OPEN
+    priority: str | None = None
+    category: str | None = None
+    required_skills: tuple[str, ...] = ()
+    summary: str | None = None
+    helpful_notes: str | None = None
+    triage_status: str = TriageStatus.PENDING
+    triage_provider: str | None = None
+    triage_confidence: float | None = None
+    assigned_to_id: int | None = None
+    assigned_to: None = None
+    assignment_reason: str | None = None
+    due_at: datetime | None = None
+    resolved_at: datetime | None = None
+
+    @property
+    def reference(self) -> str:
+        return ticket_reference(self.number)
+
+
+# The ticket, its 'created' event and its triage job (the queue's INSERT; its dedupe key names the ticket this
+# statement makes, so it cannot exist yet), with the wake-up: one statement, one round trip.
+_CREATE = text(
+    f"""
     WITH actor AS (
         SELECT id, name, email FROM users WHERE id = :actor_id AND is_active
     ), ticket AS (
         INSERT INTO tickets (title, description, status, created_by_id, required_skills, triage_status)
-        SELECT :title, :description, 'open', actor.id, '{}', 'pending' FROM actor
+        SELECT :title, :description, '{TicketStatus.OPEN}', actor.id, '{{}}', '{TriageStatus.PENDING}' FROM actor
         RETURNING id, number, created_at, updated_at
     ), event AS (
         INSERT INTO ticket_events (ticket_id, actor_id, kind, data)
-        SELECT ticket.id, :actor_id, 'created', '{}' FROM ticket
-    ), job AS (
-        INSERT INTO jobs (kind, payload, dedupe_key, max_attempts, run_after)
-        SELECT 'triage', jsonb_build_object('ticket_id', ticket.id), 'triage:' || ticket.id, :max_attempts, now()
-        FROM ticket
-        RETURNING id
-    )
+        SELECT ticket.id, :actor_id, 'created', '{{}}' FROM ticket
+    ), job AS ({queue.insert_job_sql(
+        kind=f"'{JobKind.TRIAGE}'", payload="jsonb_build_object('ticket_id', ticket.id)",
+        dedupe_key=f"'{JobKind.TRIAGE}:' || ticket.id", run_after="now()", source="ticket", skip_duplicates=False,
+    )})
     SELECT ticket.id, ticket.number, ticket.created_at, ticket.updated_at, actor.name AS actor_name,
-           actor.email AS actor_email,
-           CASE WHEN NOT EXISTS (SELECT 1 FROM jobs WHERE status = 'queued' AND run_after <= now())
-                THEN pg_notify(:channel, 'triage') END AS woke_workers
+           actor.email AS actor_email, {queue.notify_unless_due_sql(JobKind.TRIAGE)} AS woke_workers
     FROM ticket, actor, job
     """
 )
-# Why the NOTIFY is conditional: PostgreSQL serialises the commits of notifying transactions (a global
-# lock on its notification queue), which more than halved intake throughput under load (bench/README.md).
-# A wake-up is needed only when no due job was queued before this one (the statement cannot see its own
-# job row). Otherwise a worker will claim that earlier job and, when it finishes, its freed slot makes it
-# claim again and find this one; the worker's poll interval backs that up. So under load, when jobs are
-# queued anyway, intake skips the NOTIFY; on a quiet system every ticket still wakes the workers at once.
-_SUBMIT_PSYCOPG = str(_SUBMIT.compile(dialect=psycopg_dialect()))  # psycopg's %(name)s placeholders
-
-
-def create_ticket(session: Session, actor: User, data: TicketCreate) -> Ticket:
-    """`submit_ticket` for callers that hold the actor and want the ticket object (web UI, demo data)."""
-    submitted = submit_ticket(session, actor.id, data)
-    ticket = session.get(Ticket, submitted.id)
-    assert ticket is not None
-    return ticket
+_CREATE_PSYCOPG = str(_CREATE.compile(dialect=psycopg_dialect()))  # psycopg's %(name)s placeholders
 
 
 def get_visible_ticket(session: Session, actor: User, ticket_id: int, *, lock: bool = False) -> Ticket:
@@ -181,7 +216,7 @@ def list_tickets(
 ) -> Page[TicketOut]:
     """Tickets visible to `actor`, filtered; newest first, or queue order (priority, then due time)."""
     # People are loaded for the page's rows only (selectin): joined to every matching ticket before the sort
-    # and limit, they made a 10,000-ticket queue sort 10,000 wide rows.
+    # and limit, they made a large queue sort every matching row at full width.
     query = (
         select(Ticket)
         .where(_in_scope(actor, filters.assigned))
@@ -199,9 +234,9 @@ def list_tickets(
         text = filters.q.strip()
         pattern = f"%{escape_like(text)}%"
         conditions = [Ticket.title.ilike(pattern, escape="\\"), Ticket.description.ilike(pattern, escape="\\")]
-        number = text.upper().removeprefix("TCK-")
-        if number.isdigit() and len(number) < 10:
-            conditions.append(Ticket.number == int(number))
+        number = parse_ticket_reference(text)
+        if number is not None:
+            conditions.append(Ticket.number == number)
         query = query.where(or_(*conditions))
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     if order == "queue":
@@ -215,9 +250,9 @@ def list_tickets(
 
 def list_queue(session: Session, actor: User, filters: TicketFilters) -> Page[TicketOut]:
     """A staff member's work queue in priority and due-time order; admins may look at all or unassigned."""
-    if actor.role not in ("moderator", "admin"):
+    if actor.role not in STAFF_ROLES:
         raise PermissionDenied("The queue is for moderators and admins.")
-    if actor.role == "moderator":
+    if actor.role == Role.MODERATOR:
         filters = filters.model_copy(update={"assigned": "me"})
     return list_tickets(session, actor, filters, order="queue")
 
@@ -308,16 +343,16 @@ def _change_status(
     events.record(session, ticket, "status_changed", actor, old=ticket.status, new=new, reason=reason)
     old = ticket.status
     ticket.status = new
-    if new == "resolved":
+    if new == TicketStatus.RESOLVED:
         ticket.resolved_at = datetime.now(UTC)
         notifications.resolved(session, ticket, ticket.created_by)
-    elif new == "open" and old in ("resolved", "closed"):
+    elif new == TicketStatus.OPEN and old in (TicketStatus.RESOLVED, TicketStatus.CLOSED):
         ticket.resolved_at = None
 
 
 def _reassign(session: Session, actor: User, ticket: Ticket, assignee_id: int | None, reason: str | None) -> None:
     if assignee_id is None:
-        if actor.role != "admin":
+        if actor.role != Role.ADMIN:
             raise PermissionDenied("Only an admin can unassign a ticket.")
         events.record(session, ticket, "unassigned", actor, old=events.user_brief(ticket.assigned_to),
                       reason=reason)
@@ -325,7 +360,7 @@ def _reassign(session: Session, actor: User, ticket: Ticket, assignee_id: int | 
         ticket.assignment_reason = f"unassigned by {actor.name}" + (f": {reason}" if reason else "")
         return
     assignee = session.get(User, assignee_id)
-    if assignee is None or not assignee.is_active or assignee.role not in ("moderator", "admin"):
+    if assignee is None or not assignee.is_active or assignee.role not in STAFF_ROLES:
         raise InvalidInput("Tickets can only be assigned to an active moderator or admin.", field="assignee_id")
     events.record(session, ticket, "reassigned", actor, old=events.user_brief(ticket.assigned_to),
                   new=events.user_brief(assignee), reason=reason)
@@ -366,10 +401,10 @@ def change_marker(session: Session, actor: User, filters: TicketFilters | None =
     Live pages poll this and reload only when it moves.
     """
     everything = filters is None or filters.assigned == "any"
-    if actor.role == "admin" and ticket_id is None and everything:
+    if actor.role == Role.ADMIN and ticket_id is None and everything:
         # Every ticket: tickets are never deleted, a new one raises max(id) and every change bumps updated_at,
-        # so a count adds nothing, and without it both maxima are single index lookups (a count scanned all
-        # 200,000 tickets of the bench, every second, for every open admin page).
+        # so a count adds nothing, and without it both maxima are single index lookups (a count scans every
+        # ticket, every second, for every open admin page).
         latest, top = session.execute(select(
             select(func.max(Ticket.updated_at)).scalar_subquery(), select(func.max(Ticket.id)).scalar_subquery()
         )).one()

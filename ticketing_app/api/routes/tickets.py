@@ -27,7 +27,7 @@ router = APIRouter(prefix="/tickets", tags=["tickets"])
 async def create_ticket(data: TicketCreate, token: Token) -> Response:
     # async: the busiest endpoint runs on the event loop, one statement on one connection (bench/README.md)
     pool, actor_id = acting_as_id(token)
-    return model_response(await tickets.submit_ticket_async(pool, actor_id, data), status.HTTP_201_CREATED)
+    return model_response(await tickets.create_ticket_async(pool, actor_id, data), status.HTTP_201_CREATED)
 
 
 @router.get("", response_model=Page[TicketOut])

@@ -18,8 +18,10 @@ from ticketing_app.ai.select import run_triage, triage_batch_size
 from ticketing_app.ai.types import TriageRequest, TriageResult
 from ticketing_app.config import get_settings
 from ticketing_app.db import session_scope
+from ticketing_app.domain import DELIVERED_EMAIL_STATUSES, EmailStatus, JobKind, TriageStatus
 from ticketing_app.jobs import queue
 from ticketing_app.jobs.worker import BatchHandler, JobContext, PermanentJobError, finishing_transaction
+from ticketing_app.mail import transport
 from ticketing_app.mail.sender import MailDeliveryError
 from ticketing_app.models import EmailMessage, Ticket
 from ticketing_app.services import events, notifications, routing
@@ -46,7 +48,7 @@ def _locked_tickets(session: Session, ticket_ids: list[int]) -> list[Ticket]:
 
 def _queue_routing(session: Session, tickets: list[Ticket]) -> None:
     # Dated by the ticket's arrival: routing an older ticket goes before triaging newer ones.
-    queue.enqueue_many(session, "assign", [
+    queue.enqueue_many(session, JobKind.ASSIGN, [
         ({"ticket_id": ticket.id}, f"assign:{ticket.id}", ticket.created_at) for ticket in tickets
     ])
 
@@ -57,7 +59,7 @@ def handle_triage(contexts: list[JobContext]) -> None:
     with session_scope() as session:
         pending = session.execute(
             select(Ticket.id, Ticket.title, Ticket.description)
-            .where(Ticket.id.in_(ticket_ids), Ticket.triage_status != "done")
+            .where(Ticket.id.in_(ticket_ids), Ticket.triage_status != TriageStatus.DONE)
         ).all()
         vocabulary = tuple(skill_vocabulary(session)) if pending else ()
     categories = tuple(get_settings().triage_categories)
@@ -69,7 +71,7 @@ def handle_triage(contexts: list[JobContext]) -> None:
     with finishing_transaction(contexts) as session:
         tickets = _locked_tickets(session, ticket_ids)
         for ticket in tickets:
-            if ticket.id in answers and ticket.triage_status != "done":
+            if ticket.id in answers and ticket.triage_status != TriageStatus.DONE:
                 _store_triage(session, ticket, *answers[ticket.id])
         _queue_routing(session, tickets)
 
@@ -82,7 +84,7 @@ def _store_triage(session: Session, ticket: Ticket, result: TriageResult, primar
     ticket.helpful_notes = result.helpful_notes
     ticket.triage_confidence = result.confidence
     ticket.triage_provider = result.provider
-    ticket.triage_status = "done"
+    ticket.triage_status = TriageStatus.DONE
     ticket.triaged_at = datetime.now(UTC)
     ticket.due_at = due_time(result.priority, ticket.created_at)
     events.record(
@@ -95,9 +97,9 @@ def triage_gave_up(ticket_id: int, error: str) -> None:
     """A triage job died: mark the ticket and route it anyway, so it is never stranded."""
     with session_scope() as session:
         tickets = _locked_tickets(session, [ticket_id])
-        if not tickets or tickets[0].triage_status == "done":
+        if not tickets or tickets[0].triage_status == TriageStatus.DONE:
             return
-        tickets[0].triage_status = "failed"
+        tickets[0].triage_status = TriageStatus.FAILED
         events.record(session, tickets[0], "triage_failed", None, error=error[:300])
         _queue_routing(session, tickets)
 
@@ -139,12 +141,12 @@ def handle_send_email(contexts: list[JobContext]) -> None:
     """
     email_ids = [int(ctx.payload["email_id"]) for ctx in contexts]
     with session_scope() as session:
-        rows = session.scalars(
-            select(EmailMessage).where(EmailMessage.id.in_(email_ids), EmailMessage.status.not_in(DELIVERED))
-        ).all()
-        outgoing = {row.id: (notifications.outgoing(row), row.message_id) for row in rows}
+        rows = session.scalars(select(EmailMessage).where(
+            EmailMessage.id.in_(email_ids), EmailMessage.status.not_in(DELIVERED_EMAIL_STATUSES)
+        )).all()
+        outgoing = {row.id: (transport.outgoing(row), row.message_id) for row in rows}
     sending = [(ctx, email_id) for ctx, email_id in zip(contexts, email_ids, strict=True) if email_id in outgoing]
-    sender = notifications.default_sender()
+    sender = transport.default_sender()
     outcomes = dict(zip(
         [email_id for _, email_id in sending],
         sender.send_many([outgoing[email_id] for _, email_id in sending]),
@@ -164,21 +166,20 @@ def handle_send_email(contexts: list[JobContext]) -> None:
             outcome = outcomes[email_id]
             if isinstance(outcome, MailDeliveryError):
                 row.last_error = str(outcome)[:1000]
-                row.status = "failed" if outcome.permanent or ctx.is_last_attempt else "pending"
+                row.status = EmailStatus.FAILED if outcome.permanent or ctx.is_last_attempt else EmailStatus.PENDING
             else:
-                notifications.mark_delivered(row, sender, outcome)
+                transport.mark_delivered(row, sender, outcome)
 
 
 def on_dead(kind: str, payload: dict, error: str) -> None:
     """Called once when a job has used all its attempts."""
-    if kind == "triage":
+    if kind == JobKind.TRIAGE:
         triage_gave_up(int(payload["ticket_id"]), error)
     log.error("job %s dead-lettered: %s", kind, error[:300])
 
 
-DELIVERED = ("sent", "recorded")
 HANDLERS = {
-    "triage": BatchHandler(handle_triage, size=triage_batch_size),
-    "assign": BatchHandler(handle_assign, size=ROUTING_BATCH),
-    "send_email": BatchHandler(handle_send_email, size=MAIL_BATCH),
+    JobKind.TRIAGE: BatchHandler(handle_triage, size=triage_batch_size),
+    JobKind.ASSIGN: BatchHandler(handle_assign, size=ROUTING_BATCH),
+    JobKind.SEND_EMAIL: BatchHandler(handle_send_email, size=MAIL_BATCH),
 }
