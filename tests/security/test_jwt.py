@@ -218,7 +218,8 @@ def test_the_reflex_states_refuse_a_deactivated_users_token(world):
 
 def test_the_admin_overview_loop_rechecks_the_role_of_an_old_token(world, factory):
     """The overview's live loop (LiveMixin.follow) re-checks the role every round, before it re-reads."""
-    from ticketing_app.states.admin import AdminOverviewState, _fresh_reading, _read_overview
+    from ticketing_app.services.reports import admin_overview
+    from ticketing_app.states.admin import AdminOverviewState, _fresh_reading
     from ticketing_app.states.live import marker_for
 
     second_admin = factory.user("admin", name="Second Admin")
@@ -226,8 +227,8 @@ def test_the_admin_overview_loop_rechecks_the_role_of_an_old_token(world, factor
     assert asyncio.run(marker_for(token, _fresh_reading))  # an admin: the loop reads on
     with session_scope() as s:
         actor = accounts.user_from_token(s, token)
-        data = _read_overview(s, actor)
-        assert actor.id == second_admin.id and data["overview"]["total"] == 2
+        data = admin_overview(s, actor)
+        assert actor.id == second_admin.id and data.tickets["total"] == 2
     with session_scope() as s:
         accounts.update_user(s, s.get(User, world.user("admin").id),
                              UserUpdate(email=second_admin.email, role="moderator"))
@@ -237,4 +238,4 @@ def test_the_admin_overview_loop_rechecks_the_role_of_an_old_token(world, factor
     asyncio.run(state._live_ended())
     assert state.forbidden and state.total == 0  # ...on the not-allowed view
     with session_scope() as s, pytest.raises(PermissionDenied):
-        _read_overview(s, accounts.user_from_token(s, token))
+        admin_overview(s, accounts.user_from_token(s, token))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, or_, select
@@ -160,6 +161,19 @@ def list_users(session: Session, actor: User, filters: UserFilters) -> Page[User
     users = session.scalars(query.order_by(User.name, User.id).limit(filters.limit).offset(filters.offset)).all()
     load = open_load_by_user(session, [u.id for u in users])
     return Page[UserOut](items=[user_out(u, load.get(u.id, 0)) for u in users], total=total)
+
+
+@dataclass(frozen=True)
+class UsersPage:
+    """The user-management page: one page of people, and the skills moderators offer (for suggestions)."""
+
+    users: Page[UserOut]
+    skill_vocabulary: list[str]
+
+
+def list_users_page(session: Session, actor: User, filters: UserFilters) -> UsersPage:
+    """`list_users` with the skill vocabulary, in one transaction (admins only)."""
+    return UsersPage(users=list_users(session, actor, filters), skill_vocabulary=skill_vocabulary(session))
 
 
 def update_user(session: Session, actor: User, data: UserUpdate) -> UserOut:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -81,3 +82,19 @@ def recent_emails(session: Session, actor: User, *, limit: int = 20) -> list[Ema
     """The newest e-mails with their delivery state (recorded ones included)."""
     require_admin(actor)
     return list(session.scalars(select(EmailMessage).order_by(EmailMessage.id.desc()).limit(limit)))
+
+
+@dataclass(frozen=True)
+class AdminOverview:
+    """Everything the admin overview shows, read in one transaction."""
+
+    tickets: dict[str, Any]  # ticket_overview
+    jobs: dict[str, Any]  # job_health
+    emails: list[EmailMessage]  # recent_emails
+
+
+def admin_overview(session: Session, actor: User) -> AdminOverview:
+    """The overview page's data (admins only)."""
+    return AdminOverview(
+        tickets=ticket_overview(session, actor), jobs=job_health(session, actor), emails=recent_emails(session, actor)
+    )

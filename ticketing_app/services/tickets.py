@@ -35,9 +35,10 @@ from ticketing_app.schemas import (
     TicketFilters,
     TicketOut,
     TicketUpdate,
+    UserOut,
 )
 from ticketing_app.services import events, notifications
-from ticketing_app.services.accounts import SESSION_INVALID, escape_like
+from ticketing_app.services.accounts import SESSION_INVALID, assignable_staff, escape_like
 from ticketing_app.services.visibility import (
     can_manage,
     can_see,
@@ -259,7 +260,34 @@ def list_queue(session: Session, actor: User, filters: TicketFilters) -> Page[Ti
 
 def get_ticket_detail(session: Session, actor: User, ticket_id: int) -> TicketDetail:
     """One ticket with the conversation and timeline `actor` may see."""
+    return _detail(session, actor, get_visible_ticket(session, actor, ticket_id))
+
+
+@dataclass(frozen=True)
+class TicketView:
+    """What a ticket page shows: the ticket as `actor` sees it, and what they may do with it."""
+
+    detail: TicketDetail
+    can_manage: bool
+    staff_view: bool
+    assignable: list[UserOut]  # empty unless can_manage
+    categories: list[str]
+
+
+def get_ticket_view(session: Session, actor: User, ticket_id: int) -> TicketView:
+    """The ticket page's data in one read: detail, permissions, and the people it may be assigned to."""
     ticket = get_visible_ticket(session, actor, ticket_id)
+    manage = can_manage(actor, ticket)
+    return TicketView(
+        detail=_detail(session, actor, ticket),
+        can_manage=manage,
+        staff_view=sees_staff_view(actor, ticket),
+        assignable=assignable_staff(session, actor) if manage else [],
+        categories=list(get_settings().triage_categories),
+    )
+
+
+def _detail(session: Session, actor: User, ticket: Ticket) -> TicketDetail:
     staff = sees_staff_view(actor, ticket)
     comment_query = select(Comment).where(Comment.ticket_id == ticket.id)
     if not staff:

@@ -18,7 +18,6 @@ from ticketing_app.domain import (
     ACTIVE_STATUSES,
     PRIORITY_COLORS,
     STATUS_COLORS,
-    EmailStatus,
     Priority,
     Role,
     TicketStatus,
@@ -65,11 +64,6 @@ def user_row(u: UserOut, actor_id: int) -> UserRow:
     )
 
 
-def _read_users(s: Session, u: User, filters: UserFilters) -> tuple[Any, list[str]]:
-    page = accounts.list_users(s, u, filters)  # checks the admin role first
-    return page, accounts.skill_vocabulary(s)
-
-
 class AdminUsersState(PagedMixin, AuthState):
     rows: list[UserRow] = []
     vocabulary: list[str] = []
@@ -105,7 +99,8 @@ class AdminUsersState(PagedMixin, AuthState):
         role = None if self.role_filter == ALL_ROLES else self.role_filter
         filters = UserFilters(q=self.search or None, role=role, limit=PAGE_SIZE,  # type: ignore[arg-type]
                               offset=self.page_index * PAGE_SIZE)
-        page, vocabulary = await self._actor_call(lambda s, u: _read_users(s, u, filters))
+        result = await self._actor_call(lambda s, u: accounts.list_users_page(s, u, filters))
+        page, vocabulary = result.users, result.skill_vocabulary
         if page.total and not page.items and self.page_index > 0:  # the last page emptied: step back
             self.page_index = max(0, -(-page.total // PAGE_SIZE) - 1)
             return AdminUsersState.load
@@ -257,23 +252,6 @@ def _short(text: str | None, limit: int = ERROR_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _read_overview(s: Session, u: User) -> dict[str, Any]:
-    """Everything the overview shows, in one transaction (each service checks the admin role)."""
-    overview = reports.ticket_overview(s, u)
-    jobs = reports.job_health(s, u)
-    emails = reports.recent_emails(s, u)
-    return {
-        "overview": overview,
-        "jobs": jobs,
-        "emails": [
-            EmailRow(id=e.id, recipient=e.to_address, subject=e.subject, kind=label(e.kind), status=e.status,
-                     attempts=e.attempts, created=when(e.created_at), error=_short(e.last_error, 160),
-                     error_full=e.last_error or "")
-            for e in emails
-        ],
-    }
-
-
 def _fresh_reading(_s: Session, u: User) -> str:
     """The overview's live marker: a new value every round (it has no cheap fingerprint, so each round
     re-reads everything), once the services still take this user for an admin."""
@@ -305,10 +283,6 @@ class AdminOverviewState(LiveMixin, AuthState):
     _live_seconds: ClassVar[float] = REFRESH_SECONDS
     _live_max_rounds: ClassVar[int] = MAX_REFRESH_ROUNDS
 
-    @rx.var
-    def failed_emails(self) -> int:
-        return sum(1 for e in self.emails if e.status == EmailStatus.FAILED)
-
     def _denied(self, exc: PermissionDenied, *_args: Any, **_kwargs: Any) -> Any:
         """Not an admin (any more): the not-allowed view, and nothing of the overview kept."""
         self.forbidden = True
@@ -317,8 +291,8 @@ class AdminOverviewState(LiveMixin, AuthState):
         self.median_assignment, self.error = "—", ""
         return None
 
-    def _apply(self, data: dict[str, Any]) -> None:
-        o, jobs = data["overview"], data["jobs"]
+    def _apply(self, data: reports.AdminOverview) -> None:
+        o, jobs = data.tickets, data.jobs
         self.per_day = [DayCount(day=d["day"], tickets=int(d["tickets"])) for d in o["per_day"]]
         self.by_category = _series(o["by_category"])
         self.by_priority = _series(o["by_priority"], PRIORITY_COLORS, tuple(Priority))
@@ -333,7 +307,12 @@ class AdminOverviewState(LiveMixin, AuthState):
                        error_full=j["error"], finished=when(j["finished_at"]))
             for j in jobs["dead"]
         ]
-        self.emails = data["emails"]
+        self.emails = [
+            EmailRow(id=e.id, recipient=e.to_address, subject=e.subject, kind=label(e.kind), status=e.status,
+                     attempts=e.attempts, created=when(e.created_at), error=_short(e.last_error, 160),
+                     error_full=e.last_error or "")
+            for e in data.emails
+        ]
         self.updated_at = datetime.now(UTC).strftime("%H:%M:%S UTC")
         self.forbidden, self.error = False, ""
         self.loaded_for = self.user_id
@@ -343,7 +322,7 @@ class AdminOverviewState(LiveMixin, AuthState):
         """Read everything once and show it; returns an event to run (a redirect) or None."""
         # State reaches the browser when the event ends, so this is what it sees however the read ends.
         self.loading = self.refreshing = False
-        self._apply(await self._actor_call(_read_overview))
+        self._apply(await self._actor_call(reports.admin_overview))
         return None
 
     # --- live: LiveMixin.follow, started from on_load, re-reads every REFRESH_SECONDS ---

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -12,9 +11,8 @@ from sqlalchemy.orm import Session
 from ticketing_app.domain import label
 from ticketing_app.errors import DomainError
 from ticketing_app.models import User
-from ticketing_app.schemas import CommentCreate, TicketCreate, TicketDetail, TicketFilters, TicketUpdate, UserOut
-from ticketing_app.services import accounts, tickets
-from ticketing_app.services.visibility import can_manage, sees_staff_view
+from ticketing_app.schemas import CommentCreate, TicketCreate, TicketFilters, TicketUpdate
+from ticketing_app.services import tickets
 from ticketing_app.states.base import AuthState, presents_errors
 from ticketing_app.states.formatting import (
     CommentRow,
@@ -99,24 +97,6 @@ class NewTicketState(AuthState):
         return rx.redirect(f"/tickets/{ticket.id}")
 
 
-@dataclasses.dataclass(frozen=True)
-class _TicketView:
-    """What the ticket page shows, read in one transaction as the actor sees it."""
-
-    detail: TicketDetail
-    can_manage: bool
-    staff_view: bool
-    staff: list[UserOut]
-
-
-def _read_ticket_view(s: Session, u: User, ticket_id: int) -> _TicketView:
-    detail = tickets.get_ticket_detail(s, u, ticket_id)
-    model = tickets.get_visible_ticket(s, u, ticket_id)
-    manage = can_manage(u, model)
-    staff = accounts.assignable_staff(s, u) if manage else []
-    return _TicketView(detail, manage, sees_staff_view(u, model), staff)
-
-
 class TicketState(LiveMixin, AuthState):
     ticket: TicketRow = TicketRow()
     comments: list[CommentRow] = []
@@ -152,18 +132,16 @@ class TicketState(LiveMixin, AuthState):
 
     @presents_errors(refused=_lose_ticket, denied=_lose_ticket)
     async def _refresh(self) -> Any:
-        from ticketing_app.config import get_settings
-
         ticket_id = self._ticket_id()
-        view = await self._actor_call(lambda s, u: _read_ticket_view(s, u, ticket_id))
+        view = await self._actor_call(lambda s, u: tickets.get_ticket_view(s, u, ticket_id))
         self.not_found = False
         self.ticket = ticket_row(view.detail)
         self.comments = [comment_row(c) for c in view.detail.comments]
         self.timeline = [event_row(e) for e in reversed(view.detail.events)]
         self.can_manage, self.staff_view = view.can_manage, view.staff_view
         self.is_requester = view.detail.created_by.id == self.user_id
-        self.staff_options = [staff_option(u) for u in view.staff]
-        self.categories = list(get_settings().triage_categories)
+        self.staff_options = [staff_option(u) for u in view.assignable]
+        self.categories = view.categories
         return None
 
     @rx.event
