@@ -126,11 +126,19 @@ class BenchPostgres:
         from sqlalchemy import create_engine, text
 
         engine = create_engine(self.sqlalchemy_url("postgres"))
-        names = ("server_version", "max_connections", "shared_buffers", "synchronous_commit", "fsync",
-                 "work_mem", "max_parallel_workers_per_gather")
+        names = (
+            "server_version",
+            "max_connections",
+            "shared_buffers",
+            "synchronous_commit",
+            "fsync",
+            "work_mem",
+            "max_parallel_workers_per_gather",
+        )
         with engine.connect() as conn:
-            rows = conn.execute(text("SELECT name, setting, unit FROM pg_settings WHERE name = ANY(:n)"),
-                                {"n": list(names)}).all()
+            rows = conn.execute(
+                text("SELECT name, setting, unit FROM pg_settings WHERE name = ANY(:n)"), {"n": list(names)}
+            ).all()
         engine.dispose()
         return {r.name: f"{r.setting}{r.unit or ''}" for r in rows}
 
@@ -236,14 +244,28 @@ class Child:
         return self.proc.returncode
 
 
-def start_child(name: str, argv: list[str], env: dict[str, str], *, log_dir: Path, cwd: Path = ROOT,
-                stdin: Any = None, stdout: Any = None) -> Child:
+def start_child(
+    name: str,
+    argv: list[str],
+    env: dict[str, str],
+    *,
+    log_dir: Path,
+    cwd: Path = ROOT,
+    stdin: Any = None,
+    stdout: Any = None,
+) -> Child:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     handle = log_path.open("w")
     proc = subprocess.Popen(
-        argv, cwd=cwd, env=env, stdin=stdin, stdout=stdout if stdout is not None else handle,
-        stderr=handle, start_new_session=True, text=True,
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=stdin,
+        stdout=stdout if stdout is not None else handle,
+        stderr=handle,
+        start_new_session=True,
+        text=True,
     )
     handle.close()  # the child keeps its own descriptor
     return Child(name, proc, log_path)
@@ -354,14 +376,18 @@ class RssSampler:
             if total == 0:
                 continue
             with self._lock:
-                stats = self.peaks.setdefault(phase, {}).setdefault(name, {"peak_total_mib": 0.0,
-                                                                          "peak_largest_mib": 0.0})
+                stats = self.peaks.setdefault(phase, {}).setdefault(
+                    name, {"peak_total_mib": 0.0, "peak_largest_mib": 0.0}
+                )
                 stats["peak_total_mib"] = round(max(stats["peak_total_mib"], total), 1)
                 stats["peak_largest_mib"] = round(max(stats["peak_largest_mib"], largest), 1)
 
     def peak(self, name: str, phases: Iterable[str] | None = None, key: str = "peak_largest_mib") -> float | None:
-        values = [stats[name][key] for phase, stats in self.peaks.items()
-                  if name in stats and (phases is None or phase in phases)]
+        values = [
+            stats[name][key]
+            for phase, stats in self.peaks.items()
+            if name in stats and (phases is None or phase in phases)
+        ]
         return max(values) if values else None
 
 

@@ -36,24 +36,41 @@ def seed_requester() -> tuple[int, str]:
     from ticketing_app.services import accounts
 
     with session_scope() as session:
-        user, token = accounts.signup(session, SignupIn(name="Bench Requester", email="requester@bench.example",
-                                                        password="bench-password-1"))
+        user, token = accounts.signup(
+            session, SignupIn(name="Bench Requester", email="requester@bench.example", password="bench-password-1")
+        )
         return user.id, token
 
 
-def run_loadgen(url: str, *, clients: int, duration: float, warmup: float, headers: dict[str, str],
-                env: dict[str, str]) -> dict[str, Any]:
-    argv = [sys.executable, "-m", "bench.loadgen", "--url", url, "--method", "POST", "--body", json.dumps(TICKET),
-            "--clients", str(clients), "--duration", str(duration), "--warmup", str(warmup)]
+def run_loadgen(
+    url: str, *, clients: int, duration: float, warmup: float, headers: dict[str, str], env: dict[str, str]
+) -> dict[str, Any]:
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.loadgen",
+        "--url",
+        url,
+        "--method",
+        "POST",
+        "--body",
+        json.dumps(TICKET),
+        "--clients",
+        str(clients),
+        "--duration",
+        str(duration),
+        "--warmup",
+        str(warmup),
+    ]
     for name, value in headers.items():
         argv += ["--header", f"{name}: {value}"]
-    out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True,
-                         timeout=duration + warmup + 120)
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True, timeout=duration + warmup + 120)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_pgbench(pg: Any, database: str, user_id: int, *, clients: int, duration: float, warmup: float,
-                out_dir: Path) -> dict[str, Any]:
+def run_pgbench(
+    pg: Any, database: str, user_id: int, *, clients: int, duration: float, warmup: float, out_dir: Path
+) -> dict[str, Any]:
     """Raw single-row INSERT throughput; latency percentiles from pgbench's per-transaction log."""
     out_dir.mkdir(parents=True, exist_ok=True)
     script = out_dir / "insert.sql"
@@ -67,9 +84,27 @@ def run_pgbench(pg: Any, database: str, user_id: int, *, clients: int, duration:
     for old in out_dir.glob(f"{prefix.name}.*"):
         old.unlink()
     threads = min(clients, 2)
-    argv = [str(pg.bin_dir / "pgbench"), "-n", "-h", pg.socket_dir, "-p", str(pg.port), "-U", "postgres",
-            "-c", str(clients), "-j", str(threads), "-T", str(round(warmup + duration)),
-            "-f", str(script), "-l", f"--log-prefix={prefix}", database]
+    argv = [
+        str(pg.bin_dir / "pgbench"),
+        "-n",
+        "-h",
+        pg.socket_dir,
+        "-p",
+        str(pg.port),
+        "-U",
+        "postgres",
+        "-c",
+        str(clients),
+        "-j",
+        str(threads),
+        "-T",
+        str(round(warmup + duration)),
+        "-f",
+        str(script),
+        "-l",
+        f"--log-prefix={prefix}",
+        database,
+    ]
     started = time.time()
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration + warmup + 120, cwd=out_dir)
     if proc.returncode != 0:
@@ -98,9 +133,22 @@ def run_pgbench(pg: Any, database: str, user_id: int, *, clients: int, duration:
     }
 
 
-def run(*, pg: Any, database: str, app_url: str, baseline_url: str, user_id: int, token: str,
-        client_levels: list[int], duration: float, warmup: float, out_dir: Path, sampler: Any,
-        app_processes: Any, baseline_processes: Any) -> dict[str, Any]:
+def run(
+    *,
+    pg: Any,
+    database: str,
+    app_url: str,
+    baseline_url: str,
+    user_id: int,
+    token: str,
+    client_levels: list[int],
+    duration: float,
+    warmup: float,
+    out_dir: Path,
+    sampler: Any,
+    app_processes: Any,
+    baseline_processes: Any,
+) -> dict[str, Any]:
     env = child_env({})
     headers = {"Authorization": f"Bearer {token}"}
     levels: dict[str, Any] = {}
@@ -108,21 +156,35 @@ def run(*, pg: Any, database: str, app_url: str, baseline_url: str, user_id: int
     for index, clients in enumerate(client_levels):
         sampler.set_phase(f"intake_c{clients}")
         results: dict[str, Any] = {}
-        rotated = order[index % 3:] + order[: index % 3]  # rotate so no target always runs first
+        rotated = order[index % 3 :] + order[: index % 3]  # rotate so no target always runs first
         for target in rotated:
             log(f"intake: {target} with {clients} client(s) for {duration:.0f} s")
             server = {"app": app_processes, "baseline_a": baseline_processes, "pgbench_b": lambda: []}[target]
             meter = CpuMeter(server=server, postgres=pg.processes)
             meter.start()
             if target == "app":
-                results[target] = run_loadgen(f"{app_url}/api/tickets", clients=clients, duration=duration,
-                                              warmup=warmup, headers=headers, env=env)
+                results[target] = run_loadgen(
+                    f"{app_url}/api/tickets",
+                    clients=clients,
+                    duration=duration,
+                    warmup=warmup,
+                    headers=headers,
+                    env=env,
+                )
             elif target == "baseline_a":
-                results[target] = run_loadgen(f"{baseline_url}/insert", clients=clients, duration=duration,
-                                              warmup=warmup, headers={}, env=env)
+                results[target] = run_loadgen(
+                    f"{baseline_url}/insert", clients=clients, duration=duration, warmup=warmup, headers={}, env=env
+                )
             else:
-                results[target] = run_pgbench(pg, database, user_id, clients=clients, duration=duration,
-                                              warmup=warmup, out_dir=out_dir / "pgbench")
+                results[target] = run_pgbench(
+                    pg,
+                    database,
+                    user_id,
+                    clients=clients,
+                    duration=duration,
+                    warmup=warmup,
+                    out_dir=out_dir / "pgbench",
+                )
             cpu = meter.stop()
             done = max(results[target]["requests"] * (duration + warmup) / duration, 1)  # warm-up ran too
             results[target]["server_cpu_ms_per_request"] = round(cpu["server"] * 1000 / done, 3)
@@ -143,7 +205,7 @@ def run(*, pg: Any, database: str, app_url: str, baseline_url: str, user_id: int
         "load_generator": "bench/loadgen.py: asyncio keep-alive HTTP/1.1 client, separate process (no wrk)",
         "server": "reflex run --env prod --single-port (granian, ASGI, 1 worker process without Redis)",
         "baseline_a": "bench/baseline_app.py under granian --interface asgi --workers 1: one INSERT per request "
-                      "on the event loop, through the autocommit pool intake uses",
+        "on the event loop, through the autocommit pool intake uses",
         "baseline_b": "pgbench -n -f insert.sql (one-row INSERT into tickets), same client count, -j min(clients,2)",
         "duration_s": duration,
         "warmup_s": warmup,

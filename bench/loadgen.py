@@ -24,8 +24,7 @@ def build_request(method: str, url: str, body: bytes, headers: dict[str, str]) -
     host = parts.hostname or "127.0.0.1"
     port = parts.port or 80
     path = parts.path + (f"?{parts.query}" if parts.query else "")
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: keep-alive",
-             "Accept: application/json"]
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: keep-alive", "Accept: application/json"]
     if body:
         lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
@@ -64,8 +63,9 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
     return status, keep_alive
 
 
-async def run(url: str, method: str, body: bytes, headers: dict[str, str], clients: int, duration: float,
-              warmup: float) -> dict:
+async def run(
+    url: str, method: str, body: bytes, headers: dict[str, str], clients: int, duration: float, warmup: float
+) -> dict:
     host, port, request = build_request(method, url, body, headers)
     loop = asyncio.get_running_loop()
     start = loop.time()
@@ -138,8 +138,9 @@ def main() -> None:
     args = parser.parse_args()
     headers = dict(h.split(": ", 1) for h in args.header)
     started = time.monotonic()
-    result = asyncio.run(run(args.url, args.method, args.body.encode(), headers, args.clients, args.duration,
-                             args.warmup))
+    result = asyncio.run(
+        run(args.url, args.method, args.body.encode(), headers, args.clients, args.duration, args.warmup)
+    )
     result["wall_s"] = round(time.monotonic() - started, 2)
     print(json.dumps(result))
 

@@ -36,14 +36,16 @@ def run(*, data: dict[str, Any], app_url: str | None, repeat: int) -> dict[str, 
         def call(_: int = 0) -> Any:
             with session_scope() as session:
                 return fn(session, session.get(User, user_id))
+
         return call
 
     cases = {
         "moderator_queue": as_user(busy_id, lambda s, u: tickets.list_queue(s, u, queue_filters)),
         "moderator_list": as_user(busy_id, lambda s, u: tickets.list_tickets(s, u, list_filters)),
         "admin_list": as_user(admin_id, lambda s, u: tickets.list_tickets(s, u, list_filters)),
-        "admin_queue_all": as_user(admin_id, lambda s, u: tickets.list_queue(
-            s, u, TicketFilters(active=True, assigned="any", limit=25))),
+        "admin_queue_all": as_user(
+            admin_id, lambda s, u: tickets.list_queue(s, u, TicketFilters(active=True, assigned="any", limit=25))
+        ),
         "moderator_queue_marker": as_user(busy_id, lambda s, u: tickets.change_marker(s, u, filters=queue_filters)),
         "admin_list_marker": as_user(admin_id, lambda s, u: tickets.change_marker(s, u)),
     }
@@ -61,8 +63,10 @@ def run(*, data: dict[str, Any], app_url: str | None, repeat: int) -> dict[str, 
     totals = {"moderator_queue": cases["moderator_queue"]().total, "admin_list": cases["admin_list"]().total}
 
     engine = get_engine()
-    plans = {name: explain_call(engine, cases[name]) for name in
-             ("moderator_queue", "admin_list", "admin_list_marker", "moderator_queue_marker")}
+    plans = {
+        name: explain_call(engine, cases[name])
+        for name in ("moderator_queue", "admin_list", "admin_list_marker", "moderator_queue_marker")
+    }
 
     http: dict[str, Any] = {}
     if app_url:
@@ -71,8 +75,7 @@ def run(*, data: dict[str, Any], app_url: str | None, repeat: int) -> dict[str, 
             "health_baseline": ("/api/health", None),
             "admin_GET_api_tickets": ("/api/tickets?limit=20", admin_token),
             "moderator_GET_api_tickets": ("/api/tickets?limit=20", mod_token),
-            "moderator_GET_api_tickets_queue": ("/api/tickets?order=queue&assigned=me&active=true&limit=25",
-                                                mod_token),
+            "moderator_GET_api_tickets_queue": ("/api/tickets?order=queue&assigned=me&active=true&limit=25", mod_token),
         }
         with httpx.Client(base_url=app_url, timeout=30) as client:
             for name, (path, token) in requests.items():

@@ -47,9 +47,13 @@ def reset_tables() -> None:
     from ticketing_app.db import get_engine
 
     with get_engine().begin() as conn:
-        tables = conn.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
-        )).scalars().all()
+        tables = (
+            conn.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")
+            )
+            .scalars()
+            .all()
+        )
         conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
         conn.execute(text("ALTER SEQUENCE ticket_number_seq RESTART WITH 1001"))
 
@@ -63,12 +67,13 @@ def seed_people(moderators: int = 25, requesters: int = 20) -> list[int]:
     with session_scope() as session:
         session.add(User(name="Bench Admin", email="admin@bench.example", password_hash="!bench", role="admin"))
         for i in range(moderators):
-            user = User(name=f"Moderator {i}", email=f"mod{i}@bench.example", password_hash="!bench",
-                        role="moderator")
+            user = User(name=f"Moderator {i}", email=f"mod{i}@bench.example", password_hash="!bench", role="moderator")
             set_skills(user, MODERATOR_PROFILES[i % len(MODERATOR_PROFILES)])
             session.add(user)
-        people = [User(name=f"Requester {i}", email=f"req{i}@bench.example", password_hash="!bench", role="user")
-                  for i in range(requesters)]
+        people = [
+            User(name=f"Requester {i}", email=f"req{i}@bench.example", password_hash="!bench", role="user")
+            for i in range(requesters)
+        ]
         session.add_all(people)
         session.flush()
         return [u.id for u in people]
@@ -89,8 +94,9 @@ def enqueue_tickets(count: int, requester_ids: list[int], *, start: int = 0, bat
                 n = start + i
                 title, description = TICKET_TEXTS[n % len(TICKET_TEXTS)]
                 requester = session.get(User, requester_ids[n % len(requester_ids)])
-                create_ticket(session, requester, TicketCreate(title=f"{title} (#{n})",
-                                                               description=f"{description} Ref {n}."))
+                create_ticket(
+                    session, requester, TicketCreate(title=f"{title} (#{n})", description=f"{description} Ref {n}.")
+                )
         done = min(done + batch, count)
     return time.perf_counter() - began
 
@@ -99,11 +105,13 @@ def _status() -> tuple[int, int, int]:
     from ticketing_app.db import get_engine
 
     with get_engine().connect() as conn:
-        row = conn.execute(text(
-            "SELECT count(*) FILTER (WHERE status IN ('queued', 'running')) AS pending, "
-            "count(*) FILTER (WHERE status = 'dead') AS dead, "
-            "(SELECT count(*) FROM tickets WHERE assigned_at IS NOT NULL) AS assigned FROM jobs"
-        )).one()
+        row = conn.execute(
+            text(
+                "SELECT count(*) FILTER (WHERE status IN ('queued', 'running')) AS pending, "
+                "count(*) FILTER (WHERE status = 'dead') AS dead, "
+                "(SELECT count(*) FROM tickets WHERE assigned_at IS NOT NULL) AS assigned FROM jobs"
+            )
+        ).one()
     return row.pending, row.dead, row.assigned
 
 
@@ -115,10 +123,23 @@ def _readline(child: Child, timeout: float) -> str:
     return child.proc.stdout.readline()
 
 
-def drain(*, database_url: str, data_dir: Path, log_dir: Path, sampler: Any, label: str, tickets: int,
-          provider: str, processes: int, concurrency: int | None = None, pool_size: int | None = None,
-          latency: float = 0.8, rate: float | None = None, requester_ids: list[int] | None = None,
-          timeout: float = 900) -> dict[str, Any]:
+def drain(
+    *,
+    database_url: str,
+    data_dir: Path,
+    log_dir: Path,
+    sampler: Any,
+    label: str,
+    tickets: int,
+    provider: str,
+    processes: int,
+    concurrency: int | None = None,
+    pool_size: int | None = None,
+    latency: float = 0.8,
+    rate: float | None = None,
+    requester_ids: list[int] | None = None,
+    timeout: float = 900,
+) -> dict[str, Any]:
     """Enqueue `tickets` (all first, or at `rate` per second while the workers run) and drain them."""
     reset_tables()
     requester_ids = seed_people()
@@ -132,8 +153,10 @@ def drain(*, database_url: str, data_dir: Path, log_dir: Path, sampler: Any, lab
         extra["DB_POOL_SIZE"] = str(pool_size)
     env = child_env(app_environment(database_url, data_dir, **extra))
     argv = [sys.executable, "-m", "bench.worker_entry", "--provider", provider, "--latency", str(latency)]
-    children = [start_child(f"worker-{label}-{i}", argv, env, log_dir=log_dir, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE) for i in range(processes)]
+    children = [
+        start_child(f"worker-{label}-{i}", argv, env, log_dir=log_dir, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        for i in range(processes)
+    ]
     try:
         ready = [json.loads(_readline(c, 120)) for c in children]
         procs = [psutil.Process(c.pid) for c in children]
@@ -149,12 +172,14 @@ def drain(*, database_url: str, data_dir: Path, log_dir: Path, sampler: Any, lab
             c.proc.stdin.flush()
         feeder = None
         if rate is not None:
+
             def feed() -> None:
                 for i in range(tickets):
                     delay = t0 + i / rate - time.time()
                     if delay > 0:
                         time.sleep(delay)
                     enqueue_tickets(1, requester_ids, start=i)
+
             feeder = threading.Thread(target=feed, name="feeder", daemon=True)
             feeder.start()
         deadline = time.monotonic() + timeout
@@ -163,8 +188,10 @@ def drain(*, database_url: str, data_dir: Path, log_dir: Path, sampler: Any, lab
             if (feeder is None or not feeder.is_alive()) and pending == 0 and assigned >= tickets:
                 break
             if time.monotonic() > deadline:
-                raise RuntimeError(f"pipeline {label}: not drained within {timeout:.0f} s "
-                                   f"({assigned}/{tickets} assigned, {pending} jobs pending)")
+                raise RuntimeError(
+                    f"pipeline {label}: not drained within {timeout:.0f} s "
+                    f"({assigned}/{tickets} assigned, {pending} jobs pending)"
+                )
             if any(c.proc.poll() is not None for c in children):
                 raise RuntimeError(f"a worker of {label} exited early (see {log_dir})")
             time.sleep(0.1)
@@ -180,19 +207,26 @@ def drain(*, database_url: str, data_dir: Path, log_dir: Path, sampler: Any, lab
                 tail = c.proc.stdout.read().strip().splitlines()
                 finals.append(json.loads(tail[-1]) if tail and tail[-1].startswith("{") else {})
         sampler.unwatch("worker")
-    return {**_figures(t0, tickets, dead), "label": label, "provider": ready[0]["provider"],
-            "processes": processes, "concurrency": ready[0]["concurrency"], "rate_per_s": rate,
-            "enqueue_s": round(enqueue_s, 3) if enqueue_s is not None else None,
-            "enqueue_ms_per_ticket": round(enqueue_s * 1000 / tickets, 3) if enqueue_s else None,
-            "worker_cpu_s": round(sum(cpu_after) - sum(cpu_before), 3),
-            "worker_cpu_ms_per_ticket": round((sum(cpu_after) - sum(cpu_before)) * 1000 / tickets, 3),
-            "machine_cpu_busy_pct": _busy_pct(machine_before, machine_after),
-            "worker_rss_idle_mib": round(idle_rss, 1), "worker_rss_peak_mib": peak_rss,
-            "worker_peak_rss_hwm_mib": max((f.get("maxrss_mib", 0) for f in finals), default=None),
-            # counted in the workers (SQLAlchemy events); includes claims and the worker's own polling
-            "statements_per_ticket": round(sum(f.get("statements", 0) for f in finals) / tickets, 2),
-            "transactions_per_ticket": round(sum(f.get("commits", 0) for f in finals) / tickets, 2),
-            "failures_logged": _failures_logged([c.log_path for c in children])}
+    return {
+        **_figures(t0, tickets, dead),
+        "label": label,
+        "provider": ready[0]["provider"],
+        "processes": processes,
+        "concurrency": ready[0]["concurrency"],
+        "rate_per_s": rate,
+        "enqueue_s": round(enqueue_s, 3) if enqueue_s is not None else None,
+        "enqueue_ms_per_ticket": round(enqueue_s * 1000 / tickets, 3) if enqueue_s else None,
+        "worker_cpu_s": round(sum(cpu_after) - sum(cpu_before), 3),
+        "worker_cpu_ms_per_ticket": round((sum(cpu_after) - sum(cpu_before)) * 1000 / tickets, 3),
+        "machine_cpu_busy_pct": _busy_pct(machine_before, machine_after),
+        "worker_rss_idle_mib": round(idle_rss, 1),
+        "worker_rss_peak_mib": peak_rss,
+        "worker_peak_rss_hwm_mib": max((f.get("maxrss_mib", 0) for f in finals), default=None),
+        # counted in the workers (SQLAlchemy events); includes claims and the worker's own polling
+        "statements_per_ticket": round(sum(f.get("statements", 0) for f in finals) / tickets, 2),
+        "transactions_per_ticket": round(sum(f.get("commits", 0) for f in finals) / tickets, 2),
+        "failures_logged": _failures_logged([c.log_path for c in children]),
+    }
 
 
 def _failures_logged(paths: list[Path]) -> dict[str, int]:
@@ -221,19 +255,27 @@ def _figures(t0: float, tickets: int, dead: int) -> dict[str, Any]:
     from ticketing_app.db import get_engine
 
     with get_engine().connect() as conn:
-        lat = conn.execute(text(
-            "SELECT extract(epoch FROM assigned_at - created_at) FROM tickets WHERE assigned_at IS NOT NULL"
-        )).scalars().all()
-        ends = conn.execute(text(
-            "SELECT extract(epoch FROM max(finished_at)) AS jobs_done, "
-            "(SELECT extract(epoch FROM max(assigned_at)) FROM tickets) AS assigned, "
-            "(SELECT extract(epoch FROM max(triaged_at)) FROM tickets) AS triaged FROM jobs"
-        )).one()
+        lat = (
+            conn.execute(
+                text("SELECT extract(epoch FROM assigned_at - created_at) FROM tickets WHERE assigned_at IS NOT NULL")
+            )
+            .scalars()
+            .all()
+        )
+        ends = conn.execute(
+            text(
+                "SELECT extract(epoch FROM max(finished_at)) AS jobs_done, "
+                "(SELECT extract(epoch FROM max(assigned_at)) FROM tickets) AS assigned, "
+                "(SELECT extract(epoch FROM max(triaged_at)) FROM tickets) AS triaged FROM jobs"
+            )
+        ).one()
         kinds = dict(conn.execute(text("SELECT kind, count(*) FROM jobs GROUP BY kind")).all())
         attempts = conn.execute(text("SELECT coalesce(sum(attempts - 1), 0) FROM jobs")).scalar_one()
-        assigned_to = conn.execute(text(
-            "SELECT count(*) FILTER (WHERE assigned_to_id IS NOT NULL), count(DISTINCT assigned_to_id) FROM tickets"
-        )).one()
+        assigned_to = conn.execute(
+            text(
+                "SELECT count(*) FILTER (WHERE assigned_to_id IS NOT NULL), count(DISTINCT assigned_to_id) FROM tickets"
+            )
+        ).one()
     drain_s = float(ends.jobs_done) - t0
     assign_s = float(ends.assigned) - t0
     return {
@@ -253,8 +295,9 @@ def _figures(t0: float, tickets: int, dead: int) -> dict[str, Any]:
     }
 
 
-def run(*, database_url: str, data_dir: Path, log_dir: Path, sampler: Any, quick: bool,
-        commit_ms: float | None) -> dict[str, Any]:
+def run(
+    *, database_url: str, data_dir: Path, log_dir: Path, sampler: Any, quick: bool, commit_ms: float | None
+) -> dict[str, Any]:
     n = 100 if quick else 2000
     overhead_n = 100 if quick else 1000
     sweep_n = 40 if quick else 150
@@ -266,8 +309,10 @@ def run(*, database_url: str, data_dir: Path, log_dir: Path, sampler: Any, quick
         log(f"pipeline: {label}")
         runs[label] = drain(label=label, **common, **kwargs)
         r = runs[label]
-        log(f"pipeline: {label}: {r['tickets_per_s']} tickets/s, drain {r['drain_s']} s, "
-            f"p50 submit->assigned {r['submit_to_assigned'].get('p50_ms')} ms")
+        log(
+            f"pipeline: {label}: {r['tickets_per_s']} tickets/s, drain {r['drain_s']} s, "
+            f"p50 submit->assigned {r['submit_to_assigned'].get('p50_ms')} ms"
+        )
         return r
 
     instant = go("instant_1p", tickets=overhead_n, provider="instant", processes=1)
@@ -278,13 +323,21 @@ def run(*, database_url: str, data_dir: Path, log_dir: Path, sampler: Any, quick
     for c in sweep:  # how many threads one process needs for the 800 ms provider (small batches)
         go(f"sleep800_sweep_c{c}", tickets=sweep_n, provider="sleep", processes=1, concurrency=c)
     # The smallest concurrency reaching 20 tickets/s; else the one that came closest.
-    chosen = next((c for c in sweep if runs[f"sleep800_sweep_c{c}"]["tickets_per_s"] >= 20),
-                  max(sweep, key=lambda c: runs[f"sleep800_sweep_c{c}"]["tickets_per_s"]))
+    chosen = next(
+        (c for c in sweep if runs[f"sleep800_sweep_c{c}"]["tickets_per_s"] >= 20),
+        max(sweep, key=lambda c: runs[f"sleep800_sweep_c{c}"]["tickets_per_s"]),
+    )
     for p in (1, 2, 4):
         go(f"sleep800_{p}p_c{chosen}", tickets=n, provider="sleep", processes=p, concurrency=chosen)
     if not quick:  # latency when the workers keep up: tickets arrive at 10/s, half the target rate
-        go(f"sleep800_1p_c{chosen}_open_loop_10ps", tickets=300, provider="sleep", processes=1,
-           concurrency=chosen, rate=10.0)
+        go(
+            f"sleep800_1p_c{chosen}_open_loop_10ps",
+            tickets=300,
+            provider="sleep",
+            processes=1,
+            concurrency=chosen,
+            rate=10.0,
+        )
 
     overhead = instant["ms_per_ticket"]
     sleep1 = runs[f"sleep800_1p_c{chosen}"]
@@ -303,8 +356,10 @@ def run(*, database_url: str, data_dir: Path, log_dir: Path, sampler: Any, quick
         "sleep800_efficiency": ratio(sleep1["tickets_per_s"], chosen / 0.8),
         "sleep800_target": ">= 20 tickets/s on one worker process",
         "sleep800_target_met": sleep1["tickets_per_s"] >= 20,
-        "scaling_offline": {p: ratio(runs[f"offline_{p}p"]["tickets_per_s"], runs["offline_1p"]["tickets_per_s"])
-                            for p in (1, 2, 4)},
-        "scaling_sleep800": {p: ratio(runs[f"sleep800_{p}p_c{chosen}"]["tickets_per_s"], sleep1["tickets_per_s"])
-                             for p in (1, 2, 4)},
+        "scaling_offline": {
+            p: ratio(runs[f"offline_{p}p"]["tickets_per_s"], runs["offline_1p"]["tickets_per_s"]) for p in (1, 2, 4)
+        },
+        "scaling_sleep800": {
+            p: ratio(runs[f"sleep800_{p}p_c{chosen}"]["tickets_per_s"], sleep1["tickets_per_s"]) for p in (1, 2, 4)
+        },
     }

@@ -53,8 +53,7 @@ def explain_call(engine: Engine, call: Callable[[], Any]) -> list[dict[str, Any]
     """Run `call` once, then EXPLAIN ANALYZE every table query it made (not lock calls or `now()`)."""
     with capture_sql(engine) as statements:
         call()
-    return [explain(engine, sql, params) for sql, params in statements
-            if _TABLE_QUERY.match(sql)]
+    return [explain(engine, sql, params) for sql, params in statements if _TABLE_QUERY.match(sql)]
 
 
 def time_calls(call: Callable[[int], Any], repeat: int, warmup: int = 3) -> dict[str, Any]:

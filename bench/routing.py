@@ -61,12 +61,17 @@ def run(*, data: dict[str, Any], decisions: int) -> dict[str, Any]:
 
     engine = get_engine()
     plans = {}
-    for name, skills in (("two_skills", vocab[:1] + vocab[40:41]), ("one_skill", [vocab[60]]),
-                         ("fallback_admin", [UNKNOWN_SKILL])):
+    for name, skills in (
+        ("two_skills", vocab[:1] + vocab[40:41]),
+        ("one_skill", [vocab[60]]),
+        ("fallback_admin", [UNKNOWN_SKILL]),
+    ):
+
         def call(skills: list[str] = skills) -> None:
             with session_scope() as session:
                 choose_assignee(session, skills)
                 session.rollback()
+
         plans[name] = explain_call(engine, call)
     indexes = sorted({ix for p in plans.values() for q in p for ix in q["indexes"]})
     seq = sorted({t for p in plans.values() for q in p for t in q["seq_scans"]})

@@ -24,12 +24,28 @@ from bench import report
 
 ALL = ("intake", "pipeline", "routing", "pages")
 
-FULL = {"intake_clients": [1, 8, 32], "intake_duration": 10.0, "intake_warmup": 2.0,
-        "moderators": 5000, "requesters": 1000, "tickets": 200_000, "busy_tickets": 10_000,
-        "decisions": 2000, "page_repeat": 50}
-QUICK = {"intake_clients": [1, 8, 32], "intake_duration": 2.0, "intake_warmup": 1.0,
-         "moderators": 500, "requesters": 100, "tickets": 20_000, "busy_tickets": 1_000,
-         "decisions": 300, "page_repeat": 15}
+FULL = {
+    "intake_clients": [1, 8, 32],
+    "intake_duration": 10.0,
+    "intake_warmup": 2.0,
+    "moderators": 5000,
+    "requesters": 1000,
+    "tickets": 200_000,
+    "busy_tickets": 10_000,
+    "decisions": 2000,
+    "page_repeat": 50,
+}
+QUICK = {
+    "intake_clients": [1, 8, 32],
+    "intake_duration": 2.0,
+    "intake_warmup": 1.0,
+    "moderators": 500,
+    "requesters": 100,
+    "tickets": 20_000,
+    "busy_tickets": 1_000,
+    "decisions": 300,
+    "page_repeat": 15,
+}
 
 
 def _skip_build_output(web_root: Path):
@@ -52,13 +68,21 @@ def start_app(database_url: str, data_dir: Path, log_dir: Path) -> tuple[h.Child
         shutil.copytree(h.ROOT / ".web", web, symlinks=True, ignore=_skip_build_output(h.ROOT / ".web"))
     port = h.free_port()
     url = f"http://localhost:{port}"
-    env = h.child_env(h.app_environment(
-        database_url, data_dir, PORT=str(port), REFLEX_API_URL=url, APP_BASE_URL=url,
-        REFLEX_WEB_WORKDIR=str(web), REFLEX_STATES_WORKDIR=str(h.OUT_DIR / "states"),
-    ))
+    env = h.child_env(
+        h.app_environment(
+            database_url,
+            data_dir,
+            PORT=str(port),
+            REFLEX_API_URL=url,
+            APP_BASE_URL=url,
+            REFLEX_WEB_WORKDIR=str(web),
+            REFLEX_STATES_WORKDIR=str(h.OUT_DIR / "states"),
+        )
+    )
     started = time.monotonic()
-    child = h.start_child("app", [sys.executable, "-m", "reflex", "run", "--env", "prod", "--single-port"], env,
-                          log_dir=log_dir)
+    child = h.start_child(
+        "app", [sys.executable, "-m", "reflex", "run", "--env", "prod", "--single-port"], env, log_dir=log_dir
+    )
     h.wait_http(f"{url}/api/health", timeout=300, child=child)
     h.wait_http(f"{url}/login", timeout=120, child=child)
     return child, url, time.monotonic() - started
@@ -67,9 +91,26 @@ def start_app(database_url: str, data_dir: Path, log_dir: Path) -> tuple[h.Child
 def start_baseline(database_url: str, data_dir: Path, log_dir: Path, user_id: int) -> tuple[h.Child, str]:
     port = h.free_port()
     env = h.child_env(h.app_environment(database_url, data_dir, BENCH_USER_ID=str(user_id)))
-    child = h.start_child("baseline_a", [sys.executable, "-m", "granian", "--interface", "asgi", "--workers", "1",
-                                         "--host", "127.0.0.1", "--port", str(port), "--no-ws",
-                                         "bench.baseline_app:app"], env, log_dir=log_dir)
+    child = h.start_child(
+        "baseline_a",
+        [
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "asgi",
+            "--workers",
+            "1",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-ws",
+            "bench.baseline_app:app",
+        ],
+        env,
+        log_dir=log_dir,
+    )
     url = f"http://127.0.0.1:{port}"
     h.wait_http(f"{url}/health", timeout=60, child=child)
     return child, url
@@ -82,14 +123,19 @@ def calibrate(pg: h.BenchPostgres, database: str, seconds: float, out_dir: Path)
     from ticketing_app.models import User
 
     with session_scope() as session:
-        user = User(name="Calibration", email=f"calibration-{time.time_ns()}@bench.example", password_hash="!",
-                    role="user")
+        user = User(
+            name="Calibration", email=f"calibration-{time.time_ns()}@bench.example", password_hash="!", role="user"
+        )
         session.add(user)
         session.flush()
         user_id = user.id
     bench = run_pgbench(pg, database, user_id, clients=1, duration=seconds, warmup=1, out_dir=out_dir)
-    return {"python_loop_iter_per_ms": h.cpu_calibration(), "pgbench_1client_insert_tps": bench["requests_per_s"],
-            "commit_ms_p50": bench["latency"].get("p50_ms"), "loadavg": [round(x, 2) for x in os.getloadavg()]}
+    return {
+        "python_loop_iter_per_ms": h.cpu_calibration(),
+        "pgbench_1client_insert_tps": bench["requests_per_s"],
+        "commit_ms_p50": bench["latency"].get("p50_ms"),
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,8 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes (under 3 minutes)")
     parser.add_argument("--only", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
     parser.add_argument("--out", type=Path, help="where to write the JSON results")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the temporary directory and the (stopped) database's data directory")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary directory and the (stopped) database's data directory"
+    )
     args = parser.parse_args(argv)
     # SIGTERM (and SIGINT, which background shells ignore) end the run through the cleanup below: workers,
     # servers and the throwaway PostgreSQL are stopped, never left behind.
@@ -117,8 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "mode": "quick" if args.quick else "full",
-        "command": "python -m bench" + (" --quick" if args.quick else "") + ("" if only == list(ALL) else
-                                                                               f" --only {','.join(only)}"),
+        "command": "python -m bench"
+        + (" --quick" if args.quick else "")
+        + ("" if only == list(ALL) else f" --only {','.join(only)}"),
         "sizes": sizes,
         "machine": h.machine_info(),
         "git": _git_head(),
@@ -153,10 +201,19 @@ def main(argv: list[str] | None = None) -> int:
                 baseline, baseline_url = start_baseline(url, data_dir, log_dir, user_id)
                 sampler.watch("baseline_a", baseline.tree)
                 results["intake"] = intake.run(
-                    pg=pg, database=database, app_url=app_url, baseline_url=baseline_url, user_id=user_id, token=token,
-                    client_levels=sizes["intake_clients"], duration=sizes["intake_duration"],
-                    warmup=sizes["intake_warmup"], out_dir=h.OUT_DIR, sampler=sampler,
-                    app_processes=app.tree, baseline_processes=baseline.tree,
+                    pg=pg,
+                    database=database,
+                    app_url=app_url,
+                    baseline_url=baseline_url,
+                    user_id=user_id,
+                    token=token,
+                    client_levels=sizes["intake_clients"],
+                    duration=sizes["intake_duration"],
+                    warmup=sizes["intake_warmup"],
+                    out_dir=h.OUT_DIR,
+                    sampler=sampler,
+                    app_processes=app.tree,
+                    baseline_processes=baseline.tree,
                 )
                 baseline.stop()
                 sampler.unwatch("baseline_a")
@@ -165,15 +222,23 @@ def main(argv: list[str] | None = None) -> int:
 
                 sampler.set_phase("pipeline")
                 results["pipeline"] = pipeline.run(
-                    database_url=url, data_dir=data_dir, log_dir=log_dir, sampler=sampler, quick=args.quick,
+                    database_url=url,
+                    data_dir=data_dir,
+                    log_dir=log_dir,
+                    sampler=sampler,
+                    quick=args.quick,
                     commit_ms=results["calibration_start"]["commit_ms_p50"],
                 )
             if "routing" in only or "pages" in only:
                 from bench import scale
 
                 sampler.set_phase("scale_load")
-                data = scale.load(moderators=sizes["moderators"], requesters=sizes["requesters"],
-                                  tickets=sizes["tickets"], busy_tickets=sizes["busy_tickets"])
+                data = scale.load(
+                    moderators=sizes["moderators"],
+                    requesters=sizes["requesters"],
+                    tickets=sizes["tickets"],
+                    busy_tickets=sizes["busy_tickets"],
+                )
                 results["scale_data"] = {k: v for k, v in data.items() if k != "vocab"}
                 if "routing" in only:
                     from bench import routing
@@ -184,8 +249,9 @@ def main(argv: list[str] | None = None) -> int:
                     from bench import pages
 
                     sampler.set_phase("pages")
-                    results["pages"] = pages.run(data=data, app_url=app_url if app else None,
-                                                 repeat=sizes["page_repeat"])
+                    results["pages"] = pages.run(
+                        data=data, app_url=app_url if app else None, repeat=sizes["page_repeat"]
+                    )
             sampler.set_phase("end")
             results["calibration_end"] = calibrate(pg, database, 2 if args.quick else 5, h.OUT_DIR / "pgbench")
         finally:
@@ -222,10 +288,16 @@ def _watch_exit(child: h.Child) -> None:
 
 def _git_head() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=h.ROOT, capture_output=True, text=True,
-                             timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=h.ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=h.ROOT, capture_output=True, text=True, timeout=10
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=h.ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return out.stdout.strip() + ("+uncommitted changes" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None

@@ -16,8 +16,18 @@ from sqlalchemy import text
 from bench.harness import log
 from bench.pipeline import MODERATOR_PROFILES, reset_tables
 
-CATEGORIES = ["account_access", "billing", "bug", "performance", "data", "integration", "security",
-              "feature_request", "how_to", "other"]
+CATEGORIES = [
+    "account_access",
+    "billing",
+    "bug",
+    "performance",
+    "data",
+    "integration",
+    "security",
+    "feature_request",
+    "how_to",
+    "other",
+]
 
 
 def vocabulary(size: int = 200) -> list[str]:
@@ -42,15 +52,18 @@ def load(*, moderators: int, requesters: int, tickets: int, busy_tickets: int, s
             for i in range(moderators):
                 skills = rng.sample(vocab, rng.randint(3, 8))
                 keys = sorted({canonical_skill(s) for s in skills})
-                copy.write_row((f"Moderator {i}", f"mod{i}@bench.example", "!bench", "moderator", skills, keys,
-                                True, None))
+                copy.write_row(
+                    (f"Moderator {i}", f"mod{i}@bench.example", "!bench", "moderator", skills, keys, True, None)
+                )
             for i in range(requesters):
                 copy.write_row((f"Requester {i}", f"req{i}@bench.example", "!bench", "user", [], [], True, None))
-        ids = conn.execute(text(
-            "SELECT min(id) FILTER (WHERE role = 'moderator'), max(id) FILTER (WHERE role = 'moderator'), "
-            "min(id) FILTER (WHERE role = 'user'), max(id) FILTER (WHERE role = 'user'), "
-            "min(id) FILTER (WHERE role = 'admin') FROM users"
-        )).one()
+        ids = conn.execute(
+            text(
+                "SELECT min(id) FILTER (WHERE role = 'moderator'), max(id) FILTER (WHERE role = 'moderator'), "
+                "min(id) FILTER (WHERE role = 'user'), max(id) FILTER (WHERE role = 'user'), "
+                "min(id) FILTER (WHERE role = 'admin') FROM users"
+            )
+        ).one()
         mod_lo, mod_hi, req_lo, req_hi, admin_id = ids
         busy_id = mod_lo
         conn.execute(text("SELECT setseed(0.42)"))
@@ -78,8 +91,18 @@ def load(*, moderators: int, requesters: int, tickets: int, busy_tickets: int, s
             CROSS JOIN LATERAL (SELECT now() - random() * interval '90 days' + g * interval '0 seconds'
                                        AS created_at) AS c
             """),
-            {"cats": CATEGORIES, "vocab": vocab, "nv": len(vocab), "busy": busy_tickets, "busy_id": busy_id,
-             "mod_lo": mod_lo, "mod_hi": mod_hi, "req_lo": req_lo, "req_hi": req_hi, "n": tickets},
+            {
+                "cats": CATEGORIES,
+                "vocab": vocab,
+                "nv": len(vocab),
+                "busy": busy_tickets,
+                "busy_id": busy_id,
+                "mod_lo": mod_lo,
+                "mod_hi": mod_hi,
+                "req_lo": req_lo,
+                "req_hi": req_hi,
+                "n": tickets,
+            },
         )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE users"))
@@ -87,7 +110,13 @@ def load(*, moderators: int, requesters: int, tickets: int, busy_tickets: int, s
     loaded = time.perf_counter() - began
     log(f"scale data: {moderators} moderators, {tickets} tickets loaded in {loaded:.1f} s")
     return {
-        "moderators": moderators, "requesters": requesters, "tickets": tickets, "busy_moderator_tickets": busy_tickets,
-        "skill_vocabulary": len(vocab), "load_s": round(loaded, 2),
-        "busy_moderator_id": busy_id, "admin_id": admin_id, "vocab": vocab,
+        "moderators": moderators,
+        "requesters": requesters,
+        "tickets": tickets,
+        "busy_moderator_tickets": busy_tickets,
+        "skill_vocabulary": len(vocab),
+        "load_s": round(loaded, 2),
+        "busy_moderator_id": busy_id,
+        "admin_id": admin_id,
+        "vocab": vocab,
     }

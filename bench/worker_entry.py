@@ -93,8 +93,10 @@ def main() -> None:
     statements, commits = itertools.count(), itertools.count()  # next() is atomic: safe from job threads
     event.listen(get_engine(), "before_cursor_execute", lambda *_: next(statements))
     event.listen(get_engine(), "commit", lambda *_: next(commits))
-    print(json.dumps({"ready": True, "pid": os.getpid(), "concurrency": worker.concurrency,
-                      "provider": provider.name}), flush=True)
+    print(
+        json.dumps({"ready": True, "pid": os.getpid(), "concurrency": worker.concurrency, "provider": provider.name}),
+        flush=True,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -104,9 +106,17 @@ def main() -> None:
     stop.wait()
     worker.stop(wait=True)
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({"maxrss_mib": _peak_rss_mib(),
-                      "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
-                      "statements": next(statements), "commits": next(commits)}), flush=True)
+    print(
+        json.dumps(
+            {
+                "maxrss_mib": _peak_rss_mib(),
+                "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+                "statements": next(statements),
+                "commits": next(commits),
+            }
+        ),
+        flush=True,
+    )
 
 
 def _peak_rss_mib() -> float | None:

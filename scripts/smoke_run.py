@@ -61,8 +61,14 @@ def answers(url: str) -> bool:
 
 def start(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
-        return subprocess.Popen(["bash", "scripts/run.sh", *args], cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            ["bash", "scripts/run.sh", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def wait_serving(proc: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 600) -> float:

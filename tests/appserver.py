@@ -24,8 +24,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_production_app(env: dict[str, str], log_path: Path, *, timeout: float = 240,
-                         extra_args: tuple[str, ...] = ()) -> Iterator[tuple[subprocess.Popen, str]]:
+def serve_production_app(
+    env: dict[str, str], log_path: Path, *, timeout: float = 240, extra_args: tuple[str, ...] = ()
+) -> Iterator[tuple[subprocess.Popen, str]]:
     """Build and start the app on a free port with `env` on top of ours; yields (process, base URL).
 
     Reflex is kept off the internet (system bun, no version check), as scripts/env.sh does for people.
@@ -48,7 +49,11 @@ def serve_production_app(env: dict[str, str], log_path: Path, *, timeout: float 
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "reflex", "run", "--env", "prod", "--single-port", *extra_args],
-            cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             deadline = time.monotonic() + timeout
@@ -56,8 +61,10 @@ def serve_production_app(env: dict[str, str], log_path: Path, *, timeout: float 
                 if proc.poll() is not None:
                     raise RuntimeError(f"the app exited while starting; see {log_path}")
                 with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{url}/api/health", timeout=2).status_code == 200 and \
-                            httpx.get(f"{url}/login", timeout=5, follow_redirects=True).status_code == 200:
+                    if (
+                        httpx.get(f"{url}/api/health", timeout=2).status_code == 200
+                        and httpx.get(f"{url}/login", timeout=5, follow_redirects=True).status_code == 200
+                    ):
                         break
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"the app did not start within {timeout:.0f} s; see {log_path}")

@@ -80,9 +80,13 @@ def clean_db(database: str) -> Iterator[str]:
     from ticketing_app.db import get_engine
 
     with get_engine().begin() as conn:
-        tables = conn.execute(
-            text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")
-        ).scalars().all()
+        tables = (
+            conn.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")
+            )
+            .scalars()
+            .all()
+        )
         conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
         conn.execute(text("ALTER SEQUENCE ticket_number_seq RESTART WITH 1001"))
     yield database

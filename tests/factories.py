@@ -26,8 +26,9 @@ class Factory:
             self._admin = user
         return user
 
-    def user(self, role: str = "user", *, skills: list[str] | None = None, name: str | None = None,
-             email: str | None = None) -> User:
+    def user(
+        self, role: str = "user", *, skills: list[str] | None = None, name: str | None = None, email: str | None = None
+    ) -> User:
         n = next(_counter)
         email = email or f"{role}{n}@example.com"
         with session_scope() as s:

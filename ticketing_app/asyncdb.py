@@ -41,8 +41,16 @@ class AutocommitPool:
     pool reconnect all the time, which costs intake much of its throughput under load.
     """
 
-    def __init__(self, conninfo: str, *, size: int, timeout: float, keep_idle: int | None = None,
-                 idle_timeout: float = IDLE_SECONDS, connect_timeout: int = 5) -> None:
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        size: int,
+        timeout: float,
+        keep_idle: int | None = None,
+        idle_timeout: float = IDLE_SECONDS,
+        connect_timeout: int = 5,
+    ) -> None:
         self._conninfo = conninfo
         self._timeout = timeout
         self._connect_timeout = connect_timeout

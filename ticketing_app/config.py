@@ -105,7 +105,6 @@ class Settings(BaseSettings):
             )
         return self
 
-
     def resolved_worker_concurrency(self) -> int:
         """WORKER_CONCURRENCY, or the default for the configured triage provider."""
         if self.worker_concurrency is not None:

@@ -32,7 +32,7 @@ def to_sqlalchemy_url(url: str) -> str:
     """Use the psycopg 3 driver whatever scheme the URL was written with."""
     for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -94,8 +94,9 @@ def get_autocommit_pool() -> AutocommitPool:
         if pool is None:
             settings = get_settings()
             url = libpq_url(database_url(settings))
-            pool = AutocommitPool(url, size=2 * settings.db_pool_size, keep_idle=settings.db_pool_size,
-                                  timeout=POOL_TIMEOUT_SECONDS)
+            pool = AutocommitPool(
+                url, size=2 * settings.db_pool_size, keep_idle=settings.db_pool_size, timeout=POOL_TIMEOUT_SECONDS
+            )
             _async_pools[loop] = pool
         return pool
 

@@ -23,10 +23,14 @@ MODERATORS = [
 TICKETS = [
     ("Charged twice for March", "My card was charged twice for the March invoice INV-2291 ($49). Please refund one."),
     ("Can't log in after enabling 2FA", "I enabled 2FA yesterday and now the code is always rejected. Locked out."),
-    ("Dashboard takes 30 seconds to load",
-     "Since v4.2 the dashboard is very slow for our whole team (about 40 users)."),
-    ("Webhook deliveries failing with 401",
-     "Our webhook endpoint gets HTTP 401 since this morning. Using the REST API v2."),
+    (
+        "Dashboard takes 30 seconds to load",
+        "Since v4.2 the dashboard is very slow for our whole team (about 40 users).",
+    ),
+    (
+        "Webhook deliveries failing with 401",
+        "Our webhook endpoint gets HTTP 401 since this morning. Using the REST API v2.",
+    ),
     ("CSV export is missing rows", "Exporting the March report gives 1,204 rows but the UI shows 1,310."),
     ("Suspicious login from another country", "I got an alert about a login from an unknown IP. I did not do that."),
     ("How do I add a teammate?", "Where in the settings can I invite a colleague to our workspace?"),

@@ -127,6 +127,7 @@ class UserFilters(StrictInput):
 
 # ----- outputs -----
 
+
 class Output(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -92,7 +92,9 @@ def run(*, demo: bool) -> int:
         _say(f"starting the app on {settings.app_base_url} (Ctrl-C to stop)")
         child = subprocess.Popen(
             [sys.executable, "-m", "reflex", "run", "--env", "prod", "--single-port"],
-            cwd=PROJECT_ROOT, env=env, start_new_session=True,  # Ctrl-C reaches us; we stop the group
+            cwd=PROJECT_ROOT,
+            env=env,
+            start_new_session=True,  # Ctrl-C reaches us; we stop the group
         )
         return child.wait()
     except KeyboardInterrupt:

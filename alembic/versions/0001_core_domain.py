@@ -49,7 +49,10 @@ def upgrade() -> None:
         "tickets",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column(
-            "number", sa.Integer, nullable=False, unique=True,
+            "number",
+            sa.Integer,
+            nullable=False,
+            unique=True,
             server_default=sa.text("nextval('ticket_number_seq')"),
         ),
         sa.Column("title", sa.String(200), nullable=False),
@@ -71,15 +74,9 @@ def upgrade() -> None:
         sa.Column("created_by_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
         sa.Column("resolved_at", sa.DateTime(timezone=True)),
         *_timestamps(),
-        sa.CheckConstraint(
-            "status IN ('open', 'in_progress', 'resolved', 'closed')", name="ck_tickets_status"
-        ),
-        sa.CheckConstraint(
-            "priority IS NULL OR priority IN ('low', 'medium', 'high')", name="ck_tickets_priority"
-        ),
-        sa.CheckConstraint(
-            "triage_status IN ('pending', 'done', 'failed')", name="ck_tickets_triage_status"
-        ),
+        sa.CheckConstraint("status IN ('open', 'in_progress', 'resolved', 'closed')", name="ck_tickets_status"),
+        sa.CheckConstraint("priority IS NULL OR priority IN ('low', 'medium', 'high')", name="ck_tickets_priority"),
+        sa.CheckConstraint("triage_status IN ('pending', 'done', 'failed')", name="ck_tickets_triage_status"),
     )
     op.execute("ALTER SEQUENCE ticket_number_seq OWNED BY tickets.number")
     op.create_index("ix_tickets_created_by", "tickets", ["created_by_id", sa.text("created_at DESC")])
@@ -89,9 +86,7 @@ def upgrade() -> None:
     op.create_table(
         "ticket_comments",
         sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column(
-            "ticket_id", sa.Integer, sa.ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False
-        ),
+        sa.Column("ticket_id", sa.Integer, sa.ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False),
         sa.Column("author_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
         sa.Column("body", sa.Text, nullable=False),
         sa.Column("internal", sa.Boolean, nullable=False, server_default=sa.false()),
@@ -102,9 +97,7 @@ def upgrade() -> None:
     op.create_table(
         "ticket_events",
         sa.Column("id", sa.BigInteger, primary_key=True),
-        sa.Column(
-            "ticket_id", sa.Integer, sa.ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False
-        ),
+        sa.Column("ticket_id", sa.Integer, sa.ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False),
         sa.Column("actor_id", sa.Integer, sa.ForeignKey("users.id")),
         sa.Column("kind", sa.String(40), nullable=False),
         sa.Column("data", postgresql.JSONB, nullable=False, server_default="{}"),

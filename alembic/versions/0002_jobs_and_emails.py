@@ -37,12 +37,8 @@ def upgrade() -> None:
         sa.CheckConstraint("status IN ('queued', 'running', 'done', 'dead')", name="ck_jobs_status"),
     )
     # Workers only ever look at due queued jobs and at running jobs whose lease ran out.
-    op.create_index(
-        "ix_jobs_due", "jobs", ["run_after", "id"], postgresql_where=sa.text("status = 'queued'")
-    )
-    op.create_index(
-        "ix_jobs_running_lease", "jobs", ["locked_until"], postgresql_where=sa.text("status = 'running'")
-    )
+    op.create_index("ix_jobs_due", "jobs", ["run_after", "id"], postgresql_where=sa.text("status = 'queued'"))
+    op.create_index("ix_jobs_running_lease", "jobs", ["locked_until"], postgresql_where=sa.text("status = 'running'"))
     op.create_index("ix_jobs_status_kind", "jobs", ["status", "kind"])
 
     op.create_table(
@@ -62,9 +58,7 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="SET NULL")),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.Column("sent_at", sa.DateTime(timezone=True)),
-        sa.CheckConstraint(
-            "status IN ('pending', 'sent', 'recorded', 'failed')", name="ck_emails_status"
-        ),
+        sa.CheckConstraint("status IN ('pending', 'sent', 'recorded', 'failed')", name="ck_emails_status"),
     )
     op.create_index("ix_emails_created", "emails", [sa.text("created_at DESC")])
     op.create_index("ix_emails_ticket", "emails", ["ticket_id"])

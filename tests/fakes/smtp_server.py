@@ -83,9 +83,7 @@ class _Handler:
     def __init__(self, server: FakeSmtpServer) -> None:
         self._server = server
 
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
-    ) -> str:
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any) -> str:
         if address.lower() in self._server.reject_recipients:
             return "550 5.1.1 No such user here"
         envelope.rcpt_tos.append(address)

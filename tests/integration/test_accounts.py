@@ -137,7 +137,8 @@ def test_admin_sets_normalised_skills_and_role(factory):
     user = factory.user()
     with session_scope() as s:
         out = accounts.update_user(
-            s, s.get(User, admin.id),
+            s,
+            s.get(User, admin.id),
             UserUpdate(email=user.email.upper(), role="moderator", skills=[" Billing ", "billing", "MFA", "2fa"]),
         )
     assert out.role == "moderator"

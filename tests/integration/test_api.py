@@ -54,9 +54,25 @@ def test_ticket_lifecycle_over_http(api, factory):
     r = api.post("/api/tickets", json={"title": "Charged twice", "description": "Two charges."}, headers=auth(token))
     assert r.status_code == 201
     ticket = r.json()
-    expected_keys = {"id", "number", "title", "description", "status", "priority", "category", "required_skills",
-                     "summary", "helpful_notes", "triage_status", "triage_provider", "assigned_to",
-                     "assignment_reason", "created_by", "created_at", "updated_at"}
+    expected_keys = {
+        "id",
+        "number",
+        "title",
+        "description",
+        "status",
+        "priority",
+        "category",
+        "required_skills",
+        "summary",
+        "helpful_notes",
+        "triage_status",
+        "triage_provider",
+        "assigned_to",
+        "assignment_reason",
+        "created_by",
+        "created_at",
+        "updated_at",
+    }
     assert expected_keys <= set(ticket)
     assert ticket["number"].startswith("TCK-") and ticket["status"] == "open"
     assert ticket["triage_status"] == "pending" and ticket["priority"] is None
@@ -112,8 +128,9 @@ def test_admin_user_endpoints(api, factory):
     h = factory.headers(admin)
     r = api.get("/api/auth/users?q=pat", headers=h)
     assert r.status_code == 200 and r.json()["total"] == 1 and "password_hash" not in r.text
-    r = api.post("/api/auth/update-user", json={"email": user.email, "role": "moderator", "skills": ["Billing"]},
-                 headers=h)
+    r = api.post(
+        "/api/auth/update-user", json={"email": user.email, "role": "moderator", "skills": ["Billing"]}, headers=h
+    )
     assert r.status_code == 200 and r.json()["role"] == "moderator" and r.json()["skills"] == ["billing"]
     uh = factory.headers(user)
     assert api.get("/api/auth/users", headers=uh).status_code == 403
@@ -164,8 +181,16 @@ def test_odd_unicode_is_kept_as_text(api, factory):
 
 def test_openapi_document_and_docs_page(api):
     spec = api.get("/api/openapi.json").json()
-    for path in ("/api/auth/signup", "/api/auth/login", "/api/auth/me", "/api/tickets", "/api/tickets/{ticket_id}",
-                 "/api/tickets/{ticket_id}/comments", "/api/auth/users", "/api/auth/update-user"):
+    for path in (
+        "/api/auth/signup",
+        "/api/auth/login",
+        "/api/auth/me",
+        "/api/tickets",
+        "/api/tickets/{ticket_id}",
+        "/api/tickets/{ticket_id}/comments",
+        "/api/auth/users",
+        "/api/auth/update-user",
+    ):
         assert path in spec["paths"]
     page = api.get("/api/docs")
     assert page.status_code == 200 and "swagger" in page.text.lower() and "cdn." not in page.text

@@ -149,6 +149,7 @@ def _backends_of(pids: set[int]) -> int:
 def test_after_a_burst_connections_beyond_keep_idle_close_once_idle_for_the_timeout(conninfo: str):
     """Six concurrent statements open six connections. While the load goes on they are all reused (closing
     them on return made a busy pool reconnect constantly); once idle for the timeout, two stay open."""
+
     async def burst(pool: AutocommitPool) -> set[int]:
         rows = await asyncio.gather(*(pool.fetch_one("SELECT pg_backend_pid(), pg_sleep(0.05)", {}) for _ in range(6)))
         return {row[0] for row in rows}

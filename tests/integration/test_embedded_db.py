@@ -30,8 +30,14 @@ os._exit(0)
 
 
 def _start_in_child(data_dir: Path) -> int:
-    out = subprocess.run([sys.executable, "-c", _START, str(data_dir)], cwd=ROOT, capture_output=True, text=True,
-                         timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    out = subprocess.run(
+        [sys.executable, "-c", _START, str(data_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert out.returncode == 0, out.stderr
     return int(out.stdout.strip().splitlines()[-1])
 

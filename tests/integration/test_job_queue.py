@@ -497,7 +497,6 @@ def test_expired_lease_on_the_last_attempt_is_dead_lettered_once(clean_db: str) 
     assert "lease expired" in error
 
 
-
 # ----- batches -----
 
 
@@ -511,7 +510,9 @@ def test_enqueue_many_inserts_once_per_dedupe_key_with_one_notify(listener: psyc
     assert notifications(listener) == []
     rows = all_jobs()
     assert [(j.kind, j.payload, j.dedupe_key, j.status) for j in rows] == [
-        ("assign", {"ticket_id": 1}, "assign:1", "queued"), ("assign", {"ticket_id": 2}, "assign:2", "queued")]
+        ("assign", {"ticket_id": 1}, "assign:1", "queued"),
+        ("assign", {"ticket_id": 2}, "assign:2", "queued"),
+    ]
     assert abs((rows[0].run_after - due).total_seconds()) < 0.01  # dated as asked
     assert rows[1].run_after > due
 
@@ -530,8 +531,9 @@ def test_a_batch_handler_gets_due_jobs_of_its_kind_together_and_fail_retries_one
     ids = [add_job("batchy", {"n": n}) for n in range(7)]
     other = add_job("single", {})
     singles: list[int] = []
-    worker = Worker({"batchy": BatchHandler(handle, size=5), "single": lambda ctx: singles.append(ctx.job.id)},
-                    retry=FAST)
+    worker = Worker(
+        {"batchy": BatchHandler(handle, size=5), "single": lambda ctx: singles.append(ctx.job.id)}, retry=FAST
+    )
     assert drain(worker.handlers) == 8
     assert seen == [[0, 1, 2, 3, 4], [5, 6]] and singles == [other]
     rows = {j.id: j for j in all_jobs()}

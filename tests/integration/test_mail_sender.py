@@ -112,9 +112,7 @@ def assert_only_text_and_html(received: ReceivedMessage) -> None:
 
 
 @pytest.mark.parametrize("kind", ["welcome", "ticket_assigned", "ticket_received", "ticket_resolved"])
-def test_delivers_each_kind_with_both_parts(
-    kind: str, smtp_server: FakeSmtpServer, make_sender: SenderFactory
-) -> None:
+def test_delivers_each_kind_with_both_parts(kind: str, smtp_server: FakeSmtpServer, make_sender: SenderFactory) -> None:
     email = all_kinds()[kind]
     assert email.kind == kind
     message_id = make_sender().send(email)
@@ -135,9 +133,7 @@ def test_delivers_each_kind_with_both_parts(
     assert MESSAGE_ID.match(message_id) and message_id.endswith("@example.com>")
 
 
-def test_non_ascii_subject_and_body_round_trip(
-    smtp_server: FakeSmtpServer, make_sender: SenderFactory
-) -> None:
+def test_non_ascii_subject_and_body_round_trip(smtp_server: FakeSmtpServer, make_sender: SenderFactory) -> None:
     email = all_kinds()["ticket_received"]
     make_sender().send(email)
     [received] = smtp_server.wait_for(1)
@@ -157,9 +153,7 @@ def test_non_ascii_subject_and_body_round_trip(
 def test_long_and_encoded_subjects_round_trip_exactly(
     title: str, smtp_server: FakeSmtpServer, make_sender: SenderFactory
 ) -> None:
-    email = ticket_resolved_email(
-        to="r@example.com", requester_name="R", number=7, title=title, ticket_url=URL
-    )
+    email = ticket_resolved_email(to="r@example.com", requester_name="R", number=7, title=title, ticket_url=URL)
     make_sender().send(email)
     [received] = smtp_server.wait_for(1)
     assert received.message["Subject"] == email.subject
@@ -177,14 +171,10 @@ def test_body_text_arrives_unchanged(smtp_server: FakeSmtpServer, make_sender: S
     [received] = smtp_server.wait_for(1)
     assert received.text == body
     assert received.html == f"<pre>{body}</pre>"
-    assert all(
-        len(line) <= 78 for line in received.data.split(b"\r\n")[1:] if not line.startswith(b"Subject")
-    )
+    assert all(len(line) <= 78 for line in received.data.split(b"\r\n")[1:] if not line.startswith(b"Subject"))
 
 
-def test_identical_sends_get_unique_message_ids(
-    smtp_server: FakeSmtpServer, make_sender: SenderFactory
-) -> None:
+def test_identical_sends_get_unique_message_ids(smtp_server: FakeSmtpServer, make_sender: SenderFactory) -> None:
     sender = make_sender()
     email = all_kinds()["ticket_resolved"]
     first = sender.send(email)
@@ -243,9 +233,7 @@ def test_yagmail_send_itself_would_attach_a_path(secret_file: tuple[Path, str]) 
     _, raw = client.prepare_send(to="b@example.com", subject="x", contents=[str(path)], prettify_html=False)
     assert "secret.txt" in raw  # a part named after the file...
     assert base64.b64encode((secret + "\n").encode()).decode() in raw.replace("\n", "")  # ...with its bytes
-    _, raw = client.prepare_send(
-        to="b@example.com", subject="x", contents=["/etc/hostname"], prettify_html=False
-    )
+    _, raw = client.prepare_send(to="b@example.com", subject="x", contents=["/etc/hostname"], prettify_html=False)
     assert "name*=utf-8''hostname" in raw
     # yagmail.raw avoids the file sniffing but is still copied unescaped into the HTML part
     _, raw = client.prepare_send(
@@ -283,9 +271,7 @@ def test_paths_in_title_and_body_are_not_attached(
         ),
         # and the whole text / html / subject being exactly a path (no builder involved)
         OutgoingEmail(to="r@example.com", subject=str(path), text=str(path), html=str(path), kind="test"),
-        OutgoingEmail(
-            to="r@example.com", subject=hostname_path, text=hostname_path, html=hostname_path, kind="test"
-        ),
+        OutgoingEmail(to="r@example.com", subject=hostname_path, text=hostname_path, html=hostname_path, kind="test"),
     ]
     for email in emails:
         sender.send(email)
@@ -382,9 +368,7 @@ def test_silent_server_times_out() -> None:
     ("reply", "permanent"),
     [("554 5.6.0 Message content rejected", True), ("451 4.3.0 Try again later", False)],
 )
-def test_smtp_error_reply_is_a_delivery_error(
-    reply: str, permanent: bool, make_sender: SenderFactory
-) -> None:
+def test_smtp_error_reply_is_a_delivery_error(reply: str, permanent: bool, make_sender: SenderFactory) -> None:
     with FakeSmtpServer(reject_with=reply) as rejecting:
         sender = make_sender(port=rejecting.port)
         with pytest.raises(MailDeliveryError) as info:
@@ -471,9 +455,7 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
-        )
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
@@ -481,9 +463,7 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     cert_path, key_path = folder / "cert.pem", folder / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return cert_path, key_path
 
@@ -511,16 +491,12 @@ def test_starttls_delivers_and_verifies_the_certificate(
             make_sender(port=tls_server.port, security="none").send(all_kinds()["welcome"])
         assert tls_server.messages == []
 
-        sender = make_sender(
-            port=tls_server.port, security="starttls", ssl_context=trusting_context(tls_files)
-        )
+        sender = make_sender(port=tls_server.port, security="starttls", ssl_context=trusting_context(tls_files))
         sender.send(all_kinds()["welcome"])
         assert len(tls_server.wait_for(1)) == 1
 
 
-def test_starttls_never_falls_back_to_plaintext(
-    smtp_server: FakeSmtpServer, make_sender: SenderFactory
-) -> None:
+def test_starttls_never_falls_back_to_plaintext(smtp_server: FakeSmtpServer, make_sender: SenderFactory) -> None:
     with pytest.raises(MailDeliveryError) as info:
         make_sender(security="starttls").send(all_kinds()["welcome"])  # plain server: no STARTTLS offered
     assert "STARTTLS" in str(info.value)
@@ -567,9 +543,7 @@ def test_invalid_configuration_is_refused(overrides: dict[str, Any]) -> None:
 
 
 def test_sender_names() -> None:
-    smtp = SmtpSender(
-        host="127.0.0.1", port=25, user=None, password=None, security="none", mail_from=MAIL_FROM
-    )
+    smtp = SmtpSender(host="127.0.0.1", port=25, user=None, password=None, security="none", mail_from=MAIL_FROM)
     assert smtp.name == "smtp"
     assert RecordingSender().name == "recorded"
 

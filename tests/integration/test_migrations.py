@@ -63,8 +63,15 @@ def test_several_processes_migrating_at_once(database):
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     env = {**os.environ, "DATABASE_URL": url.set(database=name).render_as_string(hide_password=False)}
     try:
-        procs = [subprocess.Popen([sys.executable, "-m", "ticketing_app.cli", "migrate"], env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(4)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "ticketing_app.cli", "migrate"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            for _ in range(4)
+        ]
         outputs = [p.communicate(timeout=120)[0].decode() for p in procs]
         assert [p.returncode for p in procs] == [0, 0, 0, 0], outputs
         engine = create_engine(url.set(database=name))

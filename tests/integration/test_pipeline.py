@@ -61,8 +61,9 @@ def set_env(clean_db: str) -> Iterator[SetEnv]:
 class CountingProvider:
     """Wraps a provider and counts its calls; optionally fails or waits on a barrier first."""
 
-    def __init__(self, inner: object | None = None, *, error: Exception | None = None,
-                 barrier: threading.Barrier | None = None) -> None:
+    def __init__(
+        self, inner: object | None = None, *, error: Exception | None = None, barrier: threading.Barrier | None = None
+    ) -> None:
         self.inner = inner or OfflineTriageProvider()
         self.name = getattr(self.inner, "name", "counting")
         self.error = error
@@ -210,7 +211,9 @@ def test_redelivered_assign_job_assigns_and_mails_once(factory: Factory, provide
     run_until(no_job_left)
     again = ticket(t.id)
     assert (again.assigned_to_id, again.assigned_at, again.assignment_reason) == (
-        mod.id, first.assigned_at, first.assignment_reason,
+        mod.id,
+        first.assigned_at,
+        first.assignment_reason,
     )
     assert len(events(t.id, "assigned")) == 1
     assert sorted(m.kind for m in emails(t.id)) == ["ticket_assigned", "ticket_received"]
@@ -292,8 +295,13 @@ def test_triage_whose_worker_vanished_on_the_last_attempt_is_still_routed(
 @pytest.fixture()
 def gemini(set_env: SetEnv) -> Iterator[FakeGeminiServer]:
     with FakeGeminiServer() as fake:
-        set_env(GEMINI_API_KEY="test-key-pipeline", GEMINI_BASE_URL=fake.base_url, GEMINI_ATTEMPTS=2,
-                GEMINI_TIMEOUT_SECONDS=0.5, GEMINI_MODEL="gemini-test")
+        set_env(
+            GEMINI_API_KEY="test-key-pipeline",
+            GEMINI_BASE_URL=fake.base_url,
+            GEMINI_ATTEMPTS=2,
+            GEMINI_TIMEOUT_SECONDS=0.5,
+            GEMINI_MODEL="gemini-test",
+        )
         yield fake
         provider = ai_select.default_triage()
         close = getattr(getattr(provider, "primary", None), "close", None)
@@ -303,15 +311,25 @@ def gemini(set_env: SetEnv) -> Iterator[FakeGeminiServer]:
 
 def test_gemini_answer_is_used(factory: Factory, gemini: FakeGeminiServer) -> None:
     _, mod, requester = billing_setup(factory)
-    gemini.set_default(ok(triage_answer(
-        category="billing", priority="high", required_skills=["Payments"],
-        summary="Customer was charged twice.", helpful_notes="- Check the payment processor",
-    )))
+    gemini.set_default(
+        ok(
+            triage_answer(
+                category="billing",
+                priority="high",
+                required_skills=["Payments"],
+                summary="Customer was charged twice.",
+                helpful_notes="- Check the payment processor",
+            )
+        )
+    )
     t = factory.ticket(requester, BILLING_TITLE, BILLING_TEXT)
     run_until(no_job_left)
     found = ticket(t.id)
     assert (found.triage_provider, found.triage_status, found.category, found.priority) == (
-        "gemini", "done", "billing", "high",
+        "gemini",
+        "done",
+        "billing",
+        "high",
     )
     assert found.required_skills == ["payments"]
     assert found.summary == "Customer was charged twice."
@@ -361,8 +379,14 @@ def test_gemini_failure_falls_back_to_offline_triage(
 @pytest.fixture()
 def smtp(set_env: SetEnv) -> Iterator[FakeSmtpServer]:
     server = FakeSmtpServer()
-    set_env(SMTP_HOST="127.0.0.1", SMTP_PORT=server.port, SMTP_SECURITY="none", SMTP_TIMEOUT_SECONDS=3,
-            MAIL_FROM="Helpdesk <helpdesk@example.com>", APP_BASE_URL="https://help.example.com")
+    set_env(
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=server.port,
+        SMTP_SECURITY="none",
+        SMTP_TIMEOUT_SECONDS=3,
+        MAIL_FROM="Helpdesk <helpdesk@example.com>",
+        APP_BASE_URL="https://help.example.com",
+    )
     yield server
     server.stop()
 
@@ -529,8 +553,11 @@ def test_a_batch_that_fails_is_run_again_one_job_at_a_time(
     batches: list[int] = []
     real_handler = HANDLERS["assign"]
     monkeypatch.setattr(routing_module, "canonical_skill", canonical)
-    monkeypatch.setitem(HANDLERS, "assign", BatchHandler(lambda c: batches.append(len(c)) or real_handler.run(c),
-                                                         size=real_handler.size))
+    monkeypatch.setitem(
+        HANDLERS,
+        "assign",
+        BatchHandler(lambda c: batches.append(len(c)) or real_handler.run(c), size=real_handler.size),
+    )
     drain(HANDLERS, on_dead)
     assert batches == [4, 1, 1, 1, 1]  # the batch (rolled back), then each of its jobs alone
     for t in tickets:

@@ -98,8 +98,10 @@ def test_a_denied_action_changes_nothing(world):
     before_status = None
     with session_scope() as s:
         before_status = s.get(Ticket, ticket_id).status
-    attempt(people["requester"], lambda s, u: tickets.update_ticket(s, u, ticket_id, TicketUpdate(status="closed",
-                                                                                                     priority="high")))
+    attempt(
+        people["requester"],
+        lambda s, u: tickets.update_ticket(s, u, ticket_id, TicketUpdate(status="closed", priority="high")),
+    )
     with session_scope() as s:
         t = s.get(Ticket, ticket_id)
         assert (t.status, t.priority) == (before_status, None)
@@ -114,8 +116,11 @@ def test_list_shows_only_visible_tickets(world, factory, role):
         page = tickets.list_tickets(s, s.get(User, people[role].id), TicketFilters())
     seen = {t.id for t in page.items}
     expected = {
-        "requester": {ticket_id}, "other_user": {own.id}, "assignee": {ticket_id},
-        "other_moderator": set(), "admin": {ticket_id, own.id},
+        "requester": {ticket_id},
+        "other_user": {own.id},
+        "assignee": {ticket_id},
+        "other_moderator": set(),
+        "admin": {ticket_id, own.id},
     }[role]
     assert seen == expected and page.total == len(expected)
 
@@ -136,8 +141,10 @@ def test_internal_notes_and_agent_fields_never_reach_the_requester(world):
     with session_scope() as s:
         t = s.get(Ticket, ticket_id)
         t.helpful_notes, t.assignment_reason = "Check the payment provider first", "matched: billing; 0 open"
-    attempt(people["assignee"], lambda s, u: tickets.add_comment(s, u, ticket_id,
-                                                                 CommentCreate(body="secret", internal=True)))
+    attempt(
+        people["assignee"],
+        lambda s, u: tickets.add_comment(s, u, ticket_id, CommentCreate(body="secret", internal=True)),
+    )
     attempt(people["assignee"], lambda s, u: tickets.add_comment(s, u, ticket_id, CommentCreate(body="public")))
     with session_scope() as s:
         mine = tickets.get_ticket_detail(s, s.get(User, people["requester"].id), ticket_id)
@@ -154,16 +161,18 @@ def test_overrides_need_a_reason_and_a_known_category(world):
     with session_scope() as s, pytest.raises(InvalidInput, match="reason"):
         tickets.update_ticket(s, s.get(User, people["admin"].id), ticket_id, TicketUpdate(priority="high"))
     with session_scope() as s, pytest.raises(InvalidInput, match="Unknown category"):
-        tickets.update_ticket(s, s.get(User, people["admin"].id), ticket_id,
-                              TicketUpdate(category="astrology", reason="why not"))
+        tickets.update_ticket(
+            s, s.get(User, people["admin"].id), ticket_id, TicketUpdate(category="astrology", reason="why not")
+        )
 
 
 def test_reassignment_only_to_active_staff(world):
     people, ticket_id = world
     for target in (people["other_user"].id, 9999):
         with session_scope() as s, pytest.raises(InvalidInput, match="active moderator or admin"):
-            tickets.update_ticket(s, s.get(User, people["admin"].id), ticket_id,
-                                  TicketUpdate(assignee_id=target, reason="x"))
+            tickets.update_ticket(
+                s, s.get(User, people["admin"].id), ticket_id, TicketUpdate(assignee_id=target, reason="x")
+            )
 
 
 def test_every_change_is_on_the_timeline_with_who_and_why(world):

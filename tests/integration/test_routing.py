@@ -49,10 +49,17 @@ def ready_for_routing(factory: Factory, requester: User, skills: list[str], titl
     """A ticket whose triage already found `skills` (the queued triage job then only queues routing)."""
     t = factory.ticket(requester, title)
     with session_scope() as s:
-        s.execute(update(Ticket).where(Ticket.id == t.id).values(
-            required_skills=skills, triage_status="done", priority="medium", category="billing",
-            summary="Customer needs help.",
-        ))
+        s.execute(
+            update(Ticket)
+            .where(Ticket.id == t.id)
+            .values(
+                required_skills=skills,
+                triage_status="done",
+                priority="medium",
+                category="billing",
+                summary="Customer needs help.",
+            )
+        )
     return t.id
 
 
@@ -181,8 +188,9 @@ def test_no_admin_leaves_the_ticket_unassigned_but_visible_to_admins(factory: Fa
         "no moderator with the required skills (kubernetes) and no active admin; left unassigned"
     )
     with session_scope() as s:
-        [event] = s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket_id,
-                                                      TicketEvent.kind == "assigned")).all()
+        [event] = s.scalars(
+            select(TicketEvent).where(TicketEvent.ticket_id == ticket_id, TicketEvent.kind == "assigned")
+        ).all()
         assert event.data == {"to": None, "reason": t.assignment_reason}
         mails = s.scalars(select(EmailMessage).where(EmailMessage.ticket_id == ticket_id)).all()
         assert [m.kind for m in mails] == ["ticket_received"]  # the requester still hears from us
@@ -211,8 +219,9 @@ def test_reason_and_assignment_are_recorded_by_the_pipeline(factory: Factory) ->
     assert t.assignment_reason == "matched: billing, payments; 3 open"
     with session_scope() as s:
         assert s.get(User, mod.id).last_assigned_at >= before
-        [event] = s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket_id,
-                                                      TicketEvent.kind == "assigned")).all()
+        [event] = s.scalars(
+            select(TicketEvent).where(TicketEvent.ticket_id == ticket_id, TicketEvent.kind == "assigned")
+        ).all()
         assert event.actor_id is None
         assert event.data["reason"] == "matched: billing, payments; 3 open"
         assert event.data["to"]["id"] == mod.id
@@ -251,8 +260,7 @@ def test_concurrent_routing_spreads_tickets_evenly(factory: Factory) -> None:
         t.join(30)
     assert outcomes == ["done"] * 20
     with session_scope() as s:
-        rows = s.execute(select(Ticket.assigned_to_id, Ticket.assignment_reason)
-                         .where(Ticket.id.in_(ticket_ids))).all()
+        rows = s.execute(select(Ticket.assigned_to_id, Ticket.assignment_reason).where(Ticket.id.in_(ticket_ids))).all()
     assert Counter(r.assigned_to_id for r in rows) == {m.id: 5 for m in mods}
     # Each decision saw the ones before it: four at "0 open", four at "1 open", ... four at "4 open".
     loads = Counter(r.assignment_reason.rsplit("; ", 1)[1] for r in rows)

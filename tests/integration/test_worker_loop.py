@@ -28,10 +28,16 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 def listeners() -> int:
     """How many connections to this database are waiting for job notifications."""
     with session_scope() as s:
-        return s.scalar(text(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND state = 'idle' AND query = :q"
-        ), {"q": f"LISTEN {queue.NOTIFY_CHANNEL}"}) or 0
+        return (
+            s.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND state = 'idle' AND query = :q"
+                ),
+                {"q": f"LISTEN {queue.NOTIFY_CHANNEL}"},
+            )
+            or 0
+        )
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.005) -> bool:
@@ -86,10 +92,14 @@ def test_ticket_is_triaged_assigned_and_mailed_within_a_second(
     assert wait_for(settled, 5)  # the welcome e-mails
 
     submitted = time.perf_counter()
-    response = api.post("/api/tickets", headers=headers, json={
-        "title": "Charged twice for my subscription",
-        "description": "My card was charged twice this month, please refund one payment.",
-    })
+    response = api.post(
+        "/api/tickets",
+        headers=headers,
+        json={
+            "title": "Charged twice for my subscription",
+            "description": "My card was charged twice this month, please refund one payment.",
+        },
+    )
     assert response.status_code == 201, response.text
     ticket_id = response.json()["id"]
 
@@ -99,8 +109,14 @@ def test_ticket_is_triaged_assigned_and_mailed_within_a_second(
 
     def mailed() -> bool:
         with session_scope() as s:
-            return s.scalar(select(func.count()).select_from(EmailMessage).where(
-                EmailMessage.ticket_id == ticket_id, EmailMessage.status == "recorded")) == 2
+            return (
+                s.scalar(
+                    select(func.count())
+                    .select_from(EmailMessage)
+                    .where(EmailMessage.ticket_id == ticket_id, EmailMessage.status == "recorded")
+                )
+                == 2
+            )
 
     assert wait_for(assigned, 5)
     to_assigned = time.perf_counter() - submitted
@@ -187,13 +203,15 @@ def test_tickets_that_skip_their_wake_up_are_still_taken_at_once(
     requester = factory.user()
     started(build_worker(poll_seconds=30, concurrency=1))
     assert wait_for(settled, 5)
-    ids = [factory.ticket(requester, f"Charged twice #{n}", "My card was charged twice this month.").id
-           for n in range(12)]
+    ids = [
+        factory.ticket(requester, f"Charged twice #{n}", "My card was charged twice this month.").id for n in range(12)
+    ]
 
     def all_assigned() -> bool:
         with session_scope() as s:
-            return s.scalar(select(func.count()).select_from(Ticket).where(
-                Ticket.id.in_(ids), Ticket.assigned_at.is_not(None))) == len(ids)
+            return s.scalar(
+                select(func.count()).select_from(Ticket).where(Ticket.id.in_(ids), Ticket.assigned_at.is_not(None))
+            ) == len(ids)
 
     assert wait_for(all_assigned, 10, interval=0.05)
 
@@ -253,8 +271,11 @@ def spawn_worker(database: str, log_path: Path) -> subprocess.Popen[bytes]:
     env.pop("SMTP_HOST", None)
     with log_path.open("wb") as log:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
-            [sys.executable, "-m", "ticketing_app.worker_main"], cwd=PROJECT_ROOT, env=env,
-            stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "ticketing_app.worker_main"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
 
@@ -272,8 +293,10 @@ def terminate(proc: subprocess.Popen[bytes]) -> int | None:
 @pytest.mark.slow
 def test_two_worker_processes_run_every_job_exactly_once(database: str, factory: Factory, tmp_path: Path) -> None:
     factory.admin()
-    mods = [factory.user("moderator", skills=skills) for skills in
-            (["billing", "payments"], ["2fa", "sso"], ["postgres", "data"])]
+    mods = [
+        factory.user("moderator", skills=skills)
+        for skills in (["billing", "payments"], ["2fa", "sso"], ["postgres", "data"])
+    ]
     requesters = [factory.user() for _ in range(4)]
     before = listeners()
     logs = [tmp_path / f"worker-{n}.log" for n in range(2)]

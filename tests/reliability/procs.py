@@ -33,9 +33,24 @@ def spawn_api(database: str, log: Path, extra: dict[str, str] | None = None) -> 
     port = free_port()
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
-             "--no-access-log", "ticketing_app.api.asgi:app"],
-            cwd=ROOT, env=_env(database, extra), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "granian",
+                "--interface",
+                "asgi",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+                "ticketing_app.api.asgi:app",
+            ],
+            cwd=ROOT,
+            env=_env(database, extra),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -53,9 +68,14 @@ def spawn_api(database: str, log: Path, extra: dict[str, str] | None = None) -> 
 
 def spawn_worker(database: str, log: Path, extra: dict[str, str] | None = None) -> subprocess.Popen:
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "ticketing_app.worker_main"], cwd=ROOT,
-                                env=_env(database, extra), stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "ticketing_app.worker_main"],
+            cwd=ROOT,
+            env=_env(database, extra),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 20) -> None:

@@ -45,10 +45,16 @@ def test_worker_killed_mid_triage_is_taken_over_and_completes_once(factory, data
     responder = keyword_triage_responder()
     hanging = lambda request: dataclasses.replace(responder(request), delay=60)  # noqa: E731
     with FakeGeminiServer(default=hanging) as fake:
-        worker_a = spawn_worker(database, tmp_path / "a.log", {
-            "GEMINI_API_KEY": "k", "GEMINI_BASE_URL": fake.base_url, "GEMINI_TIMEOUT_SECONDS": "90",
-            "JOB_LEASE_SECONDS": "5",
-        })
+        worker_a = spawn_worker(
+            database,
+            tmp_path / "a.log",
+            {
+                "GEMINI_API_KEY": "k",
+                "GEMINI_BASE_URL": fake.base_url,
+                "GEMINI_TIMEOUT_SECONDS": "90",
+                "JOB_LEASE_SECONDS": "5",
+            },
+        )
         try:
             ticket = factory.ticket(factory.user(), "Charged twice on my billing", "Two billing charges.")
             assert wait_until(lambda: fake.request_count >= 1, 20), "worker A never started the triage"
@@ -61,10 +67,16 @@ def test_worker_killed_mid_triage_is_taken_over_and_completes_once(factory, data
 
     worker_b = spawn_worker(database, tmp_path / "b.log", {"JOB_LEASE_SECONDS": "5"})  # offline provider
     try:
+
         def routed() -> bool:
             with session_scope() as s:
-                return s.scalar(select(func.count()).select_from(EmailMessage)
-                                .where(EmailMessage.kind == "ticket_assigned")) == 1
+                return (
+                    s.scalar(
+                        select(func.count()).select_from(EmailMessage).where(EmailMessage.kind == "ticket_assigned")
+                    )
+                    == 1
+                )
+
         assert wait_until(routed, 40), (tmp_path / "b.log").read_text()[-3000:]
         time.sleep(1.5)  # anything duplicated would show up now
     finally:
@@ -74,8 +86,9 @@ def test_worker_killed_mid_triage_is_taken_over_and_completes_once(factory, data
         assert t.assigned_to_id == moderator.id and t.triage_provider == "offline"
         assert events_per_ticket(s, "triaged") == {ticket.id: 1}
         assert events_per_ticket(s, "assigned") == {ticket.id: 1}
-        assert s.scalar(select(func.count()).select_from(EmailMessage)
-                        .where(EmailMessage.kind == "ticket_assigned")) == 1
+        assert (
+            s.scalar(select(func.count()).select_from(EmailMessage).where(EmailMessage.kind == "ticket_assigned")) == 1
+        )
         job = s.scalar(select(Job).where(Job.kind == "triage"))
         assert (job.status, job.attempts) == ("done", 2)
         assert s.scalar(select(func.count()).select_from(Job).where(Job.kind == "assign")) == 1
@@ -107,8 +120,9 @@ def test_database_restart_while_serving_and_working(private_pg, tmp_path: Path):
     api, base = spawn_api(url, tmp_path / "api.log")
     worker = spawn_worker(url, tmp_path / "worker.log")
     try:
-        token = httpx.post(f"{base}/api/auth/signup", json={"name": "Load", "email": "load@example.com",
-                                                            "password": PASSWORD}).json()["access_token"]
+        token = httpx.post(
+            f"{base}/api/auth/signup", json={"name": "Load", "email": "load@example.com", "password": PASSWORD}
+        ).json()["access_token"]
         results: list[tuple[float, int, float]] = []  # (started, status, seconds)
         stop_client = threading.Event()
 
@@ -150,6 +164,7 @@ def test_database_restart_while_serving_and_working(private_pg, tmp_path: Path):
         def all_assigned() -> bool:
             with Session(engine) as s:
                 return s.scalar(select(func.count()).select_from(Ticket).where(Ticket.assigned_at.is_(None))) == 0
+
         assert wait_until(all_assigned, 60), (tmp_path / "worker.log").read_text()[-3000:]
         with Session(engine) as s:
             tickets = s.scalar(select(func.count()).select_from(Ticket))
@@ -170,13 +185,15 @@ def test_four_worker_processes_run_every_job_exactly_once(factory, database, tmp
     requester = factory.user()
     workers = [spawn_worker(database, tmp_path / f"w{i}.log", {"WORKER_CONCURRENCY": "4"}) for i in range(4)]
     try:
-        ids = [factory.ticket(requester, f"Billing question {i}", "Charged twice on my invoice").id
-               for i in range(60)]
+        ids = [factory.ticket(requester, f"Billing question {i}", "Charged twice on my invoice").id for i in range(60)]
 
         def done() -> bool:
             with session_scope() as s:
-                return s.scalar(select(func.count()).select_from(Job).where(Job.status != "done")) == 0 and \
-                    s.scalar(select(func.count()).select_from(Ticket).where(Ticket.assigned_at.is_(None))) == 0
+                return (
+                    s.scalar(select(func.count()).select_from(Job).where(Job.status != "done")) == 0
+                    and s.scalar(select(func.count()).select_from(Ticket).where(Ticket.assigned_at.is_(None))) == 0
+                )
+
         assert wait_until(done, 90)
     finally:
         for w in workers:
@@ -187,8 +204,11 @@ def test_four_worker_processes_run_every_job_exactly_once(factory, database, tmp
         assert Counter(kind for kind, _, _ in jobs)["triage"] == 60
         assert events_per_ticket(s, "triaged") == dict.fromkeys(ids, 1)
         assert events_per_ticket(s, "assigned") == dict.fromkeys(ids, 1)
-        per_ticket_kind = Counter(s.execute(select(EmailMessage.ticket_id, EmailMessage.kind)
-                                            .where(EmailMessage.ticket_id.is_not(None))).all())
+        per_ticket_kind = Counter(
+            s.execute(
+                select(EmailMessage.ticket_id, EmailMessage.kind).where(EmailMessage.ticket_id.is_not(None))
+            ).all()
+        )
         assert set(per_ticket_kind.values()) == {1}
         mails = s.execute(select(EmailMessage.status, EmailMessage.attempts)).all()
         assert all(status == "recorded" and attempts == 1 for status, attempts in mails)

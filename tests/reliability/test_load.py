@@ -22,11 +22,18 @@ pytestmark = pytest.mark.slow
 async def _submit_all(base: str, tokens: list[str], count: int) -> list[int]:
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+
         async def one(i: int) -> int:
-            r = await client.post("/api/tickets", headers={"Authorization": f"Bearer {tokens[i % len(tokens)]}"},
-                                  json={"title": f"Charged twice, order {i}",
-                                        "description": "My card was charged twice for one invoice."})
+            r = await client.post(
+                "/api/tickets",
+                headers={"Authorization": f"Bearer {tokens[i % len(tokens)]}"},
+                json={
+                    "title": f"Charged twice, order {i}",
+                    "description": "My card was charged twice for one invoice.",
+                },
+            )
             return r.status_code
+
         return await asyncio.gather(*(one(i) for i in range(count)))
 
 
@@ -37,9 +44,13 @@ def test_200_concurrent_submissions_are_all_saved_triaged_and_fairly_assigned(fa
     workers = [spawn_worker(database, tmp_path / f"w{i}.log", {"WORKER_CONCURRENCY": "4"}) for i in range(2)]
     try:
         with httpx.Client(base_url=base, timeout=30) as c:
-            tokens = [c.post("/api/auth/signup", json={"name": f"User {i}", "email": f"load{i}@example.com",
-                                                       "password": PASSWORD}).json()["access_token"]
-                      for i in range(50)]
+            tokens = [
+                c.post(
+                    "/api/auth/signup",
+                    json={"name": f"User {i}", "email": f"load{i}@example.com", "password": PASSWORD},
+                ).json()["access_token"]
+                for i in range(50)
+            ]
         started = time.monotonic()
         statuses = asyncio.run(_submit_all(base, tokens, 200))
         elapsed = time.monotonic() - started
@@ -48,6 +59,7 @@ def test_200_concurrent_submissions_are_all_saved_triaged_and_fairly_assigned(fa
         def all_assigned() -> bool:
             with session_scope() as s:
                 return s.scalar(select(func.count()).select_from(Ticket).where(Ticket.assigned_at.is_(None))) == 0
+
         deadline = time.monotonic() + 90
         while not all_assigned() and time.monotonic() < deadline:
             time.sleep(0.25)

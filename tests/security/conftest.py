@@ -95,10 +95,17 @@ def build_world(factory) -> World:
             "assigned_moderator": person(s, "Moe Assigned", "moe@example.com", "moderator", ["billing"]),
             "moderator": person(s, "Mia Bystander", "mia@example.com", "moderator", ["billing"]),
         }
-        ticket = s.get(Ticket, tickets.create_ticket(s, people["user"], TicketCreate(
-            title="Charged twice", description="Two charges on my card, card ends 4242.")).id)
-        other = tickets.create_ticket(s, people["other_user"], TicketCreate(
-            title="Otto's private issue", description="Only Otto may read this."))
+        ticket = s.get(
+            Ticket,
+            tickets.create_ticket(
+                s,
+                people["user"],
+                TicketCreate(title="Charged twice", description="Two charges on my card, card ends 4242."),
+            ).id,
+        )
+        other = tickets.create_ticket(
+            s, people["other_user"], TicketCreate(title="Otto's private issue", description="Only Otto may read this.")
+        )
         ticket.assigned_to_id = people["assigned_moderator"].id
         # No queued work: a job loop running on this database (the browser tests' app server stays up for the
         # whole session) would otherwise triage and route these tickets while a test compares before/after.
@@ -113,6 +120,7 @@ def build_world(factory) -> World:
 
 # ----- the production-mode server with canary secrets -----
 
+
 @dataclass(frozen=True)
 class Canaries:
     jwt_secret: str
@@ -120,8 +128,11 @@ class Canaries:
     gemini_api_key: str
 
     def all(self) -> dict[str, str]:
-        return {"JWT_SECRET": self.jwt_secret, "SMTP_PASSWORD": self.smtp_password,
-                "GEMINI_API_KEY": self.gemini_api_key}
+        return {
+            "JWT_SECRET": self.jwt_secret,
+            "SMTP_PASSWORD": self.smtp_password,
+            "GEMINI_API_KEY": self.gemini_api_key,
+        }
 
     def found_in(self, text: str) -> list[str]:
         """Names of the secrets that occur in `text`."""
@@ -232,8 +243,9 @@ def pytest_collection_modifyitems(session, config, items) -> None:
     here = Path(__file__).parent
     slots = [n for n, item in enumerate(items) if here in Path(str(item.path)).parents]
     mine = [items[n] for n in slots]
-    ordered = [i for i in mine if i.get_closest_marker("browser") is None] + \
-              [i for i in mine if i.get_closest_marker("browser") is not None]
+    ordered = [i for i in mine if i.get_closest_marker("browser") is None] + [
+        i for i in mine if i.get_closest_marker("browser") is not None
+    ]
     for n, item in zip(slots, ordered, strict=True):
         items[n] = item
 
@@ -278,8 +290,15 @@ def secure_app(secure_database: str, canaries: Canaries, tmp_path_factory) -> It
     }
     try:
         with serve_production_app(env, SERVER_LOG, timeout=300, extra_args=("--loglevel", "info")) as (_, url):
-            yield SecureApp(url=url, web_dir=web_dir, log_path=SERVER_LOG, gemini=gemini, smtp=smtp,
-                            smtp_passwords_offered=offered, database_url=secure_database)
+            yield SecureApp(
+                url=url,
+                web_dir=web_dir,
+                log_path=SERVER_LOG,
+                gemini=gemini,
+                smtp=smtp,
+                smtp_passwords_offered=offered,
+                database_url=secure_database,
+            )
     finally:
         gemini.stop()
         smtp.stop()
@@ -292,6 +311,7 @@ def app_url(secure_app: SecureApp) -> str:
 
 
 # ----- browser helpers -----
+
 
 def log_in(page, email: str, password: str | None = None) -> None:
     import re

@@ -36,8 +36,9 @@ def app_endpoints() -> set[tuple[str, str]]:
     return found
 
 
-def by_role(anonymous: int, user: int, other_user: int, moderator: int, assigned_moderator: int,
-            admin: int) -> dict[str, int]:
+def by_role(
+    anonymous: int, user: int, other_user: int, moderator: int, assigned_moderator: int, admin: int
+) -> dict[str, int]:
     return dict(zip(ROLES, (anonymous, user, other_user, moderator, assigned_moderator, admin), strict=True))
 
 
@@ -96,75 +97,182 @@ CASES = [
     Case(("GET", "/api/openapi.json"), "openapi", lambda w, r: ("/api/openapi.json", None), EVERYONE_200),
     Case(("HEAD", "/api/openapi.json"), "openapi head", lambda w, r: ("/api/openapi.json", None), EVERYONE_200),
     Case(("GET", "/api/docs"), "docs", lambda w, r: ("/api/docs", None), EVERYONE_200),
-    Case(("GET", "/docs/oauth2-redirect"), "swagger oauth2 page", lambda w, r: ("/docs/oauth2-redirect", None),
-         EVERYONE_200),
-    Case(("MOUNT", "/api/docs-static"), "docs assets", lambda w, r: ("/api/docs-static/swagger-ui.css", None),
-         EVERYONE_200),
-    Case(("MOUNT", "/api/docs-static"), "docs assets path traversal",
-         lambda w, r: ("/api/docs-static/..%2f..%2f..%2fconfig.py", None), by_role(404, 404, 404, 404, 404, 404)),
-    Case(("POST", "/api/auth/signup"), "sign up",
-         lambda w, r: ("/api/auth/signup", {"name": "New", "email": f"new{next(_emails)}@example.com",
-                                            "password": PASSWORD}), by_role(201, 201, 201, 201, 201, 201),
-         lambda w, r, resp: _check_signed_up_as_user(resp)),
-    Case(("POST", "/api/auth/signup"), "sign up as admin",
-         lambda w, r: ("/api/auth/signup", {"name": "Evil", "email": f"evil{next(_emails)}@example.com",
-                                            "password": PASSWORD, "role": "admin"}),
-         by_role(422, 422, 422, 422, 422, 422)),
-    Case(("POST", "/api/auth/signup"), "sign up with skills and active flag",
-         lambda w, r: ("/api/auth/signup", {"name": "Evil", "email": f"evil{next(_emails)}@example.com",
-                                            "password": PASSWORD, "skills": ["billing"], "is_active": True}),
-         by_role(422, 422, 422, 422, 422, 422)),
-    Case(("POST", "/api/auth/login"), "log in",
-         lambda w, r: ("/api/auth/login", {"email": _own_email(w, r), "password": PASSWORD}), EVERYONE_200),
-    Case(("GET", "/api/auth/me"), "me", lambda w, r: ("/api/auth/me", None), by_role(401, 200, 200, 200, 200, 200),
-         _check_me),
+    Case(
+        ("GET", "/docs/oauth2-redirect"),
+        "swagger oauth2 page",
+        lambda w, r: ("/docs/oauth2-redirect", None),
+        EVERYONE_200,
+    ),
+    Case(
+        ("MOUNT", "/api/docs-static"),
+        "docs assets",
+        lambda w, r: ("/api/docs-static/swagger-ui.css", None),
+        EVERYONE_200,
+    ),
+    Case(
+        ("MOUNT", "/api/docs-static"),
+        "docs assets path traversal",
+        lambda w, r: ("/api/docs-static/..%2f..%2f..%2fconfig.py", None),
+        by_role(404, 404, 404, 404, 404, 404),
+    ),
+    Case(
+        ("POST", "/api/auth/signup"),
+        "sign up",
+        lambda w, r: (
+            "/api/auth/signup",
+            {"name": "New", "email": f"new{next(_emails)}@example.com", "password": PASSWORD},
+        ),
+        by_role(201, 201, 201, 201, 201, 201),
+        lambda w, r, resp: _check_signed_up_as_user(resp),
+    ),
+    Case(
+        ("POST", "/api/auth/signup"),
+        "sign up as admin",
+        lambda w, r: (
+            "/api/auth/signup",
+            {"name": "Evil", "email": f"evil{next(_emails)}@example.com", "password": PASSWORD, "role": "admin"},
+        ),
+        by_role(422, 422, 422, 422, 422, 422),
+    ),
+    Case(
+        ("POST", "/api/auth/signup"),
+        "sign up with skills and active flag",
+        lambda w, r: (
+            "/api/auth/signup",
+            {
+                "name": "Evil",
+                "email": f"evil{next(_emails)}@example.com",
+                "password": PASSWORD,
+                "skills": ["billing"],
+                "is_active": True,
+            },
+        ),
+        by_role(422, 422, 422, 422, 422, 422),
+    ),
+    Case(
+        ("POST", "/api/auth/login"),
+        "log in",
+        lambda w, r: ("/api/auth/login", {"email": _own_email(w, r), "password": PASSWORD}),
+        EVERYONE_200,
+    ),
+    Case(
+        ("GET", "/api/auth/me"),
+        "me",
+        lambda w, r: ("/api/auth/me", None),
+        by_role(401, 200, 200, 200, 200, 200),
+        _check_me,
+    ),
     Case(("GET", "/api/auth/users"), "list users", lambda w, r: ("/api/auth/users", None), STAFF_ONLY_ADMIN),
-    Case(("POST", "/api/auth/update-user"), "promote myself to admin",
-         lambda w, r: ("/api/auth/update-user", {"email": _own_email(w, r), "role": "admin"}), STAFF_ONLY_ADMIN),
-    Case(("POST", "/api/auth/update-user"), "give myself skills",
-         lambda w, r: ("/api/auth/update-user", {"email": _own_email(w, r), "skills": ["billing", "everything"]}),
-         STAFF_ONLY_ADMIN),
-    Case(("POST", "/api/auth/update-user"), "deactivate someone else",
-         lambda w, r: ("/api/auth/update-user", {"email": w.user("other_user").email, "active": False}),
-         STAFF_ONLY_ADMIN),
-    Case(("GET", "/api/tickets"), "list tickets", lambda w, r: ("/api/tickets", None),
-         by_role(401, 200, 200, 200, 200, 200), _check_list),
-    Case(("GET", "/api/tickets"), "list tickets, everything filter", lambda w, r: ("/api/tickets?assigned=any"
-                                                                                   "&limit=100", None),
-         by_role(401, 200, 200, 200, 200, 200), _check_list),
-    Case(("POST", "/api/tickets"), "create a ticket",
-         lambda w, r: ("/api/tickets", {"title": "My new ticket", "description": "details"}),
-         by_role(401, 201, 201, 201, 201, 201), _check_created),
-    Case(("POST", "/api/tickets"), "create a ticket for someone else, pre-triaged",
-         lambda w, r: ("/api/tickets", {"title": "My new ticket", "description": "d", "created_by_id": 1,
-                                        "priority": "high", "assigned_to_id": 1}),
-         by_role(401, 422, 422, 422, 422, 422)),
-    Case(("GET", T), "read the requester's ticket", lambda w, r: (f"/api/tickets/{w.ticket_id}", None),
-         TICKET_READ, _check_requester_view),
-    Case(("GET", T), "read another user's ticket", lambda w, r: (f"/api/tickets/{w.other_ticket_id}", None),
-         by_role(401, 404, 200, 404, 404, 200)),
-    Case(("GET", T), "read a ticket that does not exist", lambda w, r: ("/api/tickets/999999", None),
-         by_role(401, 404, 404, 404, 404, 404)),
-    Case(("PATCH", T), "start work", lambda w, r: (f"/api/tickets/{w.ticket_id}", {"status": "in_progress"}),
-         TICKET_MANAGE),
+    Case(
+        ("POST", "/api/auth/update-user"),
+        "promote myself to admin",
+        lambda w, r: ("/api/auth/update-user", {"email": _own_email(w, r), "role": "admin"}),
+        STAFF_ONLY_ADMIN,
+    ),
+    Case(
+        ("POST", "/api/auth/update-user"),
+        "give myself skills",
+        lambda w, r: ("/api/auth/update-user", {"email": _own_email(w, r), "skills": ["billing", "everything"]}),
+        STAFF_ONLY_ADMIN,
+    ),
+    Case(
+        ("POST", "/api/auth/update-user"),
+        "deactivate someone else",
+        lambda w, r: ("/api/auth/update-user", {"email": w.user("other_user").email, "active": False}),
+        STAFF_ONLY_ADMIN,
+    ),
+    Case(
+        ("GET", "/api/tickets"),
+        "list tickets",
+        lambda w, r: ("/api/tickets", None),
+        by_role(401, 200, 200, 200, 200, 200),
+        _check_list,
+    ),
+    Case(
+        ("GET", "/api/tickets"),
+        "list tickets, everything filter",
+        lambda w, r: ("/api/tickets?assigned=any&limit=100", None),
+        by_role(401, 200, 200, 200, 200, 200),
+        _check_list,
+    ),
+    Case(
+        ("POST", "/api/tickets"),
+        "create a ticket",
+        lambda w, r: ("/api/tickets", {"title": "My new ticket", "description": "details"}),
+        by_role(401, 201, 201, 201, 201, 201),
+        _check_created,
+    ),
+    Case(
+        ("POST", "/api/tickets"),
+        "create a ticket for someone else, pre-triaged",
+        lambda w, r: (
+            "/api/tickets",
+            {"title": "My new ticket", "description": "d", "created_by_id": 1, "priority": "high", "assigned_to_id": 1},
+        ),
+        by_role(401, 422, 422, 422, 422, 422),
+    ),
+    Case(
+        ("GET", T),
+        "read the requester's ticket",
+        lambda w, r: (f"/api/tickets/{w.ticket_id}", None),
+        TICKET_READ,
+        _check_requester_view,
+    ),
+    Case(
+        ("GET", T),
+        "read another user's ticket",
+        lambda w, r: (f"/api/tickets/{w.other_ticket_id}", None),
+        by_role(401, 404, 200, 404, 404, 200),
+    ),
+    Case(
+        ("GET", T),
+        "read a ticket that does not exist",
+        lambda w, r: ("/api/tickets/999999", None),
+        by_role(401, 404, 404, 404, 404, 404),
+    ),
+    Case(
+        ("PATCH", T),
+        "start work",
+        lambda w, r: (f"/api/tickets/{w.ticket_id}", {"status": "in_progress"}),
+        TICKET_MANAGE,
+    ),
     Case(("PATCH", T), "close", lambda w, r: (f"/api/tickets/{w.ticket_id}", {"status": "closed"}), TICKET_MANAGE),
-    Case(("PATCH", T), "override priority",
-         lambda w, r: (f"/api/tickets/{w.ticket_id}", {"priority": "high", "reason": "VIP"}), TICKET_MANAGE),
-    Case(("PATCH", T), "reassign to the bystander moderator",
-         lambda w, r: (f"/api/tickets/{w.ticket_id}", {"assignee_id": w.user("moderator").id, "reason": "x"}),
-         TICKET_MANAGE),
-    Case(("PATCH", T), "change another user's ticket",
-         lambda w, r: (f"/api/tickets/{w.other_ticket_id}", {"status": "closed"}),
-         by_role(401, 404, 403, 404, 404, 200)),
-    Case(("POST", T + "/comments"), "public reply",
-         lambda w, r: (f"/api/tickets/{w.ticket_id}/comments", {"body": "hello"}),
-         by_role(401, 201, 404, 404, 201, 201)),
-    Case(("POST", T + "/comments"), "internal note",
-         lambda w, r: (f"/api/tickets/{w.ticket_id}/comments", {"body": "note", "internal": True}),
-         by_role(401, 403, 404, 404, 201, 201)),
-    Case(("POST", T + "/comments"), "comment on another user's ticket",
-         lambda w, r: (f"/api/tickets/{w.other_ticket_id}/comments", {"body": "hi"}),
-         by_role(401, 404, 201, 404, 404, 201)),
+    Case(
+        ("PATCH", T),
+        "override priority",
+        lambda w, r: (f"/api/tickets/{w.ticket_id}", {"priority": "high", "reason": "VIP"}),
+        TICKET_MANAGE,
+    ),
+    Case(
+        ("PATCH", T),
+        "reassign to the bystander moderator",
+        lambda w, r: (f"/api/tickets/{w.ticket_id}", {"assignee_id": w.user("moderator").id, "reason": "x"}),
+        TICKET_MANAGE,
+    ),
+    Case(
+        ("PATCH", T),
+        "change another user's ticket",
+        lambda w, r: (f"/api/tickets/{w.other_ticket_id}", {"status": "closed"}),
+        by_role(401, 404, 403, 404, 404, 200),
+    ),
+    Case(
+        ("POST", T + "/comments"),
+        "public reply",
+        lambda w, r: (f"/api/tickets/{w.ticket_id}/comments", {"body": "hello"}),
+        by_role(401, 201, 404, 404, 201, 201),
+    ),
+    Case(
+        ("POST", T + "/comments"),
+        "internal note",
+        lambda w, r: (f"/api/tickets/{w.ticket_id}/comments", {"body": "note", "internal": True}),
+        by_role(401, 403, 404, 404, 201, 201),
+    ),
+    Case(
+        ("POST", T + "/comments"),
+        "comment on another user's ticket",
+        lambda w, r: (f"/api/tickets/{w.other_ticket_id}/comments", {"body": "hi"}),
+        by_role(401, 404, 201, 404, 404, 201),
+    ),
 ]
 
 
@@ -179,10 +287,14 @@ def snapshot() -> dict[str, Any]:
     """Everything a refused call must leave untouched."""
     with session_scope() as s:
         return {
-            "tickets": [(t.id, t.title, t.status, t.priority, t.category, t.assigned_to_id, t.created_by_id)
-                        for t in s.scalars(select(Ticket).order_by(Ticket.id))],
-            "users": [(u.id, u.email, u.role, u.is_active, list(u.skills or []))
-                      for u in s.scalars(select(User).order_by(User.id))],
+            "tickets": [
+                (t.id, t.title, t.status, t.priority, t.category, t.assigned_to_id, t.created_by_id)
+                for t in s.scalars(select(Ticket).order_by(Ticket.id))
+            ],
+            "users": [
+                (u.id, u.email, u.role, u.is_active, list(u.skills or []))
+                for u in s.scalars(select(User).order_by(User.id))
+            ],
             "comments": s.scalar(select(func.count()).select_from(Comment)),
             "events": s.scalar(select(func.count()).select_from(TicketEvent)),
         }

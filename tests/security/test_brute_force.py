@@ -31,10 +31,27 @@ PRODUCTION_ARGON2 = {"ARGON2_TIME_COST": "3", "ARGON2_MEMORY_COST": "65536", "AR
 def _start_api(database: str, log_path) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1", "--no-access-log", "ticketing_app.api.app:create_api"],
-        cwd=ROOT, env={**os.environ, "DATABASE_URL": database, "WORKER_IN_APP": "false", **PRODUCTION_ARGON2},
-        stdout=log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "asgi",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--no-access-log",
+            "ticketing_app.api.app:create_api",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": database, "WORKER_IN_APP": "false", **PRODUCTION_ARGON2},
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     return proc, f"http://127.0.0.1:{port}"
 
@@ -119,6 +136,7 @@ def test_unknown_emails_are_throttled_too(two_api_processes):
 
 # ----- timing with production argon2 -----
 
+
 @pytest.fixture()
 def production_argon2(monkeypatch):
     for name, value in PRODUCTION_ARGON2.items():
@@ -160,8 +178,10 @@ def test_signup_takes_as_long_for_a_taken_email_as_for_a_free_one(api, factory, 
         assert r.status_code == 409 and "already exists" in r.json()["detail"]
 
     def signup_free():
-        r = api.post("/api/auth/signup", json={"name": "F", "email": f"free{next(counter)}@example.com",
-                                               "password": "another password"})
+        r = api.post(
+            "/api/auth/signup",
+            json={"name": "F", "email": f"free{next(counter)}@example.com", "password": "another password"},
+        )
         assert r.status_code == 201
 
     signup_free(), signup_taken()  # warm up (connections, argon2 context)
@@ -182,12 +202,16 @@ def test_login_takes_as_long_for_an_unknown_email_as_for_a_wrong_password(api, f
     assert api.post("/api/auth/login", json={"email": known.email, "password": PASSWORD}).status_code == 200
 
     def wrong_password():
-        assert api.post("/api/auth/login", json={"email": known.email, "password": "wrong pw"}).status_code in (401,
-                                                                                                               429)
+        assert api.post("/api/auth/login", json={"email": known.email, "password": "wrong pw"}).status_code in (
+            401,
+            429,
+        )
 
     def unknown_email():
-        assert api.post("/api/auth/login", json={"email": "ghost@example.com", "password": "wrong pw"}).status_code \
-            in (401, 429)
+        assert api.post("/api/auth/login", json={"email": "ghost@example.com", "password": "wrong pw"}).status_code in (
+            401,
+            429,
+        )
 
     from sqlalchemy import delete
 

@@ -44,11 +44,17 @@ def error_is_json_detail(ctx, response, case) -> None:
 
 # Loading the document needs no database (only generated requests do), so the schema is built at import;
 # schemathesis' lazy `from_fixture` loader does not run under pytest 9.
-schema = schemathesis.openapi.from_asgi("/api/openapi.json", create_api(), config=schemathesis.Config.from_dict({
-    "seed": SEED,
-    "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True, "database": "none"},
-    "phases": {"stateful": {"enabled": False}},
-}))
+schema = schemathesis.openapi.from_asgi(
+    "/api/openapi.json",
+    create_api(),
+    config=schemathesis.Config.from_dict(
+        {
+            "seed": SEED,
+            "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True, "database": "none"},
+            "phases": {"stateful": {"enabled": False}},
+        }
+    ),
+)
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +89,7 @@ def test_the_fuzzer_sees_every_operation(api):
 # ----- explicit hostile inputs -----
 # One world and one client for the whole module (built after the fuzzing above has run): these calls are
 # refused or add rows of their own, and a fresh database per case would cost more than the cases themselves.
+
 
 @pytest.fixture(scope="module")
 def world(database: str, fuzz_world: World) -> World:
@@ -133,16 +140,19 @@ def test_odd_unicode_round_trips(api, world: World, text: str):
 def test_lone_surrogates_escaped_in_json_are_422(api, world: World, escaped: str, field: str):
     body = {"title": "A fine title", "description": "fine"}
     raw = json.dumps(body).replace(f'"{body[field]}"', f'"bad {escaped} text"')
-    r = api.post("/api/tickets", content=raw.encode(), headers={**world.headers("user"),
-                                                                 "content-type": "application/json"})
+    r = api.post(
+        "/api/tickets", content=raw.encode(), headers={**world.headers("user"), "content-type": "application/json"}
+    )
     _assert_clear_error(r, 422)
 
 
 def test_lone_surrogates_everywhere_else_are_not_500(api, world: World):
     h = {**world.headers("admin"), "content-type": "application/json"}
     bodies = {
-        ("POST", "/api/auth/signup"):
-            '{"name": "\\ud800", "email": "a\\udfff@example.com", "password": "\\ud800xxxxxxxx"}',
+        (
+            "POST",
+            "/api/auth/signup",
+        ): '{"name": "\\ud800", "email": "a\\udfff@example.com", "password": "\\ud800xxxxxxxx"}',
         ("POST", "/api/auth/login"): '{"email": "\\ud800@example.com", "password": "\\udfff"}',
         ("POST", "/api/auth/update-user"): '{"email": "\\ud800@example.com", "skills": ["\\udfff"]}',
         ("POST", f"/api/tickets/{world.ticket_id}/comments"): '{"body": "\\ud800"}',
@@ -178,8 +188,9 @@ NUL_BODIES = [
 
 @pytest.mark.parametrize(("method", "path", "body"), NUL_BODIES)
 def test_nul_bytes_anywhere_in_a_body_are_refused_not_500(api, world: World, method, path, body):
-    body = {k: v.replace("{user_email}", world.user("user").email) if isinstance(v, str) else v
-            for k, v in body.items()}
+    body = {
+        k: v.replace("{user_email}", world.user("user").email) if isinstance(v, str) else v for k, v in body.items()
+    }
     before = snapshot()
     r = api.request(method, path.format(tid=world.ticket_id), json=body, headers=world.headers("admin"))
     _assert_clear_error(r, 422)
@@ -210,11 +221,16 @@ def test_one_extremely_long_word(api, world: World):
     r = api.post(f"/api/tickets/{r.json()['id']}/comments", json={"body": word}, headers=h)
     assert r.status_code == 201
     _assert_clear_error(api.get(f"/api/tickets?q={word}", headers=h), 422)  # q is capped at 200
-    _assert_clear_error(api.post("/api/auth/signup", json={"name": word, "email": "w@example.com",
-                                                             "password": "long enough pw"}), 422)
+    _assert_clear_error(
+        api.post("/api/auth/signup", json={"name": word, "email": "w@example.com", "password": "long enough pw"}), 422
+    )
     _assert_clear_error(api.post("/api/auth/login", json={"email": word, "password": word}), 422)
-    _assert_clear_error(api.post("/api/auth/update-user", json={"email": "a@example.com", "skills": [word]},
-                                 headers=world.headers("admin")), 422)
+    _assert_clear_error(
+        api.post(
+            "/api/auth/update-user", json={"email": "a@example.com", "skills": [word]}, headers=world.headers("admin")
+        ),
+        422,
+    )
 
 
 def test_long_words_reach_the_offline_triage_without_trouble(world: World):
@@ -229,12 +245,15 @@ def test_oversized_bodies_are_413_before_parsing(api, world: World):
     h = world.headers("user")
     big = {"title": "big", "description": "x" * 300_000}
     _assert_clear_error(api.post("/api/tickets", json=big, headers=h), 413)
-    _assert_clear_error(api.post("/api/auth/signup", json={"name": "n", "email": "e@example.com",
-                                                             "password": "p" * 300_000}), 413)
+    _assert_clear_error(
+        api.post("/api/auth/signup", json={"name": "n", "email": "e@example.com", "password": "p" * 300_000}), 413
+    )
     # a lying Content-Length, and one that is not a number
-    r = api.post("/api/tickets", content=b"{}", headers={**h, "content-type": "application/json",
-                                                         "content-length": "999999999"})
+    r = api.post(
+        "/api/tickets", content=b"{}", headers={**h, "content-type": "application/json", "content-length": "999999999"}
+    )
     assert r.status_code == 413
+
     # streamed without a length (chunked): counted while reading
     def chunks():
         for _ in range(40):
@@ -255,16 +274,27 @@ def test_deeply_nested_json_is_a_clear_error(api, world: World):
         r = api.post("/api/tickets", content=raw.encode(), headers=h)
         assert r.status_code in (400, 413, 422), (depth, r.status_code, r.text[:200])
         assert r.json()["detail"]
-    r = api.post("/api/auth/update-user", content=('{"email": "a@example.com", "skills": ' + "[" * 5000 +
-                                                   "]" * 5000 + "}").encode(),
-                 headers={**world.headers("admin"), "content-type": "application/json"})
+    r = api.post(
+        "/api/auth/update-user",
+        content=('{"email": "a@example.com", "skills": ' + "[" * 5000 + "]" * 5000 + "}").encode(),
+        headers={**world.headers("admin"), "content-type": "application/json"},
+    )
     assert r.status_code in (400, 422) and r.json()["detail"]
 
 
-@pytest.mark.parametrize("content_type", [
-    None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/xml",
-    "application/json; charset=latin-1", "application/json-patch+json", "application/json\x7f",
-])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        None,
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/xml",
+        "application/json; charset=latin-1",
+        "application/json-patch+json",
+        "application/json\x7f",
+    ],
+)
 def test_wrong_content_types(api, world: World, content_type):
     h = world.headers("user")
     if content_type is not None:
@@ -288,25 +318,55 @@ def test_non_object_json_bodies(api, world: World):
         assert r.status_code in (201, 422), (raw, r.status_code, r.text)
 
 
-@pytest.mark.parametrize("query", [
-    "limit=0", "limit=101", "limit=-1", "limit=1e9", "limit=99999999999999999999999", "limit=abc", "limit=",
-    "offset=-1", "offset=1000001", "offset=18446744073709551616", "offset=NaN", "status=deleted",
-    "priority=urgent", "assigned=everyone", "order=random", "active=maybe", "q=" + "q" * 201,
-    "category=" + "c" * 51, "unknown_param=1", "limit=5&limit=abc",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limit=0",
+        "limit=101",
+        "limit=-1",
+        "limit=1e9",
+        "limit=99999999999999999999999",
+        "limit=abc",
+        "limit=",
+        "offset=-1",
+        "offset=1000001",
+        "offset=18446744073709551616",
+        "offset=NaN",
+        "status=deleted",
+        "priority=urgent",
+        "assigned=everyone",
+        "order=random",
+        "active=maybe",
+        "q=" + "q" * 201,
+        "category=" + "c" * 51,
+        "unknown_param=1",
+        "limit=5&limit=abc",
+    ],
+)
 def test_query_params_out_of_range(api, world: World, query: str):
     for path in ("/api/tickets", "/api/auth/users"):
         r = api.get(f"{path}?{query}", headers=world.headers("admin"))
-        if query in ("unknown_param=1",) or (path == "/api/auth/users" and query.split("=")[0] in (
-                "status", "priority", "assigned", "order", "active", "category")):
+        if query in ("unknown_param=1",) or (
+            path == "/api/auth/users"
+            and query.split("=")[0] in ("status", "priority", "assigned", "order", "active", "category")
+        ):
             assert r.status_code in (200, 422), (path, query, r.status_code)
             continue
         _assert_clear_error(r, 422)
 
 
-@pytest.mark.parametrize("path", ["/api/tickets/0", "/api/tickets/-1", "/api/tickets/99999999999999999999",
-                                  "/api/tickets/9223372036854775808", "/api/tickets/1.5", "/api/tickets/%20",
-                                  "/api/tickets/1e3"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/tickets/0",
+        "/api/tickets/-1",
+        "/api/tickets/99999999999999999999",
+        "/api/tickets/9223372036854775808",
+        "/api/tickets/1.5",
+        "/api/tickets/%20",
+        "/api/tickets/1e3",
+    ],
+)
 def test_ticket_ids_out_of_range(api, world: World, path: str):
     r = api.get(path, headers=world.headers("admin"))
     assert r.status_code in (404, 422), (path, r.status_code, r.text)

@@ -37,12 +37,14 @@ def _assert_inert_html(html: str) -> None:
 
 # ----- e-mails -----
 
+
 def test_every_mail_escapes_user_and_ai_text(factory):
     """Names, titles, AI summaries and notes, and routing reasons are text in every mail's HTML part."""
     admin = factory.admin()
     with session_scope() as s:
-        requester, _ = accounts.signup(s, SignupIn(name=f"Eve {IMG}", email="eve@example.com",
-                                                   password="long enough password"))
+        requester, _ = accounts.signup(
+            s, SignupIn(name=f"Eve {IMG}", email="eve@example.com", password="long enough password")
+        )
     moderator = factory.user("moderator", skills=["billing"], name=f"Mo {SCRIPT}")
     ticket = factory.ticket(requester, f"Help {IMG} {SCRIPT}", f"Body {PAYLOAD}\nline two {SCRIPT}")
     with session_scope() as s:  # what a misbehaving AI could have stored
@@ -55,15 +57,18 @@ def test_every_mail_escapes_user_and_ai_text(factory):
         notifications.queue_email(s, notifications.received_draft(t, s.get(User, requester.id), mod))
         notifications.resolved(s, t, s.get(User, requester.id))
     with session_scope() as s:
-        rows = s.scalars(select(EmailMessage).where(EmailMessage.to_address.in_(
-            ["eve@example.com", moderator.email]))).all()
+        rows = s.scalars(
+            select(EmailMessage).where(EmailMessage.to_address.in_(["eve@example.com", moderator.email]))
+        ).all()
         assert {r.kind for r in rows} == {"welcome", "ticket_assigned", "ticket_received", "ticket_resolved"}
         for row in rows:
             assert "\n" not in row.subject and "\r" not in row.subject
             if row.kind == "welcome":
                 assert "<img" not in row.body_html and "<script" not in row.body_html
-                assert "&lt;img src=x onerror=window.__xss=1&gt;" in row.body_html or \
-                       "&lt;script&gt;window.__xss=1&lt;/script&gt;" in row.body_html
+                assert (
+                    "&lt;img src=x onerror=window.__xss=1&gt;" in row.body_html
+                    or "&lt;script&gt;window.__xss=1&lt;/script&gt;" in row.body_html
+                )
                 continue
             _assert_inert_html(row.body_html)
             assert IMG in row.body_text  # the plain-text part keeps the text as written
@@ -74,8 +79,15 @@ def test_every_mail_escapes_user_and_ai_text(factory):
 
     # and what a mail server receives is the same escaped HTML
     with FakeSmtpServer() as server:
-        sender = SmtpSender(host=server.host, port=server.port, user=None, password=None, security="none",
-                            mail_from="Helpdesk <helpdesk@example.com>", timeout_seconds=5)
+        sender = SmtpSender(
+            host=server.host,
+            port=server.port,
+            user=None,
+            password=None,
+            security="none",
+            mail_from="Helpdesk <helpdesk@example.com>",
+            timeout_seconds=5,
+        )
         for email in wire_rows:
             sender.send(email)
         received = server.wait_for(len(wire_rows))
@@ -94,8 +106,15 @@ def test_a_title_cannot_inject_mail_headers(factory):
         assert "\r" not in row.subject and "\n" not in row.subject
         email = transport.outgoing(row)
     with FakeSmtpServer() as server:
-        SmtpSender(host=server.host, port=server.port, user=None, password=None, security="none",
-                   mail_from="helpdesk@example.com", timeout_seconds=5).send(email)
+        SmtpSender(
+            host=server.host,
+            port=server.port,
+            user=None,
+            password=None,
+            security="none",
+            mail_from="helpdesk@example.com",
+            timeout_seconds=5,
+        ).send(email)
         [message] = server.wait_for(1)
     assert message.rcpt_tos == (requester.email,)
     assert message.message["X-Injected"] is None and message.message["Bcc"] is None
@@ -126,9 +145,12 @@ def test_instructions_in_a_ticket_do_not_steer_triage_or_routing(factory, descri
     support = factory.user("moderator", skills=["general support"], name="Gail Support")
     security = factory.user("moderator", skills=["security"], name="Sid Security")
     with session_scope() as s:
-        request = TriageRequest(title="How do I change my display name?", description=description,
-                                categories=tuple(get_settings().triage_categories),
-                                skill_vocabulary=tuple(skill_vocabulary(s)))
+        request = TriageRequest(
+            title="How do I change my display name?",
+            description=description,
+            categories=tuple(get_settings().triage_categories),
+            skill_vocabulary=tuple(skill_vocabulary(s)),
+        )
     assert set(request.skill_vocabulary) == {"general support", "security"}
     result, error = run_triage(request)
     assert result.provider == "offline" and error is None
@@ -146,7 +168,7 @@ def test_instructions_in_a_ticket_do_not_steer_triage_or_routing(factory, descri
 
 # ----- SQL-looking input is text -----
 
-SQLISH = ["'; DROP TABLE tickets; --", "%", "_", "\\", "100%_done\\", "' OR '1'='1", "\") OR 1=1 --", "%%", "__"]
+SQLISH = ["'; DROP TABLE tickets; --", "%", "_", "\\", "100%_done\\", "' OR '1'='1", '") OR 1=1 --', "%%", "__"]
 
 
 def test_sql_looking_text_is_stored_and_searched_literally(api, world):
@@ -167,8 +189,9 @@ def test_sql_looking_text_is_stored_and_searched_literally(api, world):
         expected = {tid for v, tid in created.items() if value in f"T {v}" or value in f"D {v}"}
         assert found == expected, (value, found, expected)
     # "%" and "_" match nothing else: the requester's first ticket has neither character
-    assert world.ticket_id not in {t["id"] for t in api.get("/api/tickets", params={"q": "%"}, headers=h)
-                                   .json()["items"]}
+    assert world.ticket_id not in {
+        t["id"] for t in api.get("/api/tickets", params={"q": "%"}, headers=h).json()["items"]
+    }
 
 
 def test_sql_looking_text_in_comments_names_and_user_search(api, world):
@@ -176,8 +199,14 @@ def test_sql_looking_text_in_comments_names_and_user_search(api, world):
     for value in SQLISH:
         r = api.post(f"/api/tickets/{world.ticket_id}/comments", json={"body": value}, headers=h)
         assert r.status_code == 201 and r.json()["body"] == value.strip()
-    r = api.post("/api/auth/signup", json={"name": "Robert'); DROP TABLE users;--", "email": "bobby@example.com",
-                                           "password": "long enough password"})
+    r = api.post(
+        "/api/auth/signup",
+        json={
+            "name": "Robert'); DROP TABLE users;--",
+            "email": "bobby@example.com",
+            "password": "long enough password",
+        },
+    )
     assert r.status_code == 201 and r.json()["user"]["name"] == "Robert'); DROP TABLE users;--"
     admin_h = world.headers("admin")
     for value, expected in (("%", 0), ("_", 0), ("\\", 0), ("DROP TABLE", 1), ("'", 1)):
@@ -198,8 +227,9 @@ def test_sql_looking_category_and_number_search(api, world):
         assert r.status_code == 200 and r.json()["total"] == 0, q
     r = api.get("/api/tickets", params={"category": "bug' OR '1'='1"}, headers=h)
     assert r.status_code == 200 and r.json()["total"] == 0
-    r = api.patch(f"/api/tickets/{world.ticket_id}", json={"category": "bug'; DROP TABLE tickets; --", "reason": "x"},
-                  headers=h)
+    r = api.patch(
+        f"/api/tickets/{world.ticket_id}", json={"category": "bug'; DROP TABLE tickets; --", "reason": "x"}, headers=h
+    )
     assert r.status_code == 422 and "Unknown category" in r.json()["detail"]
     with session_scope() as s:
         t = tickets.get_visible_ticket(s, s.get(User, world.user("admin").id), world.ticket_id)

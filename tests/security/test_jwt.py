@@ -76,7 +76,8 @@ def forged_tokens(admin_id: int, user_token: str) -> dict[str, str]:
         "empty_key": _hmac_token(_claims(admin_id), ""),
         "expired": create_access_token(admin_id, now=datetime.now(UTC) - timedelta(days=60)),
         "expired_by_one_second": jwt.encode(
-            {"sub": str(admin_id), "iat": now - 7200, "exp": now - 1, "typ": "access"}, _secret(), algorithm="HS256"),
+            {"sub": str(admin_id), "iat": now - 7200, "exp": now - 1, "typ": "access"}, _secret(), algorithm="HS256"
+        ),
         "no_expiry": jwt.encode({"sub": str(admin_id), "iat": now, "typ": "access"}, _secret(), algorithm="HS256"),
         "not_an_access_token": jwt.encode(_claims(admin_id, typ="refresh"), _secret(), algorithm="HS256"),
         "no_type": jwt.encode({"sub": str(admin_id), "iat": now, "exp": now + 3600}, _secret(), algorithm="HS256"),
@@ -108,9 +109,19 @@ def test_forged_tokens_are_401_on_every_authenticated_endpoint(api, world):
         assert detail.status == "open" and detail.comments == []
 
 
-@pytest.mark.parametrize("header", [
-    "Token {t}", "Basic {t}", "bearer{t}", "{t}", "Bearer", "Bearer ", "Bearer {t} extra", "Bearer \u00e9{t}",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Token {t}",
+        "Basic {t}",
+        "bearer{t}",
+        "{t}",
+        "Bearer",
+        "Bearer ",
+        "Bearer {t} extra",
+        "Bearer \u00e9{t}",
+    ],
+)
 def test_malformed_authorization_headers_are_401(api, world, header):
     token = world.factory.token(world.user("admin"))
     value = header.format(t=token)
@@ -123,8 +134,9 @@ def test_a_deactivated_users_token_is_refused_and_works_again_when_reactivated(a
     requester = world.user("user")
     h = world.headers("user")
     assert api.get("/api/tickets", headers=h).json()["total"] == 1
-    r = api.post("/api/auth/update-user", json={"email": requester.email, "active": False},
-                 headers=world.headers("admin"))
+    r = api.post(
+        "/api/auth/update-user", json={"email": requester.email, "active": False}, headers=world.headers("admin")
+    )
     assert r.status_code == 200 and r.json()["is_active"] is False
     for method, path, body in AUTHENTICATED_CALLS:
         r = _call(api, method, path.format(tid=world.ticket_id), body, h)
@@ -146,8 +158,9 @@ def test_a_token_from_before_a_demotion_carries_the_new_role(api, world, factory
     assert api.get("/api/tickets", headers=h).json()["total"] == 2  # admins see everything
     assert api.get(f"/api/tickets/{world.ticket_id}", headers=h).status_code == 200
 
-    r = api.post("/api/auth/update-user", json={"email": second_admin.email, "role": "user"},
-                 headers=world.headers("admin"))
+    r = api.post(
+        "/api/auth/update-user", json={"email": second_admin.email, "role": "user"}, headers=world.headers("admin")
+    )
     assert r.status_code == 200 and r.json()["role"] == "user"
 
     assert api.get("/api/auth/me", headers=h).json()["role"] == "user"
@@ -168,12 +181,14 @@ def test_a_moderator_removed_from_staff_loses_their_assigned_tickets(api, world)
     assert api.get(f"/api/tickets/{world.ticket_id}", headers=h).status_code == 200
     api.post("/api/auth/update-user", json={"email": moderator.email, "role": "user"}, headers=world.headers("admin"))
     assert api.get(f"/api/tickets/{world.ticket_id}", headers=h).status_code == 404
-    assert api.post(f"/api/tickets/{world.ticket_id}/comments", json={"body": "still here?"},
-                    headers=h).status_code == 404
+    assert (
+        api.post(f"/api/tickets/{world.ticket_id}/comments", json={"body": "still here?"}, headers=h).status_code == 404
+    )
     assert api.get("/api/tickets", headers=h).json()["total"] == 0
 
 
 # ----- the UI's path: AuthState._actor_call -> accounts.user_from_token, the live loop, the admin loop -----
+
 
 def test_user_from_token_refuses_a_deactivated_user_and_applies_a_demotion(world):
     requester, admin = world.user("user"), world.user("admin")
@@ -230,8 +245,9 @@ def test_the_admin_overview_loop_rechecks_the_role_of_an_old_token(world, factor
         data = admin_overview(s, actor)
         assert actor.id == second_admin.id and data.tickets["total"] == 2
     with session_scope() as s:
-        accounts.update_user(s, s.get(User, world.user("admin").id),
-                             UserUpdate(email=second_admin.email, role="moderator"))
+        accounts.update_user(
+            s, s.get(User, world.user("admin").id), UserUpdate(email=second_admin.email, role="moderator")
+        )
     assert asyncio.run(marker_for(token, _fresh_reading)) is None  # demoted: the loop ends...
     state = AdminOverviewState(_reflex_internal_init=True)
     state.token = token

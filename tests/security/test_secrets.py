@@ -36,6 +36,7 @@ def _no_secret(text: str, *secrets: str) -> None:
 
 # ----- in-process: log records and stored errors -----
 
+
 def test_signup_and_login_log_no_secret_password_or_token(api, caplog):
     caplog.set_level(logging.DEBUG)
     from ticketing_app.config import get_settings
@@ -61,11 +62,16 @@ def test_a_failing_gemini_call_logs_and_stores_no_key(caplog):
     caplog.set_level(logging.DEBUG)
     request = TriageRequest(title="Cannot log in", description="It fails.")
     with FakeGeminiServer() as fake:
-        for response in (fail(500, "upstream exploded"), fail(400, "API key not valid. Please pass a valid API key."),
-                         fail(403, "permission denied"), fail(429, "quota")):
+        for response in (
+            fail(500, "upstream exploded"),
+            fail(400, "API key not valid. Please pass a valid API key."),
+            fail(403, "permission denied"),
+            fail(429, "quota"),
+        ):
             fake.set_default(response)
-            gemini = GeminiTriageProvider(api_key=GEMINI_CANARY, model="gemini-test", base_url=fake.base_url,
-                                          timeout_seconds=5, attempts=1)
+            gemini = GeminiTriageProvider(
+                api_key=GEMINI_CANARY, model="gemini-test", base_url=fake.base_url, timeout_seconds=5, attempts=1
+            )
             result, error = FallbackTriage(gemini, OfflineTriageProvider(name="offline-fallback")).triage(request)
             assert result.provider == "offline-fallback" and error  # the failure was real and reported
             _no_secret(error + repr(gemini), GEMINI_CANARY)
@@ -102,19 +108,28 @@ def test_a_failing_smtp_login_logs_and_stores_no_password(clean_db, caplog, monk
         job.status, job.attempts, job.locked_by = "running", 1, worker.worker_id
         claimed = queue.ClaimedJob(job.id, job.kind, dict(job.payload), 1, job.max_attempts)
     with FakeSmtpServer(authenticator=refuse, auth_require_tls=False, auth_exclude_mechanism=["LOGIN"]) as server:
-        sender = SmtpSender(host=server.host, port=server.port, user="mailer", password=SMTP_CANARY,
-                            security="none", mail_from="helpdesk@example.com", timeout_seconds=5)
+        sender = SmtpSender(
+            host=server.host,
+            port=server.port,
+            user="mailer",
+            password=SMTP_CANARY,
+            security="none",
+            mail_from="helpdesk@example.com",
+            timeout_seconds=5,
+        )
         monkeypatch.setattr(transport, "default_sender", lambda: sender)
         assert worker.run_job(claimed) in ("queued", "dead")
     assert offered == [SMTP_CANARY.encode()]  # the password was really used
     with session_scope() as s:
-        stored = " ".join([s.get(EmailMessage, claimed.payload["email_id"]).last_error or "",
-                           s.get(Job, claimed.id).last_error or ""])
+        stored = " ".join(
+            [s.get(EmailMessage, claimed.payload["email_id"]).last_error or "", s.get(Job, claimed.id).last_error or ""]
+        )
     assert "535" in stored and "535" in caplog.text  # the refusal is recorded for admins and logged...
     _no_secret(stored + caplog.text + repr(sender), SMTP_CANARY)  # ...without the password
 
 
 # ----- the production build with canary secrets -----
+
 
 def _files_with_secrets(root: Path, canaries: Canaries) -> dict[str, list[str]]:
     found = {}
@@ -136,8 +151,21 @@ def test_the_built_bundle_and_the_pages_hold_no_secret(secure_app: SecureApp, ca
     files = [p for p in build.rglob("*") if p.is_file()]
     assert len(files) > 20 and any(p.suffix == ".js" for p in files), f"no built bundle under {build}"
     assert _files_with_secrets(secure_app.web_dir, canaries) == {}  # build/, the compiled app/, env.json...
-    for path in ("/", "/login", "/signup", "/tickets", "/admin", "/admin/users", "/queue", "/tickets/1",
-                 "/api/docs", "/api/openapi.json", "/env.json", "/_health", "/ping"):
+    for path in (
+        "/",
+        "/login",
+        "/signup",
+        "/tickets",
+        "/admin",
+        "/admin/users",
+        "/queue",
+        "/tickets/1",
+        "/api/docs",
+        "/api/openapi.json",
+        "/env.json",
+        "/_health",
+        "/ping",
+    ):
         r = httpx.get(secure_app.url + path, follow_redirects=True, timeout=10)
         assert canaries.found_in(r.text + str(r.headers)) == [], path
 
@@ -156,36 +184,47 @@ def _walk_gets(url: str, headers: dict[str, str], ticket_ids: list[int]) -> list
 
 
 @pytest.mark.browser
-def test_no_secret_reaches_the_browser_the_api_or_the_log(new_page, secure_app: SecureApp, canaries: Canaries,
-                                                           world: World):
+def test_no_secret_reaches_the_browser_the_api_or_the_log(
+    new_page, secure_app: SecureApp, canaries: Canaries, world: World
+):
     admin = world.user("admin")
     requester_headers = world.headers("user")
     # a ticket whose Gemini call fails (the fallback's error reaches the staff timeline) and one that works
-    r = httpx.post(f"{secure_app.url}/api/tickets", headers=requester_headers, timeout=10,
-                   json={"title": f"Printer {GEMINI_FAIL_WORD}", "description": "The printer is broken."})
+    r = httpx.post(
+        f"{secure_app.url}/api/tickets",
+        headers=requester_headers,
+        timeout=10,
+        json={"title": f"Printer {GEMINI_FAIL_WORD}", "description": "The printer is broken."},
+    )
     failed_ticket = r.json()["id"]
-    httpx.post(f"{secure_app.url}/api/tickets", headers=requester_headers, timeout=10,
-               json={"title": "Charged twice", "description": "My invoice shows two charges."})
+    httpx.post(
+        f"{secure_app.url}/api/tickets",
+        headers=requester_headers,
+        timeout=10,
+        json={"title": "Charged twice", "description": "My invoice shows two charges."},
+    )
     settle()  # triage (Gemini, one failing), routing, and every mail failing at the SMTP login
     with session_scope() as s:
-        fallback = s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == failed_ticket,
-                                                       TicketEvent.kind == "triaged")).one()
+        fallback = s.scalars(
+            select(TicketEvent).where(TicketEvent.ticket_id == failed_ticket, TicketEvent.kind == "triaged")
+        ).one()
         assert fallback.data.get("fallback_reason"), "the Gemini failure did not happen"
         assert s.get(Ticket, failed_ticket).triage_provider == "offline-fallback"
         mail_errors = [e.last_error for e in s.scalars(select(EmailMessage)) if e.last_error]
         assert mail_errors and any("535" in e for e in mail_errors), "no mail failed at the SMTP login"
-    assert secure_app.gemini.requests and {r.api_key for r in secure_app.gemini.requests} == \
-        {canaries.gemini_api_key}
+    assert secure_app.gemini.requests and {r.api_key for r in secure_app.gemini.requests} == {canaries.gemini_api_key}
     assert canaries.smtp_password.encode() in secure_app.smtp_passwords_offered
 
     # everything an admin can GET, and a few error answers
     admin_headers = world.headers("admin")
-    answers = _walk_gets(secure_app.url, admin_headers, [world.ticket_id, world.other_ticket_id, failed_ticket,
-                                                         999_999])
-    answers += [httpx.post(f"{secure_app.url}/api/auth/login", json={"email": admin.email, "password": "bad pw"}),
-                httpx.get(f"{secure_app.url}/api/auth/me", headers={"Authorization": "Bearer forged.token.here"}),
-                httpx.post(f"{secure_app.url}/api/tickets", headers=admin_headers, content=b"{not json",
-                           timeout=10)]
+    answers = _walk_gets(
+        secure_app.url, admin_headers, [world.ticket_id, world.other_ticket_id, failed_ticket, 999_999]
+    )
+    answers += [
+        httpx.post(f"{secure_app.url}/api/auth/login", json={"email": admin.email, "password": "bad pw"}),
+        httpx.get(f"{secure_app.url}/api/auth/me", headers={"Authorization": "Bearer forged.token.here"}),
+        httpx.post(f"{secure_app.url}/api/tickets", headers=admin_headers, content=b"{not json", timeout=10),
+    ]
     assert any(a.status_code == 200 and "fallback_reason" in a.text for a in answers)  # the error is served
     for answer in answers:
         assert canaries.found_in(answer.text + str(answer.headers)) == [], answer.request.url
@@ -201,8 +240,14 @@ def test_no_secret_reaches_the_browser_the_api_or_the_log(new_page, secure_app: 
     page.on("websocket", on_socket)
     log_in(page, admin.email)
     contents = []
-    for path in ("/admin", "/admin/users", "/queue", "/tickets", f"/tickets/{failed_ticket}",
-                 f"/tickets/{world.ticket_id}"):
+    for path in (
+        "/admin",
+        "/admin/users",
+        "/queue",
+        "/tickets",
+        f"/tickets/{failed_ticket}",
+        f"/tickets/{world.ticket_id}",
+    ):
         page.goto(path)
         page.wait_for_load_state("networkidle")
         page.wait_for_timeout(700)

@@ -35,29 +35,57 @@ FRAMEWORK = {"setvar", "hydrate", "hydrate_and_load", "set_is_hydrated"}
 
 # Handlers that change a ticket or a user, or read one by an id the client chooses: tried by every role below.
 ACTING = {
-    "TicketState.load", "TicketState.follow", "TicketState.set_status", "TicketState.override",
-    "TicketState.reassign", "TicketState.reply",
-    "QueueState.quick_status", "QueueState.load", "QueueState.follow", "QueueState.set_scope",
-    "AdminUsersState.load", "AdminUsersState.change_role", "AdminUsersState.set_active",
+    "TicketState.load",
+    "TicketState.follow",
+    "TicketState.set_status",
+    "TicketState.override",
+    "TicketState.reassign",
+    "TicketState.reply",
+    "QueueState.quick_status",
+    "QueueState.load",
+    "QueueState.follow",
+    "QueueState.set_scope",
+    "AdminUsersState.load",
+    "AdminUsersState.change_role",
+    "AdminUsersState.set_active",
     "AdminUsersState.save_skills",
-    "AdminOverviewState.load", "AdminOverviewState.refresh", "AdminOverviewState.retry",
+    "AdminOverviewState.load",
+    "AdminOverviewState.refresh",
+    "AdminOverviewState.retry",
     "AdminOverviewState.follow",
 }
 # Handlers that only read the actor's own data through the same checked services, edit local drafts, or
 # act on the actor's own account (log in, sign up, log out, a new ticket of their own).
 OWN_OR_LOCAL = {
-    "MyTicketsState.load", "MyTicketsState.follow", "MyTicketsState.apply_search", "MyTicketsState.next_page",
-    "MyTicketsState.previous_page", "MyTicketsState.set_status_filter",
-    "NewTicketState.submit", "NewTicketState.count_title", "NewTicketState.count_description",
+    "MyTicketsState.load",
+    "MyTicketsState.follow",
+    "MyTicketsState.apply_search",
+    "MyTicketsState.next_page",
+    "MyTicketsState.previous_page",
+    "MyTicketsState.set_status_filter",
+    "NewTicketState.submit",
+    "NewTicketState.count_title",
+    "NewTicketState.count_description",
     "TicketState.set_internal_note",
-    "QueueState.next_page", "QueueState.previous_page", "QueueState.set_status_filter",
-    "QueueState.set_priority_filter", "QueueState.set_category_filter",
-    "AdminUsersState.apply_search", "AdminUsersState.set_role_filter", "AdminUsersState.next_page",
-    "AdminUsersState.previous_page", "AdminUsersState.add_skill", "AdminUsersState.remove_skill",
+    "QueueState.next_page",
+    "QueueState.previous_page",
+    "QueueState.set_status_filter",
+    "QueueState.set_priority_filter",
+    "QueueState.set_category_filter",
+    "AdminUsersState.apply_search",
+    "AdminUsersState.set_role_filter",
+    "AdminUsersState.next_page",
+    "AdminUsersState.previous_page",
+    "AdminUsersState.add_skill",
+    "AdminUsersState.remove_skill",
     "AdminUsersState.reset_skills",
     "AdminOverviewState.set_auto_refresh",
-    "LoginState.submit", "LoginState.on_open", "SignupState.submit",
-    "AuthState.go_home", "AuthState.require_login", "AuthState.logout",
+    "LoginState.submit",
+    "LoginState.on_open",
+    "SignupState.submit",
+    "AuthState.go_home",
+    "AuthState.require_login",
+    "AuthState.logout",
 }
 
 
@@ -85,6 +113,7 @@ def test_every_event_handler_is_classified():
 
 
 # ----- driving handlers -----
+
 
 @pytest.fixture(scope="module", autouse=True)
 def _route_args():
@@ -178,8 +207,10 @@ def test_ticket_page_actions_on_the_requesters_ticket(factory, action: str):
         w = _fresh_marked_world(factory)
         state = make_state(TicketState, w, role, ticket_id=str(w.ticket_id))
         state.internal_note = True  # a reply is tried as an internal note: staff only
-        args = [json.loads(json.dumps(a).replace("{moderator}", str(w.user("moderator").id))
-                           .replace("{role}", role)) for a in TICKET_ACTIONS[action]]
+        args = [
+            json.loads(json.dumps(a).replace("{moderator}", str(w.user("moderator").id)).replace("{role}", role))
+            for a in TICKET_ACTIONS[action]
+        ]
         before = snapshot()
         result = fire(state, action, *args)
         after = snapshot()
@@ -206,9 +237,12 @@ def test_ticket_page_on_another_users_ticket_id(world: World, role: str):
     fire(state, "load")
     assert state.not_found
     for action in ("set_status", "override", "reassign", "reply"):
-        args = {"set_status": ("closed",), "override": ({"priority": "high", "reason": "x"},),
-                "reassign": ({"assignee_id": str(world.user(role).id), "reason": "mine"},),
-                "reply": ({"body": "let me in"},)}[action]
+        args = {
+            "set_status": ("closed",),
+            "override": ({"priority": "high", "reason": "x"},),
+            "reassign": ({"assignee_id": str(world.user(role).id), "reason": "mine"},),
+            "reply": ({"body": "let me in"},),
+        }[action]
         fire(state, action, *args)
         assert state.error == "Ticket not found.", (action, state.error)
     assert snapshot() == before
@@ -229,7 +263,10 @@ def test_queue_quick_status_with_any_ticket_id(world: World, role: str):
     with session_scope() as s:
         statuses = {t.id: t.status for t in s.scalars(select(Ticket))}
     expected = {
-        "anonymous": {}, "user": {}, "other_user": {}, "moderator": {},
+        "anonymous": {},
+        "user": {},
+        "other_user": {},
+        "moderator": {},
         "assigned_moderator": {world.ticket_id: "resolved"},
         "admin": {world.ticket_id: "resolved", world.other_ticket_id: "resolved"},
     }[role]
@@ -237,8 +274,11 @@ def test_queue_quick_status_with_any_ticket_id(world: World, role: str):
     if not expected:
         assert snapshot() == before
     if role in ("user", "other_user", "moderator"):
-        assert state.error in ("Ticket not found.", "Only the assigned moderator or an admin can change this ticket.",
-                               "You can reopen or close your ticket once it is resolved.")
+        assert state.error in (
+            "Ticket not found.",
+            "Only the assigned moderator or an admin can change this ticket.",
+            "You can reopen or close your ticket once it is resolved.",
+        )
         assert not [f for f in FOREIGN if f in state_text(state)]
 
 
@@ -253,8 +293,13 @@ def test_queue_load_and_scope(world: World, role: str):
         return
     fire(state, "set_scope", "any")  # a moderator asking for everything still gets only their own
     ids = {r.id for r in state.rows}
-    expected = {"user": None, "other_user": None, "moderator": set(), "assigned_moderator": {world.ticket_id},
-                "admin": {world.ticket_id, world.other_ticket_id}}[role]
+    expected = {
+        "user": None,
+        "other_user": None,
+        "moderator": set(),
+        "assigned_moderator": {world.ticket_id},
+        "admin": {world.ticket_id, world.other_ticket_id},
+    }[role]
     if expected is None:
         assert not state.allowed and state.rows == []
         assert not [f for f in (*FOREIGN, "Only Otto") if f in state_text(state)]
@@ -263,6 +308,7 @@ def test_queue_load_and_scope(world: World, role: str):
 
 
 # ----- admin states -----
+
 
 @pytest.mark.parametrize("role", ROLES)
 def test_admin_users_page_by_role(world: World, role: str):
@@ -297,18 +343,22 @@ def test_admin_user_edits_with_rows_in_state_are_refused(factory, attempt: str):
             fire(state, "load")
             assert not state.forbidden and state.rows
             with session_scope() as s:
-                accounts.update_user(s, s.get(User, world.user("admin").id), UserUpdate(email=actor.email,
-                                                                                         role="user"))
+                accounts.update_user(s, s.get(User, world.user("admin").id), UserUpdate(email=actor.email, role="user"))
         else:
             actor = world.user(role)
             state = make_state(AdminUsersState, world, role)
             with session_scope() as s:
                 state.rows = [user_row(accounts.user_out(s.get(User, actor.id)), actor.id)]
-        state.rows = [dataclasses.replace(r, draft=["billing", "security"], dirty=True) if r.id == actor.id else r
-                      for r in state.rows]
+        state.rows = [
+            dataclasses.replace(r, draft=["billing", "security"], dirty=True) if r.id == actor.id else r
+            for r in state.rows
+        ]
         other = world.user("other_user").id
-        args = {"change_role": (other if role == "demoted_admin" else actor.id, "admin"),  # a stale row: "admin"
-                "set_active": (other, False), "save_skills": (actor.id,)}[attempt]
+        args = {
+            "change_role": (other if role == "demoted_admin" else actor.id, "admin"),  # a stale row: "admin"
+            "set_active": (other, False),
+            "save_skills": (actor.id,),
+        }[attempt]
         if not any(r.id == args[0] for r in state.rows):
             with session_scope() as s:
                 state.rows = [*state.rows, user_row(accounts.user_out(s.get(User, args[0])), actor.id)]

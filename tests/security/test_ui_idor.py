@@ -23,9 +23,16 @@ pytestmark = pytest.mark.browser
 
 def _foreign(world: World) -> list[str]:
     """What Otto (other_user) must never see."""
-    return ["Charged twice", "Two charges on my card", "STAFF-ONLY", "dead-job-secret-error",
-            world.user("user").email, world.user("admin").email, world.user("moderator").email,
-            world.user("assigned_moderator").email]
+    return [
+        "Charged twice",
+        "Two charges on my card",
+        "STAFF-ONLY",
+        "dead-job-secret-error",
+        world.user("user").email,
+        world.user("admin").email,
+        world.user("moderator").email,
+        world.user("assigned_moderator").email,
+    ]
 
 
 def _assert_nothing_foreign(page, tap: SocketTap, world: World) -> None:
@@ -67,12 +74,21 @@ def test_a_user_cannot_reach_another_users_ticket_or_the_staff_pages(new_page, w
 
     # the staff pages: not allowed, and their events fired anyway are refused
     for path, state, events in (
-        ("/queue", QueueState, [("quick_status", {"ticket_id": tid, "status": "resolved"}),
-                                ("set_scope", {"value": "any"})]),
-        ("/admin/users", AdminUsersState, [("change_role", {"user_id": attacker.id, "role": "admin"}),
-                                           ("set_active", {"user_id": world.user("user").id, "active": False}),
-                                           ("save_skills", {"user_id": attacker.id}),
-                                           ("set_role_filter", {"value": "admin"})]),
+        (
+            "/queue",
+            QueueState,
+            [("quick_status", {"ticket_id": tid, "status": "resolved"}), ("set_scope", {"value": "any"})],
+        ),
+        (
+            "/admin/users",
+            AdminUsersState,
+            [
+                ("change_role", {"user_id": attacker.id, "role": "admin"}),
+                ("set_active", {"user_id": world.user("user").id, "active": False}),
+                ("save_skills", {"user_id": attacker.id}),
+                ("set_role_filter", {"value": "admin"}),
+            ],
+        ),
         ("/admin", AdminOverviewState, [("retry", {"job_id": job_id}), ("refresh", {})]),
     ):
         page.goto(path)
@@ -93,8 +109,9 @@ def test_a_user_cannot_reach_another_users_ticket_or_the_staff_pages(new_page, w
     own = world.other_ticket_id
     page.goto(f"/tickets/{own}")
     expect(page.get_by_text("Only Otto may read this.")).to_be_visible()
-    tap.forge(TicketState, "reply", {"form": {"body": "forged but allowed"}}, f"/tickets/{own}",
-              {"ticket_id": str(own)})
+    tap.forge(
+        TicketState, "reply", {"form": {"body": "forged but allowed"}}, f"/tickets/{own}", {"ticket_id": str(own)}
+    )
     expect(page.get_by_text("forged but allowed")).to_be_visible()
     with session_scope() as s:
         assert [c.body for c in s.scalars(select(Comment))] == ["forged but allowed"]

@@ -37,8 +37,7 @@ def test_markup_everywhere_is_shown_as_text(new_page, world: World):
         t.summary, t.helpful_notes = f"AI summary {IMG}", f"- note {SCRIPT}\n- note {IMG}"
         t.assignment_reason, t.category, t.priority, t.triage_status = f"why {IMG}", "bug", "medium", "done"
         tickets.add_comment(s, s.get(User, requester.id), t.id, CommentCreate(body=f"Comment {PAYLOAD}"))
-        tickets.add_comment(s, s.get(User, moderator.id), t.id,
-                            CommentCreate(body=f"Internal {SCRIPT}", internal=True))
+        tickets.add_comment(s, s.get(User, moderator.id), t.id, CommentCreate(body=f"Internal {SCRIPT}", internal=True))
     settle()
 
     dialogs: list[str] = []

@@ -98,9 +98,7 @@ def build_all(value: str = EVIL, url: str = URL, to: str = "someone@example.com"
             ticket_url=url,
             assignee_name=value,
         ),
-        "resolved": ticket_resolved_email(
-            to=to, requester_name=value, number=1042, title=value, ticket_url=url
-        ),
+        "resolved": ticket_resolved_email(to=to, requester_name=value, number=1042, title=value, ticket_url=url),
     }
 
 
@@ -347,9 +345,7 @@ def test_ticket_number_format() -> None:
 
 BUILDERS: list[Callable[[], OutgoingEmail]] = [
     lambda: welcome_email(to="a@example.com", name="A", app_url=URL),
-    lambda: ticket_resolved_email(
-        to="a@example.com", requester_name="A", number=1, title="t", ticket_url=URL
-    ),
+    lambda: ticket_resolved_email(to="a@example.com", requester_name="A", number=1, title="t", ticket_url=URL),
 ]
 
 

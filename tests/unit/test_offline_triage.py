@@ -39,9 +39,7 @@ def devset() -> list[dict[str, str]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def triage(
-    provider: OfflineTriageProvider, title: str, description: str = "", **kwargs: object
-) -> TriageResult:
+def triage(provider: OfflineTriageProvider, title: str, description: str = "", **kwargs: object) -> TriageResult:
     return provider.triage(TriageRequest(title=title, description=description, **kwargs))
 
 
@@ -89,18 +87,14 @@ def test_devset_accuracy(provider: OfflineTriageProvider, devset: list[dict[str,
 
 def test_provider_name_and_protocol() -> None:
     fallback: TriageProvider = OfflineTriageProvider(name="offline-fallback")
-    assert (
-        fallback.triage(TriageRequest(title="Cannot log in", description="x")).provider == "offline-fallback"
-    )
+    assert fallback.triage(TriageRequest(title="Cannot log in", description="x")).provider == "offline-fallback"
     assert OfflineTriageProvider().name == "offline"
 
 
 def test_same_input_same_output(provider: OfflineTriageProvider, devset: list[dict[str, str]]) -> None:
     other = OfflineTriageProvider()
     for row in devset[:40]:
-        request = TriageRequest(
-            title=row["title"], description=row["description"], skill_vocabulary=("Billing",)
-        )
+        request = TriageRequest(title=row["title"], description=row["description"], skill_vocabulary=("Billing",))
         assert provider.triage(request).model_dump() == other.triage(request).model_dump()
 
 
@@ -217,14 +211,10 @@ def test_skills_come_from_vocabulary_with_synonyms(provider: OfflineTriageProvid
 
 def test_skills_from_keywords_and_category(provider: OfflineTriageProvider) -> None:
     vocab = ("Frontend", "Payments", "Refunds", "Billing", "Postgres", "Security", "Webhooks", "MFA")
-    billing = triage(
-        provider, "Refund for Stripe charge", "Stripe charged $79 twice.", skill_vocabulary=vocab
-    )
+    billing = triage(provider, "Refund for Stripe charge", "Stripe charged $79 twice.", skill_vocabulary=vocab)
     assert {"payments", "refunds", "billing"} <= set(billing.required_skills)
     assert len(billing.required_skills) <= 5
-    mfa = triage(
-        provider, "Two-factor codes rejected", "My authenticator codes fail.", skill_vocabulary=vocab
-    )
+    mfa = triage(provider, "Two-factor codes rejected", "My authenticator codes fail.", skill_vocabulary=vocab)
     assert "mfa" in mfa.required_skills
     react = triage(
         provider,
@@ -345,13 +335,8 @@ def test_custom_category_list(provider: OfflineTriageProvider) -> None:
     login = "I cannot log in, my password is rejected."
     assert triage(provider, "Login", login, categories=("billing", "other")).category == "other"
     assert triage(provider, "Login", login, categories=("hardware", "software")).category == "hardware"
-    assert (
-        triage(provider, "Login", login, categories=("Billing", "Account Access")).category
-        == "Account Access"
-    )
-    hacked = triage(
-        provider, "Hacked", "My account was hacked, logins from Brazil.", categories=("billing", "other")
-    )
+    assert triage(provider, "Login", login, categories=("Billing", "Account Access")).category == "Account Access"
+    hacked = triage(provider, "Hacked", "My account was hacked, logins from Brazil.", categories=("billing", "other"))
     assert (hacked.category, hacked.priority) == ("other", "high")  # the rubric still applies
     assert triage(provider, "Login", login, categories=()).category == "other"
 
@@ -362,9 +347,7 @@ def test_speed(provider: OfflineTriageProvider, devset: list[dict[str, str]]) ->
     for i in range(1000):
         provider.triage(requests[i % len(requests)])
     assert time.perf_counter() - start < 2.0
-    long_request = TriageRequest(
-        title="Slow", description=" ".join(r["description"] for r in devset)[:10_000]
-    )
+    long_request = TriageRequest(title="Slow", description=" ".join(r["description"] for r in devset)[:10_000])
     start = time.perf_counter()
     for _ in range(20):
         provider.triage(long_request)

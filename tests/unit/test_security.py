@@ -33,8 +33,11 @@ def test_alg_none_is_rejected():
 
 
 def test_wrong_key_is_rejected():
-    token = jwt.encode({"sub": "1", "iat": datetime.now(UTC), "exp": datetime.now(UTC) + timedelta(hours=1),
-                        "typ": "access"}, "another-key-that-is-long-enough-123456", algorithm="HS256")
+    token = jwt.encode(
+        {"sub": "1", "iat": datetime.now(UTC), "exp": datetime.now(UTC) + timedelta(hours=1), "typ": "access"},
+        "another-key-that-is-long-enough-123456",
+        algorithm="HS256",
+    )
     assert decode_access_token(token) is None
 
 
@@ -44,8 +47,9 @@ def test_expired_token_is_rejected():
 
 
 def test_token_without_expiry_is_rejected():
-    token = jwt.encode({"sub": "1", "iat": datetime.now(UTC), "typ": "access"},
-                       get_settings().resolved_jwt_secret(), algorithm="HS256")
+    token = jwt.encode(
+        {"sub": "1", "iat": datetime.now(UTC), "typ": "access"}, get_settings().resolved_jwt_secret(), algorithm="HS256"
+    )
     assert decode_access_token(token) is None
 
 
@@ -56,8 +60,11 @@ def test_garbage_is_rejected():
 
 def _token(user_id: int, expires_in: timedelta, secret: str | None = None) -> str:
     now = datetime.now(UTC)
-    return jwt.encode({"sub": str(user_id), "iat": now, "exp": now + expires_in, "typ": "access"},
-                      secret or get_settings().resolved_jwt_secret(), algorithm="HS256")
+    return jwt.encode(
+        {"sub": str(user_id), "iat": now, "exp": now + expires_in, "typ": "access"},
+        secret or get_settings().resolved_jwt_secret(),
+        algorithm="HS256",
+    )
 
 
 def test_a_token_seen_before_is_still_rejected_once_it_expires():

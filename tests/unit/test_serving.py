@@ -14,6 +14,7 @@ from ticketing_app.api.serving import ApiBesideReflex, with_reflex_cors
 def _recorder(name: str, calls: list[tuple[str, str, str]]):
     async def app(scope, receive, send) -> None:
         calls.append((name, scope["type"], scope.get("path", "")))
+
     return app
 
 
@@ -44,10 +45,14 @@ def test_requests_are_split_between_the_api_and_reflex(scope_type: str, path: st
 def test_the_api_keeps_the_cors_policy_reflex_gave_it() -> None:
     """rxconfig allows every origin (Reflex's default); a browser's preflight for the API is answered."""
     with TestClient(with_reflex_cors(create_api())) as client:
-        r = client.options("/api/tickets", headers={
-            "Origin": "https://intranet.example", "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "authorization,content-type",
-        })
+        r = client.options(
+            "/api/tickets",
+            headers={
+                "Origin": "https://intranet.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+        )
     assert r.status_code == 200
     assert r.headers["access-control-allow-origin"] == "https://intranet.example"
     assert "POST" in r.headers["access-control-allow-methods"]

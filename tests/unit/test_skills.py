@@ -26,7 +26,9 @@ def test_normalize_skill_trims_lowercases_and_collapses_spaces() -> None:
 @pytest.mark.parametrize("strict", [True, False])
 def test_normalize_skills_keeps_first_occurrence_order_and_drops_blanks(strict: bool) -> None:
     assert normalize_skills([" Billing", "", "   ", "Payments ", "SSO"], strict=strict) == [
-        "billing", "payments", "sso",
+        "billing",
+        "payments",
+        "sso",
     ]
 
 
@@ -157,5 +159,7 @@ def test_empty_lists_match_nothing() -> None:
 
 def test_matched_skills_keeps_required_order_and_duplicates_of_the_input() -> None:
     assert matched_skills(["sso", "billing", "payments"], ["payments", "billing", "sso"]) == [
-        "sso", "billing", "payments",
+        "sso",
+        "billing",
+        "payments",
     ]

@@ -99,9 +99,7 @@ def _skill_key(value: str) -> str:
 _CATEGORY_TABLES = {cat: _norm_table(table) for cat, table in rules.CATEGORY_KEYWORDS.items()}
 _SKILL_HINTS = tuple((_norm_phrase(p), skills) for p, skills in rules.SKILL_HINTS.items())
 _SKILL_HINT_KEYS = tuple((p, tuple(_skill_key(s) for s in skills)) for p, skills in _SKILL_HINTS)
-_CATEGORY_SKILL_KEYS = {
-    cat: tuple(_skill_key(s) for s in skills) for cat, skills in rules.CATEGORY_SKILLS.items()
-}
+_CATEGORY_SKILL_KEYS = {cat: tuple(_skill_key(s) for s in skills) for cat, skills in rules.CATEGORY_SKILLS.items()}
 _LOSS_WEIGHTS = _norm_table(rules.LOSS_WEIGHTS)
 _QUESTION_STARTS = tuple(_norm_phrase(q) for q in rules.QUESTION_STARTS)
 _SYNONYM_SPELLINGS: dict[str, set[str]] = {}

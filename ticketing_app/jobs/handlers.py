@@ -48,9 +48,11 @@ def _locked_tickets(session: Session, ticket_ids: list[int]) -> list[Ticket]:
 
 def _queue_routing(session: Session, tickets: list[Ticket]) -> None:
     # Dated by the ticket's arrival: routing an older ticket goes before triaging newer ones.
-    queue.enqueue_many(session, JobKind.ASSIGN, [
-        ({"ticket_id": ticket.id}, f"assign:{ticket.id}", ticket.created_at) for ticket in tickets
-    ])
+    queue.enqueue_many(
+        session,
+        JobKind.ASSIGN,
+        [({"ticket_id": ticket.id}, f"assign:{ticket.id}", ticket.created_at) for ticket in tickets],
+    )
 
 
 def handle_triage(contexts: list[JobContext]) -> None:
@@ -58,14 +60,18 @@ def handle_triage(contexts: list[JobContext]) -> None:
     ticket_ids = _ticket_ids(contexts)
     with session_scope() as session:
         pending = session.execute(
-            select(Ticket.id, Ticket.title, Ticket.description)
-            .where(Ticket.id.in_(ticket_ids), Ticket.triage_status != TriageStatus.DONE)
+            select(Ticket.id, Ticket.title, Ticket.description).where(
+                Ticket.id.in_(ticket_ids), Ticket.triage_status != TriageStatus.DONE
+            )
         ).all()
         vocabulary = tuple(skill_vocabulary(session)) if pending else ()
     categories = tuple(get_settings().triage_categories)
     answers = {
-        row.id: run_triage(TriageRequest(title=row.title, description=row.description, categories=categories,
-                                         skill_vocabulary=vocabulary))
+        row.id: run_triage(
+            TriageRequest(
+                title=row.title, description=row.description, categories=categories, skill_vocabulary=vocabulary
+            )
+        )
         for row in pending
     }
     with finishing_transaction(contexts) as session:
@@ -88,8 +94,15 @@ def _store_triage(session: Session, ticket: Ticket, result: TriageResult, primar
     ticket.triaged_at = datetime.now(UTC)
     ticket.due_at = due_time(result.priority, ticket.created_at)
     events.record(
-        session, ticket, "triaged", None, category=result.category, priority=result.priority,
-        skills=result.required_skills, provider=result.provider, fallback_reason=primary_error,
+        session,
+        ticket,
+        "triaged",
+        None,
+        category=result.category,
+        priority=result.priority,
+        skills=result.required_skills,
+        provider=result.provider,
+        fallback_reason=primary_error,
     )
 
 
@@ -129,8 +142,9 @@ def handle_assign(contexts: list[JobContext]) -> None:
             drafts.append(notifications.received_draft(ticket, ticket.created_by, decision.assignee))
             routed.append((ticket, decision))
         for ticket, decision in routed:  # added after the loop: one INSERT for the batch's events
-            events.record(session, ticket, "assigned", None, to=events.user_brief(decision.assignee),
-                          reason=decision.reason)
+            events.record(
+                session, ticket, "assigned", None, to=events.user_brief(decision.assignee), reason=decision.reason
+            )
         notifications.queue_emails(session, drafts)
 
 
@@ -141,17 +155,21 @@ def handle_send_email(contexts: list[JobContext]) -> None:
     """
     email_ids = [int(ctx.payload["email_id"]) for ctx in contexts]
     with session_scope() as session:
-        rows = session.scalars(select(EmailMessage).where(
-            EmailMessage.id.in_(email_ids), EmailMessage.status.not_in(DELIVERED_EMAIL_STATUSES)
-        )).all()
+        rows = session.scalars(
+            select(EmailMessage).where(
+                EmailMessage.id.in_(email_ids), EmailMessage.status.not_in(DELIVERED_EMAIL_STATUSES)
+            )
+        ).all()
         outgoing = {row.id: (transport.outgoing(row), row.message_id) for row in rows}
     sending = [(ctx, email_id) for ctx, email_id in zip(contexts, email_ids, strict=True) if email_id in outgoing]
     sender = transport.default_sender()
-    outcomes = dict(zip(
-        [email_id for _, email_id in sending],
-        sender.send_many([outgoing[email_id] for _, email_id in sending]),
-        strict=True,
-    ))
+    outcomes = dict(
+        zip(
+            [email_id for _, email_id in sending],
+            sender.send_many([outgoing[email_id] for _, email_id in sending]),
+            strict=True,
+        )
+    )
     for ctx, email_id in sending:
         error = outcomes[email_id]
         if isinstance(error, MailDeliveryError):

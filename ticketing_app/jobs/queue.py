@@ -49,20 +49,28 @@ def enqueue(
 
     # One round trip, and a statement built once: the NOTIFY is evaluated only for a row actually inserted
     # (not for a deduplicated one).
-    row = session.execute(_ENQUEUE, {
-        "kind": kind,
-        "payload": json.dumps(payload),
-        "dedupe_key": dedupe_key,
-        "max_attempts": max_attempts or get_settings().job_max_attempts,
-        "due_since": due_since,
-        "delay": delay_seconds,
-        "channel": NOTIFY_CHANNEL,
-    }).first()
+    row = session.execute(
+        _ENQUEUE,
+        {
+            "kind": kind,
+            "payload": json.dumps(payload),
+            "dedupe_key": dedupe_key,
+            "max_attempts": max_attempts or get_settings().job_max_attempts,
+            "due_since": due_since,
+            "delay": delay_seconds,
+            "channel": NOTIFY_CHANNEL,
+        },
+    ).first()
     return row.id if row is not None else None
 
 
 def insert_job_sql(
-    *, kind: str, payload: str, dedupe_key: str, run_after: str, source: str | None = None,
+    *,
+    kind: str,
+    payload: str,
+    dedupe_key: str,
+    run_after: str,
+    source: str | None = None,
     skip_duplicates: bool = True,
 ) -> str:
     """The one INSERT of job rows, returning their ids: every job is written through this SQL.
@@ -96,18 +104,20 @@ def notify_unless_due_sql(kind: str) -> str:
 
 _ENQUEUE = text(
     f"""
-    WITH new_job AS ({insert_job_sql(
-        kind=":kind", payload="CAST(:payload AS jsonb)", dedupe_key=":dedupe_key",
-        run_after="coalesce(CAST(:due_since AS timestamptz), now() + make_interval(secs => :delay))",
-    )})
+    WITH new_job AS ({
+        insert_job_sql(
+            kind=":kind",
+            payload="CAST(:payload AS jsonb)",
+            dedupe_key=":dedupe_key",
+            run_after="coalesce(CAST(:due_since AS timestamptz), now() + make_interval(secs => :delay))",
+        )
+    })
     SELECT id, pg_notify(:channel, :kind) FROM new_job
     """
 )
 
 
-def enqueue_many(
-    session: Session, kind: str, jobs: list[tuple[dict[str, Any], str | None, datetime | None]]
-) -> None:
+def enqueue_many(session: Session, kind: str, jobs: list[tuple[dict[str, Any], str | None, datetime | None]]) -> None:
     """`enqueue` for several jobs of one kind in one statement: (payload, dedupe_key, due_since) each.
 
     One NOTIFY for the lot (when at least one row was inserted): a worker's claim pass takes them all.
@@ -116,23 +126,31 @@ def enqueue_many(
         return
     from ticketing_app.config import get_settings
 
-    session.execute(_ENQUEUE_MANY, {
-        "kind": kind,
-        "payloads": [json.dumps(payload) for payload, _, _ in jobs],
-        "dedupe_keys": [key for _, key, _ in jobs],
-        "due": [due for _, _, due in jobs],
-        "max_attempts": get_settings().job_max_attempts,
-        "channel": NOTIFY_CHANNEL,
-    })
+    session.execute(
+        _ENQUEUE_MANY,
+        {
+            "kind": kind,
+            "payloads": [json.dumps(payload) for payload, _, _ in jobs],
+            "dedupe_keys": [key for _, key, _ in jobs],
+            "due": [due for _, _, due in jobs],
+            "max_attempts": get_settings().job_max_attempts,
+            "channel": NOTIFY_CHANNEL,
+        },
+    )
 
 
 _ENQUEUE_MANY = text(
     f"""
-    WITH new_jobs AS ({insert_job_sql(
-        kind=":kind", payload="job.payload", dedupe_key="job.dedupe_key", run_after="coalesce(job.due, now())",
-        source="unnest(CAST(:payloads AS jsonb[]), CAST(:dedupe_keys AS text[]), CAST(:due AS timestamptz[]))"
-               " AS job(payload, dedupe_key, due)",
-    )})
+    WITH new_jobs AS ({
+        insert_job_sql(
+            kind=":kind",
+            payload="job.payload",
+            dedupe_key="job.dedupe_key",
+            run_after="coalesce(job.due, now())",
+            source="unnest(CAST(:payloads AS jsonb[]), CAST(:dedupe_keys AS text[]), CAST(:due AS timestamptz[]))"
+            " AS job(payload, dedupe_key, due)",
+        )
+    })
     SELECT pg_notify(:channel, :kind) FROM (SELECT count(*) AS n FROM new_jobs) AS inserted WHERE n > 0
     """
 )
@@ -266,4 +284,3 @@ def retry_dead(session: Session, job_id: int) -> bool:
 def counts_by_status(session: Session) -> dict[str, int]:
     rows = session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
     return {status: count for status, count in rows}
-

@@ -166,8 +166,13 @@ class Worker:
 
     def _one_by_one(self, contexts: list[JobContext], exc: Exception) -> list[str]:
         """A batch failed as a whole (nothing of it was committed): run each of its jobs alone."""
-        log.info("a batch of %s %s jobs failed (%s: %s); running them one by one",
-                 len(contexts), contexts[0].job.kind, type(exc).__name__, exc)
+        log.info(
+            "a batch of %s %s jobs failed (%s: %s); running them one by one",
+            len(contexts),
+            contexts[0].job.kind,
+            type(exc).__name__,
+            exc,
+        )
         return [self.run_job(ctx.job) for ctx in contexts]
 
     def _settle(self, ctx: JobContext) -> str:
@@ -205,8 +210,11 @@ class Worker:
                 with session_scope() as session:
                     return write(session)
             except (OperationalError, DBAPIError) as exc:
-                if isinstance(exc, DBAPIError) and not isinstance(exc, OperationalError) \
-                        and not exc.connection_invalidated:
+                if (
+                    isinstance(exc, DBAPIError)
+                    and not isinstance(exc, OperationalError)
+                    and not exc.connection_invalidated
+                ):
                     raise
                 if time.monotonic() > deadline or self._stop.wait(0.5):
                     raise
@@ -265,9 +273,10 @@ class Worker:
         for kind, group in by_kind.items():
             size = self.handlers[kind].batch_size()  # type: ignore[union-attr]
             if len(group) < size:  # top the batch up with more due jobs of its kind (same transaction)
-                group += queue.claim_jobs(session, self.worker_id, limit=size - len(group),
-                                          lease_seconds=self.lease_seconds, kind=kind)
-            units += [group[i:i + size] for i in range(0, len(group), size)]
+                group += queue.claim_jobs(
+                    session, self.worker_id, limit=size - len(group), lease_seconds=self.lease_seconds, kind=kind
+                )
+            units += [group[i : i + size] for i in range(0, len(group), size)]
         return units
 
     def _submit(self, jobs: list[queue.ClaimedJob]) -> None:
@@ -353,10 +362,24 @@ class Worker:
         self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="job")
         self._claimer = ThreadPoolExecutor(1, thread_name_prefix="job-claim")
         self._scheduler = BackgroundScheduler(timezone=UTC)
-        self._scheduler.add_job(self._tick, "interval", seconds=self.poll_seconds, id="claim",
-                                max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
-        self._scheduler.add_job(self._reap, "interval", seconds=max(5, self.lease_seconds // 4), id="reap",
-                                max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
+        self._scheduler.add_job(
+            self._tick,
+            "interval",
+            seconds=self.poll_seconds,
+            id="claim",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC),
+        )
+        self._scheduler.add_job(
+            self._reap,
+            "interval",
+            seconds=max(5, self.lease_seconds // 4),
+            id="reap",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC),
+        )
         self._scheduler.start()
         self._listener = threading.Thread(target=self._listen, name="job-listener", daemon=True)
         self._listener.start()

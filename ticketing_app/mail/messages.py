@@ -266,11 +266,7 @@ def assignment_email(
     summary_text = _multiline(summary)
     notes_text = _notes_text(helpful_notes)
     reason_text = _multiline(reason)
-    intro = (
-        f"Ticket {ref} has been reassigned to you."
-        if reassigned
-        else f"Ticket {ref} has been assigned to you."
-    )
+    intro = f"Ticket {ref} has been reassigned to you." if reassigned else f"Ticket {ref} has been assigned to you."
 
     lines = [_greeting(assignee_name), "", intro, ""]
     lines += [f"{label}: {value}" for label, value in facts]
@@ -294,9 +290,7 @@ def assignment_email(
         link_url=url,
         link_label="Open the ticket",
     )
-    return OutgoingEmail(
-        to=_address(to), subject=subject, text=text, html=html_body, kind=EmailKind.TICKET_ASSIGNED
-    )
+    return OutgoingEmail(to=_address(to), subject=subject, text=text, html=html_body, kind=EmailKind.TICKET_ASSIGNED)
 
 
 def ticket_received_email(
@@ -317,9 +311,7 @@ def ticket_received_email(
     one_line_title = _one_line(title)
     subject = _subject(f"[{ref}] We received your ticket: {one_line_title}")
     assignee = _one_line(assignee_name, 100)
-    handled_by = (
-        f"It has been assigned to {assignee}." if assignee else "It is waiting for a moderator to pick it up."
-    )
+    handled_by = f"It has been assigned to {assignee}." if assignee else "It is waiting for a moderator to pick it up."
     facts = [
         ("Ticket", ref),
         ("Title", one_line_title),
@@ -351,9 +343,7 @@ def ticket_received_email(
         link_url=url,
         link_label="Follow your ticket",
     )
-    return OutgoingEmail(
-        to=_address(to), subject=subject, text=text, html=html_body, kind=EmailKind.TICKET_RECEIVED
-    )
+    return OutgoingEmail(to=_address(to), subject=subject, text=text, html=html_body, kind=EmailKind.TICKET_RECEIVED)
 
 
 def ticket_resolved_email(
@@ -391,6 +381,4 @@ def ticket_resolved_email(
         link_url=url,
         link_label="View the ticket",
     )
-    return OutgoingEmail(
-        to=_address(to), subject=subject, text=text, html=html_body, kind=EmailKind.TICKET_RESOLVED
-    )
+    return OutgoingEmail(to=_address(to), subject=subject, text=text, html=html_body, kind=EmailKind.TICKET_RESOLVED)

@@ -364,8 +364,7 @@ class SmtpSender:
         if len(detail) > _MAX_DETAIL_CHARS:
             detail = detail[: _MAX_DETAIL_CHARS - 1] + "\u2026"
         return MailDeliveryError(
-            f"SMTP delivery via {self.host}:{self.port} ({self.security}) failed: "
-            f"{exc.__class__.__name__}: {detail}",
+            f"SMTP delivery via {self.host}:{self.port} ({self.security}) failed: {exc.__class__.__name__}: {detail}",
             permanent=permanent,
         )
 

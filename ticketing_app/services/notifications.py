@@ -55,9 +55,11 @@ def queue_emails(session: Session, drafts: list[Draft]) -> list[EmailMessage]:
     ]
     session.add_all(rows)
     session.flush()
-    queue.enqueue_many(session, JobKind.SEND_EMAIL, [
-        ({"email_id": row.id}, f"email:{row.id}", draft.due_since) for row, draft in zip(rows, drafts, strict=True)
-    ])
+    queue.enqueue_many(
+        session,
+        JobKind.SEND_EMAIL,
+        [({"email_id": row.id}, f"email:{row.id}", draft.due_since) for row, draft in zip(rows, drafts, strict=True)],
+    )
     return rows
 
 

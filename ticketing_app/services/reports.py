@@ -27,20 +27,24 @@ def ticket_overview(session: Session, actor: User, *, days: int = 14) -> dict[st
     since = datetime.now(UTC) - timedelta(days=days - 1)
     day = cast(func.timezone("UTC", Ticket.created_at), Date)
     per_day_rows = session.execute(
-        select(day, func.count()).where(Ticket.created_at >= since.replace(hour=0, minute=0, second=0, microsecond=0))
-        .group_by(day).order_by(day)
+        select(day, func.count())
+        .where(Ticket.created_at >= since.replace(hour=0, minute=0, second=0, microsecond=0))
+        .group_by(day)
+        .order_by(day)
     ).all()
     per_day = {d.isoformat(): n for d, n in per_day_rows}
     start = since.date()
     series = [
-        {"day": (start + timedelta(days=i)).isoformat()[5:], "tickets": per_day.get((start + timedelta(days=i))
-                                                                                    .isoformat(), 0)}
+        {
+            "day": (start + timedelta(days=i)).isoformat()[5:],
+            "tickets": per_day.get((start + timedelta(days=i)).isoformat(), 0),
+        }
         for i in range(days)
     ]
     median_seconds = session.scalar(
-        select(func.percentile_cont(0.5).within_group(
-            func.extract("epoch", Ticket.assigned_at - Ticket.created_at)
-        )).where(Ticket.assigned_at.is_not(None))
+        select(
+            func.percentile_cont(0.5).within_group(func.extract("epoch", Ticket.assigned_at - Ticket.created_at))
+        ).where(Ticket.assigned_at.is_not(None))
     )
     return {
         "per_day": series,
@@ -57,15 +61,23 @@ def job_health(session: Session, actor: User, *, limit: int = 20) -> dict[str, A
     """Queue counts by status, and the dead-lettered jobs with their errors."""
     require_admin(actor)
     dead = session.scalars(
-        select(Job).where(Job.status == JobStatus.DEAD).order_by(Job.finished_at.desc().nulls_last(), Job.id.desc())
+        select(Job)
+        .where(Job.status == JobStatus.DEAD)
+        .order_by(Job.finished_at.desc().nulls_last(), Job.id.desc())
         .limit(limit)
     ).all()
     counts = queue.counts_by_status(session)
     return {
         "counts": {str(s): counts.get(s, 0) for s in JobStatus},
         "dead": [
-            {"id": j.id, "kind": j.kind, "attempts": j.attempts, "error": (j.last_error or "")[-500:],
-             "payload": j.payload, "finished_at": j.finished_at}
+            {
+                "id": j.id,
+                "kind": j.kind,
+                "attempts": j.attempts,
+                "error": (j.last_error or "")[-500:],
+                "payload": j.payload,
+                "finished_at": j.finished_at,
+            }
             for j in dead
         ],
     }

@@ -18,7 +18,6 @@ ROUTING_LOCK_ID = 0x726F757465  # "route"
 _LOCKED_IN_TRANSACTION = "routing_lock_held"
 
 
-
 def open_load(user_id: ColumnElement[int]) -> ScalarSelect[int]:
     """A person's load: the open or in-progress tickets assigned to them (what routing balances, admins see)."""
     return select(func.count()).where(Ticket.assigned_to_id == user_id, TICKET_IS_ACTIVE).scalar_subquery()
@@ -75,14 +74,14 @@ def choose_assignee(session: Session, required_skills: list[str]) -> RoutingDeci
             assert moderator is not None
             offered = set(moderator.skill_keys or [])
             matched = tuple(s for s in required_skills if canonical_skill(s) in offered)
-            return RoutingDecision(
-                moderator, f"matched: {', '.join(matched)}; {row.load} open", matched_skills=matched
-            )
+            return RoutingDecision(moderator, f"matched: {', '.join(matched)}; {row.load} open", matched_skills=matched)
     row = session.execute(text(_LEAST_LOADED_ADMIN)).first()
     wanted = ", ".join(required_skills) if required_skills else "none identified"
     if row is not None:
         admin = session.get(User, row.id)
-        return RoutingDecision(admin, f"no moderator with the required skills ({wanted}); admin fallback, "
-                                      f"{row.load} open")
-    return RoutingDecision(None, f"no moderator with the required skills ({wanted}) and no active admin; "
-                                 "left unassigned")
+        return RoutingDecision(
+            admin, f"no moderator with the required skills ({wanted}); admin fallback, {row.load} open"
+        )
+    return RoutingDecision(
+        None, f"no moderator with the required skills ({wanted}) and no active admin; left unassigned"
+    )

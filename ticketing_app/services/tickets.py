@@ -119,9 +119,16 @@ def _created(row: Any, actor_id: int, data: TicketCreate) -> TicketOut:
     if row is None:
         raise NotAuthenticated(SESSION_INVALID)
     requester = _Requester(id=actor_id, name=row.actor_name, email=row.actor_email)
-    ticket = _FiledTicket(id=row.id, number=row.number, title=data.title, description=data.description,
-                          created_by_id=actor_id, created_by=requester, created_at=row.created_at,
-                          updated_at=row.updated_at)
+    ticket = _FiledTicket(
+        id=row.id,
+        number=row.number,
+        title=data.title,
+        description=data.description,
+        created_by_id=actor_id,
+        created_by=requester,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
     return ticket_out(ticket, requester)  # type: ignore[arg-type]  # read like a Ticket and a User
 
 
@@ -178,10 +185,16 @@ _CREATE = text(
     ), event AS (
         INSERT INTO ticket_events (ticket_id, actor_id, kind, data)
         SELECT ticket.id, :actor_id, 'created', '{{}}' FROM ticket
-    ), job AS ({queue.insert_job_sql(
-        kind=f"'{JobKind.TRIAGE}'", payload="jsonb_build_object('ticket_id', ticket.id)",
-        dedupe_key=f"'{JobKind.TRIAGE}:' || ticket.id", run_after="now()", source="ticket", skip_duplicates=False,
-    )})
+    ), job AS ({
+        queue.insert_job_sql(
+            kind=f"'{JobKind.TRIAGE}'",
+            payload="jsonb_build_object('ticket_id', ticket.id)",
+            dedupe_key=f"'{JobKind.TRIAGE}:' || ticket.id",
+            run_after="now()",
+            source="ticket",
+            skip_duplicates=False,
+        )
+    })
     SELECT ticket.id, ticket.number, ticket.created_at, ticket.updated_at, actor.name AS actor_name,
            actor.email AS actor_email, {queue.notify_unless_due_sql(JobKind.TRIAGE)} AS woke_workers
     FROM ticket, actor, job
@@ -212,9 +225,7 @@ def _in_scope(actor: User, assigned: str) -> ColumnElement[bool]:
     return visible_tickets(actor)
 
 
-def list_tickets(
-    session: Session, actor: User, filters: TicketFilters, *, order: str = "newest"
-) -> Page[TicketOut]:
+def list_tickets(session: Session, actor: User, filters: TicketFilters, *, order: str = "newest") -> Page[TicketOut]:
     """Tickets visible to `actor`, filtered; newest first, or queue order (priority, then due time)."""
     # People are loaded for the page's rows only (selectin): joined to every matching ticket before the sort
     # and limit, they made a large queue sort every matching row at full width.
@@ -333,8 +344,9 @@ def update_ticket(session: Session, actor: User, ticket_id: int, data: TicketUpd
         if data.priority is None:
             raise InvalidInput("Priority cannot be removed; choose low, medium or high.", field="priority")
         _require_reason(reason, "priority")
-        events.record(session, ticket, "priority_overridden", actor, old=ticket.priority, new=data.priority,
-                      reason=reason)
+        events.record(
+            session, ticket, "priority_overridden", actor, old=ticket.priority, new=data.priority, reason=reason
+        )
         ticket.priority = data.priority
         ticket.due_at = due_time(ticket.priority, ticket.created_at)
     if "category" in changes and data.category != ticket.category:
@@ -343,8 +355,7 @@ def update_ticket(session: Session, actor: User, ticket_id: int, data: TicketUpd
             allowed = ", ".join(get_settings().triage_categories)
             raise InvalidInput(f"Unknown category. Choose one of: {allowed}.", field="category")
         _require_reason(reason, "category")
-        events.record(session, ticket, "category_overridden", actor, old=ticket.category, new=category,
-                      reason=reason)
+        events.record(session, ticket, "category_overridden", actor, old=ticket.category, new=category, reason=reason)
         ticket.category = category
     if "assignee_id" in changes and data.assignee_id != ticket.assigned_to_id:
         _reassign(session, actor, ticket, data.assignee_id, reason)
@@ -382,16 +393,22 @@ def _reassign(session: Session, actor: User, ticket: Ticket, assignee_id: int | 
     if assignee_id is None:
         if actor.role != Role.ADMIN:
             raise PermissionDenied("Only an admin can unassign a ticket.")
-        events.record(session, ticket, "unassigned", actor, old=events.user_brief(ticket.assigned_to),
-                      reason=reason)
+        events.record(session, ticket, "unassigned", actor, old=events.user_brief(ticket.assigned_to), reason=reason)
         ticket.assigned_to_id = None
         ticket.assignment_reason = f"unassigned by {actor.name}" + (f": {reason}" if reason else "")
         return
     assignee = session.get(User, assignee_id)
     if assignee is None or not assignee.is_active or assignee.role not in STAFF_ROLES:
         raise InvalidInput("Tickets can only be assigned to an active moderator or admin.", field="assignee_id")
-    events.record(session, ticket, "reassigned", actor, old=events.user_brief(ticket.assigned_to),
-                  new=events.user_brief(assignee), reason=reason)
+    events.record(
+        session,
+        ticket,
+        "reassigned",
+        actor,
+        old=events.user_brief(ticket.assigned_to),
+        new=events.user_brief(assignee),
+        reason=reason,
+    )
     ticket.assigned_to_id = assignee.id
     ticket.assigned_to = assignee
     ticket.assigned_at = datetime.now(UTC)
@@ -422,8 +439,9 @@ def due_time(priority: str | None, created_at: datetime) -> datetime | None:
     return created_at + timedelta(hours=hours)
 
 
-def change_marker(session: Session, actor: User, filters: TicketFilters | None = None,
-                  ticket_id: int | None = None) -> str:
+def change_marker(
+    session: Session, actor: User, filters: TicketFilters | None = None, ticket_id: int | None = None
+) -> str:
     """A cheap fingerprint of what `actor` sees (one ticket, or a filtered list): it changes when any of it does.
 
     Live pages poll this and reload only when it moves.
@@ -433,9 +451,9 @@ def change_marker(session: Session, actor: User, filters: TicketFilters | None =
         # Every ticket: tickets are never deleted, a new one raises max(id) and every change bumps updated_at,
         # so a count adds nothing, and without it both maxima are single index lookups (a count scans every
         # ticket, every second, for every open admin page).
-        latest, top = session.execute(select(
-            select(func.max(Ticket.updated_at)).scalar_subquery(), select(func.max(Ticket.id)).scalar_subquery()
-        )).one()
+        latest, top = session.execute(
+            select(select(func.max(Ticket.updated_at)).scalar_subquery(), select(func.max(Ticket.id)).scalar_subquery())
+        ).one()
         return f"all:{latest.isoformat() if latest else ''}:{top}"
     scope = _in_scope(actor, filters.assigned if filters is not None else "any")
     query = select(func.count(), func.max(Ticket.updated_at), func.max(Ticket.id)).where(scope)

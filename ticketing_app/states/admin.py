@@ -49,6 +49,7 @@ MAX_DRAFT_SKILL = 200  # what UserUpdate accepts; the service then applies the r
 
 # ----- /admin/users -----
 
+
 def user_row(u: UserOut, actor_id: int) -> UserRow:
     return UserRow(
         id=u.id,
@@ -97,8 +98,12 @@ class AdminUsersState(PagedMixin, AuthState):
         # State reaches the browser when the event ends, so this is what it sees however the read ends.
         self.loading = False
         role = None if self.role_filter == ALL_ROLES else self.role_filter
-        filters = UserFilters(q=self.search or None, role=role, limit=PAGE_SIZE,  # type: ignore[arg-type]
-                              offset=self.page_index * PAGE_SIZE)
+        filters = UserFilters(
+            q=self.search or None,
+            role=role,
+            limit=PAGE_SIZE,  # type: ignore[arg-type]
+            offset=self.page_index * PAGE_SIZE,
+        )
         result = await self._actor_call(lambda s, u: accounts.list_users_page(s, u, filters))
         page, vocabulary = result.users, result.skill_vocabulary
         if page.total and not page.items and self.page_index > 0:  # the last page emptied: step back
@@ -235,11 +240,13 @@ def human_duration(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
-def _series(counts: dict[str, int], colors: Mapping[str, str] | None = None,
-            order: tuple[str, ...] = ()) -> list[SeriesRow]:
+def _series(
+    counts: dict[str, int], colors: Mapping[str, str] | None = None, order: tuple[str, ...] = ()
+) -> list[SeriesRow]:
     """{key: n} -> chart rows, in `order` first, then by count; colours per key or from the palette."""
-    keys = [k for k in order if k in counts] + sorted((k for k in counts if k not in order),
-                                                        key=lambda k: (-counts[k], k))
+    keys = [k for k in order if k in counts] + sorted(
+        (k for k in counts if k not in order), key=lambda k: (-counts[k], k)
+    )
     rows = []
     for i, key in enumerate(keys):
         color = (colors or {}).get(key) or ("gray" if key == "untriaged" else PALETTE[i % len(PALETTE)])
@@ -303,14 +310,28 @@ class AdminOverviewState(LiveMixin, AuthState):
         self.median_assignment = human_duration(o["median_seconds_to_assignment"])
         self.job_counts = JobCounts(**{k: int(v) for k, v in jobs["counts"].items()})
         self.dead_jobs = [
-            DeadJobRow(id=j["id"], kind=j["kind"], attempts=j["attempts"], error=_short(j["error"]),
-                       error_full=j["error"], finished=when(j["finished_at"]))
+            DeadJobRow(
+                id=j["id"],
+                kind=j["kind"],
+                attempts=j["attempts"],
+                error=_short(j["error"]),
+                error_full=j["error"],
+                finished=when(j["finished_at"]),
+            )
             for j in jobs["dead"]
         ]
         self.emails = [
-            EmailRow(id=e.id, recipient=e.to_address, subject=e.subject, kind=label(e.kind), status=e.status,
-                     attempts=e.attempts, created=when(e.created_at), error=_short(e.last_error, 160),
-                     error_full=e.last_error or "")
+            EmailRow(
+                id=e.id,
+                recipient=e.to_address,
+                subject=e.subject,
+                kind=label(e.kind),
+                status=e.status,
+                attempts=e.attempts,
+                created=when(e.created_at),
+                error=_short(e.last_error, 160),
+                error_full=e.last_error or "",
+            )
             for e in data.emails
         ]
         self.updated_at = datetime.now(UTC).strftime("%H:%M:%S UTC")

@@ -32,6 +32,7 @@ def landing_page(role: str) -> str:
     """Where a person starts, by role (roles are StrEnums: the stored string finds its member)."""
     return LANDING.get(role, LANDING[Role.USER])  # type: ignore[call-overload]
 
+
 # (state, exception, *the method's arguments) -> the events to send back, or None
 ErrorHook = Callable[..., Any]
 

@@ -41,8 +41,12 @@ class MyTicketsState(LiveMixin, PagedMixin, AuthState):
 
     def _filters(self) -> TicketFilters:
         status = None if self.status_filter == ALL else self.status_filter
-        return TicketFilters(status=status, q=self.search or None, limit=PAGE_SIZE,  # type: ignore[arg-type]
-                             offset=self._offset())
+        return TicketFilters(
+            status=status,
+            q=self.search or None,
+            limit=PAGE_SIZE,  # type: ignore[arg-type]
+            offset=self._offset(),
+        )
 
     def _marker_fn(self) -> Callable[[Session, User], str]:
         return lambda s, u: tickets.change_marker(s, u)
