@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command to set everything up and run all tests plus lint:
 #   ./scripts/test.sh [extra pytest args]
-# Installs the virtualenv and test tools, Node 22 + bun (for the browser tests' production build), and
+# Lints (ruff check, ruff format --check, mypy), then runs pytest. Installs the virtualenv and test tools,
+# Node 22 + bun (for the browser tests' production build), axe-core (for the accessibility checks), and
 # Debian's chromium and redis-server (the browser tests run the app with several workers sharing state in
 # Redis) when they are missing. CI (.ci/run) calls exactly this.
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -22,10 +23,12 @@ if [ -d tests/browser ]; then
   fi
 fi
 
-log "ruff check"
+log "ruff check, ruff format --check, mypy"
 lint_paths=(ticketing_app tests alembic rxconfig.py scripts)
 [ -d bench ] && lint_paths+=(bench)
 ruff check "${lint_paths[@]}"
+ruff format --check "${lint_paths[@]}"
+mypy  # configured in pyproject.toml: all of ticketing_app, strict on services, jobs, ai, mail
 
 log "pytest"
 set +e

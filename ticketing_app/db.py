@@ -40,7 +40,7 @@ def embedded_database_url(data_dir: Path) -> str:
     """Start (or join) the embedded PostgreSQL server kept under `data_dir/pg`."""
     global _embedded_server
     _embedded_server = embedded_db.start(data_dir)
-    return _embedded_server.get_uri()
+    return str(_embedded_server.get_uri())
 
 
 def database_url(settings: Settings | None = None) -> str:

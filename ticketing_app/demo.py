@@ -51,7 +51,7 @@ def load_demo_data() -> str:
                 accounts.signup(session, SignupIn(name=name, email=email, password=DEMO_PASSWORD))
                 created += 1
         with session_scope() as session:
-            actor = session.get(User, admin.id)
+            actor = session.get_one(User, admin.id)
             accounts.update_user(session, actor, UserUpdate(email=email, role=Role.MODERATOR, skills=skills))
     with session_scope() as session:
         requester = accounts.find_user_by_email(session, "casey@demo.example")

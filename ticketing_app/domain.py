@@ -146,4 +146,4 @@ def sql_in(column: str, values: type[StrEnum] | tuple[StrEnum, ...]) -> str:
 def literal(members: Iterable[StrEnum]) -> Any:
     """`Literal["a", "b", ...]` of the members' values, for pydantic fields: the validation and error messages
     of a written-out Literal, in the order given."""
-    return Literal[tuple(str(member) for member in members)]  # type: ignore[valid-type]
+    return Literal[tuple(str(member) for member in members)]

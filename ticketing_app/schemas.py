@@ -8,17 +8,23 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from ticketing_app.domain import PRIORITIES_LOW_TO_HIGH, Role, TicketStatus, TriageStatus, literal
+from ticketing_app.domain import PRIORITIES_LOW_TO_HIGH, Priority, Role, TicketStatus, TriageStatus, literal
 from ticketing_app.text import control_pattern
 
-RoleValue = literal(Role)
-StatusValue = literal(TicketStatus)
-PriorityValue = literal(PRIORITIES_LOW_TO_HIGH)
-TriageStatusValue = literal(TriageStatus)
+if TYPE_CHECKING:  # a Literal built at run time is no type to a checker: the enum is, and its values are str
+    RoleValue = Role
+    StatusValue = TicketStatus
+    PriorityValue = Priority
+    TriageStatusValue = TriageStatus
+else:
+    RoleValue = literal(Role)
+    StatusValue = literal(TicketStatus)
+    PriorityValue = literal(PRIORITIES_LOW_TO_HIGH)
+    TriageStatusValue = literal(TriageStatus)
 
 # Ids are PostgreSQL `integer` columns: anything outside this range cannot name a row.
 MAX_ID = 2**31 - 1

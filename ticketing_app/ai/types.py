@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ticketing_app.domain import PRIORITIES_LOW_TO_HIGH, Category, literal
 from ticketing_app.skills import normalize_skills
 
-Priority = literal(PRIORITIES_LOW_TO_HIGH)
+if TYPE_CHECKING:  # a Literal built at run time is no type to a checker: the enum is, and its values are str
+    from ticketing_app.domain import Priority
+else:
+    Priority = literal(PRIORITIES_LOW_TO_HIGH)
 
 DEFAULT_CATEGORIES: tuple[str, ...] = tuple(str(category) for category in Category)
 

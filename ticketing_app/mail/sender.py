@@ -160,7 +160,8 @@ def _format_mailbox(value: str) -> str:
 def _text_part(body: str, subtype: str) -> MIMEText:
     if not isinstance(body, str):
         raise TypeError("e-mail bodies must be str")
-    return MIMEText(body.replace("\r\n", "\n").replace("\r", "\n"), subtype, _UTF8)
+    # typeshed says str; the stdlib takes a Charset too, which is how quoted-printable is chosen.
+    return MIMEText(body.replace("\r\n", "\n").replace("\r", "\n"), subtype, _UTF8)  # type: ignore[arg-type]
 
 
 def render(msg: Message) -> bytes:
@@ -241,7 +242,7 @@ class SmtpSender:
         msg = MIMEMultipart("alternative")
         msg["From"] = self._from_header
         msg["To"] = _format_mailbox(email.to)
-        msg["Subject"] = _encoded_header(subject)
+        msg["Subject"] = _encoded_header(subject)  # type: ignore[assignment] # compat32 messages take a Header
         msg["Date"] = formatdate(usegmt=True)
         msg["Message-ID"] = _header_value(message_id, "Message-ID")
         msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: auto-responders should not answer
