@@ -125,12 +125,17 @@ def handle_assign(contexts: list[JobContext]) -> None:
     """
     drafts: list[notifications.Draft] = []
     with finishing_transaction(contexts) as session:
+        # The routing lock before the tickets' row locks, as everyone who takes both does (accounts.update_user
+        # re-routes a person's tickets under it): no lock cycle with a concurrent role change.
+        routing.lock(session)
         routed: list[tuple[Ticket, routing.RoutingDecision]] = []
         for ticket in _locked_tickets(session, _ticket_ids(contexts)):
             if ticket.assigned_at is not None or ticket.assigned_to_id is not None:
                 continue  # already routed (or assigned by hand): never a second assignment
             # The choice's query flushes the assignments made before it, so it counts them.
-            decision = routing.choose_assignee(session, list(ticket.required_skills or []))
+            decision = routing.choose_assignee(
+                session, list(ticket.required_skills or []), requester_id=ticket.created_by_id
+            )
             now = datetime.now(UTC)
             ticket.assignment_reason = decision.reason
             ticket.assigned_at = now
