@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, ScalarSelect, func, literal_column, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from ticketing_app.domain import Role
+from ticketing_app.domain import EventKind, Role
 from ticketing_app.models import TICKET_IS_ACTIVE, Ticket, User
+from ticketing_app.services import events, notifications
 from ticketing_app.skills import canonical_skill
 
 # Routing decisions are serialised with this transaction-level lock, so two tickets routed at the
@@ -102,3 +104,47 @@ def choose_assignee(session: Session, required_skills: list[str], requester_id: 
     return RoutingDecision(
         None, f"no moderator with the required skills ({wanted}) and no active admin; left unassigned"
     )
+
+
+def reroute_open_tickets(session: Session, actor: User, person: User, why: str) -> list[Ticket]:
+    """Route again, at once, every open ticket assigned to `person`, who can no longer work them (`why`: "was
+    deactivated"). The caller has flushed the change that makes `person` no candidate, in this transaction.
+
+    The normal routing (never the ticket's requester), an audit event by `actor` whose reason says why, and
+    the assignment e-mail to each new assignee. Under the routing lock, taken before the tickets' row locks:
+    a routing running concurrently either finished before (its ticket is found here) or waits, then sees that
+    `person` is no longer a candidate.
+    """
+    lock(session)
+    tickets = session.scalars(
+        select(Ticket)
+        .where(Ticket.assigned_to_id == person.id, TICKET_IS_ACTIVE)
+        .order_by(Ticket.id)  # locked in id order, like every batch of tickets
+        .with_for_update(of=Ticket)
+    ).all()
+    # The most urgent first: it gets the first pick of the lightest loads.
+    ordered = sorted(tickets, key=lambda t: (t.priority_rank, t.due_at is None, t.due_at or t.created_at, t.id))
+    drafts: list[notifications.Draft] = []
+    for ticket in ordered:
+        # Its query flushes the re-assignments made before it, so each choice counts them.
+        decision = choose_assignee(session, list(ticket.required_skills or []), requester_id=ticket.created_by_id)
+        reason = f"re-routed: {person.name} {why}; {decision.reason}"
+        events.record(
+            session,
+            ticket,
+            EventKind.REROUTED,
+            actor,
+            old=events.user_brief(person),
+            new=events.user_brief(decision.assignee),
+            reason=reason,
+        )
+        now = datetime.now(UTC)
+        ticket.assigned_to_id = decision.assignee.id if decision.assignee is not None else None
+        ticket.assigned_to = decision.assignee
+        ticket.assigned_at = now
+        ticket.assignment_reason = reason
+        if decision.assignee is not None:
+            decision.assignee.last_assigned_at = now
+            drafts.append(notifications.assignment_draft(ticket, decision.assignee, reassigned=True))
+    notifications.queue_emails(session, drafts)
+    return list(ordered)
