@@ -116,7 +116,7 @@ def staff_option(u: UserOut) -> StaffOption:
     return StaffOption(id=str(u.id), label=f"{u.name} ({u.role}, {u.open_tickets} open)")
 
 
-_EVENT_TEXT = {
+_EVENT_TEXT: dict[str, str] = {
     EventKind.CREATED: "submitted the ticket",
     EventKind.TRIAGED: "AI triage",
     EventKind.TRIAGE_FAILED: "AI triage failed; routed without it",
