@@ -52,14 +52,40 @@ def prestart() -> None:
 
 
 def load_demo() -> str:
-    """Migrate, then add the demo moderators and tickets; returns what was done."""
+    """Migrate, then add the demo moderators and tickets; returns what was done (never in production)."""
     from ticketing_app.demo import load_demo_data
+
+    if get_settings().app_env == "production":  # the commands refuse first; this holds for any other caller
+        raise SystemExit(DEMO_REFUSED)
 
     cmd_migrate(argparse.Namespace())
     return load_demo_data()
 
 
+DEMO_REFUSED = (
+    "refusing to load demo data with APP_ENV=production: the demo accounts' password is published in the "
+    "README. Use the demo in development only; create real accounts with create-admin and the admin pages."
+)
+
+
+def demo_refused() -> bool:
+    """Demo data in production would open moderator accounts with a published password: say so instead."""
+    if get_settings().app_env != "production":
+        return False
+    print(DEMO_REFUSED, file=sys.stderr)
+    return True
+
+
+def cmd_demo(_: argparse.Namespace) -> int:
+    if demo_refused():
+        return 2
+    print(load_demo())
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.demo and demo_refused():
+        return 2  # before anything starts: no embedded database, no server
     from ticketing_app.serve import run
 
     return run(demo=args.demo)
@@ -82,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         ("migrate", cmd_migrate, "apply database migrations"),
         ("prestart", lambda a: prestart(), "migrate and create the first admin"),
         ("create-admin", lambda a: ensure_first_admin(), "create the first admin"),
-        ("demo", lambda a: print(load_demo()), "fill the database with demo moderators and tickets"),
+        ("demo", cmd_demo, "fill the database with demo moderators and tickets (refused in production)"),
         ("worker", cmd_worker, "run a standalone background worker"),
     ):
         sub.add_parser(name, help=text).set_defaults(func=fn)

@@ -77,6 +77,26 @@ class TriageStatus(StrEnum):
     FAILED = "failed"
 
 
+class EventKind(StrEnum):
+    """What a line of a ticket's timeline (ticket_events.kind) records."""
+
+    CREATED = "created"
+    TRIAGED = "triaged"
+    TRIAGE_FAILED = "triage_failed"
+    ASSIGNED = "assigned"  # routed by the system
+    REASSIGNED = "reassigned"  # by hand
+    REROUTED = "rerouted"  # routed again because its assignee can no longer work it
+    UNASSIGNED = "unassigned"
+    STATUS_CHANGED = "status_changed"
+    PRIORITY_OVERRIDDEN = "priority_overridden"
+    CATEGORY_OVERRIDDEN = "category_overridden"
+    COMMENTED = "commented"
+
+
+# Staff decisions that a late AI triage must not undo.
+OVERRIDE_EVENTS = (EventKind.PRIORITY_OVERRIDDEN, EventKind.CATEGORY_OVERRIDDEN)
+
+
 class JobKind(StrEnum):
     TRIAGE = "triage"
     ASSIGN = "assign"

@@ -144,6 +144,15 @@ class UserRef(Output):
     email: str
 
 
+class PersonRef(Output):
+    """Someone a ticket names: its assignee, a comment's author, who acted on its timeline. A requester is
+    shown names only: `email` is None there for everyone but themselves."""
+
+    id: int
+    name: str
+    email: str | None
+
+
 class UserOut(UserRef):
     role: RoleValue
     skills: list[str]
@@ -172,7 +181,7 @@ class TicketOut(Output):
     triage_status: TriageStatusValue
     triage_provider: str | None
     triage_confidence: float | None
-    assigned_to: UserRef | None
+    assigned_to: PersonRef | None
     assignment_reason: str | None
     created_by: UserRef
     due_at: datetime | None
@@ -183,7 +192,7 @@ class TicketOut(Output):
 
 class CommentOut(Output):
     id: int
-    author: UserRef
+    author: PersonRef
     body: str
     internal: bool
     created_at: datetime
@@ -192,7 +201,7 @@ class CommentOut(Output):
 class EventOut(Output):
     id: int
     kind: str
-    actor: UserRef | None
+    actor: PersonRef | None
     data: dict[str, Any]
     created_at: datetime
 

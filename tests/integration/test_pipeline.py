@@ -25,7 +25,9 @@ from ticketing_app.jobs.worker import BatchHandler, Worker, drain
 from ticketing_app.mail import transport
 from ticketing_app.mail.sender import SmtpSender
 from ticketing_app.models import EmailMessage, Job, Ticket, TicketEvent, User
+from ticketing_app.schemas import TicketUpdate
 from ticketing_app.services import routing as routing_module
+from ticketing_app.services import tickets as tickets_service
 from ticketing_app.skills import canonical_skill
 
 SetEnv = Callable[..., None]
@@ -229,6 +231,46 @@ def test_hand_assigned_ticket_is_not_rerouted(factory: Factory, provider: Counti
     assert ticket(t.id).assigned_to_id == admin.id
     assert events(t.id, "assigned") == []
     assert ticket(t.id).triage_status == "done"
+
+
+def override(admin: User, ticket_id: int, **fields: object) -> None:
+    with session_scope() as s:
+        tickets_service.update_ticket(
+            s, s.get(User, admin.id), ticket_id, TicketUpdate(reason="Customer is VIP", **fields)
+        )
+
+
+def test_a_late_triage_keeps_what_staff_set_meanwhile(factory: Factory, provider: CountingProvider) -> None:
+    admin, mod, requester = billing_setup(factory)
+    both = factory.ticket(requester, BILLING_TITLE, BILLING_TEXT)
+    category_only = factory.ticket(requester, BILLING_TITLE, BILLING_TEXT)
+    untouched = factory.ticket(requester, BILLING_TITLE, BILLING_TEXT)
+    override(admin, both.id, priority="low", category="security")  # before the triage job runs
+    override(admin, category_only.id, category="security")
+    run_until(no_job_left)
+    assert provider.calls == [BILLING_TITLE] * 3
+    ai = ticket(untouched.id)
+    assert ai.category == "billing" and ai.priority not in (None, "low")
+
+    kept = ticket(both.id)
+    assert (kept.priority, kept.category) == ("low", "security")
+    assert kept.due_at == kept.created_at + timedelta(hours=get_settings().sla_hours_low)
+    assert kept.triage_status == "done"  # the AI's other findings are stored
+    assert (kept.summary, kept.helpful_notes, kept.required_skills) == (
+        ai.summary,
+        ai.helpful_notes,
+        ai.required_skills,
+    )
+    [triaged] = events(both.id, "triaged")
+    assert (triaged.data["priority"], triaged.data["category"]) == ("low", "security")
+    assert triaged.data["kept_from_staff"] == {"priority": ai.priority, "category": "billing"}
+    assert kept.assigned_to_id == mod.id  # routed on the AI's skills
+
+    partly = ticket(category_only.id)
+    assert (partly.priority, partly.category) == (ai.priority, "security")
+    assert partly.due_at == partly.created_at + (ai.due_at - ai.created_at)
+    assert events(category_only.id, "triaged")[0].data["kept_from_staff"] == {"category": "billing"}
+    assert "kept_from_staff" not in events(untouched.id, "triaged")[0].data
 
 
 def test_deleted_ticket_jobs_are_no_ops(factory: Factory, provider: CountingProvider) -> None:

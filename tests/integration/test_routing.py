@@ -265,3 +265,42 @@ def test_concurrent_routing_spreads_tickets_evenly(factory: Factory) -> None:
     # Each decision saw the ones before it: four at "0 open", four at "1 open", ... four at "4 open".
     loads = Counter(r.assignment_reason.rsplit("; ", 1)[1] for r in rows)
     assert loads == {f"{n} open": 4 for n in range(5)}
+
+
+# ----- never the requester -----
+
+
+def test_a_moderator_is_never_routed_their_own_ticket(factory: Factory) -> None:
+    admin = factory.admin()
+    best = factory.user("moderator", skills=["billing", "payments"])
+    weaker = factory.user("moderator", skills=["billing"])
+    own = ready_for_routing(factory, best, ["billing", "payments"], "My own invoice is wrong")
+    drain(HANDLERS, on_dead)
+    assert ticket(own).assigned_to_id == weaker.id
+    assert ticket(own).assignment_reason == "matched: billing; 0 open"
+    set_user(weaker, is_active=False)  # the requester is now the only skilled moderator: an admin takes it
+    with session_scope() as s:
+        decision = routing.choose_assignee(s, ["billing", "payments"], requester_id=best.id)
+    assert decision.assignee is not None and decision.assignee.id == admin.id
+    assert "admin fallback" in decision.reason
+    # Someone else's ticket still goes to the best match.
+    other = ready_for_routing(factory, factory.user(), ["billing", "payments"], "Charged twice")
+    drain(HANDLERS, on_dead)
+    assert ticket(other).assigned_to_id == best.id
+
+
+def test_an_admin_gets_their_own_ticket_only_when_no_one_else_can_take_it(factory: Factory) -> None:
+    first = factory.admin("first-admin@example.com")
+    second = factory.admin("second-admin@example.com")
+    give_load(factory, second, 3)  # busier, but the requester is never preferred
+    own = ready_for_routing(factory, first, ["kubernetes"], "My own cluster")
+    drain(HANDLERS, on_dead)
+    assert ticket(own).assigned_to_id == second.id
+    set_user(second, is_active=False)
+    alone = ready_for_routing(factory, first, ["kubernetes"], "Another cluster")
+    drain(HANDLERS, on_dead)
+    t = ticket(alone)
+    assert t.assigned_to_id == first.id
+    assert t.assignment_reason == (
+        "no moderator with the required skills (kubernetes); the requester is the only active admin, 0 open"
+    )

@@ -18,12 +18,19 @@ from ticketing_app.ai.select import run_triage, triage_batch_size
 from ticketing_app.ai.types import TriageRequest, TriageResult
 from ticketing_app.config import get_settings
 from ticketing_app.db import session_scope
-from ticketing_app.domain import DELIVERED_EMAIL_STATUSES, EmailStatus, JobKind, TriageStatus
+from ticketing_app.domain import (
+    DELIVERED_EMAIL_STATUSES,
+    OVERRIDE_EVENTS,
+    EmailStatus,
+    EventKind,
+    JobKind,
+    TriageStatus,
+)
 from ticketing_app.jobs import queue
 from ticketing_app.jobs.worker import BatchHandler, JobContext, PermanentJobError, finishing_transaction
 from ticketing_app.mail import transport
 from ticketing_app.mail.sender import MailDeliveryError
-from ticketing_app.models import EmailMessage, Ticket
+from ticketing_app.models import EmailMessage, Ticket, TicketEvent
 from ticketing_app.services import events, notifications, routing
 from ticketing_app.services.accounts import skill_vocabulary
 from ticketing_app.services.tickets import due_time
@@ -76,15 +83,44 @@ def handle_triage(contexts: list[JobContext]) -> None:
     }
     with finishing_transaction(contexts) as session:
         tickets = _locked_tickets(session, ticket_ids)
+        overridden = _staff_overrides(session, [t.id for t in tickets if t.id in answers])
         for ticket in tickets:
             if ticket.id in answers and ticket.triage_status != TriageStatus.DONE:
-                _store_triage(session, ticket, *answers[ticket.id])
+                _store_triage(session, ticket, *answers[ticket.id], keep=overridden.get(ticket.id, set()))
         _queue_routing(session, tickets)
 
 
-def _store_triage(session: Session, ticket: Ticket, result: TriageResult, primary_error: str | None) -> None:
-    ticket.category = result.category
-    ticket.priority = result.priority
+def _staff_overrides(session: Session, ticket_ids: list[int]) -> dict[int, set[str]]:
+    """Per ticket, the kinds of staff override recorded so far (read under the tickets' row locks, which
+    update_ticket takes too, so none can slip in before the triage is stored)."""
+    if not ticket_ids:
+        return {}
+    rows = session.execute(
+        select(TicketEvent.ticket_id, TicketEvent.kind)
+        .where(TicketEvent.ticket_id.in_(ticket_ids), TicketEvent.kind.in_(OVERRIDE_EVENTS))
+        .distinct()
+    ).all()
+    found: dict[int, set[str]] = {}
+    for ticket_id, kind in rows:
+        found.setdefault(ticket_id, set()).add(kind)
+    return found
+
+
+def _store_triage(
+    session: Session, ticket: Ticket, result: TriageResult, primary_error: str | None, *, keep: set[str]
+) -> None:
+    """Store the AI's findings. A priority or category that staff set while the AI was thinking stays (with
+    the due time that priority gave); the event records what the AI would have said instead."""
+    kept: dict[str, str | None] = {}
+    if EventKind.CATEGORY_OVERRIDDEN in keep:
+        kept["category"] = result.category
+    else:
+        ticket.category = result.category
+    if EventKind.PRIORITY_OVERRIDDEN in keep:
+        kept["priority"] = result.priority
+    else:
+        ticket.priority = result.priority
+        ticket.due_at = due_time(result.priority, ticket.created_at)
     ticket.required_skills = result.required_skills
     ticket.summary = result.summary
     ticket.helpful_notes = result.helpful_notes
@@ -92,17 +128,18 @@ def _store_triage(session: Session, ticket: Ticket, result: TriageResult, primar
     ticket.triage_provider = result.provider
     ticket.triage_status = TriageStatus.DONE
     ticket.triaged_at = datetime.now(UTC)
-    ticket.due_at = due_time(result.priority, ticket.created_at)
+    extra = {"kept_from_staff": kept} if kept else {}
     events.record(
         session,
         ticket,
-        "triaged",
+        EventKind.TRIAGED,
         None,
-        category=result.category,
-        priority=result.priority,
+        category=ticket.category,
+        priority=ticket.priority,
         skills=result.required_skills,
         provider=result.provider,
         fallback_reason=primary_error,
+        **extra,
     )
 
 
@@ -113,7 +150,7 @@ def triage_gave_up(ticket_id: int, error: str) -> None:
         if not tickets or tickets[0].triage_status == TriageStatus.DONE:
             return
         tickets[0].triage_status = TriageStatus.FAILED
-        events.record(session, tickets[0], "triage_failed", None, error=error[:300])
+        events.record(session, tickets[0], EventKind.TRIAGE_FAILED, None, error=error[:300])
         _queue_routing(session, tickets)
 
 
@@ -125,12 +162,17 @@ def handle_assign(contexts: list[JobContext]) -> None:
     """
     drafts: list[notifications.Draft] = []
     with finishing_transaction(contexts) as session:
+        # The routing lock before the tickets' row locks, as everyone who takes both does (accounts.update_user
+        # re-routes a person's tickets under it): no lock cycle with a concurrent role change.
+        routing.lock(session)
         routed: list[tuple[Ticket, routing.RoutingDecision]] = []
         for ticket in _locked_tickets(session, _ticket_ids(contexts)):
             if ticket.assigned_at is not None or ticket.assigned_to_id is not None:
                 continue  # already routed (or assigned by hand): never a second assignment
             # The choice's query flushes the assignments made before it, so it counts them.
-            decision = routing.choose_assignee(session, list(ticket.required_skills or []))
+            decision = routing.choose_assignee(
+                session, list(ticket.required_skills or []), requester_id=ticket.created_by_id
+            )
             now = datetime.now(UTC)
             ticket.assignment_reason = decision.reason
             ticket.assigned_at = now
@@ -143,7 +185,12 @@ def handle_assign(contexts: list[JobContext]) -> None:
             routed.append((ticket, decision))
         for ticket, decision in routed:  # added after the loop: one INSERT for the batch's events
             events.record(
-                session, ticket, "assigned", None, to=events.user_brief(decision.assignee), reason=decision.reason
+                session,
+                ticket,
+                EventKind.ASSIGNED,
+                None,
+                to=events.user_brief(decision.assignee),
+                reason=decision.reason,
             )
         notifications.queue_emails(session, drafts)
 

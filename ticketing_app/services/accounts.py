@@ -28,7 +28,7 @@ from ticketing_app.security import (
     hash_password,
     verify_password,
 )
-from ticketing_app.services import notifications
+from ticketing_app.services import notifications, routing
 from ticketing_app.services.routing import open_load
 from ticketing_app.skills import SkillError, canonical_skill, normalize_skills
 
@@ -177,8 +177,16 @@ def list_users_page(session: Session, actor: User, filters: UserFilters) -> User
 
 
 def update_user(session: Session, actor: User, data: UserUpdate) -> UserOut:
-    """Admins change a user's role, skills or active flag; nobody else can."""
+    """Admins change a user's role, skills or active flag; nobody else can.
+
+    Someone who can no longer work tickets (deactivated, or demoted to user) keeps none: their open tickets
+    are routed again in this transaction (routing.reroute_open_tickets).
+    """
     require_admin(actor)
+    # The routing lock first (before any user or ticket row lock, as routing takes them): a ticket being
+    # routed to this person right now is committed before we look for their tickets, and routing that starts
+    # later waits for this change and no longer sees them as a candidate.
+    routing.lock(session)
     user = find_user_by_email(session, data.email)
     if user is None:
         raise NotFound("No user with this e-mail.")
@@ -197,6 +205,10 @@ def update_user(session: Session, actor: User, data: UserUpdate) -> UserOut:
     if data.active is not None:
         user.is_active = data.active
     session.flush()
+    if not user.is_active or user.role not in STAFF_ROLES:
+        why = "was deactivated" if not user.is_active else f"was demoted to {user.role}"
+        routing.reroute_open_tickets(session, actor, user, why)
+        session.flush()
     return user_out(user, open_load_by_user(session, [user.id]).get(user.id, 0))
 
 

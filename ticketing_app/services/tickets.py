@@ -14,6 +14,7 @@ from ticketing_app.asyncdb import AutocommitPool
 from ticketing_app.config import get_settings
 from ticketing_app.domain import (
     STAFF_ROLES,
+    EventKind,
     JobKind,
     Role,
     TicketStatus,
@@ -78,7 +79,7 @@ def ticket_out(ticket: Ticket, actor: User) -> TicketOut:
         triage_status=ticket.triage_status,  # type: ignore[arg-type]
         triage_provider=ticket.triage_provider,
         triage_confidence=ticket.triage_confidence,
-        assigned_to=events.user_brief(ticket.assigned_to),  # type: ignore[arg-type]
+        assigned_to=_person(events.user_brief(ticket.assigned_to), actor, staff),  # type: ignore[arg-type]
         assignment_reason=ticket.assignment_reason if staff else None,
         created_by=events.user_brief(ticket.created_by),  # type: ignore[arg-type]
         due_at=ticket.due_at,
@@ -184,7 +185,7 @@ _CREATE = text(
         RETURNING id, number, created_at, updated_at
     ), event AS (
         INSERT INTO ticket_events (ticket_id, actor_id, kind, data)
-        SELECT ticket.id, :actor_id, 'created', '{{}}' FROM ticket
+        SELECT ticket.id, :actor_id, '{EventKind.CREATED}', '{{}}' FROM ticket
     ), job AS ({
         queue.insert_job_sql(
             kind=f"'{JobKind.TRIAGE}'",
@@ -298,6 +299,13 @@ def get_ticket_view(session: Session, actor: User, ticket_id: int) -> TicketView
     )
 
 
+def _person(person: dict[str, Any] | None, viewer: Any, staff: bool) -> dict[str, Any] | None:
+    """Someone named to `viewer`: a requester sees other people by name only, without their e-mail address."""
+    if person is None or staff or person["id"] == viewer.id:
+        return person
+    return {**person, "email": None}
+
+
 def _detail(session: Session, actor: User, ticket: Ticket) -> TicketDetail:
     staff = sees_staff_view(actor, ticket)
     comment_query = select(Comment).where(Comment.ticket_id == ticket.id)
@@ -308,22 +316,52 @@ def _detail(session: Session, actor: User, ticket: Ticket) -> TicketDetail:
         select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.id)
     ).all()
     event_rows = [EventOut.model_validate(e) for e in timeline]
+    comment_rows = [CommentOut.model_validate(c) for c in comments]
     if not staff:
-        event_rows = [_requester_event(e) for e in event_rows if not e.data.get("internal")]
+        event_rows = [_requester_event(e, actor) for e in event_rows if not e.data.get("internal")]
+        comment_rows = [_requester_comment(c, actor) for c in comment_rows]
     base = ticket_out(ticket, actor)
-    return TicketDetail(
-        **base.model_dump(),
-        comments=[CommentOut.model_validate(c) for c in comments],
-        events=event_rows,
-    )
+    return TicketDetail(**base.model_dump(), comments=comment_rows, events=event_rows)
 
 
-def _requester_event(event: EventOut) -> EventOut:
-    """Routing internals (reasons, fallbacks) stay with staff; requesters see what happened."""
-    if event.actor is None:
-        keep = {"to", "category", "priority", "provider"}
-        return event.model_copy(update={"data": {k: v for k, v in event.data.items() if k in keep}})
-    return event
+# What a requester's timeline keeps of each kind of event: that it happened, the values it moved between and
+# who works on the ticket, by name. Never why staff did it (reasons, routing's reasoning, fall-backs, AI
+# suggestions staff overrode, errors): that is internal, like the assignment reason. Unknown kinds keep nothing.
+_REQUESTER_EVENT_FIELDS: dict[str, frozenset[str]] = {
+    EventKind.CREATED: frozenset(),
+    EventKind.TRIAGED: frozenset({"category", "priority", "provider"}),
+    EventKind.TRIAGE_FAILED: frozenset(),
+    EventKind.ASSIGNED: frozenset({"to"}),
+    EventKind.REASSIGNED: frozenset({"old", "new"}),
+    EventKind.REROUTED: frozenset({"old", "new"}),
+    EventKind.UNASSIGNED: frozenset({"old"}),
+    EventKind.STATUS_CHANGED: frozenset({"old", "new"}),
+    EventKind.PRIORITY_OVERRIDDEN: frozenset({"old", "new"}),
+    EventKind.CATEGORY_OVERRIDDEN: frozenset({"old", "new"}),
+    EventKind.COMMENTED: frozenset({"comment_id", "internal"}),
+}
+
+
+def _requester_event(event: EventOut, viewer: User) -> EventOut:
+    """The event as a requester sees it: what happened and who, by name; their own reason stays theirs."""
+    own = event.actor is not None and event.actor.id == viewer.id
+    keep = _REQUESTER_EVENT_FIELDS.get(event.kind, frozenset()) | ({"reason"} if own else set())
+    data = {key: _name_only(value) for key, value in event.data.items() if key in keep}
+    actor = event.actor if own or event.actor is None else event.actor.model_copy(update={"email": None})
+    return event.model_copy(update={"data": data, "actor": actor})
+
+
+def _name_only(value: Any) -> Any:
+    """A person stored in an event ({"id", "name", "email"}) without the address; other values as they are."""
+    if isinstance(value, dict) and "email" in value:
+        return {key: item for key, item in value.items() if key != "email"}
+    return value
+
+
+def _requester_comment(comment: CommentOut, viewer: User) -> CommentOut:
+    if comment.author.id == viewer.id:
+        return comment
+    return comment.model_copy(update={"author": comment.author.model_copy(update={"email": None})})
 
 
 def update_ticket(session: Session, actor: User, ticket_id: int, data: TicketUpdate) -> Ticket:
@@ -345,7 +383,7 @@ def update_ticket(session: Session, actor: User, ticket_id: int, data: TicketUpd
             raise InvalidInput("Priority cannot be removed; choose low, medium or high.", field="priority")
         _require_reason(reason, "priority")
         events.record(
-            session, ticket, "priority_overridden", actor, old=ticket.priority, new=data.priority, reason=reason
+            session, ticket, EventKind.PRIORITY_OVERRIDDEN, actor, old=ticket.priority, new=data.priority, reason=reason
         )
         ticket.priority = data.priority
         ticket.due_at = due_time(ticket.priority, ticket.created_at)
@@ -355,7 +393,9 @@ def update_ticket(session: Session, actor: User, ticket_id: int, data: TicketUpd
             allowed = ", ".join(get_settings().triage_categories)
             raise InvalidInput(f"Unknown category. Choose one of: {allowed}.", field="category")
         _require_reason(reason, "category")
-        events.record(session, ticket, "category_overridden", actor, old=ticket.category, new=category, reason=reason)
+        events.record(
+            session, ticket, EventKind.CATEGORY_OVERRIDDEN, actor, old=ticket.category, new=category, reason=reason
+        )
         ticket.category = category
     if "assignee_id" in changes and data.assignee_id != ticket.assigned_to_id:
         _reassign(session, actor, ticket, data.assignee_id, reason)
@@ -379,7 +419,7 @@ def _change_status(
         if not manager:
             raise PermissionDenied("Only the assigned moderator or an admin can change this ticket.")
         raise InvalidInput(f"A ticket cannot go from {ticket.status} to {new}.", field="status")
-    events.record(session, ticket, "status_changed", actor, old=ticket.status, new=new, reason=reason)
+    events.record(session, ticket, EventKind.STATUS_CHANGED, actor, old=ticket.status, new=new, reason=reason)
     old = ticket.status
     ticket.status = new
     if new == TicketStatus.RESOLVED:
@@ -393,7 +433,9 @@ def _reassign(session: Session, actor: User, ticket: Ticket, assignee_id: int | 
     if assignee_id is None:
         if actor.role != Role.ADMIN:
             raise PermissionDenied("Only an admin can unassign a ticket.")
-        events.record(session, ticket, "unassigned", actor, old=events.user_brief(ticket.assigned_to), reason=reason)
+        events.record(
+            session, ticket, EventKind.UNASSIGNED, actor, old=events.user_brief(ticket.assigned_to), reason=reason
+        )
         ticket.assigned_to_id = None
         ticket.assignment_reason = f"unassigned by {actor.name}" + (f": {reason}" if reason else "")
         return
@@ -403,7 +445,7 @@ def _reassign(session: Session, actor: User, ticket: Ticket, assignee_id: int | 
     events.record(
         session,
         ticket,
-        "reassigned",
+        EventKind.REASSIGNED,
         actor,
         old=events.user_brief(ticket.assigned_to),
         new=events.user_brief(assignee),
@@ -424,7 +466,7 @@ def add_comment(session: Session, actor: User, ticket_id: int, data: CommentCrea
     comment = Comment(ticket_id=ticket.id, author_id=actor.id, body=data.body, internal=data.internal)
     session.add(comment)
     session.flush()
-    events.record(session, ticket, "commented", actor, comment_id=comment.id, internal=data.internal)
+    events.record(session, ticket, EventKind.COMMENTED, actor, comment_id=comment.id, internal=data.internal)
     ticket.updated_at = datetime.now(UTC)
     session.flush()
     session.refresh(comment)

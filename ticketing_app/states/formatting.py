@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime
 
-from ticketing_app.domain import ACTIVE_STATUSES, label
+from ticketing_app.domain import ACTIVE_STATUSES, EventKind, label
 from ticketing_app.schemas import CommentOut, EventOut, TicketOut, UserOut
 
 
@@ -116,28 +116,29 @@ def staff_option(u: UserOut) -> StaffOption:
     return StaffOption(id=str(u.id), label=f"{u.name} ({u.role}, {u.open_tickets} open)")
 
 
-_EVENT_TEXT = {
-    "created": "submitted the ticket",
-    "triaged": "AI triage",
-    "triage_failed": "AI triage failed; routed without it",
-    "assigned": "routed",
-    "reassigned": "reassigned",
-    "unassigned": "unassigned",
-    "status_changed": "changed status",
-    "priority_overridden": "overrode priority",
-    "category_overridden": "overrode category",
-    "commented": "commented",
+_EVENT_TEXT: dict[str, str] = {
+    EventKind.CREATED: "submitted the ticket",
+    EventKind.TRIAGED: "AI triage",
+    EventKind.TRIAGE_FAILED: "AI triage failed; routed without it",
+    EventKind.ASSIGNED: "routed",
+    EventKind.REASSIGNED: "reassigned",
+    EventKind.REROUTED: "re-routed",
+    EventKind.UNASSIGNED: "unassigned",
+    EventKind.STATUS_CHANGED: "changed status",
+    EventKind.PRIORITY_OVERRIDDEN: "overrode priority",
+    EventKind.CATEGORY_OVERRIDDEN: "overrode category",
+    EventKind.COMMENTED: "commented",
 }
 
 
 def event_row(e: EventOut) -> EventRow:
     d = e.data or {}
     detail = ""
-    if e.kind in ("status_changed", "priority_overridden", "category_overridden"):
+    if e.kind in (EventKind.STATUS_CHANGED, EventKind.PRIORITY_OVERRIDDEN, EventKind.CATEGORY_OVERRIDDEN):
         detail = f"{label(d.get('old'))} → {label(d.get('new'))}"
-    elif e.kind == "triaged":
+    elif e.kind == EventKind.TRIAGED:
         detail = f"{label(d.get('category'))}, {label(d.get('priority'))} priority, by {d.get('provider')}"
-    elif e.kind in ("assigned", "reassigned"):
+    elif e.kind in (EventKind.ASSIGNED, EventKind.REASSIGNED, EventKind.REROUTED):
         target = d.get("to") or d.get("new") or {}
         detail = f"to {target.get('name', 'nobody')}"
     if d.get("reason"):
