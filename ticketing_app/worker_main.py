@@ -10,9 +10,19 @@ from ticketing_app.jobs.worker import Worker
 
 
 def build_worker(**overrides: object) -> Worker:
-    """A worker wired to the ticket pipeline's handlers."""
-    from ticketing_app.jobs.handlers import HANDLERS, on_dead
+    """A worker wired to the ticket pipeline's handlers, with its periodic repairs and retention."""
+    from ticketing_app.config import get_settings
+    from ticketing_app.jobs import retention
+    from ticketing_app.jobs.handlers import HANDLERS, on_dead, reconcile
 
+    settings = get_settings()
+    overrides.setdefault(
+        "periodic",
+        {
+            "reconcile": (settings.reconcile_seconds, reconcile),
+            "retention": (settings.retention_interval_minutes * 60, retention.purge),
+        },
+    )
     return Worker(HANDLERS, on_dead=on_dead, **overrides)  # type: ignore[arg-type]
 
 
