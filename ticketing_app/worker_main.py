@@ -8,6 +8,8 @@ import threading
 
 from ticketing_app.jobs.worker import Worker
 
+log = logging.getLogger("ticketing_app.worker_main")
+
 
 def build_worker(**overrides: object) -> Worker:
     """A worker wired to the ticket pipeline's handlers, with its periodic repairs and retention."""
@@ -26,15 +28,31 @@ def build_worker(**overrides: object) -> Worker:
     return Worker(HANDLERS, on_dead=on_dead, **overrides)  # type: ignore[arg-type]
 
 
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _migrated(stop: threading.Event) -> bool:
+    """Migrate, waiting while the database cannot be reached (a worker started with or during a database
+    restart waits for it instead of exiting); False when told to stop meanwhile."""
+    from sqlalchemy.exc import OperationalError
+
     from ticketing_app.migrations import upgrade_database
 
-    upgrade_database()
-    worker = build_worker()
+    while True:
+        try:
+            upgrade_database()
+            return True
+        except OperationalError as exc:
+            log.warning("database not reachable yet (%s); retrying", str(exc).splitlines()[0][:200])
+            if stop.wait(1.0):
+                return False
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if not _migrated(stop):
+        return
+    worker = build_worker()
     worker.start()
     stop.wait()
     worker.stop(wait=True)
