@@ -251,6 +251,19 @@ def test_a_handler_slower_than_its_lease_runs_once_with_the_heartbeat(
         assert (job.status, job.attempts) == ("done", 2)
 
 
+def test_periodic_tasks_run_on_the_scheduler_and_survive_their_failures(
+    clean_db: str, started: Callable[[Worker], Worker]
+) -> None:
+    calls: list[str] = []
+
+    def flaky() -> None:
+        calls.append("flaky")
+        raise RuntimeError("maintenance failed")
+
+    started(Worker({}, poll_seconds=30, periodic={"flaky": (0.2, flaky), "ok": (0.2, lambda: calls.append("ok"))}))
+    assert wait_for(lambda: calls.count("flaky") >= 3 and calls.count("ok") >= 3, 10)
+
+
 def test_stop_is_clean(clean_db: str, started: Callable[[Worker], Worker]) -> None:
     release = threading.Event()
     began = threading.Event()
