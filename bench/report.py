@@ -171,6 +171,19 @@ def table(results: dict[str, Any]) -> str:
             "1 process",
         )
 
+    rec = results.get("recovery")
+    if rec:
+        add(
+            "recovery",
+            "kill -9 all workers, restart one: s until done",
+            rec["recovery_s"],
+            f"{rec['running_jobs_at_kill']} jobs running, {rec['unrouted_tickets_at_kill']} tickets unrouted, "
+            f"lease {rec['lease_s']} s",
+            None,
+            rec["target"],
+            rec["target_met"],
+        )
+
     routing = results.get("routing")
     if routing:
         d, b = routing["decision_time"], routing["baseline_pk_lookup"]

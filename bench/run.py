@@ -1,4 +1,5 @@
-"""`python -m bench [--quick] [--only intake,pipeline,routing,pages]`: run the benchmarks, print a table, save JSON.
+"""`python -m bench [--quick] [--only intake,pipeline,recovery,routing,pages]`: run the benchmarks, print a table,
+save JSON.
 
 Full mode writes bench/results.json; --quick writes bench/out/results-quick.json (so a quick check never
 replaces the figures bench/README.md quotes). Everything runs against a throwaway embedded PostgreSQL in a
@@ -22,7 +23,7 @@ from typing import Any
 from bench import harness as h
 from bench import report
 
-ALL = ("intake", "pipeline", "routing", "pages")
+ALL = ("intake", "pipeline", "recovery", "routing", "pages")
 
 FULL = {
     "intake_clients": [1, 8, 32],
@@ -228,6 +229,13 @@ def main(argv: list[str] | None = None) -> int:
                     sampler=sampler,
                     quick=args.quick,
                     commit_ms=results["calibration_start"]["commit_ms_p50"],
+                )
+            if "recovery" in only:
+                from bench import recovery
+
+                sampler.set_phase("recovery")
+                results["recovery"] = recovery.run(
+                    database_url=url, data_dir=data_dir, log_dir=log_dir, quick=args.quick
                 )
             if "routing" in only or "pages" in only:
                 from bench import scale

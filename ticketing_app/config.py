@@ -76,10 +76,19 @@ class Settings(BaseSettings):
     # see bench/README.md), else 4 (the offline provider and e-mail are CPU-light).
     worker_concurrency: int | None = Field(default=None, ge=1, le=64)
     worker_poll_seconds: float = Field(default=2.0, gt=0)
-    job_lease_seconds: int = Field(default=120, ge=5)
+    # Short, because a heartbeat renews it every third of it while a job runs: a worker killed with -9 holds
+    # its jobs for at most this long before another worker (or the restarted one) takes them over.
+    job_lease_seconds: int = Field(default=15, ge=2, le=30)
     job_max_attempts: int = Field(default=6, ge=1)
     job_backoff_base_seconds: float = Field(default=2.0, gt=0)
     job_backoff_max_seconds: float = Field(default=600.0, gt=0)
+    # How often each worker looks for tickets whose next step has no live job (e.g. a failed dead-letter hook).
+    reconcile_seconds: float = Field(default=30.0, gt=0)
+    # Retention, in days (0 keeps forever); dead jobs and failed mails are always kept.
+    retention_done_jobs_days: float = Field(default=7, ge=0)
+    retention_sent_emails_days: float = Field(default=90, ge=0)
+    retention_login_attempts_days: float = Field(default=1, ge=0)
+    retention_interval_minutes: float = Field(default=60, gt=0)
 
     @field_validator("triage_categories")
     @classmethod

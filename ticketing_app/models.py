@@ -51,8 +51,12 @@ class Base(DeclarativeBase):
 
 class TimestampMixin:
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # clock_timestamp(), not now(): now() is when the transaction began, so a long transaction committing
+    # after a short one would stamp its change earlier, and a poller of max(updated_at) (the live pages'
+    # change marker) that looked in between would never see it. The time of the write itself keeps
+    # commits and stamps in the same order unless two writes race within their own commits.
     updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.clock_timestamp()
     )
 
 

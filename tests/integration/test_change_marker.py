@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
+from sqlalchemy import func, select
+
 from tests.factories import Factory
 from ticketing_app.db import session_scope
 from ticketing_app.models import User
@@ -51,3 +55,19 @@ def test_a_filtered_marker_moves_when_a_ticket_leaves_the_view(factory: Factory)
     unassigned = marker(admin, TicketFilters(assigned="unassigned"))
     factory.ticket(requester, "Another")
     assert marker(admin, TicketFilters(assigned="unassigned")) != unassigned
+
+
+def test_a_change_committed_after_a_later_started_one_still_moves_the_marker(factory: Factory) -> None:
+    """updated_at is the time of the write (clock_timestamp), not the start of its transaction (now()): a
+    long transaction that commits after a short one still lands above the marker the poller last saw."""
+    admin = factory.admin()
+    requester = factory.user()
+    first = factory.ticket(requester, "First")
+    second = factory.ticket(requester, "Second")
+    with session_scope() as slow:
+        slow.execute(select(func.now()))  # the slow transaction has begun: now() is fixed from here
+        time.sleep(0.05)
+        set_status(admin, second.id, "in_progress")  # a quick one starts later and commits first
+        seen = marker(admin)
+        tickets.update_ticket(slow, slow.get(User, admin.id), first.id, TicketUpdate(status="in_progress"))
+    assert marker(admin) != seen

@@ -6,10 +6,13 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from tests.factories import Factory
 from tests.fakes.fake_gemini import FakeGeminiServer, ScriptedResponse, fail, ok, triage_answer
@@ -19,9 +22,10 @@ from ticketing_app.ai.offline import OfflineTriageProvider
 from ticketing_app.ai.types import TriageRequest, TriageResult
 from ticketing_app.config import get_settings
 from ticketing_app.db import session_scope
+from ticketing_app.jobs import handlers as handlers_module
 from ticketing_app.jobs import queue
-from ticketing_app.jobs.handlers import HANDLERS, on_dead
-from ticketing_app.jobs.worker import BatchHandler, Worker, drain
+from ticketing_app.jobs.handlers import HANDLERS, on_dead, reconcile
+from ticketing_app.jobs.worker import BatchHandler, JobContext, Worker, drain
 from ticketing_app.mail import transport
 from ticketing_app.mail.sender import SmtpSender
 from ticketing_app.models import EmailMessage, Job, Ticket, TicketEvent, User
@@ -611,3 +615,90 @@ def test_a_batch_that_fails_is_run_again_one_job_at_a_time(
     others = [j for j in jobs("assign") if j.payload["ticket_id"] != poison]
     assert {(j.status, j.attempts) for j in others} == {("done", 1)}
     assert all(len(events(t.id, "assigned")) == 1 for t in tickets if t.id != poison)
+
+
+# ----- a failed finishing commit, a failed dead-letter hook -----
+
+
+def test_a_failed_finishing_commit_after_sending_does_not_send_the_batch_again(
+    factory: Factory, smtp: FakeSmtpServer, provider: CountingProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server accepted a batch's mails, then the commit of its jobs failed: each job runs again alone and
+    finds its mail delivered already."""
+    smtp.start()
+    _, _, requester = billing_setup(factory)
+    for n in range(3):
+        factory.ticket(requester, f"{BILLING_TITLE} #{n}", BILLING_TEXT)
+    real = handlers_module.finishing_transaction
+    failed: list[int] = []
+
+    @contextmanager
+    def commit_fails_once(contexts: list[JobContext]) -> Iterator[Session]:
+        with real(contexts) as session:
+            yield session
+            if contexts[0].job.kind == "send_email" and not failed:
+                failed.append(len(contexts))
+                raise OperationalError("COMMIT", {}, Exception("server closed the connection at commit"))
+
+    monkeypatch.setattr(handlers_module, "finishing_transaction", commit_fails_once)
+    run_until(no_job_left)
+    assert failed and failed[0] > 1  # a whole batch's commit failed, after its mails went out
+    rows = emails()
+    assert len(rows) == 2 + 3 * 2  # welcome x2 (not the admin), then two per ticket
+    assert {r.status for r in rows} == {"sent"} and {r.attempts for r in rows} == {1}
+    smtp.wait_for(len(rows))
+    time.sleep(0.3)  # a second delivery would show up here
+    assert sorted(m.message["Message-ID"] for m in smtp.messages) == sorted(r.message_id for r in rows)
+    assert {j.status for j in jobs("send_email")} == {"done"}
+
+
+def test_a_failing_dead_letter_hook_leaves_no_ticket_stranded(
+    factory: Factory, set_env: SetEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_env(JOB_MAX_ATTEMPTS=2, JOB_BACKOFF_BASE_SECONDS=0.05, JOB_BACKOFF_MAX_SECONDS=0.1)
+    broken = CountingProvider(error=RuntimeError("provider exploded"))
+    monkeypatch.setattr(ai_select, "default_triage", lambda: broken)
+    admin, _, requester = billing_setup(factory)
+    t = factory.ticket(requester, BILLING_TITLE, BILLING_TEXT)
+    hook_calls: list[str] = []
+
+    def hook_fails(kind: str, payload: dict, error: str) -> None:
+        hook_calls.append(kind)
+        raise RuntimeError("dead-letter hook crashed")
+
+    deadline = time.monotonic() + 10
+    while not no_job_left():
+        assert time.monotonic() < deadline
+        drain(HANDLERS, hook_fails)
+        time.sleep(0.02)
+    assert hook_calls == ["triage"]
+    assert ticket(t.id).triage_status == "pending" and ticket(t.id).assigned_at is None  # stranded
+    assert reconcile() == {"gave_up": 1, "triage": 0, "assign": 0}
+    assert reconcile() == {"gave_up": 0, "triage": 0, "assign": 0}  # idempotent: nothing left to repair
+    run_until(no_job_left)
+    found = ticket(t.id)
+    assert found.triage_status == "failed" and found.assigned_to_id == admin.id
+    assert len(events(t.id, "triage_failed")) == 1 and len(events(t.id, "assigned")) == 1
+    assert sorted(m.kind for m in emails(t.id)) == ["ticket_assigned", "ticket_received"]
+    assert reconcile() == {"gave_up": 0, "triage": 0, "assign": 0}
+
+
+def test_reconcile_requeues_a_missing_triage_or_routing_job_once(factory: Factory, provider: CountingProvider) -> None:
+    _, mod, requester = billing_setup(factory)
+    run_until(no_job_left)  # the welcome e-mails
+    lost_triage = factory.ticket(requester, BILLING_TITLE, BILLING_TEXT)
+    lost_routing = factory.ticket(requester, f"{BILLING_TITLE} again", BILLING_TEXT)
+    run_round()  # both triaged; their routing jobs are queued
+    with session_scope() as s:  # lose jobs the way a bad restore or a hand edit would
+        s.execute(delete(Job).where(Job.dedupe_key.in_([f"assign:{lost_routing.id}"])))
+        s.execute(update(Ticket).where(Ticket.id == lost_triage.id).values(triage_status="pending"))
+        s.execute(delete(Job).where(Job.dedupe_key.in_([f"triage:{lost_triage.id}", f"assign:{lost_triage.id}"])))
+    assert reconcile() == {"gave_up": 0, "triage": 1, "assign": 1}
+    assert reconcile() == {"gave_up": 0, "triage": 0, "assign": 0}  # the jobs are live now: nothing twice
+    run_until(no_job_left)
+    for t in (lost_triage, lost_routing):
+        assert ticket(t.id).assigned_to_id == mod.id
+        assert len(events(t.id, "assigned")) == 1
+        assert sorted(m.kind for m in emails(t.id)) == ["ticket_assigned", "ticket_received"]
+    assert len(events(lost_triage.id, "triaged")) == 2  # triaged again after its state was reset
+    assert reconcile() == {"gave_up": 0, "triage": 0, "assign": 0}

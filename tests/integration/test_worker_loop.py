@@ -216,6 +216,54 @@ def test_tickets_that_skip_their_wake_up_are_still_taken_at_once(
     assert wait_for(all_assigned, 10, interval=0.05)
 
 
+@pytest.mark.parametrize("heartbeat", [True, False])
+def test_a_handler_slower_than_its_lease_runs_once_with_the_heartbeat(
+    clean_db: str, started: Callable[[Worker], Worker], monkeypatch: pytest.MonkeyPatch, heartbeat: bool
+) -> None:
+    """A handler running 3 leases long keeps its job while its worker renews the lease; without the heartbeat
+    (the control) the second worker takes the job over as soon as the lease runs out."""
+    runs: list[str] = []
+
+    def slow(ctx: JobContext) -> None:
+        runs.append(ctx.worker_id)
+        time.sleep(3 * 2)
+        with finishing_transaction([ctx]):
+            pass
+
+    first = Worker({"slow": slow}, concurrency=1, poll_seconds=0.2, lease_seconds=2, worker_id="first")
+    if not heartbeat:
+        monkeypatch.setattr(first, "_heartbeat", lambda: None)
+    started(first)
+    with session_scope() as s:
+        queue.enqueue(s, "slow", {})
+    assert wait_for(lambda: runs == ["first"], 5)
+    assert first.held_jobs() != []
+    started(Worker({"slow": slow}, concurrency=1, poll_seconds=0.2, lease_seconds=2, worker_id="second"))
+    assert wait_for(settled, 15)
+    with session_scope() as s:
+        [job] = s.scalars(select(Job)).all()
+    if heartbeat:
+        assert runs == ["first"]
+        assert (job.status, job.attempts) == ("done", 1)
+        assert first.held_jobs() == []
+    else:
+        assert runs == ["first", "second"]  # what the heartbeat prevents
+        assert (job.status, job.attempts) == ("done", 2)
+
+
+def test_periodic_tasks_run_on_the_scheduler_and_survive_their_failures(
+    clean_db: str, started: Callable[[Worker], Worker]
+) -> None:
+    calls: list[str] = []
+
+    def flaky() -> None:
+        calls.append("flaky")
+        raise RuntimeError("maintenance failed")
+
+    started(Worker({}, poll_seconds=30, periodic={"flaky": (0.2, flaky), "ok": (0.2, lambda: calls.append("ok"))}))
+    assert wait_for(lambda: calls.count("flaky") >= 3 and calls.count("ok") >= 3, 10)
+
+
 def test_stop_is_clean(clean_db: str, started: Callable[[Worker], Worker]) -> None:
     release = threading.Event()
     began = threading.Event()

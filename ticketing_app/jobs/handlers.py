@@ -8,10 +8,13 @@ reads, locks, commit (and SMTP session); alone, a job is a batch of one (bench/R
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from ticketing_app.ai.select import run_triage, triage_batch_size
@@ -19,17 +22,19 @@ from ticketing_app.ai.types import TriageRequest, TriageResult
 from ticketing_app.config import get_settings
 from ticketing_app.db import session_scope
 from ticketing_app.domain import (
+    ACTIVE_STATUSES,
     DELIVERED_EMAIL_STATUSES,
     OVERRIDE_EVENTS,
     EmailStatus,
     EventKind,
     JobKind,
+    JobStatus,
     TriageStatus,
 )
 from ticketing_app.jobs import queue
 from ticketing_app.jobs.worker import BatchHandler, JobContext, PermanentJobError, finishing_transaction
 from ticketing_app.mail import transport
-from ticketing_app.mail.sender import MailDeliveryError
+from ticketing_app.mail.sender import MailDeliveryError, MailSender
 from ticketing_app.models import EmailMessage, Ticket, TicketEvent
 from ticketing_app.services import events, notifications, routing
 from ticketing_app.services.accounts import skill_vocabulary
@@ -143,15 +148,19 @@ def _store_triage(
     )
 
 
-def triage_gave_up(ticket_id: int, error: str) -> None:
-    """A triage job died: mark the ticket and route it anyway, so it is never stranded."""
+def triage_gave_up(ticket_id: int, error: str) -> bool:
+    """A triage job died: mark the ticket and route it anyway, so it is never stranded.
+
+    Idempotent (the dead-letter hook and `reconcile` may both call it): True only for the call that did it.
+    """
     with session_scope() as session:
         tickets = _locked_tickets(session, [ticket_id])
-        if not tickets or tickets[0].triage_status == TriageStatus.DONE:
-            return
+        if not tickets or tickets[0].triage_status != TriageStatus.PENDING:
+            return False
         tickets[0].triage_status = TriageStatus.FAILED
         events.record(session, tickets[0], EventKind.TRIAGE_FAILED, None, error=error[:300])
         _queue_routing(session, tickets)
+        return True
 
 
 def handle_assign(contexts: list[JobContext]) -> None:
@@ -198,6 +207,10 @@ def handle_assign(contexts: list[JobContext]) -> None:
 def handle_send_email(contexts: list[JobContext]) -> None:
     """Deliver stored e-mails in one SMTP session; a failed one stays pending for its own job's retry.
 
+    What the server accepted is recorded as delivered in its own short transaction at once, before the
+    batch's job bookkeeping: if that finishing commit then fails (or the worker dies), the jobs run again
+    and find their mails delivered, so nothing is sent twice. Only a crash between the server's accept and
+    that short commit can still repeat a mail (at-least-once; SMTP offers nothing better).
     Never re-runs the AI: the mail was composed and stored when the ticket was routed.
     """
     email_ids = [int(ctx.payload["email_id"]) for ctx in contexts]
@@ -217,23 +230,143 @@ def handle_send_email(contexts: list[JobContext]) -> None:
             strict=True,
         )
     )
+    accepted = {email_id: outcome for email_id, outcome in outcomes.items() if isinstance(outcome, str)}
+    if accepted:
+        _record_delivered(accepted, sender)
     for ctx, email_id in sending:
         error = outcomes[email_id]
         if isinstance(error, MailDeliveryError):
             ctx.fail(PermanentJobError(str(error)) if error.permanent else error)
+    failed = [(ctx, email_id) for ctx, email_id in sending if email_id not in accepted]
     with finishing_transaction(contexts) as session:
-        by_id = {row.id: row for row in session.scalars(select(EmailMessage).where(EmailMessage.id.in_(outcomes)))}
-        for ctx, email_id in sending:
-            row = by_id.get(email_id)
-            if row is None:
-                continue
-            row.attempts += 1
-            outcome = outcomes[email_id]
-            if isinstance(outcome, MailDeliveryError):
-                row.last_error = str(outcome)[:1000]
-                row.status = EmailStatus.FAILED if outcome.permanent or ctx.is_last_attempt else EmailStatus.PENDING
-            else:
-                transport.mark_delivered(row, sender, outcome)
+        if failed:
+            ids = [email_id for _, email_id in failed]
+            by_id = {row.id: row for row in session.scalars(select(EmailMessage).where(EmailMessage.id.in_(ids)))}
+            for ctx, email_id in failed:
+                row = by_id.get(email_id)
+                if row is None:
+                    continue
+                error = outcomes[email_id]
+                assert isinstance(error, MailDeliveryError)
+                row.attempts += 1
+                row.last_error = str(error)[:1000]
+                row.status = EmailStatus.FAILED if error.permanent or ctx.is_last_attempt else EmailStatus.PENDING
+
+
+def _record_delivered(accepted: dict[int, str], sender: MailSender, tries: int = 5) -> None:
+    """Mark the mails the server accepted as delivered, committed at once (retried briefly if the database
+    blips: until this commits, a re-run of their jobs would send them again)."""
+    for attempt in range(1, tries + 1):
+        try:
+            with session_scope() as session:
+                rows = session.scalars(
+                    select(EmailMessage)
+                    .where(EmailMessage.id.in_(accepted), EmailMessage.status.not_in(DELIVERED_EMAIL_STATUSES))
+                    .order_by(EmailMessage.id)
+                    .with_for_update()
+                )
+                for row in rows:
+                    row.attempts += 1
+                    transport.mark_delivered(row, sender, accepted[row.id])
+            return
+        except OperationalError:
+            if attempt == tries:
+                raise
+            log.warning("recording %s delivered mail(s) failed; retrying", len(accepted))
+            time.sleep(0.2 * 2**attempt)
+
+
+# ----- reconciling: a ticket whose next step has no live job gets it back -----
+
+RECONCILE_BATCH = 200
+
+# Tickets still waiting for triage whose triage job is not queued or running (it died and the dead-letter
+# hook failed, or it is missing), with that job's state (NULL: no job at all).
+_STRANDED_TRIAGE = text(
+    f"""
+    SELECT t.id, j.status AS job_status, j.last_error
+    FROM tickets t
+    LEFT JOIN jobs j ON j.dedupe_key = '{JobKind.TRIAGE}:' || t.id
+    WHERE t.triage_status = '{TriageStatus.PENDING}'
+      AND (j.id IS NULL OR j.status NOT IN ('{JobStatus.QUEUED}', '{JobStatus.RUNNING}'))
+    ORDER BY t.id
+    LIMIT :limit
+    """
+)
+# Triaged (or given up) active tickets never routed, whose routing job is missing or finished without routing.
+# A dead routing job is left for an admin (retry button): requeuing it here would loop on a poison ticket.
+_STRANDED_ROUTING = text(
+    f"""
+    SELECT t.id, t.created_at, j.id AS job_id
+    FROM tickets t
+    LEFT JOIN jobs j ON j.dedupe_key = '{JobKind.ASSIGN}:' || t.id
+    WHERE t.triage_status <> '{TriageStatus.PENDING}' AND t.assigned_at IS NULL AND t.assigned_to_id IS NULL
+      AND t.status IN ({", ".join(f"'{s}'" for s in ACTIVE_STATUSES)})
+      AND (j.id IS NULL OR j.status = '{JobStatus.DONE}')
+    ORDER BY t.id
+    LIMIT :limit
+    """
+)
+# Revive a finished job for its dedupe key, or insert it; a live one (queued/running) is left alone, so two
+# workers reconciling at once queue it once.
+_REQUEUE = text(
+    f"""
+    INSERT INTO jobs (kind, payload, dedupe_key, max_attempts, run_after)
+    VALUES (:kind, CAST(:payload AS jsonb), :dedupe_key, :max_attempts, coalesce(CAST(:due AS timestamptz), now()))
+    ON CONFLICT (dedupe_key) DO UPDATE
+        SET status = '{JobStatus.QUEUED}', attempts = 0, run_after = EXCLUDED.run_after, locked_by = NULL,
+            locked_until = NULL, finished_at = NULL, updated_at = now()
+        WHERE jobs.status = '{JobStatus.DONE}'
+    RETURNING id, pg_notify(:channel, :kind)
+    """
+)
+
+
+def _requeue(session: Session, kind: str, ticket_id: int, due: datetime | None = None) -> bool:
+    row = session.execute(
+        _REQUEUE,
+        {
+            "kind": kind,
+            "payload": json.dumps({"ticket_id": ticket_id}),
+            "dedupe_key": f"{kind}:{ticket_id}",
+            "max_attempts": get_settings().job_max_attempts,
+            "due": due,
+            "channel": queue.NOTIFY_CHANNEL,
+        },
+    ).first()
+    return row is not None
+
+
+def reconcile() -> dict[str, int]:
+    """Give every stranded ticket its missing step again; idempotent, safe in any number of workers at once.
+
+    - waiting for triage, its triage job dead (the dead-letter hook failed): what the hook does, now
+      (marked triage-failed and queued for routing);
+    - waiting for triage without a triage job (or with a finished one): triage queued again;
+    - triaged but never routed, without a live or dead routing job: routing queued again.
+    Returns how many tickets got each repair.
+    """
+    repaired = {"gave_up": 0, "triage": 0, "assign": 0}
+    with session_scope() as session:
+        stranded = session.execute(_STRANDED_TRIAGE, {"limit": RECONCILE_BATCH}).all()
+        unrouted = session.execute(_STRANDED_ROUTING, {"limit": RECONCILE_BATCH}).all()
+    for row in stranded:
+        if row.job_status == JobStatus.DEAD:
+            if triage_gave_up(row.id, row.last_error or "triage job dead"):
+                repaired["gave_up"] += 1
+        else:
+            with session_scope() as session:
+                locked = _locked_tickets(session, [row.id])
+                if locked and locked[0].triage_status == TriageStatus.PENDING:
+                    repaired["triage"] += _requeue(session, JobKind.TRIAGE, row.id, locked[0].created_at)
+    for row in unrouted:
+        with session_scope() as session:
+            locked = _locked_tickets(session, [row.id])
+            if locked and locked[0].assigned_at is None and locked[0].assigned_to_id is None:
+                repaired["assign"] += _requeue(session, JobKind.ASSIGN, row.id, row.created_at)
+    if any(repaired.values()):
+        log.warning("reconciled stranded tickets: %s", repaired)
+    return repaired
 
 
 def on_dead(kind: str, payload: dict, error: str) -> None:

@@ -239,6 +239,24 @@ def fail(session: Session, job: ClaimedJob, worker_id: str, error: str, retry_in
     return values["status"] if result.rowcount == 1 else "lost"
 
 
+def renew_leases(session: Session, job_ids: list[int], worker_id: str, lease_seconds: float) -> int:
+    """The heartbeat: extend the leases of jobs this worker still holds; returns how many it still holds.
+
+    A job another worker took over (after this one's lease ran out) is not touched: it stays theirs.
+    """
+    if not job_ids:
+        return 0
+    return session.execute(_RENEW, {"ids": job_ids, "worker": worker_id, "lease": lease_seconds}).rowcount
+
+
+_RENEW = text(
+    f"""
+    UPDATE jobs SET locked_until = now() + make_interval(secs => :lease)
+    WHERE id = ANY(:ids) AND status = '{JobStatus.RUNNING}' AND locked_by = :worker
+    """
+)
+
+
 @dataclass(frozen=True)
 class ExpiredJob:
     """A job taken back from a worker whose lease ran out: 'queued' again, or 'dead' (no attempts left)."""

@@ -1,14 +1,19 @@
 """The background loop: APScheduler ticks claim due job rows and run them on a bounded thread pool.
 
-APScheduler keeps only in-memory interval jobs (claim, reclaim expired leases); the durable work is in
-PostgreSQL, so any number of worker processes can run against one database. A LISTEN connection wakes
-the loop the moment a job is committed instead of waiting for the next poll.
+APScheduler keeps only in-memory interval jobs (claim, renew the leases of running jobs, reclaim expired
+leases, and the caller's periodic maintenance); the durable work is in PostgreSQL, so any number of worker
+processes can run against one database. A LISTEN connection wakes the loop the moment a job is committed
+instead of waiting for the next poll.
+
+Leases are short (JOB_LEASE_SECONDS, at most 30 s) and renewed by a heartbeat every third of a lease while
+a job runs, so a slow handler keeps its job, and a killed worker's jobs are taken over within about a lease.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import threading
 import time
@@ -17,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import psycopg
@@ -98,6 +103,8 @@ class BatchHandler:
 T = TypeVar("T")
 Handler = Callable[[JobContext], None] | BatchHandler
 DeadHandler = Callable[[str, dict, str], None]
+# A periodic maintenance task: (interval in seconds, function); run by each worker's scheduler.
+Periodic = tuple[float, Callable[[], object]]
 
 
 class Worker:
@@ -113,6 +120,7 @@ class Worker:
         lease_seconds: int | None = None,
         retry: RetryPolicy | None = None,
         worker_id: str | None = None,
+        periodic: dict[str, Periodic] | None = None,
     ) -> None:
         settings = get_settings()
         self.handlers = handlers
@@ -122,7 +130,10 @@ class Worker:
         self.lease_seconds = lease_seconds or settings.job_lease_seconds
         self.retry = retry or RetryPolicy(settings.job_backoff_base_seconds, settings.job_backoff_max_seconds)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.periodic = dict(periodic or {})
         self._free = threading.Semaphore(self.concurrency)
+        self._held: set[int] = set()  # ids of the claimed jobs this worker is running: the heartbeat renews them
+        self._held_lock = threading.Lock()
         self._running = 0
         self._running_lock = threading.Lock()
         self._idle = threading.Condition(self._running_lock)
@@ -283,12 +294,16 @@ class Worker:
         assert self._executor is not None
         with self._running_lock:
             self._running += 1
+        with self._held_lock:
+            self._held.update(job.id for job in jobs)
         self._executor.submit(self._run_and_release, jobs)
 
     def _run_and_release(self, jobs: list[queue.ClaimedJob]) -> None:
         try:
             self.run_jobs(jobs)
         finally:
+            with self._held_lock:
+                self._held.difference_update(job.id for job in jobs)
             self._free.release()
             with self._running_lock:
                 self._running -= 1
@@ -322,6 +337,35 @@ class Worker:
             self.claim_and_dispatch()
         except Exception:
             log.warning("claiming jobs failed; will retry", exc_info=log.isEnabledFor(logging.DEBUG))
+
+    def held_jobs(self) -> list[int]:
+        """Ids of the jobs this worker is running now."""
+        with self._held_lock:
+            return sorted(self._held)
+
+    def _heartbeat(self) -> None:
+        """Renew the leases of the jobs this worker is running (every third of a lease).
+
+        A failure (the database is briefly away) is only logged: the next beat comes well before the lease
+        runs out. A job whose lease was lost anyway is settled as 'lost' by its handler's finishing write.
+        """
+        held = self.held_jobs()
+        if not held:
+            return
+        try:
+            with session_scope() as session:
+                renewed = queue.renew_leases(session, held, self.worker_id, self.lease_seconds)
+        except Exception:  # noqa: BLE001
+            log.warning("renewing the leases of %s job(s) failed; will retry", len(held))
+            return
+        if renewed < len(held):
+            log.debug("heartbeat: %s of %s held job(s) were settled or taken over", len(held) - renewed, len(held))
+
+    def _run_periodic(self, name: str, task: Callable[[], object]) -> None:
+        try:
+            task()
+        except Exception:  # a maintenance task never stops the loop; it runs again next time
+            log.exception("periodic task %s failed; will run again", name)
 
     def _reap(self) -> None:
         try:
@@ -372,14 +416,35 @@ class Worker:
             next_run_time=datetime.now(UTC),
         )
         self._scheduler.add_job(
+            self._heartbeat,
+            "interval",
+            seconds=self.lease_seconds / 3,
+            id="heartbeat",
+            max_instances=1,
+            coalesce=True,
+        )
+        # Often enough that a dead worker's jobs come back within about a lease (a cheap, indexed UPDATE).
+        self._scheduler.add_job(
             self._reap,
             "interval",
-            seconds=max(5, self.lease_seconds // 4),
+            seconds=max(1.0, self.lease_seconds / 5),
             id="reap",
             max_instances=1,
             coalesce=True,
             next_run_time=datetime.now(UTC),
         )
+        for name, (seconds, task) in self.periodic.items():
+            self._scheduler.add_job(
+                self._run_periodic,
+                "interval",
+                args=(name, task),
+                seconds=seconds,
+                id=f"periodic:{name}",
+                max_instances=1,
+                coalesce=True,
+                # Soon after start (a restarted worker repairs what its predecessor left), spread over processes.
+                next_run_time=datetime.now(UTC) + timedelta(seconds=random.uniform(0.5, min(5.0, seconds))),
+            )
         self._scheduler.start()
         self._listener = threading.Thread(target=self._listen, name="job-listener", daemon=True)
         self._listener.start()
