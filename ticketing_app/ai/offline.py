@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ticketing_app.ai import offline_rules as rules
-from ticketing_app.ai.types import MAX_NOTES_CHARS, MAX_SUMMARY_CHARS, Priority, TriageRequest, TriageResult
-from ticketing_app.domain import Category
+from ticketing_app.ai.types import MAX_NOTES_CHARS, MAX_SUMMARY_CHARS, TriageRequest, TriageResult
+from ticketing_app.domain import Category, Priority
 from ticketing_app.skills import SKILL_SYNONYMS, canonical_skill
 from ticketing_app.text import INVISIBLE, control_pattern
 
@@ -242,7 +242,7 @@ def _decide_priority(category: str, ticket: _Ticket) -> tuple[Priority, list[str
     """Apply the priority rubric; returns the priority and the signals that decided it."""
     words = ticket.all_words
     if category in LOW_CATEGORIES:
-        return "low", ["question, request or general message"]
+        return Priority.LOW, ["question, request or general message"]
     broken = words.without(rules.NOT_BROKEN_PHRASES).hits(rules.BROKEN_PHRASES)
     resolved = words.hits(rules.RESOLVED_PHRASES)
     if resolved:
@@ -250,35 +250,35 @@ def _decide_priority(category: str, ticket: _Ticket) -> tuple[Priority, list[str
     incident = ticket.security_incident()
     if category == "security":
         if incident:
-            return "high", [f"security incident ({', '.join(incident[:3])})"]
-        return ("low", ["security question"]) if ticket.question else ("medium", ["security concern"])
+            return Priority.HIGH, [f"security incident ({', '.join(incident[:3])})"]
+        return (Priority.LOW, ["security question"]) if ticket.question else (Priority.MEDIUM, ["security concern"])
     outage = words.hits(rules.OUTAGE_PHRASES)
     if outage and not resolved:
-        return "high", [f"outage ({', '.join(outage[:3])})"]
+        return Priority.HIGH, [f"outage ({', '.join(outage[:3])})"]
     if ticket.title_question and all(b in rules.WEAK_BROKEN_PHRASES for b in broken):
-        return "low", ["question"]
+        return Priority.LOW, ["question"]
     blast = words.hits(rules.BLAST_PHRASES)
     people = _max_people(f"{ticket.title}. {ticket.description}")
     if people >= rules.MANY_PEOPLE:
         blast.append(f"{people} people")
     blocked = words.hits(rules.BLOCKED_PHRASES)
     if blast and (broken or blocked):
-        return "high", [f"many affected ({', '.join(blast[:2])})"]
+        return Priority.HIGH, [f"many affected ({', '.join(blast[:2])})"]
     money = words.hits(rules.MONEY_LOSS_PHRASES)
     if money and broken:
-        return "high", [f"money being lost ({money[0]})"]
+        return Priority.HIGH, [f"money being lost ({money[0]})"]
     loss = sum(w for p, w in _LOSS_WEIGHTS if words.has(p))
     if category == "data" and loss >= 1.0:
-        return "high", ["data loss"]
+        return Priority.HIGH, ["data loss"]
     if len(incident) >= 2:
-        return "high", [f"possible security incident ({', '.join(incident[:2])})"]
+        return Priority.HIGH, [f"possible security incident ({', '.join(incident[:2])})"]
     if category == "bug" and words.hits(rules.COSMETIC_PHRASES) and not words.hits(rules.SEVERE_PHRASES):
-        return "low", ["cosmetic problem"]
+        return Priority.LOW, ["cosmetic problem"]
     if broken:
-        return "medium", [f"something is broken ({', '.join(broken[:3])})"]
+        return Priority.MEDIUM, [f"something is broken ({', '.join(broken[:3])})"]
     if ticket.question:
-        return "low", ["question"]
-    return ("low", ["request"]) if category == Category.BILLING else ("medium", ["problem report"])
+        return Priority.LOW, ["question"]
+    return (Priority.LOW, ["request"]) if category == Category.BILLING else (Priority.MEDIUM, ["problem report"])
 
 
 def _pick_skills(category: str, ticket: _Ticket, vocabulary: tuple[str, ...]) -> list[str]:

@@ -10,7 +10,7 @@ from ticketing_app.domain import PRIORITIES_LOW_TO_HIGH, Category, literal
 from ticketing_app.skills import normalize_skills
 
 if TYPE_CHECKING:  # a Literal built at run time is no type to a checker: the enum is, and its values are str
-    from ticketing_app.domain import Priority
+    from ticketing_app.domain import Priority as Priority
 else:
     Priority = literal(PRIORITIES_LOW_TO_HIGH)
 

@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
@@ -369,7 +370,7 @@ def reconcile() -> dict[str, int]:
     return repaired
 
 
-def on_dead(kind: str, payload: dict, error: str) -> None:
+def on_dead(kind: str, payload: dict[str, Any], error: str) -> None:
     """Called once when a job has used all its attempts."""
     if kind == JobKind.TRIAGE:
         triage_gave_up(int(payload["ticket_id"]), error)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import ColumnElement, CursorResult, Executable, func, select, text, update
 from sqlalchemy.orm import Session
 
 from ticketing_app.domain import JobStatus
@@ -186,11 +186,17 @@ _CLAIM = text(_CLAIM_SQL.format(kind_filter="", **_CLAIM_STATUSES))
 _CLAIM_KIND = text(_CLAIM_SQL.format(kind_filter="AND kind = :kind", **_CLAIM_STATUSES))
 
 
+def execute_counting(session: Session, statement: Executable, params: dict[str, Any] | None = None) -> int:
+    """Run a DML statement and return how many rows it touched."""
+    result: CursorResult[Any] = session.execute(statement, params)  # type: ignore[assignment]
+    return result.rowcount
+
+
 def _as_dict(payload: Any) -> dict[str, Any]:
     return payload if isinstance(payload, dict) else json.loads(payload)
 
 
-def _owned(job_id: int, worker_id: str):
+def _owned(job_id: int, worker_id: str) -> ColumnElement[bool]:
     # A worker may only settle a job it still holds: after its lease expired and another worker took
     # the job over, the late worker's result is discarded.
     return (Job.id == job_id) & (Job.status == JobStatus.RUNNING) & (Job.locked_by == worker_id)
@@ -202,8 +208,7 @@ def complete(session: Session, job_id: int, worker_id: str) -> bool:
     Runs once per job, so the statement is built once (building the ORM update for every job was the largest
     single item in the loop's CPU profile).
     """
-    result = session.execute(_COMPLETE, {"id": job_id, "worker": worker_id})
-    return result.rowcount == 1
+    return execute_counting(session, _COMPLETE, {"id": job_id, "worker": worker_id}) == 1
 
 
 _COMPLETE_SQL = f"""
@@ -218,7 +223,7 @@ def complete_many(session: Session, job_ids: list[int], worker_id: str) -> int:
     """Mark held jobs done in one statement; returns how many were still held (see `_owned`)."""
     if len(job_ids) == 1:
         return 1 if complete(session, job_ids[0], worker_id) else 0
-    return session.execute(_COMPLETE_MANY, {"ids": job_ids, "worker": worker_id}).rowcount
+    return execute_counting(session, _COMPLETE_MANY, {"ids": job_ids, "worker": worker_id})
 
 
 _COMPLETE_MANY = text(_COMPLETE_SQL.format(held="id = ANY(:ids)"))
@@ -231,12 +236,13 @@ def fail(session: Session, job: ClaimedJob, worker_id: str, error: str, retry_in
         values: dict[str, Any] = {"status": JobStatus.DEAD, "finished_at": func.now()}
     else:
         values = {"status": JobStatus.QUEUED, "run_after": func.now() + func.make_interval(0, 0, 0, 0, 0, 0, retry_in)}
-    result = session.execute(
+    changed = execute_counting(
+        session,
         update(Job)
         .where(_owned(job.id, worker_id))
-        .values(locked_by=None, locked_until=None, last_error=error, **values)
+        .values(locked_by=None, locked_until=None, last_error=error, **values),
     )
-    return values["status"] if result.rowcount == 1 else "lost"
+    return str(values["status"]) if changed == 1 else "lost"
 
 
 def renew_leases(session: Session, job_ids: list[int], worker_id: str, lease_seconds: float) -> int:
@@ -246,7 +252,7 @@ def renew_leases(session: Session, job_ids: list[int], worker_id: str, lease_sec
     """
     if not job_ids:
         return 0
-    return session.execute(_RENEW, {"ids": job_ids, "worker": worker_id, "lease": lease_seconds}).rowcount
+    return execute_counting(session, _RENEW, {"ids": job_ids, "worker": worker_id, "lease": lease_seconds})
 
 
 _RENEW = text(
@@ -289,14 +295,15 @@ def reclaim_expired(session: Session) -> list[ExpiredJob]:
 
 def retry_dead(session: Session, job_id: int) -> bool:
     """Put a dead job back in the queue with a fresh set of attempts (an admin's retry button)."""
-    result = session.execute(
+    changed = execute_counting(
+        session,
         update(Job)
         .where(Job.id == job_id, Job.status == JobStatus.DEAD)
-        .values(status=JobStatus.QUEUED, attempts=0, run_after=func.now(), finished_at=None)
+        .values(status=JobStatus.QUEUED, attempts=0, run_after=func.now(), finished_at=None),
     )
-    if result.rowcount == 1:
+    if changed == 1:
         session.execute(text("SELECT pg_notify(:c, 'retry')"), {"c": NOTIFY_CHANNEL})
-    return result.rowcount == 1
+    return changed == 1
 
 
 def counts_by_status(session: Session) -> dict[str, int]:

@@ -16,6 +16,7 @@ from sqlalchemy import text
 from ticketing_app.config import Settings, get_settings
 from ticketing_app.db import session_scope
 from ticketing_app.domain import DELIVERED_EMAIL_STATUSES, JobStatus
+from ticketing_app.jobs import queue
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def purge(settings: Settings | None = None, *, batch: int = BATCH, max_batches: 
         statement = text(_delete_sql(rule)).bindparams(age=timedelta(days=days), batch=batch)
         for _ in range(max_batches):
             with session_scope() as session:
-                count = session.execute(statement).rowcount
+                count = queue.execute_counting(session, statement)
             deleted[rule.table] += count
             if count < batch:
                 break

@@ -16,4 +16,4 @@ class RetryPolicy:
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         ceiling = min(self.max_seconds, self.base_seconds * (2 ** max(0, attempt - 1)))
         # Half fixed, half random: never immediately, and never all retries at the same instant.
-        return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+        return float(ceiling / 2 + (rng or random).uniform(0, ceiling / 2))

@@ -102,7 +102,7 @@ class BatchHandler:
 
 T = TypeVar("T")
 Handler = Callable[[JobContext], None] | BatchHandler
-DeadHandler = Callable[[str, dict, str], None]
+DeadHandler = Callable[[str, dict[str, Any], str], None]
 # A periodic maintenance task: (interval in seconds, function); run by each worker's scheduler.
 Periodic = tuple[float, Callable[[], object]]
 

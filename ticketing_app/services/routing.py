@@ -26,7 +26,7 @@ def open_load(user_id: ColumnElement[int]) -> ScalarSelect[int]:
 
 
 # The load of candidate `u`, written into the routing statements below.
-_LOAD = str(open_load(literal_column("u.id")).compile(dialect=postgresql.dialect()))
+_LOAD = str(open_load(literal_column("u.id")).compile(dialect=postgresql.dialect()))  # type: ignore[no-untyped-call]
 
 # The requester is never a candidate: a moderator who filed a ticket as a customer sees it as its requester
 # does (services.visibility), so it would sit in their queue where they cannot work it.

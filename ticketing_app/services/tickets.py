@@ -70,18 +70,18 @@ def ticket_out(ticket: Ticket, actor: User) -> TicketOut:
         number=ticket.reference,
         title=ticket.title,
         description=ticket.description,
-        status=ticket.status,  # type: ignore[arg-type]
-        priority=ticket.priority,  # type: ignore[arg-type]
+        status=ticket.status,
+        priority=ticket.priority,
         category=ticket.category,
         required_skills=list(ticket.required_skills or []),
         summary=ticket.summary,
         helpful_notes=ticket.helpful_notes if staff else None,
-        triage_status=ticket.triage_status,  # type: ignore[arg-type]
+        triage_status=ticket.triage_status,
         triage_provider=ticket.triage_provider,
         triage_confidence=ticket.triage_confidence,
-        assigned_to=_person(events.user_brief(ticket.assigned_to), actor, staff),  # type: ignore[arg-type]
+        assigned_to=_person(events.user_brief(ticket.assigned_to), actor, staff),
         assignment_reason=ticket.assignment_reason if staff else None,
-        created_by=events.user_brief(ticket.created_by),  # type: ignore[arg-type]
+        created_by=events.user_brief(ticket.created_by),
         due_at=ticket.due_at,
         created_at=ticket.created_at,
         updated_at=ticket.updated_at,
@@ -201,7 +201,7 @@ _CREATE = text(
     FROM ticket, actor, job
     """
 )
-_CREATE_PSYCOPG = str(_CREATE.compile(dialect=psycopg_dialect()))  # psycopg's %(name)s placeholders
+_CREATE_PSYCOPG = str(_CREATE.compile(dialect=psycopg_dialect()))  # type: ignore[no-untyped-call]  # psycopg's %(name)s placeholders
 
 
 def get_visible_ticket(session: Session, actor: User, ticket_id: int, *, lock: bool = False) -> Ticket:
@@ -246,7 +246,10 @@ def list_tickets(session: Session, actor: User, filters: TicketFilters, *, order
     if filters.q and filters.q.strip():
         text = filters.q.strip()
         pattern = f"%{escape_like(text)}%"
-        conditions = [Ticket.title.ilike(pattern, escape="\\"), Ticket.description.ilike(pattern, escape="\\")]
+        conditions: list[ColumnElement[bool]] = [
+            Ticket.title.ilike(pattern, escape="\\"),
+            Ticket.description.ilike(pattern, escape="\\"),
+        ]
         number = parse_ticket_reference(text)
         if number is not None:
             conditions.append(Ticket.number == number)
