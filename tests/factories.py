@@ -44,7 +44,9 @@ class Factory:
     def token(self, user: User) -> str:
         from ticketing_app.security import create_access_token
 
-        return create_access_token(user.id)
+        with session_scope() as s:  # the current token version: a role change since `user` was read moves it on
+            version = s.get(User, user.id).token_version
+        return create_access_token(user.id, version=version)
 
     def headers(self, user: User) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(user)}"}

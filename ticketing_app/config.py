@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from functools import lru_cache
@@ -16,6 +17,10 @@ from ticketing_app.domain import Category
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MIN_SECRET_LENGTH = 32
 _WEAK_SECRETS = {"secret", "changeme", "change-me", "jwt-secret", "password", "dev", "test"}
+# Words that mark a value copied from an example rather than generated: refused whatever surrounds them.
+_PLACEHOLDER_MARKERS = ("changeme", "change-me", "change_me", "replace-me", "replace_me", "placeholder", "your-secret")
+MIN_SECRET_VARIETY = 12  # distinct characters; token_urlsafe(48) has about 40
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Settings(BaseSettings):
@@ -47,8 +52,27 @@ class Settings(BaseSettings):
     argon2_memory_cost: int = Field(default=65536, ge=8)
     argon2_parallelism: int = Field(default=4, ge=1)
 
-    login_max_failures: int = 5
-    login_window_minutes: int = 15
+    # Throttling (README "Throttling"). Log-in: failures per (e-mail, client address) before a block that
+    # lasts LOGIN_WINDOW_MINUTES and doubles with each further failure, up to LOGIN_BLOCK_MAX_MINUTES.
+    login_max_failures: int = Field(default=5, ge=1)
+    login_window_minutes: int = Field(default=15, ge=1)
+    login_block_max_minutes: int = Field(default=24 * 60, ge=1)
+    # Log-in attempts per client address (any e-mail) per LOGIN_WINDOW_MINUTES: catches password spraying.
+    login_max_per_address: int = Field(default=30, ge=1)
+    # Failures per e-mail from all addresses per hour after which every attempt on it is delayed (never refused).
+    login_account_slow_after: int = Field(default=50, ge=1)
+    login_account_max_delay_seconds: float = Field(default=2.0, ge=0)
+    # Actions per RATE_WINDOW_SECONDS (0: no limit): sign-ups per address; tickets and comments per user and per
+    # address.
+    rate_window_seconds: int = Field(default=600, ge=1)
+    signup_max_per_address: int = Field(default=10, ge=0)
+    tickets_max_per_user: int = Field(default=30, ge=0)
+    tickets_max_per_address: int = Field(default=300, ge=0)
+    comments_max_per_user: int = Field(default=60, ge=0)
+    comments_max_per_address: int = Field(default=600, ge=0)
+    # Reverse proxies whose X-Forwarded-For is believed (comma-separated addresses or CIDRs). Empty: the client
+    # address is the socket's peer and X-Forwarded-For is ignored.
+    trusted_proxies: str = ""
 
     gemini_api_key: str | None = None
     gemini_model: str = "gemini-2.5-flash"
@@ -87,7 +111,7 @@ class Settings(BaseSettings):
     # Retention, in days (0 keeps forever); dead jobs and failed mails are always kept.
     retention_done_jobs_days: float = Field(default=7, ge=0)
     retention_sent_emails_days: float = Field(default=90, ge=0)
-    retention_login_attempts_days: float = Field(default=1, ge=0)
+    retention_throttle_counters_days: float = Field(default=1, ge=0)
     retention_interval_minutes: float = Field(default=60, gt=0)
 
     @field_validator("triage_categories")
@@ -104,15 +128,33 @@ class Settings(BaseSettings):
         self.reflex_api_url = (self.reflex_api_url or self.app_base_url).rstrip("/")
         return self
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_parse(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
     @model_validator(mode="after")
-    def _refuse_weak_secret_in_production(self) -> Settings:
-        if self.app_env == "production" and not is_strong_secret(self.jwt_secret):
+    def _refuse_weak_secret(self) -> Settings:
+        """A weak JWT_SECRET stops the app in every environment; only production also requires one."""
+        if self.jwt_secret == "":
+            self.jwt_secret = None  # `JWT_SECRET=` in .env: unset
+        advice = (
+            f"a random value of at least {MIN_SECRET_LENGTH} characters "
+            "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+        )
+        if self.jwt_secret is not None and not is_strong_secret(self.jwt_secret):
             raise ValueError(
-                "JWT_SECRET must be set to a random value of at least "
-                f"{MIN_SECRET_LENGTH} characters when APP_ENV=production "
-                "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+                f"JWT_SECRET is weak or a placeholder (too short, too few distinct characters, or an example "
+                f"value): anyone could forge log-ins with it. Set it to {advice}, or unset it in development "
+                "to use a generated one."
             )
+        if self.app_env == "production" and self.jwt_secret is None:
+            raise ValueError(f"JWT_SECRET must be set when APP_ENV=production: {advice}")
         return self
+
+    def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:
+        return parse_networks(self.trusted_proxies)
 
     def resolved_worker_concurrency(self) -> int:
         """WORKER_CONCURRENCY, or the default for the configured triage provider."""
@@ -128,10 +170,26 @@ class Settings(BaseSettings):
 
 
 def is_strong_secret(value: str | None) -> bool:
-    """A secret long enough and not one of the well-known placeholders."""
+    """A secret long enough, varied enough, and not one of the well-known placeholders."""
     if not value or len(value) < MIN_SECRET_LENGTH:
         return False
-    return value.lower() not in _WEAK_SECRETS and len(set(value)) >= 10
+    lowered = value.lower()
+    if lowered in _WEAK_SECRETS or any(marker in lowered for marker in _PLACEHOLDER_MARKERS):
+        return False
+    return len(set(value)) >= MIN_SECRET_VARIETY
+
+
+@lru_cache
+def parse_networks(value: str) -> tuple[IPNetwork, ...]:
+    """TRUSTED_PROXIES: comma-separated addresses or CIDRs (an address is a network of one)."""
+    networks = []
+    for part in value.split(","):
+        if part.strip():
+            try:
+                networks.append(ipaddress.ip_network(part.strip(), strict=False))
+            except ValueError as exc:
+                raise ValueError(f"TRUSTED_PROXIES: {part.strip()!r} is not an IP address or CIDR") from exc
+    return tuple(networks)
 
 
 @lru_cache  # read once per process: every request checks a token with it

@@ -126,6 +126,20 @@ class EmailStatus(StrEnum):
 
 DELIVERED_EMAIL_STATUSES = (EmailStatus.SENT, EmailStatus.RECORDED)
 
+
+class ThrottleBucket(StrEnum):
+    """What a throttle counter counts (throttle_counters.bucket), and per what (its key)."""
+
+    LOGIN_PAIR = "login_pair"  # failed log-ins per (e-mail, client address): blocks, with growing delays
+    LOGIN_ADDRESS = "login_address"  # log-in attempts per client address, any e-mail: password spraying
+    LOGIN_ACCOUNT = "login_account"  # failed log-ins per e-mail from anywhere: only slows, never blocks
+    SIGNUP_ADDRESS = "signup_address"
+    TICKET_USER = "ticket_user"
+    TICKET_ADDRESS = "ticket_address"
+    COMMENT_USER = "comment_user"
+    COMMENT_ADDRESS = "comment_address"
+
+
 # ----- how the words look to people -----
 
 TICKET_PREFIX = "TCK-"

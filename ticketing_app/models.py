@@ -73,6 +73,8 @@ class User(TimestampMixin, Base):
     skill_keys: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)  # canonical, for matching
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     last_assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # In every access token (the `ver` claim) and compared on each use: bumping it revokes the user's tokens.
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Ticket(TimestampMixin, Base):
@@ -150,14 +152,26 @@ class TicketEvent(Base):
     actor: Mapped[User | None] = relationship(lazy="joined")
 
 
-class LoginAttempt(Base):
-    """Failed logins, kept in the database so the throttle holds across processes."""
+class RevokedToken(Base):
+    """A logged-out access token (its `jti`), kept until it would have expired anyway."""
 
-    __tablename__ = "login_attempts"
+    __tablename__ = "revoked_tokens"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    email: Mapped[str] = mapped_column(String(254))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ThrottleCounter(Base):
+    """Hits of one throttle bucket and key in the window from `window_start`, in the database so that the
+    limits hold across processes (services/throttle.py)."""
+
+    __tablename__ = "throttle_counters"
+
+    bucket: Mapped[str] = mapped_column(String(20), primary_key=True)
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    hits: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Job(Base):

@@ -88,6 +88,11 @@ class LoginIn(StrictInput):
     password: Annotated[Password, Field(min_length=1, max_length=256)]
 
 
+class PasswordChange(StrictInput):
+    current_password: Annotated[Password, Field(min_length=1, max_length=256)]
+    new_password: Annotated[Password, Field(min_length=8, max_length=256)]
+
+
 class TicketCreate(StrictInput):
     title: Annotated[Line, Field(min_length=3, max_length=200)]
     description: Annotated[Text, Field(min_length=1, max_length=10_000)]

@@ -8,7 +8,6 @@ from ticketing_app.db import session_scope
 from ticketing_app.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, PermissionDenied, TooManyAttempts
 from ticketing_app.models import User
 from ticketing_app.schemas import LoginIn, SignupIn, UserFilters, UserUpdate
-from ticketing_app.security import create_access_token
 from ticketing_app.services import accounts
 
 
@@ -110,7 +109,7 @@ def test_a_successful_login_clears_earlier_failures(clean_db):
 def test_deactivation_takes_effect_on_the_next_request(factory):
     admin = factory.admin()
     user = factory.user()
-    token = create_access_token(user.id)
+    token = factory.token(user)
     with session_scope() as s:
         accounts.update_user(s, s.get(User, admin.id), UserUpdate(email=user.email, active=False))
     with session_scope() as s, pytest.raises(NotAuthenticated):
@@ -119,14 +118,19 @@ def test_deactivation_takes_effect_on_the_next_request(factory):
         login(user.email)
 
 
-def test_role_change_applies_to_existing_tokens(factory):
+def test_role_change_revokes_existing_tokens(factory):
+    """A role change ends the user's sessions (it used to keep them with the new role: issue "sessions that
+    end"); the next log-in works with the new role."""
     admin = factory.admin()
     other_admin = factory.user("admin")
-    token = create_access_token(other_admin.id)
+    token = factory.token(other_admin)
     with session_scope() as s:
         accounts.update_user(s, s.get(User, admin.id), UserUpdate(email=other_admin.email, role="user"))
+    with session_scope() as s, pytest.raises(NotAuthenticated):
+        accounts.user_from_token(s, token)
+    _, fresh = login(other_admin.email)
     with session_scope() as s:
-        demoted = accounts.user_from_token(s, token)
+        demoted = accounts.user_from_token(s, fresh)
         assert demoted.role == "user"
         with pytest.raises(PermissionDenied):
             accounts.list_users(s, demoted, UserFilters())

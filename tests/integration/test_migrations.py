@@ -6,7 +6,16 @@ from sqlalchemy import create_engine, inspect, make_url, text
 
 from ticketing_app.migrations import downgrade_database, upgrade_database
 
-TABLES = {"users", "tickets", "ticket_comments", "ticket_events", "login_attempts", "jobs", "emails"}
+TABLES = {
+    "users",
+    "tickets",
+    "ticket_comments",
+    "ticket_events",
+    "jobs",
+    "emails",
+    "revoked_tokens",
+    "throttle_counters",
+}
 
 
 def test_upgrade_downgrade_upgrade(database):
@@ -27,7 +36,7 @@ def test_upgrade_downgrade_upgrade(database):
         upgrade_database(engine=engine)
         with engine.connect() as conn:
             version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-            assert version == "0004_ticket_queue_indexes"
+            assert version == "0005"
     finally:
         engine.dispose()
         with admin.connect() as conn:

@@ -1,4 +1,5 @@
-"""Retention: old finished jobs, delivered mails and failed log-ins go; dead jobs and failed mails stay."""
+"""Retention: old finished jobs, delivered mails, ended throttle counters and expired revoked tokens go;
+dead jobs and failed mails stay."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from sqlalchemy import select
 from ticketing_app.config import Settings
 from ticketing_app.db import session_scope
 from ticketing_app.jobs import retention
-from ticketing_app.models import EmailMessage, Job, LoginAttempt
+from ticketing_app.models import EmailMessage, Job, RevokedToken, ThrottleCounter
 from ticketing_app.worker_main import build_worker
 
 
@@ -45,12 +46,19 @@ def test_purge_deletes_only_what_is_past_its_age_in_small_batches(clean_db: str)
             + [mail("recorded", 91, 10), mail("sent", 89, 11), mail("failed", None, 12), mail("pending", None, 13)]
         )
         s.add_all(
-            [LoginAttempt(email="a@example.com", created_at=ago(2)) for _ in range(4)]
-            + [LoginAttempt(email="a@example.com", created_at=ago(0.5))]
+            [ThrottleCounter(bucket="login", key=f"old-{n}", window_start=ago(2), hits=3) for n in range(4)]
+            + [
+                ThrottleCounter(bucket="login", key="recent", window_start=ago(0.5), hits=3),
+                ThrottleCounter(bucket="login", key="old-but-blocked", window_start=ago(2), blocked_until=ago(-0.5)),
+            ]
         )
-    settings = Settings(retention_done_jobs_days=7, retention_sent_emails_days=90, retention_login_attempts_days=1)
+        s.add_all(
+            [RevokedToken(jti=f"expired-{n}", expires_at=ago(0.1)) for n in range(3)]
+            + [RevokedToken(jti="live", expires_at=ago(-0.1))]
+        )
+    settings = Settings(retention_done_jobs_days=7, retention_sent_emails_days=90, retention_throttle_counters_days=1)
 
-    assert retention.purge(settings, batch=2) == {"jobs": 5, "emails": 4, "login_attempts": 4}
+    assert retention.purge(settings, batch=2) == {"jobs": 5, "emails": 4, "throttle_counters": 4, "revoked_tokens": 3}
     with session_scope() as s:
         assert sorted(s.scalars(select(Job.dedupe_key))) == ["new-done", "old-dead", "queued", "running"]
         assert sorted(s.scalars(select(EmailMessage.to_address))) == [
@@ -58,17 +66,18 @@ def test_purge_deletes_only_what_is_past_its_age_in_small_batches(clean_db: str)
             "u12@example.com",
             "u13@example.com",
         ]
-        assert len(s.scalars(select(LoginAttempt.id)).all()) == 1
-    assert retention.purge(settings, batch=2) == {"jobs": 0, "emails": 0, "login_attempts": 0}
+        assert sorted(s.scalars(select(ThrottleCounter.key))) == ["old-but-blocked", "recent"]
+        assert list(s.scalars(select(RevokedToken.jti))) == ["live"]
+    assert retention.purge(settings, batch=2) == {"jobs": 0, "emails": 0, "throttle_counters": 0, "revoked_tokens": 0}
 
 
 def test_zero_days_keeps_forever(clean_db: str) -> None:
     with session_scope() as s:
         s.add(Job(kind="k", dedupe_key="ancient", status="done", finished_at=ago(3650)))
         s.add(mail("sent", 3650, 1))
-        s.add(LoginAttempt(email="a@example.com", created_at=ago(3650)))
-    settings = Settings(retention_done_jobs_days=0, retention_sent_emails_days=0, retention_login_attempts_days=0)
-    assert retention.purge(settings) == {"jobs": 0, "emails": 0, "login_attempts": 0}
+        s.add(ThrottleCounter(bucket="login", key="ancient", window_start=ago(3650)))
+    settings = Settings(retention_done_jobs_days=0, retention_sent_emails_days=0, retention_throttle_counters_days=0)
+    assert retention.purge(settings) == {"jobs": 0, "emails": 0, "throttle_counters": 0, "revoked_tokens": 0}
 
 
 def test_the_worker_runs_retention_and_reconcile_periodically(clean_db: str) -> None:

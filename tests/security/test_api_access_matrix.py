@@ -156,6 +156,30 @@ CASES = [
         EVERYONE_200,
     ),
     Case(
+        ("POST", "/api/auth/logout"),
+        "log out",
+        lambda w, r: ("/api/auth/logout", None),
+        by_role(401, 204, 204, 204, 204, 204),
+    ),
+    Case(
+        ("POST", "/api/auth/change-password"),
+        "change my password",
+        lambda w, r: (
+            "/api/auth/change-password",
+            {"current_password": PASSWORD, "new_password": "a brand new password"},
+        ),
+        by_role(401, 200, 200, 200, 200, 200),
+    ),
+    Case(
+        ("POST", "/api/auth/change-password"),
+        "change my password without knowing it",
+        lambda w, r: (
+            "/api/auth/change-password",
+            {"current_password": "a guess", "new_password": "a brand new password"},
+        ),
+        by_role(401, 422, 422, 422, 422, 422),
+    ),
+    Case(
         ("GET", "/api/auth/me"),
         "me",
         lambda w, r: ("/api/auth/me", None),

@@ -147,10 +147,17 @@ def test_a_deactivated_users_token_is_refused_and_works_again_when_reactivated(a
     r = api.post("/api/auth/login", json={"email": requester.email, "password": PASSWORD})
     assert r.status_code == 401 and r.json() == {"detail": "Wrong e-mail or password."}
     api.post("/api/auth/update-user", json={"email": requester.email, "active": True}, headers=world.headers("admin"))
-    assert api.get("/api/tickets", headers=h).json()["total"] == 1  # the flag was the only reason
+    # Deactivation ended the session for good (it used to come back with the flag: issue "sessions that end");
+    # logging in again works.
+    assert api.get("/api/tickets", headers=h).status_code == 401
+    r = api.post("/api/auth/login", json={"email": requester.email, "password": PASSWORD})
+    fresh = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    assert api.get("/api/tickets", headers=fresh).json()["total"] == 1
 
 
-def test_a_token_from_before_a_demotion_carries_the_new_role(api, world, factory):
+def test_a_demotion_revokes_earlier_tokens_and_a_new_one_carries_the_new_role(api, world, factory):
+    """A role change ends the user's sessions (earlier tokens used to carry the new role on: issue "sessions
+    that end"); what a new token may do follows the new role."""
     second_admin = factory.user("admin", name="Second Admin")
     token_before = factory.token(second_admin)  # issued while an admin
     h = {"Authorization": f"Bearer {token_before}"}
@@ -163,6 +170,10 @@ def test_a_token_from_before_a_demotion_carries_the_new_role(api, world, factory
     )
     assert r.status_code == 200 and r.json()["role"] == "user"
 
+    for method, path, body in AUTHENTICATED_CALLS:
+        r = _call(api, method, path.format(tid=world.ticket_id), body, h)
+        assert r.status_code == 401, (method, path, r.status_code)
+    h = factory.headers(second_admin)  # logged in again, as a user now
     assert api.get("/api/auth/me", headers=h).json()["role"] == "user"
     assert api.get("/api/auth/users", headers=h).status_code == 403
     r = api.post("/api/auth/update-user", json={"email": second_admin.email, "role": "admin"}, headers=h)
@@ -180,6 +191,8 @@ def test_a_moderator_removed_from_staff_loses_their_assigned_tickets(api, world)
     h = world.headers("assigned_moderator")
     assert api.get(f"/api/tickets/{world.ticket_id}", headers=h).status_code == 200
     api.post("/api/auth/update-user", json={"email": moderator.email, "role": "user"}, headers=world.headers("admin"))
+    assert api.get(f"/api/tickets/{world.ticket_id}", headers=h).status_code == 401  # the role change ended it
+    h = world.factory.headers(moderator)  # logged in again, as a user
     assert api.get(f"/api/tickets/{world.ticket_id}", headers=h).status_code == 404
     assert (
         api.post(f"/api/tickets/{world.ticket_id}/comments", json={"body": "still here?"}, headers=h).status_code == 404
@@ -251,7 +264,13 @@ def test_the_admin_overview_loop_rechecks_the_role_of_an_old_token(world, factor
     assert asyncio.run(marker_for(token, _fresh_reading)) is None  # demoted: the loop ends...
     state = AdminOverviewState(_reflex_internal_init=True)
     state.token = token
+    result = asyncio.run(state._live_ended())
+    # ...on the log-in page: the role change ended the session (it used to carry on with the new role)
+    assert "/login" in str(result) and state.token == "" and state.total == 0
+    with session_scope() as s, pytest.raises(NotAuthenticated):
+        accounts.user_from_token(s, token)
+    state.token = factory.token(second_admin)  # logged in again, as a moderator
     asyncio.run(state._live_ended())
-    assert state.forbidden and state.total == 0  # ...on the not-allowed view
+    assert state.forbidden and state.total == 0  # the not-allowed view
     with session_scope() as s, pytest.raises(PermissionDenied):
-        admin_overview(s, accounts.user_from_token(s, token))
+        admin_overview(s, accounts.user_from_token(s, state.token))

@@ -12,6 +12,37 @@ def test_production_refuses_missing_or_weak_jwt_secret(secret):
         Settings(app_env="production", jwt_secret=secret, _env_file=None)
 
 
+@pytest.mark.parametrize("env", ["development", "production"])
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "changeme",
+        "short",
+        "a" * 64,
+        "changeme" * 4,
+        "abcabcabcabcabcabcabcabcabcabcabcabc",
+        "CHANGEME-k3Jd9aQ2mZx81LpW0vNcT7yRb4",
+    ],
+)
+def test_a_weak_or_placeholder_secret_stops_the_app_in_every_environment(env, secret):
+    with pytest.raises(ValidationError, match="JWT_SECRET is weak or a placeholder"):
+        Settings(app_env=env, jwt_secret=secret, _env_file=None)
+
+
+def test_development_without_a_secret_still_generates_one(tmp_path):
+    for unset in (None, ""):
+        s = Settings(app_env="development", jwt_secret=unset, app_data_dir=tmp_path, _env_file=None)
+        assert is_strong_secret(s.resolved_jwt_secret())
+
+
+def test_trusted_proxies_parse_addresses_and_cidrs():
+    s = Settings(trusted_proxies="10.0.0.0/8, 127.0.0.1,::1", _env_file=None)
+    assert [str(n) for n in s.trusted_proxy_networks()] == ["10.0.0.0/8", "127.0.0.1/32", "::1/128"]
+    assert Settings(_env_file=None).trusted_proxy_networks() == ()
+    with pytest.raises(ValidationError, match="TRUSTED_PROXIES"):
+        Settings(trusted_proxies="10.0.0.0/8,not-an-address", _env_file=None)
+
+
 def test_production_accepts_a_strong_secret():
     s = Settings(app_env="production", jwt_secret="k3Jd9-aQ2mZx81LpW0vNcT7yRb4HsE6u", _env_file=None)
     assert s.resolved_jwt_secret() == "k3Jd9-aQ2mZx81LpW0vNcT7yRb4HsE6u"

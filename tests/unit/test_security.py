@@ -61,7 +61,7 @@ def test_garbage_is_rejected():
 def _token(user_id: int, expires_in: timedelta, secret: str | None = None) -> str:
     now = datetime.now(UTC)
     return jwt.encode(
-        {"sub": str(user_id), "iat": now, "exp": now + expires_in, "typ": "access"},
+        {"sub": str(user_id), "ver": 0, "jti": f"t{user_id}", "iat": now, "exp": now + expires_in, "typ": "access"},
         secret or get_settings().resolved_jwt_secret(),
         algorithm="HS256",
     )

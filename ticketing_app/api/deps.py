@@ -21,7 +21,8 @@ from ticketing_app.asyncdb import AutocommitPool
 from ticketing_app.db import get_autocommit_pool, session_scope
 from ticketing_app.errors import NotAuthenticated
 from ticketing_app.models import User
-from ticketing_app.services.accounts import user_from_token, user_id_from_token
+from ticketing_app.security import AccessClaims, client_address
+from ticketing_app.services.accounts import claims_from_token, user_from_token
 
 
 class BearerToken(HTTPBearer):
@@ -54,7 +55,13 @@ def acting(token: str) -> Iterator[tuple[Session, User]]:
         yield session, user_from_token(session, token)
 
 
-def acting_as_id(token: str) -> tuple[AutocommitPool, int]:
-    """The event loop's single-statement pool and the token's user id, for a service that checks its
-    user inside its own statement (ticket intake): no thread-pool hop, one round trip."""
-    return get_autocommit_pool(), user_id_from_token(token)
+def acting_as_claims(token: str) -> tuple[AutocommitPool, AccessClaims]:
+    """The event loop's single-statement pool and the token's (signature-checked) claims, for a service that
+    checks its user and the token's revocation inside its own statement (ticket intake): no thread-pool hop,
+    one round trip."""
+    return get_autocommit_pool(), claims_from_token(token)
+
+
+def request_address(request: Request) -> str:
+    """The client's address for throttling: the socket's peer, or X-Forwarded-For only from TRUSTED_PROXIES."""
+    return client_address(request.client.host if request.client else "", request.headers.get("x-forwarded-for"))

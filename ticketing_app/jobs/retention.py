@@ -1,4 +1,5 @@
-"""Retention: old finished jobs, delivered e-mails and failed log-ins are deleted (periodically, in each worker).
+"""Retention: old finished jobs, delivered e-mails, ended throttle counters and expired revoked tokens are deleted
+(periodically, in each worker).
 
 Dead jobs and failed e-mails are kept: they wait for a person. Deletes go in small batches, each its own
 short transaction, skipping rows another worker is deleting at the same moment, so the pass never holds
@@ -27,8 +28,9 @@ MAX_BATCHES = 200  # per table and pass: a huge backlog is worked off over sever
 @dataclass(frozen=True)
 class Rule:
     table: str
-    days_setting: str
-    condition: str  # which rows may go, and by which timestamp (older than :days days)
+    days_setting: str | None  # None: rows go as soon as the condition holds (it names no age)
+    condition: str  # which rows may go, and by which timestamp (older than :age)
+    key: str = "id"  # the row's key columns
 
 
 RULES = (
@@ -38,14 +40,22 @@ RULES = (
         "retention_sent_emails_days",
         f"status IN ({', '.join(repr(str(s)) for s in DELIVERED_EMAIL_STATUSES)}) AND sent_at < now() - :age",
     ),
-    Rule("login_attempts", "retention_login_attempts_days", "created_at < now() - :age"),
+    # A throttle counter whose window and block ended long ago counts nothing any more (services/throttle.py).
+    Rule(
+        "throttle_counters",
+        "retention_throttle_counters_days",
+        "window_start < now() - :age AND (blocked_until IS NULL OR blocked_until < now())",
+        key="bucket, key",
+    ),
+    # A revoked token past its expiry would be refused anyway.
+    Rule("revoked_tokens", None, "expires_at < now()", key="jti"),
 )
 
 
 def _delete_sql(rule: Rule) -> str:
     return f"""
-        DELETE FROM {rule.table} WHERE id IN (
-            SELECT id FROM {rule.table} WHERE {rule.condition} LIMIT :batch FOR UPDATE SKIP LOCKED
+        DELETE FROM {rule.table} WHERE ({rule.key}) IN (
+            SELECT {rule.key} FROM {rule.table} WHERE {rule.condition} LIMIT :batch FOR UPDATE SKIP LOCKED
         )
     """
 
@@ -55,11 +65,13 @@ def purge(settings: Settings | None = None, *, batch: int = BATCH, max_batches: 
     settings = settings or get_settings()
     deleted: dict[str, int] = {}
     for rule in RULES:
-        days = float(getattr(settings, rule.days_setting))
+        days = float(getattr(settings, rule.days_setting)) if rule.days_setting else None
         deleted[rule.table] = 0
-        if days <= 0:
+        if days is not None and days <= 0:
             continue
-        statement = text(_delete_sql(rule)).bindparams(age=timedelta(days=days), batch=batch)
+        statement = text(_delete_sql(rule)).bindparams(batch=batch)
+        if days is not None:
+            statement = statement.bindparams(age=timedelta(days=days))
         for _ in range(max_batches):
             with session_scope() as session:
                 count = queue.execute_counting(session, statement)

@@ -2,33 +2,34 @@
 
 from __future__ import annotations
 
-import math
+import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, exists, func, or_, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from ticketing_app.config import get_settings
-from ticketing_app.domain import STAFF_ROLES, Role
+from ticketing_app.domain import STAFF_ROLES, Role, ThrottleBucket
 from ticketing_app.errors import (
     Conflict,
     InvalidInput,
     NotAuthenticated,
     NotFound,
     PermissionDenied,
-    TooManyAttempts,
 )
-from ticketing_app.models import LoginAttempt, User
-from ticketing_app.schemas import LoginIn, Page, SignupIn, UserFilters, UserOut, UserUpdate
+from ticketing_app.models import RevokedToken, User
+from ticketing_app.schemas import LoginIn, Page, PasswordChange, SignupIn, UserFilters, UserOut, UserUpdate
 from ticketing_app.security import (
+    AccessClaims,
     burn_password_check,
     create_access_token,
-    decode_access_token,
+    decode_access_claims,
     hash_password,
     verify_password,
 )
-from ticketing_app.services import notifications, routing
+from ticketing_app.services import notifications, routing, throttle
 from ticketing_app.services.routing import open_load
 from ticketing_app.skills import SkillError, canonical_skill, normalize_skills
 
@@ -50,8 +51,23 @@ def find_user_by_email(session: Session, email: str) -> User | None:
     return session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
 
 
-def signup(session: Session, data: SignupIn) -> tuple[User, str]:
-    """Create a `user` account and queue its welcome e-mail; returns the user and an access token."""
+def signup(session: Session, data: SignupIn, *, address: str | None = None) -> tuple[User, str]:
+    """Create a `user` account and queue its welcome e-mail; returns the user and an access token.
+
+    At most SIGNUP_MAX_PER_ADDRESS per RATE_WINDOW_SECONDS from one client address (counted before the
+    password is hashed, and kept even when the sign-up then fails: a taken e-mail costs a hash too).
+    """
+    settings = get_settings()
+    throttle.hit(
+        session,
+        ThrottleBucket.SIGNUP_ADDRESS,
+        address,
+        limit=settings.signup_max_per_address,
+        window_seconds=settings.rate_window_seconds,
+        message="Too many sign-ups from your network.",
+    )
+    throttle.maybe_sweep(session)
+    session.commit()
     check_password_policy(data.password, data.email)
     # Hash first so a taken e-mail answers in the same time as a free one.
     password_hash = hash_password(data.password)
@@ -61,39 +77,61 @@ def signup(session: Session, data: SignupIn) -> tuple[User, str]:
     session.add(user)
     session.flush()
     notifications.welcome(session, user)
-    return user, create_access_token(user.id)
+    return user, issue_token(user)
 
 
-def _throttle(session: Session, email: str, now: datetime) -> None:
+def issue_token(user: User) -> str:
+    """An access token for `user`, valid until it expires, is logged out, or the user's version moves on."""
+    return create_access_token(user.id, version=user.token_version or 0)
+
+
+def revoke_all_tokens(user: User) -> None:
+    """End every session `user` has (a password change, a role change, deactivation): each token carries the
+    version it was issued under, and only the current one is honoured."""
+    user.token_version = (user.token_version or 0) + 1
+
+
+def _pair_key(email: str, address: str | None) -> str:
+    return f"{email}|{address or ''}"
+
+
+def login(session: Session, data: LoginIn, *, address: str | None = None) -> tuple[User, str]:
+    """Check the credentials; the same message and timing whether or not the e-mail exists.
+
+    `address` is the client's (None: a call from no client, which skips the per-address limit).
+    Throttled after OWASP's guidance (README "Throttling"), so that a stranger cannot lock a known account out:
+    - per client address, any e-mail: LOGIN_MAX_PER_ADDRESS attempts per LOGIN_WINDOW_MINUTES (spraying, and
+      the hashing bill of unknown e-mails); counted before hashing, given back on success;
+    - per (e-mail, address): LOGIN_MAX_FAILURES failures block that pair only, for LOGIN_WINDOW_MINUTES,
+      doubling with each further failure up to LOGIN_BLOCK_MAX_MINUTES; a success clears it. The owner,
+      from their own address, is a different pair;
+    - per e-mail from anywhere: past LOGIN_ACCOUNT_SLOW_AFTER failures an hour each attempt waits (up to
+      LOGIN_ACCOUNT_MAX_DELAY_SECONDS) before it is checked: slower, never refused.
+    """
     settings = get_settings()
-    window_start = now - timedelta(minutes=settings.login_window_minutes)
-    count, oldest = session.execute(
-        select(func.count(), func.min(LoginAttempt.created_at)).where(
-            LoginAttempt.email == email, LoginAttempt.created_at > window_start
-        )
-    ).one()
-    if count >= settings.login_max_failures:
-        retry_after = max(1, math.ceil((oldest - window_start).total_seconds()))
-        minutes = max(1, math.ceil(retry_after / 60))
-        raise TooManyAttempts(
-            f"Too many failed log-in attempts. Try again in {minutes} minute{'s' if minutes > 1 else ''}.",
-            retry_after_seconds=retry_after,
-        )
-
-
-def record_failed_login(session: Session, email: str) -> None:
-    """Count one failure towards the throttle."""
-    session.add(LoginAttempt(email=email))
-
-
-def login(session: Session, data: LoginIn) -> tuple[User, str]:
-    """Check the credentials; the same message and timing whether or not the e-mail exists."""
     email = data.email.strip().lower()
-    # One check at a time per e-mail, across processes (held until this transaction ends): otherwise a burst of
-    # parallel guesses all pass the throttle before the first failure is counted.
-    session.execute(select(func.pg_advisory_xact_lock(LOGIN_LOCK_SPACE, func.hashtext(email))))
-    now = session.scalar(select(func.clock_timestamp())) or datetime.now(UTC)
-    _throttle(session, email, now)
+    window = settings.login_window_minutes * 60
+    throttle.hit(
+        session,
+        ThrottleBucket.LOGIN_ADDRESS,
+        address,
+        limit=settings.login_max_per_address,
+        window_seconds=window,
+        message="Too many log-in attempts from your network.",
+    )
+    throttle.maybe_sweep(session)
+    account_failures = throttle.hits_within(session, ThrottleBucket.LOGIN_ACCOUNT, email, 3600)
+    session.commit()  # the attempt counts in every process at once, and no connection is held while waiting
+    if account_failures >= settings.login_account_slow_after:
+        extra = account_failures - settings.login_account_slow_after + 1
+        time.sleep(min(settings.login_account_max_delay_seconds, 0.1 * extra))
+    pair = _pair_key(email, address)
+    # One check at a time per (e-mail, address), across processes (held until this transaction ends):
+    # otherwise a burst of parallel guesses all pass the block check before the first failure is counted.
+    session.execute(select(func.pg_advisory_xact_lock(LOGIN_LOCK_SPACE, func.hashtext(pair))))
+    blocked = throttle.blocked_for(session, ThrottleBucket.LOGIN_PAIR, pair)
+    if blocked:
+        raise throttle.too_many("Too many failed log-in attempts.", blocked)
     user = find_user_by_email(session, email)
     if user is None:
         burn_password_check(data.password)
@@ -101,32 +139,80 @@ def login(session: Session, data: LoginIn) -> tuple[User, str]:
     else:
         ok, new_hash = verify_password(data.password, user.password_hash)
     if not ok or user is None or not user.is_active:
-        record_failed_login(session, email)
+        record_failed_login(session, email, address)
         session.commit()  # the failure must count even though this action ends in an error
         raise NotAuthenticated("Wrong e-mail or password.")
     if new_hash:  # hashed with older or cheaper parameters: upgrade now that we know the password
         user.password_hash = new_hash
-    session.execute(delete(LoginAttempt).where(LoginAttempt.email == email))
-    return user, create_access_token(user.id)
+    throttle.clear(session, ThrottleBucket.LOGIN_PAIR, pair)
+    throttle.give_back(session, ThrottleBucket.LOGIN_ADDRESS, address)
+    return user, issue_token(user)
+
+
+def record_failed_login(session: Session, email: str, address: str | None = None) -> None:
+    """Count one failure towards the pair's block and the account's slow-down."""
+    settings = get_settings()
+    throttle.record_failure(
+        session,
+        ThrottleBucket.LOGIN_PAIR,
+        _pair_key(email, address),
+        limit=settings.login_max_failures,
+        base_seconds=settings.login_window_minutes * 60,
+        cap_seconds=settings.login_block_max_minutes * 60,
+    )
+    throttle.hit(session, ThrottleBucket.LOGIN_ACCOUNT, email, limit=2**31 - 1, window_seconds=3600, message="")
 
 
 SESSION_INVALID = "Your session has expired or is no longer valid. Please log in again."
 
 
-def user_id_from_token(token: str | None) -> int:
-    """The user id a valid token names; the caller must still check that this user exists and is active."""
-    user_id = decode_access_token(token) if token else None
-    if user_id is None:
+def claims_from_token(token: str | None) -> AccessClaims:
+    """The claims of a validly signed, unexpired token; the caller must still check them against the database
+    (user active, token version current, not logged out): `user_from_token`, or intake's own statement."""
+    claims = decode_access_claims(token) if token else None
+    if claims is None:
         raise NotAuthenticated(SESSION_INVALID)
-    return user_id
+    return claims
 
 
 def user_from_token(session: Session, token: str | None) -> User:
-    """The active user a token belongs to, read fresh so role changes apply at once."""
-    user = session.get(User, user_id_from_token(token))
-    if user is None or not user.is_active:
+    """The active user a token belongs to, read fresh so role changes apply at once; NotAuthenticated when the
+    token was logged out or issued before the user's tokens were revoked. One query, on every use."""
+    claims = claims_from_token(token)
+    row = session.execute(
+        select(User, exists().where(RevokedToken.jti == claims.jti)).where(User.id == claims.user_id)
+    ).first()
+    if row is None:
+        raise NotAuthenticated(SESSION_INVALID)
+    user, revoked = row
+    if revoked or not user.is_active or user.token_version != claims.version:
         raise NotAuthenticated(SESSION_INVALID)
     return user
+
+
+def logout(session: Session, token: str | None) -> None:
+    """End this session on the server: the token is refused from now on, in every process. Idempotent;
+    a token that is already invalid needs nothing."""
+    claims = decode_access_claims(token) if token else None
+    if claims is None:
+        return
+    expires = datetime.fromtimestamp(claims.expires_at, UTC)
+    session.execute(insert(RevokedToken).values(jti=claims.jti, expires_at=expires).on_conflict_do_nothing())
+    # Rows of tokens that have expired anyway are no longer needed (indexed on expires_at).
+    session.execute(delete(RevokedToken).where(RevokedToken.expires_at < func.now()))
+
+
+def change_password(session: Session, actor: User, data: PasswordChange) -> str:
+    """Change `actor`'s password (the current one is required) and end all their other sessions; returns a
+    fresh token for the session that made the change."""
+    ok, _ = verify_password(data.current_password, actor.password_hash)
+    if not ok:
+        raise InvalidInput("The current password is not right.", field="current_password")
+    check_password_policy(data.new_password, actor.email)
+    actor.password_hash = hash_password(data.new_password)
+    revoke_all_tokens(actor)
+    session.flush()
+    return issue_token(actor)
 
 
 def require_admin(actor: User) -> None:
@@ -195,6 +281,8 @@ def update_user(session: Session, actor: User, data: UserUpdate) -> UserOut:
     )
     if demoting_admin and _active_admin_count(session, exclude=user.id) == 0:
         raise Conflict("This is the last active admin; promote another admin first.")
+    if (data.role is not None and data.role != user.role) or (data.active is False and user.is_active):
+        revoke_all_tokens(user)  # a role change or deactivation ends the user's sessions
     if data.role is not None:
         user.role = data.role
     if data.skills is not None:

@@ -17,6 +17,7 @@ from ticketing_app.domain import (
     EventKind,
     JobKind,
     Role,
+    ThrottleBucket,
     TicketStatus,
     TriageStatus,
     parse_ticket_reference,
@@ -38,7 +39,8 @@ from ticketing_app.schemas import (
     TicketUpdate,
     UserOut,
 )
-from ticketing_app.services import events, notifications
+from ticketing_app.security import AccessClaims
+from ticketing_app.services import events, notifications, throttle
 from ticketing_app.services.accounts import SESSION_INVALID, assignable_staff, escape_like
 from ticketing_app.services.visibility import (
     can_manage,
@@ -89,28 +91,46 @@ def ticket_out(ticket: Ticket, actor: User) -> TicketOut:
     )
 
 
-def create_ticket(session: Session | Connection, actor: User, data: TicketCreate) -> TicketOut:
+def create_ticket(
+    session: Session | Connection, actor: User, data: TicketCreate, *, address: str | None = None
+) -> TicketOut:
     """Save a ticket filed by `actor`, with its audit event and its triage job, in one statement.
 
     Any active user may file one; the check is part of the statement (no row for an unknown or deactivated
-    user -> NotAuthenticated). The triage job is written in the same transaction, so a ticket is never
-    forgotten; idle workers are woken (NOTIFY) when it commits. This is the busiest write path
-    (every POST /api/tickets), hence one round trip instead of an ORM unit of work (see bench/README.md).
+    user, or a revoked token -> NotAuthenticated), and so are the rate limits (TICKETS_MAX_PER_USER and
+    TICKETS_MAX_PER_ADDRESS per RATE_WINDOW_SECONDS -> TooManyAttempts). The triage job is written in the
+    same transaction, so a ticket is never forgotten; idle workers are woken (NOTIFY) when it commits. This
+    is the busiest write path (every POST /api/tickets), hence one round trip instead of an ORM unit of
+    work (see bench/README.md).
     """
-    return _created(session.execute(_CREATE, _create_params(actor.id, data)).first(), actor.id, data)
+    params = _create_params(actor.id, actor.token_version or 0, None, address, data)
+    return _created(session.execute(_CREATE, params).first(), actor.id, data)
 
 
-async def create_ticket_async(pool: AutocommitPool, actor_id: int, data: TicketCreate) -> TicketOut:
-    """`create_ticket` on the event loop (the API's intake endpoint): the same statement, on its own."""
-    return _created(await pool.fetch_one(_CREATE_PSYCOPG, _create_params(actor_id, data)), actor_id, data)
+async def create_ticket_async(
+    pool: AutocommitPool, claims: AccessClaims, data: TicketCreate, *, address: str | None = None
+) -> TicketOut:
+    """`create_ticket` on the event loop (the API's intake endpoint): the same statement, on its own, which
+    also checks the token against the database (its user's token version, and that it was not logged out)."""
+    params = _create_params(claims.user_id, claims.version, claims.jti, address, data)
+    return _created(await pool.fetch_one(_CREATE_PSYCOPG, params), claims.user_id, data)
 
 
-def _create_params(actor_id: int, data: TicketCreate) -> dict[str, Any]:
+def _create_params(
+    actor_id: int, version: int, jti: str | None, address: str | None, data: TicketCreate
+) -> dict[str, Any]:
+    settings = get_settings()
     return {
         "actor_id": actor_id,
+        "token_version": version,
+        "jti": jti,
+        "address": (address or "")[:400],
+        "max_per_user": settings.tickets_max_per_user,
+        "max_per_address": settings.tickets_max_per_address if address is not None else 0,
+        "window": settings.rate_window_seconds,
         "title": data.title,
         "description": data.description,
-        "max_attempts": get_settings().job_max_attempts,
+        "max_attempts": settings.job_max_attempts,
         "channel": queue.NOTIFY_CHANNEL,
     }
 
@@ -119,6 +139,8 @@ def _created(row: Any, actor_id: int, data: TicketCreate) -> TicketOut:
     """The new ticket as its requester sees it, from what the statement returned (no second read)."""
     if row is None:
         raise NotAuthenticated(SESSION_INVALID)
+    if row.retry_after is not None:
+        raise throttle.too_many("You are filing tickets too quickly.", row.retry_after)
     requester = _Requester(id=actor_id, name=row.actor_name, email=row.actor_email)
     ticket = _FiledTicket(
         id=row.id,
@@ -173,15 +195,27 @@ class _FiledTicket:
         return ticket_reference(self.number)
 
 
-# The ticket, its 'created' event and its triage job (the queue's INSERT; its dedupe key names the ticket this
-# statement makes, so it cannot exist yet), with the wake-up: one statement, one round trip.
+# The token's and the rate limits' checks, the ticket, its 'created' event and its triage job (the queue's
+# INSERT; its dedupe key names the ticket this statement makes, so it cannot exist yet), with the wake-up: one
+# statement, one round trip. The counters are counted even for a refused ticket (fixed windows: they end).
+_TICKET_COUNTERS = f"""(SELECT b.bucket, b.key FROM actor, (VALUES
+        ('{ThrottleBucket.TICKET_USER}', CAST(:actor_id AS varchar), CAST(:max_per_user AS int)),
+        ('{ThrottleBucket.TICKET_ADDRESS}', CAST(:address AS varchar), CAST(:max_per_address AS int))
+    ) AS b(bucket, key, cap) WHERE b.cap > 0) AS wanted"""
 _CREATE = text(
     f"""
     WITH actor AS (
-        SELECT id, name, email FROM users WHERE id = :actor_id AND is_active
+        SELECT id, name, email FROM users
+        WHERE id = :actor_id AND is_active AND token_version = :token_version
+          AND NOT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = CAST(:jti AS varchar))
+    ), counted AS ({throttle.hits_sql(_TICKET_COUNTERS)}), refused AS (
+        SELECT max(retry_after) AS retry_after FROM counted
+        WHERE hits > CASE bucket WHEN '{ThrottleBucket.TICKET_USER}' THEN CAST(:max_per_user AS int)
+                                 ELSE CAST(:max_per_address AS int) END
     ), ticket AS (
         INSERT INTO tickets (title, description, status, created_by_id, required_skills, triage_status)
-        SELECT :title, :description, '{TicketStatus.OPEN}', actor.id, '{{}}', '{TriageStatus.PENDING}' FROM actor
+        SELECT :title, :description, '{TicketStatus.OPEN}', actor.id, '{{}}', '{TriageStatus.PENDING}'
+        FROM actor, refused WHERE refused.retry_after IS NULL
         RETURNING id, number, created_at, updated_at
     ), event AS (
         INSERT INTO ticket_events (ticket_id, actor_id, kind, data)
@@ -197,8 +231,9 @@ _CREATE = text(
         )
     })
     SELECT ticket.id, ticket.number, ticket.created_at, ticket.updated_at, actor.name AS actor_name,
-           actor.email AS actor_email, {queue.notify_unless_due_sql(JobKind.TRIAGE)} AS woke_workers
-    FROM ticket, actor, job
+           actor.email AS actor_email, refused.retry_after,
+           CASE WHEN ticket.id IS NOT NULL THEN {queue.notify_unless_due_sql(JobKind.TRIAGE)} END AS woke_workers
+    FROM actor CROSS JOIN refused LEFT JOIN ticket ON true
     """
 )
 _CREATE_PSYCOPG = str(_CREATE.compile(dialect=psycopg_dialect()))  # type: ignore[no-untyped-call]  # psycopg's %(name)s placeholders
@@ -461,8 +496,26 @@ def _reassign(session: Session, actor: User, ticket: Ticket, assignee_id: int | 
     notifications.assignment(session, ticket, assignee, reassigned=True)
 
 
-def add_comment(session: Session, actor: User, ticket_id: int, data: CommentCreate) -> Comment:
-    """A public reply (anyone who sees the ticket) or an internal note (staff working it)."""
+def add_comment(
+    session: Session, actor: User, ticket_id: int, data: CommentCreate, *, address: str | None = None
+) -> Comment:
+    """A public reply (anyone who sees the ticket) or an internal note (staff working it).
+
+    At most COMMENTS_MAX_PER_USER and COMMENTS_MAX_PER_ADDRESS per RATE_WINDOW_SECONDS (TooManyAttempts).
+    """
+    settings = get_settings()
+    for bucket, key, limit in (
+        (ThrottleBucket.COMMENT_USER, str(actor.id), settings.comments_max_per_user),
+        (ThrottleBucket.COMMENT_ADDRESS, address, settings.comments_max_per_address),
+    ):
+        throttle.hit(
+            session,
+            bucket,
+            key,
+            limit=limit,
+            window_seconds=settings.rate_window_seconds,
+            message="You are commenting too quickly.",
+        )
     ticket = get_visible_ticket(session, actor, ticket_id)
     if data.internal and not sees_staff_view(actor, ticket):
         raise PermissionDenied("Only staff working on this ticket can add internal notes.")

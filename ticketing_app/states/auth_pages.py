@@ -34,7 +34,8 @@ class LoginState(AuthState):
     async def submit(self, form: dict[str, Any]) -> Any:
         self.error = ""
         data = LoginIn(email=str(form.get("email", "")), password=str(form.get("password", "")))
-        user, token = await run_db(lambda s: accounts.login(s, data))
+        address = self._client_address()
+        user, token = await run_db(lambda s: accounts.login(s, data, address=address))
         self.token = token
         self._remember(user)
         return rx.redirect(landing_page(user.role))
@@ -53,7 +54,8 @@ class SignupState(AuthState):
             email=str(form.get("email", "")),
             password=str(form.get("password", "")),
         )
-        user, token = await run_db(lambda s: accounts.signup(s, data))
+        address = self._client_address()
+        user, token = await run_db(lambda s: accounts.signup(s, data, address=address))
         self.token = token
         self._remember(user)
         return rx.redirect(LANDING[Role.USER])  # sign-up makes a plain user

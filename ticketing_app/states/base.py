@@ -19,6 +19,7 @@ from ticketing_app.db import session_scope
 from ticketing_app.domain import STAFF_ROLES, Role
 from ticketing_app.errors import DomainError, NotAuthenticated, PermissionDenied
 from ticketing_app.models import User
+from ticketing_app.security import client_address
 from ticketing_app.services import accounts
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,13 @@ def presents_errors(
 
 
 class AuthState(rx.State):
-    """The session token lives in the browser; the user is re-read from the database on every use."""
+    """The session token lives in the browser; the user is re-read from the database on every use.
+
+    It is in localStorage, where the page's scripts can read it, not in an HttpOnly cookie: Reflex hands the
+    backend only what the page sends over its websocket (README "Sessions"). What limits the damage of a
+    stolen token: it expires (JWT_EXPIRES_MINUTES), log-out revokes it on the server, a password change, a
+    role change or deactivation revokes all of the user's tokens, and the content security policy.
+    """
 
     token: str = rx.LocalStorage("", name="helpdesk_token", sync=True)
     user_id: int = 0
@@ -122,6 +129,11 @@ class AuthState(rx.State):
     @rx.var
     def is_admin(self) -> bool:
         return self.user_role == Role.ADMIN
+
+    def _client_address(self) -> str:
+        """The client's address for throttling: the websocket's peer (X-Forwarded-For only from TRUSTED_PROXIES)."""
+        router = self.router
+        return client_address(router.session.client_ip, router.headers.raw_headers.get("x-forwarded-for"))
 
     def _remember(self, user: User) -> None:
         self.user_id, self.user_name, self.user_role = user.id, user.name, user.role
@@ -176,6 +188,14 @@ class AuthState(rx.State):
         return rx.redirect(landing_page(self.user_role))
 
     @rx.event
-    def logout(self) -> Any:
+    async def logout(self) -> Any:
+        """Log out here and on the server: the token is revoked, so a copy of it is no use either."""
+        token = self.token
         self._forget("You are logged out.")
+        if token:
+            try:
+                await run_db(lambda s: accounts.logout(s, token))
+            except Exception:  # the browser forgets it anyway; the token still expires
+                log.exception("revoking a token at log-out failed")
+                self.flash = "You are logged out here, but the server could not end the session; it expires by itself."
         return rx.redirect(LOGIN_PAGE)

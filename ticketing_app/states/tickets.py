@@ -96,7 +96,8 @@ class NewTicketState(AuthState):
     async def submit(self, form: dict[str, Any]) -> Any:
         self.error = ""
         data = TicketCreate(title=str(form.get("title", "")), description=str(form.get("description", "")))
-        ticket = await self._actor_call(lambda s, u: tickets.create_ticket(s, u, data))
+        address = self._client_address()
+        ticket = await self._actor_call(lambda s, u: tickets.create_ticket(s, u, data, address=address))
         self.title_length = self.description_length = 0
         return rx.redirect(f"/tickets/{ticket.id}")
 
@@ -159,7 +160,8 @@ class TicketState(LiveMixin, AuthState):
         self.error = ""
         ticket_id = self._ticket_id()
         data = CommentCreate(body=str(form.get("body", "")), internal=self.internal_note)
-        await self._actor_call(lambda s, u: tickets.add_comment(s, u, ticket_id, data))
+        address = self._client_address()
+        await self._actor_call(lambda s, u: tickets.add_comment(s, u, ticket_id, data, address=address))
         self.notice = "Internal note added." if data.internal else "Reply sent."
         self.internal_note = False
         await self._refresh()

@@ -1,32 +1,49 @@
-"""/api/auth: sign-up, log-in, the current user, and admin user management (seed-compatible paths)."""
+"""/api/auth: sign-up, log-in, log-out, password change, the current user, and admin user management
+(seed-compatible paths)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
-from ticketing_app.api.deps import Token, acting
+from ticketing_app.api.deps import Token, acting, request_address
 from ticketing_app.api.responses import model_response
 from ticketing_app.db import session_scope
-from ticketing_app.schemas import AuthOut, LoginIn, Page, SignupIn, UserFilters, UserOut, UserUpdate
+from ticketing_app.schemas import AuthOut, LoginIn, Page, PasswordChange, SignupIn, UserFilters, UserOut, UserUpdate
 from ticketing_app.services import accounts
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
 @router.post("/signup", status_code=status.HTTP_201_CREATED, response_model=AuthOut)
-def signup(data: SignupIn) -> Response:
+def signup(data: SignupIn, request: Request) -> Response:
     with session_scope() as session:
-        user, token = accounts.signup(session, data)
+        user, token = accounts.signup(session, data, address=request_address(request))
         return model_response(AuthOut(user=accounts.user_out(user), access_token=token), status.HTTP_201_CREATED)
 
 
 @router.post("/login", response_model=AuthOut)
-def login(data: LoginIn) -> Response:
+def login(data: LoginIn, request: Request) -> Response:
     with session_scope() as session:
-        user, token = accounts.login(session, data)
+        user, token = accounts.login(session, data, address=request_address(request))
         return model_response(AuthOut(user=accounts.user_out(user), access_token=token))
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+def logout(token: Token) -> Response:
+    """End this session: the presented token is refused from now on, by every process."""
+    with session_scope() as session:
+        accounts.logout(session, token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/change-password", response_model=AuthOut)
+def change_password(data: PasswordChange, token: Token) -> Response:
+    """Change your password; every other session of yours ends, and this one gets a fresh token."""
+    with acting(token) as (session, user):
+        new_token = accounts.change_password(session, user, data)
+        return model_response(AuthOut(user=accounts.user_out(user), access_token=new_token))
 
 
 @router.get("/me", response_model=UserOut)
