@@ -146,3 +146,26 @@ def test_the_event_socket_of_an_https_deployment_is_wss():
     settings = Settings(app_base_url="https://helpdesk.example.com", _env_file=None)
     policy = content_security_policy(settings)
     assert "connect-src 'self' https://helpdesk.example.com wss://helpdesk.example.com;" in policy
+
+
+def test_a_page_sent_by_path_is_hashed_from_its_file(tmp_path):
+    """granian offers the pathsend extension: Starlette then sends a static page by its path, not its body."""
+    import asyncio
+
+    page = tmp_path / "login.html.gz"
+    page.write_bytes(gzip.compress(PAGE))
+    sent: list[dict] = []
+
+    async def app(scope, receive, send) -> None:
+        headers = [(b"content-type", b"text/html; charset=utf-8"), (b"content-encoding", b"gzip")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.pathsend", "path": str(page)})
+
+    async def send(message) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "path": "/login", "headers": [], "extensions": {"http.response.pathsend": {}}}
+    asyncio.run(SecurityHeaders(app)(scope, None, send))
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.pathsend"]
+    policy = dict(sent[0]["headers"])[b"content-security-policy"].decode()
+    assert sha(THEME) in policy and sha(b'import "/assets/manifest.js";') in policy

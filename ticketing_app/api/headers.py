@@ -14,6 +14,7 @@ a page by anyone else does not run. Two relaxations, unavoidable with Reflex 0.1
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import logging
@@ -74,8 +75,9 @@ def inline_script_hashes(html: bytes) -> list[str]:
 class SecurityHeaders:
     """ASGI middleware: adds the security headers to every HTTP response (websockets pass untouched).
 
-    HTML bodies are collected (they are small, static files) to hash their inline scripts into the
-    response's Content-Security-Policy; every other response streams through unchanged.
+    HTML bodies are collected (they are small, static files; one sent by path, granian's pathsend, is read
+    from its file) to hash their inline scripts into the response's Content-Security-Policy; every other
+    response streams through unchanged.
     """
 
     def __init__(self, app: ASGIApp, settings: Settings | None = None) -> None:
@@ -115,7 +117,21 @@ class SecurityHeaders:
                     message["headers"].append((b"content-security-policy", self.plain_policy))
                 await send(message)
                 return
-            if message["type"] != "http.response.body" or start is None:
+            if start is None:
+                await send(message)
+                return
+            if message["type"] == "http.response.pathsend":  # granian sends a static page from its path
+                held, start = start, None
+                body = await asyncio.to_thread(_read_small, message["path"])
+                policy = self._policy_for(body, held["headers"]) if body is not None else self.plain_policy
+                held["headers"].append((b"content-security-policy", policy))
+                await send(held)
+                await send(message)
+                return
+            if message["type"] != "http.response.body":  # another extension: no body to hash
+                held, start = start, None
+                held["headers"].append((b"content-security-policy", self.plain_policy))
+                await send(held)
                 await send(message)
                 return
             chunks.append(message.get("body", b""))
@@ -157,6 +173,15 @@ class SecurityHeaders:
         except zlib.error:
             return self.plain_policy
         return content_security_policy(self.settings, inline_script_hashes(html)).encode()
+
+
+def _read_small(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as handle:
+            body = handle.read(_MAX_HTML_BYTES + 1)
+    except OSError:
+        return None
+    return body if len(body) <= _MAX_HTML_BYTES else None
 
 
 def _is_html(headers: list[tuple[bytes, bytes]]) -> bool:
