@@ -20,6 +20,7 @@ import hashlib
 import logging
 import re
 import zlib
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -46,7 +47,7 @@ def http_origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def content_security_policy(settings: Settings, script_hashes: list[str] = ()) -> str:  # type: ignore[assignment]
+def content_security_policy(settings: Settings, script_hashes: Sequence[str] = ()) -> str:
     """The policy for one response: `script_hashes` are the 'sha256-...' sources of its inline scripts."""
     api = settings.reflex_api_url
     connect = dict.fromkeys(["'self'", http_origin(api), websocket_origin(api)])
