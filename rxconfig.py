@@ -16,6 +16,9 @@ config = rx.Config(
     show_built_with_reflex=False,
     # Where the browser reaches the backend (websocket + /api); one port in production mode.
     api_url=_settings.reflex_api_url,
+    # Who may open the event socket (and call /api from a browser): CORS_ORIGINS, by default the app's own
+    # origin. Reflex's default, "*", let any web page a logged-in person visits drive their session.
+    cors_allowed_origins=_settings.cors_origin_list(),
     frontend_port=_settings.port,
     backend_port=_settings.port,
     disable_plugins=[SitemapPlugin],

@@ -7,20 +7,26 @@ connection, which is still atomic: one statement is one transaction.
 
 Why not psycopg_pool: while the database is down it makes a request wait (up to its timeout) for a
 background reconnect; this pool connects in the request, so a request fails at once and the API answers
-503, as it does with the synchronous engine. A connection found broken when taken from the idle list (the
-database restarted since it was last used) is replaced and the statement sent once more, since it never
-reached the server; this stands in for SQLAlchemy's pre-ping without its round trip per request.
+503, as it does with the synchronous engine.
+
+A connection taken from the idle list is checked before anything is sent on it: an idle connection has
+nothing to read, so a readable socket means the server closed it (a restart, pg_terminate_backend) or is
+about to; it is replaced, and the statement goes out once, on the fresh one. This stands in for
+SQLAlchemy's pre-ping without its round trip per request. A statement is never sent twice: once it went
+out, a broken connection says nothing about whether the server committed it (a ticket INSERT sent again
+after its reply was lost made a duplicate ticket), so the error goes to the caller (the API answers 503).
 """
 
 from __future__ import annotations
 
 import asyncio
+import select
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import psycopg
-from psycopg.pq import TransactionStatus
+from psycopg.pq import ConnStatus, TransactionStatus
 from psycopg.rows import namedtuple_row
 
 RECYCLE_SECONDS = 1800  # as the synchronous engine's pool_recycle
@@ -73,29 +79,37 @@ class AutocommitPool:
         except TimeoutError:
             raise PoolTimeout(f"no database connection was free within {self._timeout:g} s") from None
         try:
-            while True:
-                reused = bool(self._idle)
-                connection, born, _ = self._idle.pop() if reused else (await self._connect(), time.monotonic(), 0.0)
-                try:
-                    cursor = connection.cursor(row_factory=namedtuple_row)
-                    await cursor.execute(query, params)
-                    row = await cursor.fetchone()
-                except psycopg.Error:
-                    if connection.broken and reused:
-                        # Closed by the server since its last use (a restart): the statement never
-                        # reached it. The other idle ones are likely stale too: start afresh.
-                        _discard(connection)
-                        self.close()
-                        continue
-                    self._put_back(connection, born)
-                    raise
-                except BaseException:  # cancelled mid-statement: the connection's state is unknown
-                    _discard(connection)
-                    raise
-                self._put_back(connection, born)
-                return row
+            connection, born = self._take_idle()
+            if connection is None:
+                connection, born = await self._connect(), time.monotonic()
+            # From here on the statement may reach the server: whatever fails, it is never sent again.
+            try:
+                cursor = connection.cursor(row_factory=namedtuple_row)
+                await cursor.execute(query, params)
+                row = await cursor.fetchone()
+            except psycopg.Error:
+                self._put_back(connection, born)  # closed instead when broken or mid-transaction
+                raise
+            except BaseException:  # cancelled mid-statement: the connection's state is unknown
+                _discard(connection)
+                raise
+            self._put_back(connection, born)
+            return row
         finally:
             self._slots.release()
+
+    def _take_idle(self) -> tuple[psycopg.AsyncConnection[Any] | None, float]:
+        """The most recently used idle connection that still looks open (nothing sent on it yet), or None.
+
+        One found closed by the server means the others are likely stale too (a restart): all are dropped.
+        """
+        while self._idle:
+            connection, born, _ = self._idle.pop()
+            if still_open(connection):
+                return connection, born
+            _discard(connection)
+            self.close()
+        return None, 0.0
 
     def close(self) -> None:
         """Close the idle connections (the pool stays usable)."""
@@ -136,6 +150,22 @@ class AutocommitPool:
         if len(self._idle) > self._keep_idle:
             wait = self._idle[0][2] + self._idle_timeout - now
             self._trim_timer = asyncio.get_running_loop().call_later(wait, self._trim)
+
+
+def still_open(connection: psycopg.AsyncConnection[Any]) -> bool:
+    """Whether an idle connection can take a statement, judged without sending anything.
+
+    Between statements the server sends nothing to an autocommit connection that does not LISTEN: anything
+    to read (its FATAL message and end of stream after pg_terminate_backend or a shutdown) means it is gone.
+    """
+    if connection.closed or connection.broken or connection.pgconn.status != ConnStatus.OK:
+        return False
+    try:
+        poller = select.poll()  # not select(): a busy server process has file descriptors past its 1024 limit
+        poller.register(connection.pgconn.socket, select.POLLIN | select.POLLPRI)
+        return not poller.poll(0)  # POLLHUP and POLLERR are reported whatever was asked for
+    except (OSError, ValueError, psycopg.OperationalError):
+        return False
 
 
 def _discard(connection: psycopg.AsyncConnection[Any]) -> None:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ticketing_app.domain import Category
+
+log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MIN_SECRET_LENGTH = 32
@@ -21,6 +25,15 @@ _WEAK_SECRETS = {"secret", "changeme", "change-me", "jwt-secret", "password", "d
 _PLACEHOLDER_MARKERS = ("changeme", "change-me", "change_me", "replace-me", "replace_me", "placeholder", "your-secret")
 MIN_SECRET_VARIETY = 12  # distinct characters; token_urlsafe(48) has about 40
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+# The Gemini client's retry backoff (google-genai's HttpRetryOptions; exponential with up to 1 s of jitter).
+GEMINI_RETRY_INITIAL_DELAY = 1.0
+GEMINI_RETRY_MAX_DELAY = 8.0
+GEMINI_RETRY_JITTER = 1.0
+# Of a job's lease, what a Gemini call may not use: the triage handler's own reads and commit, and the
+# offline fallback after the last failed attempt.
+_LEASE_MARGIN_FRACTION = 0.2
+# Shorter attempts than this rarely get an answer: fewer attempts are kept instead.
+_MIN_GEMINI_TIMEOUT = 5.0
 
 
 class Settings(BaseSettings):
@@ -37,9 +50,13 @@ class Settings(BaseSettings):
     app_base_url: str = ""
     # Where browsers reach the backend; baked into the page build. Unset: APP_BASE_URL.
     reflex_api_url: str = ""
+    # Origins allowed to call /api from a browser (comma-separated). Unset: APP_BASE_URL's origin.
+    cors_origins: str = ""
 
     database_url: str | None = None
     db_pool_size: int = 10
+    # The embedded PostgreSQL trusts every local connection: production refuses it unless this says so.
+    allow_embedded_db_in_production: bool = False
 
     jwt_secret: str | None = None
     jwt_expires_minutes: int = Field(default=60 * 12, ge=1, le=60 * 24 * 30)
@@ -77,8 +94,12 @@ class Settings(BaseSettings):
     gemini_api_key: str | None = None
     gemini_model: str = "gemini-2.5-flash"
     gemini_base_url: str | None = None
-    gemini_timeout_seconds: float = 20.0
-    gemini_attempts: int = 3
+    gemini_timeout_seconds: float = Field(default=20.0, gt=0)
+    gemini_attempts: int = Field(default=3, ge=1, le=10)
+    # Caps per triage call: output tokens (thinking included) and the thinking budget (0 turns thinking off
+    # on the Flash models; Pro models need at least 128).
+    gemini_max_output_tokens: int = Field(default=2048, ge=256, le=65536)
+    gemini_thinking_budget: int = Field(default=512, ge=0, le=24576)
 
     triage_categories: list[str] = Field(default_factory=lambda: [str(category) for category in Category])
 
@@ -135,6 +156,14 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _cors_origins_are_origins(self) -> Settings:
+        try:
+            self.cors_origin_list()
+        except ValueError as exc:
+            raise ValueError(f"CORS_ORIGINS: {exc}") from None
+        return self
+
+    @model_validator(mode="after")
     def _refuse_weak_secret(self) -> Settings:
         """A weak JWT_SECRET stops the app in every environment; only production also requires one."""
         if self.jwt_secret == "":
@@ -156,6 +185,48 @@ class Settings(BaseSettings):
     def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:
         return parse_networks(self.trusted_proxies)
 
+    @model_validator(mode="after")
+    def _refuse_embedded_db_in_production(self) -> Settings:
+        if self.app_env == "production" and not self.database_url and not self.allow_embedded_db_in_production:
+            raise ValueError(
+                "APP_ENV=production needs a real PostgreSQL: set DATABASE_URL "
+                "(postgresql://user:password@host:5432/helpdesk). The embedded database accepts any local "
+                "connection without a password (trust authentication); to run on it anyway, set "
+                "ALLOW_EMBEDDED_DB_IN_PRODUCTION=true."
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _fit_gemini_calls_in_the_job_lease(self) -> Settings:
+        """A triage job holds its lease for the whole Gemini call (timeout x attempts + backoff): past the
+        lease another worker takes the job over and the AI is asked twice. Shrink the call to fit, and say so."""
+        budget = self.job_lease_seconds * (1 - _LEASE_MARGIN_FRACTION)
+        timeout, attempts = self.gemini_timeout_seconds, self.gemini_attempts
+        if gemini_worst_case_seconds(timeout, attempts) <= budget:
+            return self
+        while attempts > 1 and (budget - _backoff_seconds(attempts)) / attempts < _MIN_GEMINI_TIMEOUT:
+            attempts -= 1
+        timeout = max(0.5, min(timeout, (budget - _backoff_seconds(attempts)) / attempts))
+        log.warning(
+            "GEMINI_TIMEOUT_SECONDS=%g x GEMINI_ATTEMPTS=%d (plus retry backoff) may last %.0f s, longer than "
+            "JOB_LEASE_SECONDS=%d allows (%.0f s of it); using %g s x %d attempt(s). Raise JOB_LEASE_SECONDS "
+            "or lower the Gemini settings to silence this.",
+            self.gemini_timeout_seconds,
+            self.gemini_attempts,
+            gemini_worst_case_seconds(self.gemini_timeout_seconds, self.gemini_attempts),
+            self.job_lease_seconds,
+            budget,
+            round(timeout, 1),
+            attempts,
+        )
+        self.gemini_timeout_seconds, self.gemini_attempts = round(timeout, 1), attempts
+        return self
+
+    def cors_origin_list(self) -> list[str]:
+        """CORS_ORIGINS as origins (scheme://host[:port]); unset: the app's own origin."""
+        raw = [part.strip() for part in self.cors_origins.split(",") if part.strip()]
+        return [origin_of(url) for url in raw] if raw else [origin_of(self.app_base_url)]
+
     def resolved_worker_concurrency(self) -> int:
         """WORKER_CONCURRENCY, or the default for the configured triage provider."""
         if self.worker_concurrency is not None:
@@ -167,6 +238,27 @@ class Settings(BaseSettings):
         if self.jwt_secret:
             return self.jwt_secret
         return _development_secret(self.app_data_dir)
+
+
+def _backoff_seconds(attempts: int) -> float:
+    """The longest the Gemini client waits between its attempts, in total (tenacity's exponential jitter)."""
+    return sum(
+        min(GEMINI_RETRY_INITIAL_DELAY * 2 ** (n - 1) + GEMINI_RETRY_JITTER, GEMINI_RETRY_MAX_DELAY)
+        for n in range(1, attempts)
+    )
+
+
+def gemini_worst_case_seconds(timeout_seconds: float, attempts: int) -> float:
+    """How long one triage call may take at worst: every attempt times out, with the longest waits between."""
+    return timeout_seconds * attempts + _backoff_seconds(attempts)
+
+
+def origin_of(url: str) -> str:
+    """scheme://host[:port] of a URL, lower-cased as browsers send it."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc or "*" in parts.netloc:
+        raise ValueError(f"not an origin (http[s]://host[:port], no wildcards): {url!r}")
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
 
 
 def is_strong_secret(value: str | None) -> bool:

@@ -4,6 +4,7 @@ import reflex as rx
 from starlette.types import ASGIApp
 
 from ticketing_app.api.app import create_api
+from ticketing_app.api.headers import SecurityHeaders
 from ticketing_app.api.serving import ApiBesideReflex, with_reflex_cors
 from ticketing_app.lifespan import app_lifespan
 from ticketing_app.pages import add_pages
@@ -13,8 +14,9 @@ class HelpdeskApp(rx.App):
     """Reflex's app, with /api/ requests answered by the REST API before Reflex's own stack."""
 
     def __call__(self) -> ASGIApp:
-        # The ASGI factory the server calls (granian in production, uvicorn in development).
-        return ApiBesideReflex(api=_rest_api, reflex=super().__call__())
+        # The ASGI factory the server calls (granian in production, uvicorn in development). The security
+        # headers wrap both halves: pages, Reflex's own endpoints and /api.
+        return SecurityHeaders(ApiBesideReflex(api=_rest_api, reflex=super().__call__()))
 
 
 _rest_api = with_reflex_cors(create_api())

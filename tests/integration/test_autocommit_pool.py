@@ -171,3 +171,56 @@ def test_after_a_burst_connections_beyond_keep_idle_close_once_idle_for_the_time
     assert again == first  # no reconnects under load
     assert open_while_busy == 6
     assert open_after == 2
+
+
+def test_a_statement_whose_reply_is_lost_is_not_sent_again(conninfo: str, monkeypatch):
+    """The server committed the INSERT, then the connection broke before its reply arrived: sending it again
+    on a fresh connection made a duplicate ticket. The caller gets the error (the API answers 503)."""
+    real_execute = psycopg.AsyncCursor.execute
+
+    async def execute_then_lose_the_reply(self, *args, **kwargs):
+        await real_execute(self, *args, **kwargs)  # reached the server and committed (autocommit)
+        if "pool_probe" in str(args[0]):
+            _terminate(self.connection.info.backend_pid)
+            for _ in range(5):  # reading the reply meets the FATAL message, then the end of the stream
+                try:
+                    self.connection.pgconn.consume_input()
+                except psycopg.OperationalError:
+                    break
+            assert self.connection.broken
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return self
+
+    async def scenario() -> tuple[int, int]:
+        pool = AutocommitPool(conninfo, size=2, timeout=5)
+        old_pid = (await pool.fetch_one("SELECT pg_backend_pid()", {}))[0]  # a reused connection, as in intake
+        monkeypatch.setattr(psycopg.AsyncCursor, "execute", execute_then_lose_the_reply)
+        with pytest.raises(psycopg.OperationalError):
+            await pool.fetch_one("INSERT INTO pool_probe VALUES (5) RETURNING n", {})
+        monkeypatch.undo()
+        new_pid = (await pool.fetch_one("SELECT pg_backend_pid()", {}))[0]  # the pool goes on, reconnected
+        pool.close()
+        return old_pid, new_pid
+
+    old_pid, new_pid = asyncio.run(scenario())
+    assert _probe_rows() == [5]  # once
+    assert new_pid != old_pid
+
+
+def test_an_idle_connection_is_judged_without_sending_anything(conninfo: str):
+    """The decision to use another connection is taken before the statement goes out: a healthy idle
+    connection passes, one the server closed (no statement in flight) does not."""
+    from ticketing_app.asyncdb import still_open
+
+    async def scenario() -> tuple[bool, bool, bool]:
+        connection = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+        healthy = still_open(connection)
+        await asyncio.to_thread(_terminate, connection.info.backend_pid)
+        terminated = still_open(connection)
+        closed_copy = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+        await closed_copy.close()
+        closed = still_open(closed_copy)
+        connection.pgconn.finish()
+        return healthy, terminated, closed
+
+    assert asyncio.run(scenario()) == (True, False, False)

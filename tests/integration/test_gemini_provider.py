@@ -511,3 +511,35 @@ def test_keyword_responder_and_concurrent_use(fake: FakeGeminiServer, make_provi
     assert results["account_access-0"].required_skills == ["sso"]
     assert results["security-0"].priority == "high"
     assert extract_ticket(fake.last_request)[0] in {"Refund", "Locked", "Question", "Hacked?"}
+
+
+def test_every_request_caps_output_and_thinking_tokens(fake: FakeGeminiServer, make_provider: ProviderFactory) -> None:
+    """One ticket can neither cost nor last without bound: the settings' caps travel with each request."""
+    fake.enqueue(ok(triage_answer()))
+    make_provider(max_output_tokens=1500, thinking_budget=256).triage(ticket())
+    config = fake.last_request.generation_config
+    assert config["maxOutputTokens"] == 1500
+    assert _thinking_budget(config) == 256
+
+
+def _thinking_budget(config: dict[str, Any]) -> Any:
+    """google-genai 3.x writes this field in snake case (the API's JSON parser takes both spellings)."""
+    thinking = config["thinkingConfig"]
+    return thinking.get("thinkingBudget", thinking.get("thinking_budget"))
+
+
+def test_the_settings_caps_reach_the_request(fake: FakeGeminiServer) -> None:
+    from ticketing_app.ai.select import build_triage
+    from ticketing_app.config import Settings
+
+    settings = Settings(
+        gemini_api_key=API_KEY,
+        gemini_base_url=fake.base_url,
+        gemini_max_output_tokens=999,
+        gemini_thinking_budget=0,
+        _env_file=None,
+    )
+    fake.enqueue(ok(triage_answer()))
+    build_triage(settings).triage(ticket())
+    config = fake.last_request.generation_config
+    assert (config["maxOutputTokens"], _thinking_budget(config)) == (999, 0)

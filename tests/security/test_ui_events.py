@@ -404,3 +404,122 @@ def test_actor_call_is_not_an_event_a_client_can_send(world: World):
 
     assert "_actor_call" not in AuthState.event_handlers
     assert all("actor_call" not in name for cls in AuthState.get_substates() for name in cls.event_handlers)
+
+
+# ----- crafted arguments: any JSON for any parameter -----
+
+# What a crafted websocket message can put where the page sends an id, a flag, a free text or a choice.
+WRONG_IDS = [None, {"a": 1}, [], [1], 10**30, 2**31, -1, 0, 1.5, True, "5"]
+WRONG_FLAGS = [None, {"a": 1}, [], [True], 1, 0, "true", 10**30]
+WRONG_TEXTS = [None, {"a": 1}, [], ["a"], 10**30, 1.5, True, "x" * 100_001]
+WRONG_CHOICES = [None, {"a": 1}, [], ["me", "any"], 10**30, 1.5, True, "", "x" * 300, "<script>", "ME"]
+FLAGS = {"active", "AdminOverviewState.set_auto_refresh.value", "TicketState.set_internal_note.value"}
+TEXTS = {"skill", "NewTicketState.count_title.value", "NewTicketState.count_description.value"}
+
+
+def wrong_values(cls: type, handler: str, param: str) -> list[Any]:
+    qualified = f"{cls.__name__}.{handler}.{param}"
+    if param == "form":
+        return WRONG_FORMS
+    if param.endswith("_id"):
+        return WRONG_IDS
+    if param in FLAGS or qualified in FLAGS:
+        return WRONG_FLAGS
+    if param in TEXTS or qualified in TEXTS:
+        return WRONG_TEXTS
+    return WRONG_CHOICES
+
+
+# Every field name a form of the app has, each given a value no form sends.
+FORM_FIELDS = (
+    "q",
+    "email",
+    "password",
+    "name",
+    "title",
+    "description",
+    "body",
+    "priority",
+    "category",
+    "reason",
+    "assignee_id",
+    "user_id",
+    "skill",
+)
+WRONG_FORMS = [
+    None,
+    "q=x",
+    7,
+    [],
+    [["q", "x"]],
+    *({name: bad for name in FORM_FIELDS} for bad in ([1], {"x": 1}, 10**30)),
+]
+# Values the page does send, for the other parameters while one is wrong.
+VALID = {
+    "user_id": "{other_user}",
+    "role": "moderator",
+    "active": False,
+    "skill": "billing",
+    "ticket_id": "{ticket}",
+    "status": "resolved",
+    "job_id": 1,
+}
+
+
+def handlers_with_parameters() -> list[tuple[type, str, list[str]]]:
+    found = []
+    for cls in state_classes():
+        for name, handler in cls.event_handlers.items():
+            if name in FRAMEWORK or (name not in vars(cls) and cls.__name__ != "AuthState"):
+                continue
+            params = list(inspect.signature(handler.fn).parameters)[1:]
+            if params:
+                found.append((cls, name, params))
+    return found
+
+
+def test_crafted_argument_cases_cover_the_handlers():
+    names = {f"{cls.__name__}.{name}" for cls, name, _ in handlers_with_parameters()}
+    assert {
+        "QueueState.quick_status",
+        "QueueState.set_scope",
+        "TicketState.reassign",
+        "LoginState.submit",
+        "AdminUsersState.change_role",
+        "AdminOverviewState.retry",
+        "NewTicketState.count_title",
+    } <= names
+    assert len(names) >= 25, sorted(names)
+
+
+def _valid(param: str, world: World) -> Any:
+    value = VALID[param]
+    if value == "{other_user}":
+        return world.user("other_user").id
+    if value == "{ticket}":
+        return world.ticket_id
+    return value
+
+
+@pytest.mark.parametrize(
+    ("cls", "handler", "params"),
+    handlers_with_parameters(),
+    ids=lambda v: v.__name__ if isinstance(v, type) else str(v) if isinstance(v, str) else "",
+)
+def test_wrong_argument_types_give_the_pages_message_not_a_server_error(world: World, cls, handler, params, caplog):
+    """Each parameter in turn gets each wrong value (the others valid ones), as an admin on a ticket page:
+    the handler must not raise, must log no error, must change nothing, and the page must say so."""
+    before = snapshot()
+    for position, param in enumerate(params):
+        for wrong in wrong_values(cls, handler, param):
+            args = [_valid(p, world) if i != position else wrong for i, p in enumerate(params)]
+            state = make_state(cls, world, "admin", ticket_id=str(world.ticket_id))
+            caplog.clear()
+            try:
+                result = fire(state, handler, *args)
+            except Exception as exc:  # pragma: no cover - the failure being tested for
+                pytest.fail(f"{cls.__name__}.{handler}({args!r:.200}) raised {type(exc).__name__}: {exc}")
+            shown = f"{getattr(state, 'error', '')} {result}"
+            assert "not understood" in shown or "Choose who should work" in shown, (handler, param, wrong, shown)
+            assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")], (handler, wrong)
+    assert snapshot() == before, f"{cls.__name__}.{handler} changed data"

@@ -44,7 +44,12 @@ def test_trusted_proxies_parse_addresses_and_cidrs():
 
 
 def test_production_accepts_a_strong_secret():
-    s = Settings(app_env="production", jwt_secret="k3Jd9-aQ2mZx81LpW0vNcT7yRb4HsE6u", _env_file=None)
+    s = Settings(
+        app_env="production",
+        jwt_secret="k3Jd9-aQ2mZx81LpW0vNcT7yRb4HsE6u",
+        database_url="postgresql://helpdesk@db/helpdesk",
+        _env_file=None,
+    )
     assert s.resolved_jwt_secret() == "k3Jd9-aQ2mZx81LpW0vNcT7yRb4HsE6u"
 
 
@@ -78,3 +83,61 @@ def test_worker_concurrency_defaults_to_the_triage_providers_needs(monkeypatch):
     assert Settings(gemini_api_key="k", worker_concurrency=8, _env_file=None).resolved_worker_concurrency() == 8
     with pytest.raises(ValidationError):
         Settings(worker_concurrency=0, _env_file=None)
+
+
+STRONG = "k3Jd9-aQ2mZx81LpW0vNcT7yRb4HsE6u"
+
+
+def test_production_refuses_the_embedded_database(monkeypatch):
+    """The embedded PostgreSQL trusts every local connection: production needs DATABASE_URL or an explicit yes."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("ALLOW_EMBEDDED_DB_IN_PRODUCTION", raising=False)
+    with pytest.raises(ValidationError, match="set DATABASE_URL"):
+        Settings(app_env="production", jwt_secret=STRONG, _env_file=None)
+    assert Settings(app_env="production", jwt_secret=STRONG, database_url="postgresql://h/db", _env_file=None)
+    monkeypatch.setenv("ALLOW_EMBEDDED_DB_IN_PRODUCTION", "true")
+    assert Settings(app_env="production", jwt_secret=STRONG, _env_file=None).database_url is None
+    monkeypatch.delenv("ALLOW_EMBEDDED_DB_IN_PRODUCTION")
+    assert Settings(app_env="development", _env_file=None)  # development keeps the zero-setup default
+
+
+def test_cors_origins_default_to_the_apps_own_origin():
+    s = Settings(app_base_url="https://Helpdesk.example.com/app/", cors_origins="", _env_file=None)
+    assert s.cors_origin_list() == ["https://helpdesk.example.com"]
+    s = Settings(cors_origins=" https://a.example , http://b.example:8080/x ", _env_file=None)
+    assert s.cors_origin_list() == ["https://a.example", "http://b.example:8080"]
+
+
+@pytest.mark.parametrize("value", ["*", "https://*.example.com", "not a url", "ftp://files.example"])
+def test_cors_origins_refuse_wildcards_and_non_origins(value):
+    with pytest.raises(ValidationError, match="CORS_ORIGINS"):
+        Settings(cors_origins=value, _env_file=None)
+
+
+def test_gemini_caps_have_bounded_defaults():
+    s = Settings(_env_file=None)
+    assert 0 < s.gemini_max_output_tokens <= 8192 and 0 <= s.gemini_thinking_budget < s.gemini_max_output_tokens
+    with pytest.raises(ValidationError):
+        Settings(gemini_thinking_budget=-1, _env_file=None)  # -1 is Gemini's "think as long as you like"
+
+
+def test_gemini_worst_case_fits_the_job_lease(caplog):
+    """timeout x attempts + backoff longer than the lease: another worker would take the job over mid-call
+    (and ask the AI again), so the call is shrunk to fit, with a message saying what to change."""
+    from ticketing_app.config import gemini_worst_case_seconds
+
+    default = Settings(_env_file=None)
+    assert gemini_worst_case_seconds(default.gemini_timeout_seconds, default.gemini_attempts) < (
+        default.job_lease_seconds
+    )
+    assert (default.gemini_timeout_seconds, default.gemini_attempts) == (20.0, 3)  # untouched: it fits
+
+    with caplog.at_level("WARNING", logger="ticketing_app.config"):
+        s = Settings(gemini_timeout_seconds=60, gemini_attempts=3, job_lease_seconds=60, _env_file=None)
+    assert gemini_worst_case_seconds(s.gemini_timeout_seconds, s.gemini_attempts) <= 60 * 0.8
+    assert s.gemini_attempts == 3 and s.gemini_timeout_seconds < 60
+    assert "JOB_LEASE_SECONDS=60" in caplog.text and "GEMINI_TIMEOUT_SECONDS=60" in caplog.text
+
+    tiny = Settings(gemini_timeout_seconds=90, gemini_attempts=3, job_lease_seconds=5, _env_file=None)
+    assert tiny.gemini_attempts == 1
+    assert gemini_worst_case_seconds(tiny.gemini_timeout_seconds, tiny.gemini_attempts) <= 5

@@ -42,17 +42,54 @@ def test_requests_are_split_between_the_api_and_reflex(scope_type: str, path: st
     assert calls == [(served_by, scope_type, path)]
 
 
-def test_the_api_keeps_the_cors_policy_reflex_gave_it() -> None:
-    """rxconfig allows every origin (Reflex's default); a browser's preflight for the API is answered."""
+PREFLIGHT = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization,content-type"}
+
+
+@pytest.fixture()
+def cors_origins(monkeypatch):
+    """Set CORS_ORIGINS (None: unset) for an API built afterwards."""
+    from ticketing_app.config import get_settings
+
+    def configure(value: str | None, base_url: str = "https://helpdesk.example.com") -> None:
+        monkeypatch.setenv("APP_BASE_URL", base_url)
+        if value is None:
+            monkeypatch.delenv("CORS_ORIGINS", raising=False)
+        else:
+            monkeypatch.setenv("CORS_ORIGINS", value)
+        get_settings.cache_clear()
+
+    yield configure
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def test_a_preflight_from_a_configured_origin_is_answered(cors_origins) -> None:
+    cors_origins("https://intranet.example, https://helpdesk.example.com")
     with TestClient(with_reflex_cors(create_api())) as client:
-        r = client.options(
-            "/api/tickets",
-            headers={
-                "Origin": "https://intranet.example",
-                "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": "authorization,content-type",
-            },
-        )
+        r = client.options("/api/tickets", headers={"Origin": "https://intranet.example", **PREFLIGHT})
     assert r.status_code == 200
     assert r.headers["access-control-allow-origin"] == "https://intranet.example"
+    assert r.headers["access-control-allow-credentials"] == "true"
     assert "POST" in r.headers["access-control-allow-methods"]
+
+
+@pytest.mark.parametrize("configured", [None, "https://intranet.example"])
+def test_a_foreign_origin_gets_no_cors_answer(cors_origins, configured: str | None) -> None:
+    """Reflex's default ("*") answered every origin, credentials included; now only the configured ones."""
+    cors_origins(configured)
+    with TestClient(with_reflex_cors(create_api())) as client:
+        preflight = client.options("/api/tickets", headers={"Origin": "https://evil.example", **PREFLIGHT})
+        simple = client.get("/api/openapi.json", headers={"Origin": "https://evil.example"})
+    assert preflight.status_code == 400
+    assert "access-control-allow-origin" not in preflight.headers
+    assert simple.status_code == 200 and "access-control-allow-origin" not in simple.headers
+
+
+def test_cors_defaults_to_the_apps_own_origin(cors_origins) -> None:
+    cors_origins(None, base_url="https://helpdesk.example.com/")
+    with TestClient(with_reflex_cors(create_api())) as client:
+        own = client.options("/api/tickets", headers={"Origin": "https://helpdesk.example.com", **PREFLIGHT})
+        other = {"Origin": "https://helpdesk.example.com:8443", **PREFLIGHT}
+        other_port = client.options("/api/tickets", headers=other)
+    assert own.headers["access-control-allow-origin"] == "https://helpdesk.example.com"
+    assert "access-control-allow-origin" not in other_port.headers

@@ -30,6 +30,7 @@ from ticketing_app.ai.types import (
     TriageRequest,
     TriageResult,
 )
+from ticketing_app.config import GEMINI_RETRY_INITIAL_DELAY, GEMINI_RETRY_JITTER, GEMINI_RETRY_MAX_DELAY
 from ticketing_app.domain import PRIORITIES_LOW_TO_HIGH, Category
 from ticketing_app.skills import normalize_skills
 from ticketing_app.text import INVISIBLE, INVISIBLE_OPERATORS, control_pattern
@@ -101,8 +102,10 @@ class GeminiTriageProvider:
         base_url: str | None = None,
         timeout_seconds: float = 20.0,
         attempts: int = 3,
-        initial_delay: float = 1.0,
-        max_delay: float = 8.0,
+        initial_delay: float = GEMINI_RETRY_INITIAL_DELAY,
+        max_delay: float = GEMINI_RETRY_MAX_DELAY,
+        max_output_tokens: int = 2048,
+        thinking_budget: int = 512,
     ) -> None:
         if not api_key or not api_key.strip():
             raise ValueError("GeminiTriageProvider needs an API key.")
@@ -114,9 +117,15 @@ class GeminiTriageProvider:
             raise ValueError("attempts must be at least 1.")
         if initial_delay < 0 or max_delay < 0:
             raise ValueError("Retry delays must not be negative.")
+        if max_output_tokens < 1 or thinking_budget < 0:
+            raise ValueError("max_output_tokens must be positive and thinking_budget not negative.")
         self.model = model.strip()
         self.timeout_seconds = float(timeout_seconds)
         self.attempts = int(attempts)
+        # Every answer is capped: output tokens (thinking counts towards them) and thinking tokens, so one
+        # ticket can neither cost nor last without bound.
+        self.max_output_tokens = int(max_output_tokens)
+        self.thinking_budget = int(thinking_budget)
         self._api_key = api_key
         self._client = genai.Client(
             vertexai=False,  # never let GOOGLE_GENAI_USE_VERTEXAI in the environment switch backends
@@ -130,7 +139,7 @@ class GeminiTriageProvider:
                     initial_delay=initial_delay,
                     max_delay=max_delay,
                     # The SDK's default jitter adds up to 1 s to every wait; keep it in scale.
-                    jitter=min(1.0, initial_delay),
+                    jitter=min(GEMINI_RETRY_JITTER, initial_delay),
                 ),
             ),
         )
@@ -156,6 +165,8 @@ class GeminiTriageProvider:
             temperature=0.1,
             response_mime_type="application/json",
             response_schema=build_response_schema(categories),
+            max_output_tokens=self.max_output_tokens,
+            thinking_config=types.ThinkingConfig(thinking_budget=self.thinking_budget),
         )
         try:
             response = self._client.models.generate_content(

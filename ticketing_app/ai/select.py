@@ -41,6 +41,8 @@ def build_triage(settings: Settings) -> FallbackTriage | TriageProvider:
         base_url=settings.gemini_base_url,
         timeout_seconds=settings.gemini_timeout_seconds,
         attempts=settings.gemini_attempts,
+        max_output_tokens=settings.gemini_max_output_tokens,
+        thinking_budget=settings.gemini_thinking_budget,
     )
     return FallbackTriage(gemini, OfflineTriageProvider(name="offline-fallback"))
 

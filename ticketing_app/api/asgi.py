@@ -5,5 +5,7 @@ in-process job loop), e.g. for a separate API tier or for tests that need severa
 """
 
 from ticketing_app.api.app import create_api
+from ticketing_app.api.headers import SecurityHeaders
+from ticketing_app.api.serving import with_reflex_cors
 
-app = create_api()
+app = SecurityHeaders(with_reflex_cors(create_api()))

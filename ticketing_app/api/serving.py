@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from reflex.config import get_config
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ticketing_app.config import get_settings
 
 API_PREFIX = "/api/"
 
@@ -31,12 +32,14 @@ class ApiBesideReflex:
 
 
 def with_reflex_cors(api: FastAPI) -> FastAPI:
-    """The CORS policy Reflex gave the API when it mounted it (rxconfig's `cors_allowed_origins`)."""
+    """The CORS policy of Reflex's own stack (rxconfig's `cors_allowed_origins`): the origins in CORS_ORIGINS,
+    by default only the app's own. A page of any other origin gets no Access-Control-Allow-Origin, so a
+    browser never hands it an answer (Reflex's default, "*", was reflected back with credentials allowed)."""
     api.add_middleware(
         CORSMiddleware,
         allow_credentials=True,
-        allow_methods=["*"],
-        allow_headers=["*"],
-        allow_origins=get_config().cors_allowed_origins,
+        allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+        allow_headers=["authorization", "content-type"],
+        allow_origins=get_settings().cors_origin_list(),
     )
     return api

@@ -28,7 +28,17 @@ from ticketing_app.models import User
 from ticketing_app.schemas import UserFilters, UserOut, UserUpdate
 from ticketing_app.services import accounts, reports
 from ticketing_app.skills import canonical_skill, normalize_skill
-from ticketing_app.states.base import AuthState, error_message, presents_errors
+from ticketing_app.states.base import (
+    AuthState,
+    a_flag,
+    a_form,
+    a_text,
+    an_id,
+    error_message,
+    form_text,
+    one_of,
+    presents_errors,
+)
 from ticketing_app.states.formatting import (
     DayCount,
     DeadJobRow,
@@ -118,13 +128,15 @@ class AdminUsersState(PagedMixin, AuthState):
         return None
 
     @rx.event
+    @presents_errors
     async def apply_search(self, form: dict[str, Any]) -> Any:
-        self.search, self.page_index = str(form.get("q", "")).strip()[:200], 0
+        self.search, self.page_index = form_text(a_form(form), "q").strip()[:200], 0
         return await self.load()
 
     @rx.event
+    @presents_errors
     async def set_role_filter(self, value: str) -> Any:
-        self.role_filter = value if value in ROLES else ALL_ROLES
+        self.role_filter = one_of(value, (ALL_ROLES, *ROLES))
         self.page_index = 0
         return await self.load()
 
@@ -162,7 +174,9 @@ class AdminUsersState(PagedMixin, AuthState):
         return rx.toast.success(notice, duration=3000)
 
     @rx.event
+    @presents_errors
     async def change_role(self, user_id: int, role: str) -> Any:
+        user_id, role = an_id(user_id), one_of(role, ROLES)
         row = self._find(user_id)
         if row is None or role == row.role:
             return None
@@ -170,29 +184,34 @@ class AdminUsersState(PagedMixin, AuthState):
         return await self._update(user_id, f"{row.name} is now {article} {role}.", role=role)
 
     @rx.event
+    @presents_errors
     async def set_active(self, user_id: int, active: bool) -> Any:
+        user_id, active = an_id(user_id), a_flag(active)
         row = self._find(user_id)
         if row is None:
             return None
         notice = f"{row.name} is {'active again' if active else 'deactivated'}."
-        return await self._update(user_id, notice, active=bool(active))
+        return await self._update(user_id, notice, active=active)
 
     @rx.event
+    @presents_errors
     async def save_skills(self, user_id: int) -> Any:
-        row = self._find(user_id)
+        row = self._find(an_id(user_id))
         if row is None:
             return None
         return await self._update(user_id, f"Skills saved for {row.name}.", skills=list(row.draft))
 
     @rx.event
-    def add_skill(self, form: dict[str, Any]) -> Any:
+    @presents_errors
+    async def add_skill(self, form: dict[str, Any]) -> Any:
         """The add-skill form of one row: its hidden user_id field says which."""
-        raw_id = str(form.get("user_id", ""))
+        form = a_form(form)
+        raw_id = form_text(form, "user_id")
         user_id = int(raw_id) if raw_id.isdigit() and len(raw_id) < 10 else 0
         row = self._find(user_id)
         if row is None:
             return None
-        name = normalize_skill(str(form.get("skill", "")))[:MAX_DRAFT_SKILL]
+        name = normalize_skill(form_text(form, "skill"))[:MAX_DRAFT_SKILL]
         if not name:
             return None
         if canonical_skill(name) in {canonical_skill(s) for s in row.draft}:
@@ -203,16 +222,18 @@ class AdminUsersState(PagedMixin, AuthState):
         return None
 
     @rx.event
-    def remove_skill(self, user_id: int, skill: str) -> None:
-        row = self._find(user_id)
+    @presents_errors
+    async def remove_skill(self, user_id: int, skill: str) -> None:
+        row, skill = self._find(an_id(user_id)), a_text(skill, MAX_DRAFT_SKILL)
         if row is None:
             return
         draft = [s for s in row.draft if s != skill]
         self._patch(user_id, draft=draft, dirty=draft != row.skills, error="", notice="")
 
     @rx.event
-    def reset_skills(self, user_id: int) -> None:
-        row = self._find(user_id)
+    @presents_errors
+    async def reset_skills(self, user_id: int) -> None:
+        row = self._find(an_id(user_id))
         if row is not None:
             self._patch(user_id, draft=list(row.skills), dirty=False, error="", notice="")
 
@@ -368,8 +389,9 @@ class AdminOverviewState(LiveMixin, AuthState):
         return await self._refresh()
 
     @rx.event
-    def set_auto_refresh(self, value: bool) -> None:
-        self.auto_refresh = bool(value)
+    @presents_errors
+    async def set_auto_refresh(self, value: bool) -> None:
+        self.auto_refresh = a_flag(value)
 
     def _retry_refused(self, exc: DomainError, *_args: Any) -> Any:
         """E.g. another admin retried it already: say so, then show the news."""
@@ -378,6 +400,7 @@ class AdminOverviewState(LiveMixin, AuthState):
     @rx.event
     @presents_errors(refused=_retry_refused)
     async def retry(self, job_id: int) -> Any:
+        job_id = an_id(job_id)
         await self._actor_call(lambda s, u: reports.retry_job(s, u, int(job_id)))
         self.dead_jobs = [j for j in self.dead_jobs if j.id != job_id]
         return [rx.toast.success(f"Job #{job_id} is queued again.", duration=3000), AdminOverviewState.refresh]

@@ -10,7 +10,7 @@ from ticketing_app.domain import Role
 from ticketing_app.errors import NotAuthenticated
 from ticketing_app.schemas import LoginIn, SignupIn
 from ticketing_app.services import accounts
-from ticketing_app.states.base import LANDING, AuthState, landing_page, presents_errors, run_db
+from ticketing_app.states.base import LANDING, AuthState, a_form, form_text, landing_page, presents_errors, run_db
 
 
 def _form_answer(state: AuthState, exc: NotAuthenticated) -> Any:
@@ -33,7 +33,8 @@ class LoginState(AuthState):
     @presents_errors
     async def submit(self, form: dict[str, Any]) -> Any:
         self.error = ""
-        data = LoginIn(email=str(form.get("email", "")), password=str(form.get("password", "")))
+        form = a_form(form)
+        data = LoginIn(email=form_text(form, "email"), password=form_text(form, "password"))
         address = self._client_address()
         user, token = await run_db(lambda s: accounts.login(s, data, address=address))
         self.token = token
@@ -49,10 +50,9 @@ class SignupState(AuthState):
     @presents_errors
     async def submit(self, form: dict[str, Any]) -> Any:
         self.error = ""
+        form = a_form(form)
         data = SignupIn(
-            name=str(form.get("name", "")),
-            email=str(form.get("email", "")),
-            password=str(form.get("password", "")),
+            name=form_text(form, "name"), email=form_text(form, "email"), password=form_text(form, "password")
         )
         address = self._client_address()
         user, token = await run_db(lambda s: accounts.signup(s, data, address=address))

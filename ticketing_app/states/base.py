@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, TypeVar
 
 import reflex as rx
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from ticketing_app.db import session_scope
 from ticketing_app.domain import STAFF_ROLES, Role
-from ticketing_app.errors import DomainError, NotAuthenticated, PermissionDenied
+from ticketing_app.errors import DomainError, InvalidInput, NotAuthenticated, PermissionDenied
 from ticketing_app.models import User
 from ticketing_app.security import client_address
 from ticketing_app.services import accounts
@@ -32,6 +32,61 @@ LOGIN_PAGE = "/login"
 def landing_page(role: str) -> str:
     """Where a person starts, by role (roles are StrEnums: the stored string finds its member)."""
     return LANDING.get(role, LANDING[Role.USER])  # type: ignore[call-overload]
+
+
+# ----- what an event may carry: a browser can send any handler any JSON, so each argument is checked -----
+
+MAX_ID = 2**31 - 1  # the tables' integer keys (larger values would fail in PostgreSQL, not in the services)
+MAX_FORM_FIELD = 100_000  # a form field longer than any schema allows is refused before it is copied around
+
+
+class UnexpectedEventArgument(InvalidInput):
+    """An event argument the page never sends (a crafted websocket message or a stale page): the page says so
+    through `presents_errors`, like any refusal, instead of the handler failing with a server exception."""
+
+    def __init__(self) -> None:
+        super().__init__("This request was not understood. Please reload the page and try again.")
+
+
+def an_id(value: Any) -> int:
+    """A row id as the page sends it: a JSON integer within the tables' key range (never a bool)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID:
+        return value
+    raise UnexpectedEventArgument()
+
+
+def one_of(value: Any, allowed: Collection[str]) -> str:
+    """A string the page offers (a select's option, a status button)."""
+    if isinstance(value, str) and value in allowed:
+        return str(value)
+    raise UnexpectedEventArgument()
+
+
+def a_flag(value: Any) -> bool:
+    """A switch's or a checkbox's value."""
+    if isinstance(value, bool):
+        return value
+    raise UnexpectedEventArgument()
+
+
+def a_text(value: Any, limit: int = MAX_FORM_FIELD) -> str:
+    if isinstance(value, str) and len(value) <= limit:
+        return value
+    raise UnexpectedEventArgument()
+
+
+def a_form(value: Any) -> dict[str, Any]:
+    """A submitted form: field names to values."""
+    if isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
+        return dict(value)
+    raise UnexpectedEventArgument()
+
+
+def form_text(form: Mapping[str, Any], name: str, limit: int = MAX_FORM_FIELD) -> str:
+    """One text field of a checked form; "" when absent. A non-string value (crafted) is refused, not
+    turned into text such as "{'a': 1}"."""
+    value = form.get(name, "")
+    return "" if value is None else a_text(value, limit)
 
 
 # (state, exception, *the method's arguments) -> the events to send back, or None

@@ -8,12 +8,13 @@ from typing import Any
 import reflex as rx
 from sqlalchemy.orm import Session
 
-from ticketing_app.domain import label
+from ticketing_app.config import get_settings
+from ticketing_app.domain import Priority, TicketStatus, label
 from ticketing_app.errors import PermissionDenied
 from ticketing_app.models import User
 from ticketing_app.schemas import TicketFilters, TicketUpdate
 from ticketing_app.services import tickets
-from ticketing_app.states.base import AuthState, presents_errors
+from ticketing_app.states.base import AuthState, an_id, one_of, presents_errors
 from ticketing_app.states.formatting import TicketRow, ticket_row
 from ticketing_app.states.live import LiveMixin
 from ticketing_app.states.paging import PagedMixin
@@ -83,32 +84,37 @@ class QueueState(LiveMixin, PagedMixin, AuthState):
         return await self._refresh()
 
     @rx.event
+    @presents_errors
     async def set_scope(self, value: str | list[str]) -> Any:
-        chosen = value[0] if isinstance(value, list) else value
-        self.scope = chosen if chosen in SCOPES else "me"
+        chosen = value[0] if isinstance(value, list) and len(value) == 1 else value  # a segmented control's
+        self.scope = one_of(chosen, SCOPES)
         self.page_index = 0
         return await self._refresh()
 
     @rx.event
+    @presents_errors
     async def set_status_filter(self, value: str) -> Any:
-        self.status_filter, self.page_index = value, 0
+        self.status_filter, self.page_index = one_of(value, (ACTIVE, ANY, *TicketStatus)), 0
         return await self._refresh()
 
     @rx.event
+    @presents_errors
     async def set_priority_filter(self, value: str) -> Any:
-        self.priority_filter, self.page_index = value, 0
+        self.priority_filter, self.page_index = one_of(value, (ANY, *Priority)), 0
         return await self._refresh()
 
     @rx.event
+    @presents_errors
     async def set_category_filter(self, value: str) -> Any:
-        self.category_filter, self.page_index = value, 0
+        self.category_filter, self.page_index = one_of(value, (ANY, *get_settings().triage_categories)), 0
         return await self._refresh()
 
     @rx.event
     @presents_errors(denied=AuthState._refused)
     async def quick_status(self, ticket_id: int, status: str) -> Any:
         """Change a ticket's status straight from the queue."""
+        ticket_id, status = an_id(ticket_id), one_of(status, tuple(TicketStatus))
         data = TicketUpdate(status=status)  # type: ignore[arg-type]
-        await self._actor_call(lambda s, u: tickets.update_ticket(s, u, int(ticket_id), data))
+        await self._actor_call(lambda s, u: tickets.update_ticket(s, u, ticket_id, data))
         await self._refresh()
         return rx.toast.success(f"Status changed to {label(status).lower()}.")

@@ -8,12 +8,21 @@ from typing import Any
 import reflex as rx
 from sqlalchemy.orm import Session
 
-from ticketing_app.domain import label
+from ticketing_app.domain import TicketStatus, label
 from ticketing_app.errors import DomainError
 from ticketing_app.models import User
 from ticketing_app.schemas import CommentCreate, TicketCreate, TicketFilters, TicketUpdate
 from ticketing_app.services import tickets
-from ticketing_app.states.base import AuthState, presents_errors
+from ticketing_app.states.base import (
+    AuthState,
+    UnexpectedEventArgument,
+    a_flag,
+    a_form,
+    a_text,
+    form_text,
+    one_of,
+    presents_errors,
+)
 from ticketing_app.states.formatting import (
     CommentRow,
     EventRow,
@@ -68,13 +77,15 @@ class MyTicketsState(LiveMixin, PagedMixin, AuthState):
         return await self._refresh()
 
     @rx.event
+    @presents_errors
     async def set_status_filter(self, value: str) -> Any:
-        self.status_filter, self.page_index = value, 0
+        self.status_filter, self.page_index = one_of(value, (ALL, *TicketStatus)), 0
         return await self._refresh()
 
     @rx.event
+    @presents_errors
     async def apply_search(self, form: dict[str, Any]) -> Any:
-        self.search, self.page_index = str(form.get("q", "")).strip()[:200], 0
+        self.search, self.page_index = form_text(a_form(form), "q").strip()[:200], 0
         return await self._refresh()
 
 
@@ -84,18 +95,21 @@ class NewTicketState(AuthState):
     description_length: int = 0
 
     @rx.event
-    def count_title(self, value: str) -> None:
-        self.title_length = len(value)
+    @presents_errors
+    async def count_title(self, value: str) -> None:
+        self.title_length = len(a_text(value))
 
     @rx.event
-    def count_description(self, value: str) -> None:
-        self.description_length = len(value)
+    @presents_errors
+    async def count_description(self, value: str) -> None:
+        self.description_length = len(a_text(value))
 
     @rx.event
     @presents_errors
     async def submit(self, form: dict[str, Any]) -> Any:
         self.error = ""
-        data = TicketCreate(title=str(form.get("title", "")), description=str(form.get("description", "")))
+        form = a_form(form)
+        data = TicketCreate(title=form_text(form, "title"), description=form_text(form, "description"))
         address = self._client_address()
         ticket = await self._actor_call(lambda s, u: tickets.create_ticket(s, u, data, address=address))
         self.title_length = self.description_length = 0
@@ -118,8 +132,9 @@ class TicketState(LiveMixin, AuthState):
     internal_note: bool = False
 
     @rx.event
-    def set_internal_note(self, value: bool) -> None:
-        self.internal_note = bool(value)
+    @presents_errors
+    async def set_internal_note(self, value: bool) -> None:
+        self.internal_note = a_flag(value)
 
     def _ticket_id(self) -> int:
         """The id from the URL (/tickets/[ticket_id]); 0 when it is not a number."""
@@ -159,7 +174,7 @@ class TicketState(LiveMixin, AuthState):
     async def reply(self, form: dict[str, Any]) -> Any:
         self.error = ""
         ticket_id = self._ticket_id()
-        data = CommentCreate(body=str(form.get("body", "")), internal=self.internal_note)
+        data = CommentCreate(body=form_text(a_form(form), "body"), internal=self.internal_note)
         address = self._client_address()
         await self._actor_call(lambda s, u: tickets.add_comment(s, u, ticket_id, data, address=address))
         self.notice = "Internal note added." if data.internal else "Reply sent."
@@ -177,21 +192,30 @@ class TicketState(LiveMixin, AuthState):
         return await self._refresh()
 
     @rx.event
+    @presents_errors
     async def set_status(self, status: str) -> Any:
+        status = one_of(status, tuple(TicketStatus))
         return await self._update({"status": status}, f"Status changed to {label(status).lower()}.")
 
     @rx.event
+    @presents_errors
     async def override(self, form: dict[str, Any]) -> Any:
-        fields = {k: v for k, v in form.items() if k in ("priority", "category", "reason") and v}
+        form = a_form(form)
+        fields = {k: form_text(form, k) for k in ("priority", "category", "reason") if form.get(k)}
         if not ({"priority", "category"} & set(fields)):
             self.error = "Choose a new priority or category."
             return None
         return await self._update(fields, "Ticket updated.")
 
     @rx.event
+    @presents_errors
     async def reassign(self, form: dict[str, Any]) -> Any:
-        raw = str(form.get("assignee_id", ""))
+        form = a_form(form)
+        raw = form_text(form, "assignee_id")
         if not raw.isdigit():
             self.error = "Choose who should work on this ticket."
             return None
-        return await self._update({"assignee_id": int(raw), "reason": form.get("reason") or None}, "Reassigned.")
+        if len(raw) > 9:  # beyond the tables' key range: nobody
+            return self._refused(UnexpectedEventArgument())
+        fields = {"assignee_id": int(raw), "reason": form_text(form, "reason") or None}
+        return await self._update(fields, "Reassigned.")
