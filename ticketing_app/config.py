@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import logging
 import os
 import secrets
 from functools import lru_cache
@@ -16,8 +15,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ticketing_app.domain import Category
 
-log = logging.getLogger(__name__)
-
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MIN_SECRET_LENGTH = 32
 _WEAK_SECRETS = {"secret", "changeme", "change-me", "jwt-secret", "password", "dev", "test"}
@@ -29,11 +26,9 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 GEMINI_RETRY_INITIAL_DELAY = 1.0
 GEMINI_RETRY_MAX_DELAY = 8.0
 GEMINI_RETRY_JITTER = 1.0
-# Of a job's lease, what a Gemini call may not use: the triage handler's own reads and commit, and the
-# offline fallback after the last failed attempt.
-_LEASE_MARGIN_FRACTION = 0.2
-# Shorter attempts than this rarely get an answer: fewer attempts are kept instead.
-_MIN_GEMINI_TIMEOUT = 5.0
+# How a Gemini call is tied to its job's lease: the worker's heartbeat renews the lease while the call runs
+# (jobs/worker.py), so a call may outlast one lease but not its worker; and the call itself ends after at most
+# gemini_worst_case_seconds() (timeout x attempts + the retry backoff), so a triage job never holds on forever.
 
 
 class Settings(BaseSettings):
@@ -194,32 +189,6 @@ class Settings(BaseSettings):
                 "connection without a password (trust authentication); to run on it anyway, set "
                 "ALLOW_EMBEDDED_DB_IN_PRODUCTION=true."
             )
-        return self
-
-    @model_validator(mode="after")
-    def _fit_gemini_calls_in_the_job_lease(self) -> Settings:
-        """A triage job holds its lease for the whole Gemini call (timeout x attempts + backoff): past the
-        lease another worker takes the job over and the AI is asked twice. Shrink the call to fit, and say so."""
-        budget = self.job_lease_seconds * (1 - _LEASE_MARGIN_FRACTION)
-        timeout, attempts = self.gemini_timeout_seconds, self.gemini_attempts
-        if gemini_worst_case_seconds(timeout, attempts) <= budget:
-            return self
-        while attempts > 1 and (budget - _backoff_seconds(attempts)) / attempts < _MIN_GEMINI_TIMEOUT:
-            attempts -= 1
-        timeout = max(0.5, min(timeout, (budget - _backoff_seconds(attempts)) / attempts))
-        log.warning(
-            "GEMINI_TIMEOUT_SECONDS=%g x GEMINI_ATTEMPTS=%d (plus retry backoff) may last %.0f s, longer than "
-            "JOB_LEASE_SECONDS=%d allows (%.0f s of it); using %g s x %d attempt(s). Raise JOB_LEASE_SECONDS "
-            "or lower the Gemini settings to silence this.",
-            self.gemini_timeout_seconds,
-            self.gemini_attempts,
-            gemini_worst_case_seconds(self.gemini_timeout_seconds, self.gemini_attempts),
-            self.job_lease_seconds,
-            budget,
-            round(timeout, 1),
-            attempts,
-        )
-        self.gemini_timeout_seconds, self.gemini_attempts = round(timeout, 1), attempts
         return self
 
     def cors_origin_list(self) -> list[str]:

@@ -14,6 +14,7 @@ from ticketing_app.config import get_settings
 def production(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("APP_ENV", "production")
     monkeypatch.setenv("JWT_SECRET", "k3Jd9-aQ2mZx81LpW0vNcT7yRb4HsE6u")
+    monkeypatch.setenv("ALLOW_EMBEDDED_DB_IN_PRODUCTION", "true")  # what is tested here is the demo refusal
     get_settings.cache_clear()
     yield
     monkeypatch.undo()

@@ -121,23 +121,10 @@ def test_gemini_caps_have_bounded_defaults():
         Settings(gemini_thinking_budget=-1, _env_file=None)  # -1 is Gemini's "think as long as you like"
 
 
-def test_gemini_worst_case_fits_the_job_lease(caplog):
-    """timeout x attempts + backoff longer than the lease: another worker would take the job over mid-call
-    (and ask the AI again), so the call is shrunk to fit, with a message saying what to change."""
+def test_gemini_worst_case_is_bounded():
+    """A Gemini call ends after timeout x attempts + the retry backoff; the heartbeat covers a job that long."""
     from ticketing_app.config import gemini_worst_case_seconds
 
     default = Settings(_env_file=None)
-    assert gemini_worst_case_seconds(default.gemini_timeout_seconds, default.gemini_attempts) < (
-        default.job_lease_seconds
-    )
-    assert (default.gemini_timeout_seconds, default.gemini_attempts) == (20.0, 3)  # untouched: it fits
-
-    with caplog.at_level("WARNING", logger="ticketing_app.config"):
-        s = Settings(gemini_timeout_seconds=60, gemini_attempts=3, job_lease_seconds=60, _env_file=None)
-    assert gemini_worst_case_seconds(s.gemini_timeout_seconds, s.gemini_attempts) <= 60 * 0.8
-    assert s.gemini_attempts == 3 and s.gemini_timeout_seconds < 60
-    assert "JOB_LEASE_SECONDS=60" in caplog.text and "GEMINI_TIMEOUT_SECONDS=60" in caplog.text
-
-    tiny = Settings(gemini_timeout_seconds=90, gemini_attempts=3, job_lease_seconds=5, _env_file=None)
-    assert tiny.gemini_attempts == 1
-    assert gemini_worst_case_seconds(tiny.gemini_timeout_seconds, tiny.gemini_attempts) <= 5
+    worst = gemini_worst_case_seconds(default.gemini_timeout_seconds, default.gemini_attempts)
+    assert default.gemini_timeout_seconds * default.gemini_attempts < worst < 120
