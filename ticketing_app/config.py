@@ -211,9 +211,11 @@ class Settings(BaseSettings):
 
 def _backoff_seconds(attempts: int) -> float:
     """The longest the Gemini client waits between its attempts, in total (tenacity's exponential jitter)."""
-    return sum(
-        min(GEMINI_RETRY_INITIAL_DELAY * 2 ** (n - 1) + GEMINI_RETRY_JITTER, GEMINI_RETRY_MAX_DELAY)
-        for n in range(1, attempts)
+    return float(
+        sum(
+            min(GEMINI_RETRY_INITIAL_DELAY * 2 ** (n - 1) + GEMINI_RETRY_JITTER, GEMINI_RETRY_MAX_DELAY)
+            for n in range(1, attempts)
+        )
     )
 
 
@@ -285,4 +287,4 @@ def env_file() -> Path | None:
 @lru_cache
 def get_settings() -> Settings:
     """The process-wide settings (tests clear the cache after changing the environment)."""
-    return Settings(_env_file=env_file())  # type: ignore[call-arg]
+    return Settings(_env_file=env_file())

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 import jwt
 from passlib.context import CryptContext
@@ -35,17 +36,18 @@ def password_context() -> CryptContext:
 
 
 def hash_password(password: str) -> str:
-    return password_context().hash(password)
+    return str(password_context().hash(password))
 
 
 def verify_password(password: str, password_hash: str) -> tuple[bool, str | None]:
     """(matches, new hash when the stored one was made with outdated parameters)."""
-    return password_context().verify_and_update(password, password_hash)
+    matches, new_hash = password_context().verify_and_update(password, password_hash)
+    return bool(matches), new_hash
 
 
 @lru_cache
 def _dummy_hash(time_cost: int, memory_cost: int, parallelism: int) -> str:
-    return _password_context(time_cost, memory_cost, parallelism).hash("not-a-real-password")
+    return str(_password_context(time_cost, memory_cost, parallelism).hash("not-a-real-password"))
 
 
 def burn_password_check(password: str) -> None:
@@ -160,6 +162,6 @@ def _parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
         return None
 
 
-def _is_trusted(value: str, trusted: tuple) -> bool:
+def _is_trusted(value: str, trusted: tuple[Any, ...]) -> bool:
     ip = _parse_ip(value)
     return ip is not None and any(ip in network for network in trusted)

@@ -38,7 +38,7 @@ from ticketing_app.text import INVISIBLE, INVISIBLE_OPERATORS, control_pattern
 try:  # google-genai 3.x prefers httpx2 (a fork under its own namespace) when it is installed.
     import httpx2
 except ImportError:  # pragma: no cover - depends on the environment
-    httpx2 = None
+    httpx2 = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 
@@ -374,7 +374,7 @@ def validate_answer(data: Mapping[str, Any], categories: tuple[str, ...]) -> Tri
     try:
         return TriageResult(
             category=category,
-            priority=priority,  # type: ignore[arg-type]  # checked against PRIORITIES above
+            priority=priority,  # checked against PRIORITIES above
             required_skills=skills,
             summary=summary,
             helpful_notes=notes,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import psycopg
 from fastapi import FastAPI, Request
@@ -18,7 +19,7 @@ from ticketing_app.errors import DomainError, NotAuthenticated, TooManyAttempts
 log = logging.getLogger(__name__)
 
 
-def _readable(errors: list[dict]) -> str:
+def _readable(errors: list[dict[str, Any]]) -> str:
     parts = []
     for error in errors[:5]:
         where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path"))
@@ -39,7 +40,7 @@ def install_error_handlers(app: FastAPI) -> None:
             headers["Retry-After"] = str(exc.retry_after_seconds)
         if isinstance(exc, NotAuthenticated):
             headers["WWW-Authenticate"] = "Bearer"
-        body: dict = {"detail": exc.message}
+        body: dict[str, Any] = {"detail": exc.message}
         if getattr(exc, "field", None):
             body["field"] = exc.field  # type: ignore[attr-defined]
         return JSONResponse(body, status_code=exc.status_code, headers=headers)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, ScalarSelect, func, literal_column, select, text
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from ticketing_app.domain import EventKind, Role
 from ticketing_app.models import TICKET_IS_ACTIVE, Ticket, User
@@ -20,7 +20,7 @@ ROUTING_LOCK_ID = 0x726F757465  # "route"
 _LOCKED_IN_TRANSACTION = "routing_lock_held"
 
 
-def open_load(user_id: ColumnElement[int]) -> ScalarSelect[int]:
+def open_load(user_id: ColumnElement[int] | QueryableAttribute[int]) -> ScalarSelect[int]:
     """A person's load: the open or in-progress tickets assigned to them (what routing balances, admins see)."""
     return select(func.count()).where(Ticket.assigned_to_id == user_id, TICKET_IS_ACTIVE).scalar_subquery()
 

@@ -103,15 +103,18 @@ class AdminUsersState(PagedMixin, AuthState):
         return None
 
     @rx.event
-    @presents_errors(unexpected="loading the users page")  # e.g. the database is down: say so, never spin
     async def load(self) -> Any:
+        return await self._load()
+
+    @presents_errors(unexpected="loading the users page")  # e.g. the database is down: say so, never spin
+    async def _load(self) -> Any:
         # State reaches the browser when the event ends, so this is what it sees however the read ends.
         self.loading = False
         role = None if self.role_filter == ALL_ROLES else self.role_filter
         filters = UserFilters(
             q=self.search or None,
             role=role,
-            limit=PAGE_SIZE,  # type: ignore[arg-type]
+            limit=PAGE_SIZE,
             offset=self.page_index * PAGE_SIZE,
         )
         result = await self._actor_call(lambda s, u: accounts.list_users_page(s, u, filters))
@@ -131,17 +134,17 @@ class AdminUsersState(PagedMixin, AuthState):
     @presents_errors
     async def apply_search(self, form: dict[str, Any]) -> Any:
         self.search, self.page_index = form_text(a_form(form), "q").strip()[:200], 0
-        return await self.load()
+        return await self._load()
 
     @rx.event
     @presents_errors
     async def set_role_filter(self, value: str) -> Any:
         self.role_filter = one_of(value, (ALL_ROLES, *ROLES))
         self.page_index = 0
-        return await self.load()
+        return await self._load()
 
     async def _refresh(self) -> Any:
-        return await self.load()
+        return await self._load()
 
     # --- per-row edits ---
 
@@ -262,7 +265,7 @@ def human_duration(seconds: float | None) -> str:
 
 
 def _series(
-    counts: dict[str, int], colors: Mapping[str, str] | None = None, order: tuple[str, ...] = ()
+    counts: dict[str, int], colors: Mapping[Any, str] | None = None, order: tuple[str, ...] = ()
 ) -> list[SeriesRow]:
     """{key: n} -> chart rows, in `order` first, then by count; colours per key or from the palette."""
     keys = [k for k in order if k in counts] + sorted(

@@ -9,7 +9,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast, overload
 
 import reflex as rx
 from pydantic import ValidationError
@@ -31,7 +31,7 @@ LOGIN_PAGE = "/login"
 
 def landing_page(role: str) -> str:
     """Where a person starts, by role (roles are StrEnums: the stored string finds its member)."""
-    return LANDING.get(role, LANDING[Role.USER])  # type: ignore[call-overload]
+    return str(LANDING.get(role, LANDING[Role.USER]))  # type: ignore[call-overload]
 
 
 # ----- what an event may carry: a browser can send any handler any JSON, so each argument is checked -----
@@ -116,6 +116,15 @@ def error_message(exc: Exception) -> str:
     return "Something went wrong. Please try again."
 
 
+_Method = TypeVar("_Method", bound=Callable[..., Awaitable[Any]])
+
+
+@overload
+def presents_errors(method: _Method) -> _Method: ...
+@overload
+def presents_errors(
+    method: None = None, *, refused: ErrorHook | None = None, denied: ErrorHook | None = None, unexpected: str = ""
+) -> Callable[[_Method], _Method]: ...
 def presents_errors(
     method: Callable[..., Awaitable[Any]] | None = None,
     *,
@@ -136,7 +145,7 @@ def presents_errors(
     Hooks get (state, exc, *the method's arguments) and return the events to send back, or None.
     """
 
-    def decorate(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    def decorate(fn: _Method) -> _Method:
         @functools.wraps(fn)
         async def guarded(self: AuthState, *args: Any, **kwargs: Any) -> Any:
             try:
@@ -153,7 +162,7 @@ def presents_errors(
                 log.exception("%s failed", unexpected)
                 return (refused or type(self)._refused)(self, exc, *args, **kwargs)
 
-        return guarded
+        return cast(_Method, guarded)
 
     return decorate(method) if method is not None else decorate
 

@@ -7,8 +7,8 @@ with Reflex's Redis state manager): no in-process pub/sub to miss.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any, ClassVar
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import reflex as rx
 from sqlalchemy.orm import Session
@@ -67,8 +67,11 @@ class LiveMixin(rx.State, mixin=True):
     async def _live_ended(self) -> Any:
         return None
 
+    if TYPE_CHECKING:  # from AuthState, which every live page extends (a mixin declares no vars of its own)
+        token: str
+
     @rx.event(background=True)
-    async def follow(self):
+    async def follow(self) -> AsyncIterator[Any]:
         async with self:
             self._live_generation += 1
             generation, token, path = self._live_generation, self.token, self.router.url.path

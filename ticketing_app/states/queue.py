@@ -41,10 +41,10 @@ class QueueState(LiveMixin, PagedMixin, AuthState):
     def _filters(self) -> TicketFilters:
         return TicketFilters(
             active=self.status_filter == ACTIVE,
-            status=None if self.status_filter in (ACTIVE, ANY) else self.status_filter,  # type: ignore[arg-type]
-            priority=None if self.priority_filter == ANY else self.priority_filter,  # type: ignore[arg-type]
+            status=None if self.status_filter in (ACTIVE, ANY) else self.status_filter,
+            priority=None if self.priority_filter == ANY else self.priority_filter,
             category=None if self.category_filter == ANY else self.category_filter,
-            assigned=self.scope,  # type: ignore[arg-type]
+            assigned=self.scope,
             limit=PAGE_SIZE,
             offset=self._offset(),
         )
@@ -114,7 +114,7 @@ class QueueState(LiveMixin, PagedMixin, AuthState):
     async def quick_status(self, ticket_id: int, status: str) -> Any:
         """Change a ticket's status straight from the queue."""
         ticket_id, status = an_id(ticket_id), one_of(status, tuple(TicketStatus))
-        data = TicketUpdate(status=status)  # type: ignore[arg-type]
+        data = TicketUpdate(status=status)
         await self._actor_call(lambda s, u: tickets.update_ticket(s, u, ticket_id, data))
         await self._refresh()
         return rx.toast.success(f"Status changed to {label(status).lower()}.")

@@ -53,7 +53,7 @@ class MyTicketsState(LiveMixin, PagedMixin, AuthState):
         return TicketFilters(
             status=status,
             q=self.search or None,
-            limit=PAGE_SIZE,  # type: ignore[arg-type]
+            limit=PAGE_SIZE,
             offset=self._offset(),
         )
 
@@ -138,7 +138,7 @@ class TicketState(LiveMixin, AuthState):
 
     def _ticket_id(self) -> int:
         """The id from the URL (/tickets/[ticket_id]); 0 when it is not a number."""
-        raw = str(self.ticket_id)  # route argument var that Reflex installs on the root state
+        raw = str(self.ticket_id)  # type: ignore[attr-defined]  # the route argument Reflex adds to the root state
         return int(raw) if raw.isdigit() and len(raw) < 10 else 0
 
     def _marker_fn(self) -> Callable[[Session, User], str]:
