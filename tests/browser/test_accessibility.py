@@ -1,0 +1,187 @@
+"""Accessibility: axe-core finds no WCAG 2.0/2.1 A or AA violation on any page, for every role that can open
+it, in light and dark mode, with realistic content (a triaged ticket with a conversation, one still being
+triaged, a dead job, e-mails). Also: the favicon is served and no page load asks for something that 404s.
+
+New pages: add a row to PAGES (role, path, an element that is there once the page has loaded its data).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.axe import describe, run_axe
+from tests.factories import PASSWORD, Factory
+
+pytestmark = pytest.mark.browser
+
+TRIAGED_TITLE = "Billing: charged twice this month"
+PENDING_TITLE = "Printer on the third floor is jammed"
+
+# (who, path, an element present once the page has settled, optionally a button/radio to press first).
+# Paths and selectors may name the seeded data: {triaged} and {pending} tickets, {missing} (no such
+# ticket), {requester} (the user's id). "anonymous" is logged out.
+PAGES: list[tuple[str, str, str, str | None]] = [
+    ("anonymous", "/login", "#email", None),
+    ("anonymous", "/signup", "#name", None),
+    ("anonymous", "/", "#email", None),  # redirects to /login
+    ("user", "/tickets", f"a:text('{TRIAGED_TITLE}')", None),
+    ("user", "/tickets/new", "#title", None),
+    ("user", "/tickets/{triaged}", "#triage-result", None),
+    ("user", "/tickets/{pending}", "#triage-pending", None),
+    ("user", "/tickets/{missing}", "#not-found", None),
+    ("user", "/queue", "#not-allowed", None),
+    ("user", "/admin/users", "#not-allowed", None),
+    ("user", "/admin", "#not-allowed", None),
+    ("moderator", "/queue", "#queue-row-{triaged}", None),
+    ("moderator", "/tickets", f"a:text('{TRIAGED_TITLE}')", None),
+    ("moderator", "/tickets/new", "#title", None),
+    ("moderator", "/tickets/{triaged}", "#ai-notes", None),
+    ("admin", "/admin", "#dead-job-{dead_job}", None),
+    ("admin", "/admin/users", "#user-row-{requester}", None),
+    ("admin", "/queue", "#queue-row-{pending}", "All"),
+    ("admin", "/tickets", f"a:text('{TRIAGED_TITLE}')", None),
+    ("admin", "/tickets/new", "#title", None),
+    ("admin", "/tickets/{triaged}", "#ai-notes", None),
+    ("admin", "/tickets/{pending}", "#triage-pending", None),
+]
+
+
+def _empty_tables() -> None:
+    from sqlalchemy import text
+
+    from ticketing_app.db import get_engine
+
+    with get_engine().begin() as conn:
+        tables = conn.execute(
+            text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")
+        ).scalars().all()
+        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        conn.execute(text("ALTER SEQUENCE ticket_number_seq RESTART WITH 1001"))
+
+
+def _wait_for_triage(ticket_id: int, timeout: float = 40) -> None:
+    from ticketing_app.db import session_scope
+    from ticketing_app.models import Ticket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with session_scope() as s:
+            if s.get(Ticket, ticket_id).triage_status != "pending":
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"ticket {ticket_id} was not triaged within {timeout:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def site(database: str, app_url: str, browser) -> dict:
+    """Realistic data for every page, and each role's logged-in browser storage (one log-in per role)."""
+    from sqlalchemy import text
+
+    from ticketing_app.db import session_scope
+    from ticketing_app.models import Job, User
+    from ticketing_app.schemas import CommentCreate, TicketCreate
+    from ticketing_app.services import tickets
+
+    _empty_tables()
+    factory = Factory()
+    admin = factory.admin()
+    moderator = factory.user("moderator", skills=["billing"], name="Moe Moderator")
+    requester = factory.user(name="Rita Requester")
+    factory.user(name="Nia Newbie")
+
+    triaged = factory.ticket(requester, TRIAGED_TITLE,
+                             "My billing shows two charges for the same invoice.\nPlease refund one of them.")
+    _wait_for_triage(triaged.id)
+    with session_scope() as s:
+        tickets.add_comment(s, s.get(User, requester.id), triaged.id,
+                            CommentCreate(body="The second charge was on the 3rd."))
+        tickets.add_comment(s, s.get(User, moderator.id), triaged.id,
+                            CommentCreate(body="Finance confirms the double charge.", internal=True))
+        tickets.add_comment(s, s.get(User, moderator.id), triaged.id,
+                            CommentCreate(body="Your refund is on its way."))
+    with session_scope() as s:  # one ticket stays "AI is triaging…": its job is not due for a day
+        pending = tickets.create_ticket(s, s.get(User, requester.id),
+                                        TicketCreate(title=PENDING_TITLE, description="It beeps and blinks."))
+        s.execute(text("UPDATE jobs SET run_after = now() + interval '1 day' WHERE dedupe_key = :key"),
+                  {"key": f"triage:{pending.id}"})
+        pending_id = pending.id
+    with session_scope() as s:
+        dead = Job(kind="send_email", payload={"email_id": 1}, status="dead", attempts=6, max_attempts=6,
+                   last_error="SMTP server refused the connection", finished_at=datetime.now(UTC))
+        s.add(dead)
+        s.flush()
+        dead_id = dead.id
+
+    storage = {"anonymous": {"cookies": [], "origins": []}}
+    for role, user in (("user", requester), ("moderator", moderator), ("admin", admin)):
+        context = browser.new_context(base_url=app_url)
+        page = context.new_page()
+        page.goto("/login")
+        page.fill("#email", user.email)
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(re.compile(r".*/(tickets|queue|admin)/?$"))
+        storage[role] = context.storage_state()
+        context.close()
+    return {"storage": storage, "ids": {"triaged": triaged.id, "pending": pending_id, "missing": 999_999,
+                                        "requester": requester.id, "dead_job": dead_id}}
+
+
+def _open(browser, app_url: str, site: dict, role: str, dark: bool):
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, base_url=app_url,
+                                  color_scheme="dark" if dark else "light", storage_state=site["storage"][role])
+    context.set_default_timeout(20_000)
+    return context
+
+
+@pytest.mark.parametrize("mode", ["light", "dark"])
+@pytest.mark.parametrize(("role", "path", "ready", "press"), PAGES,
+                         ids=[f"{role}:{path}" for role, path, _, _ in PAGES])
+def test_page_has_no_wcag_violations(browser, app_url, site, role, path, ready, press, mode):
+    ids = site["ids"]
+    context = _open(browser, app_url, site, role, mode == "dark")
+    try:
+        page = context.new_page()
+        missing: list[str] = []
+        page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
+        page.goto(path.format(**ids))
+        if press:
+            page.get_by_role("radio", name=press).or_(page.get_by_role("button", name=press)).first.click()
+        expect(page.locator(ready.format(**ids)).first).to_be_visible(timeout=20_000)
+        page.evaluate("document.fonts.ready")
+        dark = page.evaluate("document.documentElement.classList.contains('dark')")
+        assert dark == (mode == "dark"), f"the page did not follow the browser's {mode} colour scheme"
+        violations = run_axe(page)
+        assert not violations, f"axe on {path} as {role} ({mode}):\n{describe(violations)}"
+        assert not missing, f"requests answered 404 on {path}: {missing}"
+    finally:
+        context.close()
+
+
+def test_favicon_is_served_and_linked(app_url, browser, site):
+    r = httpx.get(f"{app_url}/favicon.ico")
+    assert r.status_code == 200 and len(r.content) > 0
+    context = _open(browser, app_url, site, "anonymous", False)
+    try:
+        page = context.new_page()
+        failed: list[str] = []
+        page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        page.on("console", lambda m: failed.append(m.text) if m.type == "error" else None)
+        page.goto("/login")
+        expect(page.locator("#email")).to_be_visible()
+        logo = page.get_by_role("img", name="Helpdesk")
+        expect(logo).to_be_visible()
+        assert logo.evaluate("img => img.complete && img.naturalWidth > 0"), "the logo did not load"
+        icon = page.locator("link[rel~='icon']").first.get_attribute("href")
+        assert icon, "no <link rel=icon> in the head"
+        assert httpx.get(f"{app_url}/{icon.lstrip('/')}").status_code == 200
+        page.wait_for_timeout(500)
+        assert not failed, f"errors while loading /login: {failed}"
+    finally:
+        context.close()
