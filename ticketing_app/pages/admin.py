@@ -162,7 +162,8 @@ def _active_cell(row: rx.Var) -> rx.Component:
     active = row["active"].to(bool)
     email = row["email"].to(str)
     return rx.flex(
-        rx.cond(active, rx.badge("Active", color_scheme="green"), rx.badge("Inactive", color_scheme="gray")),
+        rx.cond(active, rx.badge("Active", color_scheme="green", high_contrast=True),
+                rx.badge("Inactive", color_scheme="gray")),
         rx.button(
             rx.cond(active, "Deactivate", "Activate"),
             size="1",

@@ -30,7 +30,7 @@ def my_tickets_page() -> rx.Component:
                 ["all", "open", "in_progress", "resolved", "closed"],
                 value=MyTicketsState.status_filter,
                 on_change=MyTicketsState.set_status_filter,
-                aria_label="Filter by status",
+                custom_attrs={"aria-label": "Filter by status"},  # reaches the trigger; aria_label would not
             ),
             rx.form(
                 rx.flex(
@@ -158,7 +158,8 @@ def _actions() -> rx.Component:
             TicketState.can_manage,
             rx.flex(
                 rx.button("Start", on_click=TicketState.set_status("in_progress"), variant="soft"),
-                rx.button("Resolve", on_click=TicketState.set_status("resolved"), color_scheme="green"),
+                rx.button("Resolve", on_click=TicketState.set_status("resolved"), color_scheme="green",
+                          high_contrast=True),
                 rx.button("Close", on_click=TicketState.set_status("closed"), variant="soft", color_scheme="gray"),
                 rx.button("Reopen", on_click=TicketState.set_status("open"), variant="soft"),
                 spacing="2",
@@ -182,9 +183,9 @@ def _staff_forms() -> rx.Component:
             rx.form(
                 rx.flex(
                     rx.select(["high", "medium", "low"], name="priority", placeholder="Priority",
-                              aria_label="Override priority"),
+                              custom_attrs={"aria-label": "Override priority"}),
                     rx.select(TicketState.categories, name="category", placeholder="Category",
-                              aria_label="Override category"),
+                              custom_attrs={"aria-label": "Override category"}),
                     rx.input(name="reason", placeholder="Reason (required)", aria_label="Reason for override",
                              required=True, max_length=1000),
                     rx.button("Override", type="submit", variant="soft"),
