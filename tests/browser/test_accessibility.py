@@ -22,10 +22,11 @@ pytestmark = pytest.mark.browser
 
 TRIAGED_TITLE = "Billing: charged twice this month"
 PENDING_TITLE = "Printer on the third floor is jammed"
+RESOLVED_TITLE = "Billing address on invoices is wrong"
 
 # (who, path, an element present once the page has settled, optionally a button/radio to press first).
 # Paths and selectors may name the seeded data: {triaged} and {pending} tickets, {missing} (no such
-# ticket), {requester} (the user's id). "anonymous" is logged out.
+# ticket), {resolved}, {requester} (the user's id), {dead_job}. "anonymous" is logged out.
 PAGES: list[tuple[str, str, str, str | None]] = [
     ("anonymous", "/login", "#email", None),
     ("anonymous", "/signup", "#name", None),
@@ -34,6 +35,7 @@ PAGES: list[tuple[str, str, str, str | None]] = [
     ("user", "/tickets/new", "#title", None),
     ("user", "/tickets/{triaged}", "#triage-result", None),
     ("user", "/tickets/{pending}", "#triage-pending", None),
+    ("user", "/tickets/{resolved}", "button:text('Reopen ticket')", None),
     ("user", "/tickets/{missing}", "#not-found", None),
     ("user", "/queue", "#not-allowed", None),
     ("user", "/admin/users", "#not-allowed", None),
@@ -85,19 +87,27 @@ def site(database: str, app_url: str, browser) -> dict:
 
     from ticketing_app.db import session_scope
     from ticketing_app.models import Job, User
-    from ticketing_app.schemas import CommentCreate, TicketCreate
-    from ticketing_app.services import tickets
+    from ticketing_app.schemas import CommentCreate, TicketCreate, TicketUpdate, UserUpdate
+    from ticketing_app.services import accounts, tickets
 
     _empty_tables()
     factory = Factory()
     admin = factory.admin()
     moderator = factory.user("moderator", skills=["billing"], name="Moe Moderator")
     requester = factory.user(name="Rita Requester")
-    factory.user(name="Nia Newbie")
+    former = factory.user(name="Fred Former")
+    with session_scope() as s:  # an inactive account: its row is drawn dimmed
+        accounts.update_user(s, s.get(User, admin.id), UserUpdate(email=former.email, active=False))
 
     triaged = factory.ticket(requester, TRIAGED_TITLE,
                              "My billing shows two charges for the same invoice.\nPlease refund one of them.")
+    resolved = factory.ticket(requester, RESOLVED_TITLE, "Billing: the invoices show my old address.")
     _wait_for_triage(triaged.id)
+    _wait_for_triage(resolved.id)
+    with session_scope() as s:
+        tickets.update_ticket(s, s.get(User, admin.id), resolved.id, TicketUpdate(status="resolved"))
+        s.execute(text("UPDATE tickets SET due_at = now() - interval '2 hours' WHERE id = :id"),  # overdue
+                  {"id": triaged.id})
     with session_scope() as s:
         tickets.add_comment(s, s.get(User, requester.id), triaged.id,
                             CommentCreate(body="The second charge was on the 3rd."))
@@ -130,6 +140,7 @@ def site(database: str, app_url: str, browser) -> dict:
         storage[role] = context.storage_state()
         context.close()
     return {"storage": storage, "ids": {"triaged": triaged.id, "pending": pending_id, "missing": 999_999,
+                                        "resolved": resolved.id,
                                         "requester": requester.id, "dead_job": dead_id}}
 
 

@@ -49,7 +49,7 @@ def _spinner() -> rx.Component:
 def _identity(row: rx.Var) -> rx.Component:
     return rx.flex(
         rx.flex(
-            rx.text(row["name"], weight="medium", opacity=rx.cond(row["active"], "1", "0.6")),
+            rx.text(row["name"], weight="medium", color=rx.cond(row["active"], "var(--gray-12)", "var(--gray-11)")),
             rx.cond(row["is_self"], rx.badge("You", variant="outline", size="1")),
             spacing="2",
             align="center",
@@ -169,6 +169,7 @@ def _active_cell(row: rx.Var) -> rx.Component:
             size="1",
             variant="soft",
             color_scheme=rx.cond(active, "red", "green"),
+            high_contrast=True,
             aria_label=rx.cond(active, "Deactivate ", "Activate ") + email,
             on_click=AdminUsersState.set_active(row["id"], ~active),
             disabled=row["is_self"].to(bool),

@@ -22,7 +22,7 @@ def _row(row: rx.Var) -> rx.Component:
         rx.table.cell(row["category_label"]),
         rx.table.cell(status_badge(row["status"], row["status_label"])),
         rx.table.cell(
-            rx.cond(row["overdue"], rx.badge("Overdue " + row["due"].to(str), color_scheme="red"),
+            rx.cond(row["overdue"], rx.badge("Overdue " + row["due"].to(str), color_scheme="red", high_contrast=True),
                     rx.text(row["due"], size="1"))
         ),
         rx.table.cell(row["assignee"]),
