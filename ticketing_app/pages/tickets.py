@@ -42,7 +42,7 @@ def my_tickets_page() -> rx.Component:
                 reset_on_submit=False,
             ),
             rx.spacer(),
-            rx.link(rx.button("New ticket"), href="/tickets/new"),
+            rx.link(rx.button("New ticket", tab_index=-1), href="/tickets/new"),  # one tab stop: the link
             spacing="3",
             wrap="wrap",
             margin_bottom="1em",
