@@ -126,6 +126,7 @@ def tab_through(page) -> list[str]:
         if marked != "new":
             return order
         order.append(focused(page))
+        assert order[-1].split(" ", 1)[1].strip(), f"a tab stop without a name after {order[:-1]}"
         assert_focus_visible(page)
     raise AssertionError(f"no end after {MAX_TABS * 2} Tabs: {order}")
 

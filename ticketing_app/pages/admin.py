@@ -332,13 +332,14 @@ def _stats() -> rx.Component:
 def _charts() -> rx.Component:
     s = AdminOverviewState
     return rx.grid(
-        chart_card("Tickets per day (last 14 days)", column_chart(s.per_day, "day", "tickets", label="Tickets"),
+        chart_card("Tickets per day (last 14 days)", column_chart(s.per_day, "day", "tickets", label="Tickets",
+                                                                     name="Tickets per day"),
                    grid_column=rx.breakpoints(initial="auto", md="span 2")),
         chart_card(
             "By category",
             rx.cond(
                 s.by_category.length() > 0,
-                bar_list_chart(s.by_category, label="Tickets", height=240),
+                bar_list_chart(s.by_category, label="Tickets", height=240, name="Tickets by category"),
                 empty_state("No tickets yet."),
             ),
         ),
