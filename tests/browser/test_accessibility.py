@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 from tests.browser.axe import describe, run_axe
 from tests.factories import PASSWORD, Factory
@@ -24,11 +25,41 @@ TRIAGED_TITLE = "Billing: charged twice this month"
 PENDING_TITLE = "Printer on the third floor is jammed"
 RESOLVED_TITLE = "Billing address on invoices is wrong"
 
-# (who, path, an element present once the page has settled, optionally a button/radio to press first).
+
+
+# States a page can be put in before the check (mouse use is fine here: the keyboard has its own tests).
+def show_all(page: Page) -> None:
+    page.get_by_role("radio", name="All").click()
+
+
+def wrong_password(page: Page) -> None:
+    page.fill("#email", "nobody@example.com")
+    page.fill("#password", "not the password")
+    page.click("button[type=submit]")
+
+
+def open_status_menu(page: Page) -> None:
+    page.get_by_role("combobox", name=re.compile("Change status of")).first.click()
+
+
+def open_role_menu(page: Page) -> None:
+    page.get_by_role("combobox", name="Filter by role").click()
+
+
+# An open Radix select is modal: it traps the focus in its listbox and marks the rest of the page
+# aria-hidden (the aria-hidden package's hideOthers). axe cannot see the focus trap and reports the page
+# behind as "aria-hidden element contains focusable elements" (it skips this rule only for role=dialog).
+# Radix's maintainers call that correct for a modal layer (radix-ui/primitives#2459); nothing behind the
+# menu can be reached by Tab while it is open, so that one rule is off for these two states.
+open_status_menu.axe_disable = open_role_menu.axe_disable = ("aria-hidden-focus",)  # type: ignore[attr-defined]
+
+
+# (who, path, an element present once the page has settled, optionally a state to put the page in first).
 # Paths and selectors may name the seeded data: {triaged} and {pending} tickets, {missing} (no such
 # ticket), {resolved}, {requester} (the user's id), {dead_job}. "anonymous" is logged out.
-PAGES: list[tuple[str, str, str, str | None]] = [
+PAGES: list[tuple[str, str, str, Callable[[Page], None] | None]] = [
     ("anonymous", "/login", "#email", None),
+    ("anonymous", "/login", "[role=alert]", wrong_password),
     ("anonymous", "/signup", "#name", None),
     ("anonymous", "/", "#email", None),  # redirects to /login
     ("user", "/tickets", f"a:text('{TRIAGED_TITLE}')", None),
@@ -41,12 +72,14 @@ PAGES: list[tuple[str, str, str, str | None]] = [
     ("user", "/admin/users", "#not-allowed", None),
     ("user", "/admin", "#not-allowed", None),
     ("moderator", "/queue", "#queue-row-{triaged}", None),
+    ("moderator", "/queue", "[role=listbox]", open_status_menu),
     ("moderator", "/tickets", f"a:text('{TRIAGED_TITLE}')", None),
     ("moderator", "/tickets/new", "#title", None),
     ("moderator", "/tickets/{triaged}", "#ai-notes", None),
     ("admin", "/admin", "#dead-job-{dead_job}", None),
     ("admin", "/admin/users", "#user-row-{requester}", None),
-    ("admin", "/queue", "#queue-row-{pending}", "All"),
+    ("admin", "/admin/users", "[role=listbox]", open_role_menu),
+    ("admin", "/queue", "#queue-row-{pending}", show_all),
     ("admin", "/tickets", f"a:text('{TRIAGED_TITLE}')", None),
     ("admin", "/tickets/new", "#title", None),
     ("admin", "/tickets/{triaged}", "#ai-notes", None),
@@ -152,9 +185,9 @@ def _open(browser, app_url: str, site: dict, role: str, dark: bool):
 
 
 @pytest.mark.parametrize("mode", ["light", "dark"])
-@pytest.mark.parametrize(("role", "path", "ready", "press"), PAGES,
-                         ids=[f"{role}:{path}" for role, path, _, _ in PAGES])
-def test_page_has_no_wcag_violations(browser, app_url, site, role, path, ready, press, mode):
+@pytest.mark.parametrize(("role", "path", "ready", "act"), PAGES,
+                         ids=[f"{role}:{path}" + (f":{act.__name__}" if act else "") for role, path, _, act in PAGES])
+def test_page_has_no_wcag_violations(browser, app_url, site, role, path, ready, act, mode):
     ids = site["ids"]
     context = _open(browser, app_url, site, role, mode == "dark")
     try:
@@ -162,13 +195,13 @@ def test_page_has_no_wcag_violations(browser, app_url, site, role, path, ready, 
         missing: list[str] = []
         page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
         page.goto(path.format(**ids))
-        if press:
-            page.get_by_role("radio", name=press).or_(page.get_by_role("button", name=press)).first.click()
+        if act:
+            act(page)
         expect(page.locator(ready.format(**ids)).first).to_be_visible(timeout=20_000)
         page.evaluate("document.fonts.ready")
         dark = page.evaluate("document.documentElement.classList.contains('dark')")
         assert dark == (mode == "dark"), f"the page did not follow the browser's {mode} colour scheme"
-        violations = run_axe(page)
+        violations = run_axe(page, getattr(act, "axe_disable", ()))
         assert not violations, f"axe on {path} as {role} ({mode}):\n{describe(violations)}"
         assert not missing, f"requests answered 404 on {path}: {missing}"
     finally:
