@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import httpx
@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.axe import describe, run_axe
+from tests.browser.conftest import wait_for_jobs_to_finish
 from tests.factories import PASSWORD, Factory
 
 pytestmark = pytest.mark.browser
@@ -114,7 +115,7 @@ def _wait_for_triage(ticket_id: int, timeout: float = 40) -> None:
 
 
 @pytest.fixture(scope="module")
-def site(database: str, app_url: str, browser) -> dict:
+def site(database: str, app_url: str, browser) -> Iterator[dict]:
     """Realistic data for every page, and each role's logged-in browser storage (one log-in per role)."""
     from sqlalchemy import text
 
@@ -172,9 +173,10 @@ def site(database: str, app_url: str, browser) -> dict:
         page.wait_for_url(re.compile(r".*/(tickets|queue|admin)/?$"))
         storage[role] = context.storage_state()
         context.close()
-    return {"storage": storage, "ids": {"triaged": triaged.id, "pending": pending_id, "missing": 999_999,
+    yield {"storage": storage, "ids": {"triaged": triaged.id, "pending": pending_id, "missing": 999_999,
                                         "resolved": resolved.id,
                                         "requester": requester.id, "dead_job": dead_id}}
+    wait_for_jobs_to_finish()  # e-mails from the seeding: none may be in flight when the next module empties tables
 
 
 def _open(browser, app_url: str, site: dict, role: str, dark: bool):

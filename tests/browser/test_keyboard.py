@@ -9,12 +9,22 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.conftest import wait_for_jobs_to_finish
 from tests.browser.test_journeys import log_in
 from tests.factories import PASSWORD
+from ticketing_app.db import session_scope
+from ticketing_app.models import Ticket
 
 pytestmark = pytest.mark.browser
 
 MAX_TABS = 60
+
+
+@pytest.fixture(autouse=True)
+def _jobs_done_after(clean_db):
+    yield
+    wait_for_jobs_to_finish()
+
 
 _DESCRIBE_ACTIVE = """() => {
     const e = document.activeElement;
@@ -154,3 +164,30 @@ def test_every_control_shows_the_focus(new_page, factory):
         order = tab_through(page)
         print(f"{path}: {len(order)} tab stops: {order}")
         assert len(order) >= 5, f"{path}: only {order} reachable by Tab"
+
+
+def test_change_a_status_from_the_queue_with_the_keyboard(new_page, factory):
+    """A Radix select opens with Enter, keeps Tab inside its list while open, and picks with the arrows."""
+    factory.admin()
+    moderator = factory.user("moderator", skills=["billing"], name="Moe Moderator")
+    user = factory.user(name="Rita Requester")
+    ticket = factory.ticket(user, "Billing: charged twice", "Two charges for one invoice.")
+    page = new_page()
+    log_in(page, moderator.email)
+    row = page.locator(f"#queue-row-{ticket.id}")
+    expect(row).to_be_visible(timeout=30_000)
+    trigger = row.get_by_role("combobox", name=re.compile("Change status of"))
+    tab_to(page, trigger)
+    assert_focus_visible(page)
+    page.keyboard.press("Enter")
+    listbox = page.get_by_role("listbox")
+    expect(listbox).to_be_visible()
+    page.keyboard.press("Tab")  # the open menu is modal: the page behind is not reachable
+    assert listbox.evaluate("el => el.contains(document.activeElement)"), focused(page)
+    page.keyboard.press("End")
+    page.keyboard.press("ArrowUp")  # "closed" is last, "resolved" just above it
+    page.keyboard.press("Enter")
+    expect(listbox).to_have_count(0)
+    expect(row).to_have_count(0, timeout=10_000)  # resolved: no longer in the active queue
+    with session_scope() as s:
+        assert s.get(Ticket, ticket.id).status == "resolved"
