@@ -203,6 +203,8 @@ def test_page_has_no_wcag_violations(browser, app_url, site, role, path, ready, 
         page.evaluate("document.fonts.ready")
         dark = page.evaluate("document.documentElement.classList.contains('dark')")
         assert dark == (mode == "dark"), f"the page did not follow the browser's {mode} colour scheme"
+        # One h1, the page's title; sections are h2 (every Radix heading is an h1 unless told otherwise).
+        assert page.locator("h1").count() == 1, page.locator("h1").all_inner_texts()
         violations = run_axe(page, getattr(act, "axe_disable", ()))
         assert not violations, f"axe on {path} as {role} ({mode}):\n{describe(violations)}"
         assert not missing, f"requests answered 404 on {path}: {missing}"

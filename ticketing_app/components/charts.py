@@ -31,7 +31,7 @@ def stat_card(label: str, value: rx.Var | str, hint: rx.Var | str = "", **props)
 
 def chart_card(title: str, *children: rx.Component, **props) -> rx.Component:
     return rx.card(
-        rx.heading(title, size="3", margin_bottom="0.75em"),
+        rx.heading(title, size="3", margin_bottom="0.75em", as_="h2"),
         *children,
         width="100%",
         min_width="0",

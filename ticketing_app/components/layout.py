@@ -15,7 +15,7 @@ def navbar() -> rx.Component:
     return rx.flex(
         rx.link(
             rx.flex(rx.image(src="/logo.svg", alt="Helpdesk logo", width="28px", height="28px"),
-                    rx.heading("Helpdesk", size="5"), spacing="2", align="center"),
+                    rx.text("Helpdesk", as_="span", size="5", weight="bold"), spacing="2", align="center"),
             href="/",
             underline="none",
         ),

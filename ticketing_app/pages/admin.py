@@ -384,7 +384,7 @@ def _jobs() -> rx.Component:
     s = AdminOverviewState
     return rx.card(
         rx.flex(
-            rx.heading("Job queue", size="4"),
+            rx.heading("Job queue", size="4", as_="h2"),
             rx.spacer(),
             _count_pill("Queued", "queued", "blue"),
             _count_pill("Running", "running", "amber"),
@@ -462,7 +462,7 @@ def _email_row(e: rx.Var) -> rx.Component:
 def _emails() -> rx.Component:
     s = AdminOverviewState
     return rx.card(
-        rx.heading("Recent e-mails", size="4", margin_bottom="0.75em"),
+        rx.heading("Recent e-mails", size="4", margin_bottom="0.75em", as_="h2"),
         rx.cond(
             s.emails.length() == 0,
             empty_state("No e-mails yet."),

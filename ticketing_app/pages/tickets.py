@@ -108,7 +108,7 @@ def new_ticket_page() -> rx.Component:
 def _ai_panel() -> rx.Component:
     t = TicketState.ticket
     return rx.card(
-        rx.heading("AI triage", size="4", margin_bottom="0.5em"),
+        rx.heading("AI triage", size="4", margin_bottom="0.5em", as_="h2"),
         rx.cond(
             t["triage_status"] == "pending",
             rx.flex(rx.spinner(), rx.text("AI is triaging…"), spacing="2", align="center", id="triage-pending"),
@@ -179,7 +179,7 @@ def _staff_forms() -> rx.Component:
     return rx.cond(
         TicketState.can_manage,
         rx.card(
-            rx.heading("Manage", size="3", margin_bottom="0.5em"),
+            rx.heading("Manage", size="3", margin_bottom="0.5em", as_="h2"),
             rx.form(
                 rx.flex(
                     rx.select(["high", "medium", "low"], name="priority", placeholder="Priority",
@@ -256,7 +256,7 @@ def ticket_page() -> rx.Component:
                     rx.flex(
                         rx.flex(rx.text(t["number"], color_scheme="gray"),
                                 status_badge(t["status"], t["status_label"]), spacing="2", align="center"),
-                        rx.heading(t["title"], size="6"),
+                        rx.heading(t["title"], size="6", as_="h2"),
                         rx.text("From ", t["requester"], " · ", t["created"], " · assigned to ", t["assignee"],
                                 size="2", color_scheme="gray"),
                         rx.card(plain_text(t["description"]), width="100%"),
@@ -264,7 +264,7 @@ def ticket_page() -> rx.Component:
                         rx.cond(TicketState.notice != "", rx.callout(TicketState.notice, color_scheme="green")),
                         _actions(),
                         _staff_forms(),
-                        rx.heading("Conversation", size="4"),
+                        rx.heading("Conversation", size="4", as_="h2"),
                         rx.foreach(TicketState.comments, _comment),
                         _reply_form(),
                         direction="column",
@@ -273,7 +273,7 @@ def ticket_page() -> rx.Component:
                     rx.flex(
                         _ai_panel(),
                         rx.card(
-                            rx.heading("Timeline", size="4", margin_bottom="0.5em"),
+                            rx.heading("Timeline", size="4", margin_bottom="0.5em", as_="h2"),
                             rx.foreach(
                                 TicketState.timeline,
                                 lambda e: rx.box(
