@@ -184,8 +184,12 @@ def test_change_a_status_from_the_queue_with_the_keyboard(new_page, factory):
     expect(listbox).to_be_visible()
     page.keyboard.press("Tab")  # the open menu is modal: the page behind is not reachable
     assert listbox.evaluate("el => el.contains(document.activeElement)"), focused(page)
-    page.keyboard.press("End")
-    page.keyboard.press("ArrowUp")  # "closed" is last, "resolved" just above it
+    resolved = listbox.get_by_role("option", name="resolved", exact=True)
+    for _ in range(6):  # arrow down to it (Radix moves the focus through the options)
+        if resolved.evaluate("el => el === document.activeElement"):
+            break
+        page.keyboard.press("ArrowDown")
+    expect(resolved).to_be_focused()
     page.keyboard.press("Enter")
     expect(listbox).to_have_count(0)
     expect(row).to_have_count(0, timeout=10_000)  # resolved: no longer in the active queue
