@@ -12,6 +12,7 @@ source "$VENV/bin/activate"
 
 if [ -d tests/browser ]; then
   ensure_node_and_bun
+  python -m tests.browser.axe >/dev/null  # the pinned axe-core from the npm registry, into .tools/
   missing=()
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   [ -x /usr/bin/redis-server ] || missing+=(redis-server)

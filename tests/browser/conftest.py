@@ -108,6 +108,24 @@ def new_page(browser, app_url, clean_db):
         context.close()
 
 
+def wait_for_jobs_to_finish(timeout: float = 40) -> None:
+    """No background job due or running: the next test's emptying of the tables cannot race a triage in
+    flight (ids restart at 1, so a finishing job could meet the next test's ticket 1)."""
+    from sqlalchemy import text
+
+    from ticketing_app.db import session_scope
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with session_scope() as s:
+            busy = s.execute(text("SELECT count(*) FROM jobs WHERE status = 'running' "
+                                  "OR (status = 'queued' AND run_after <= now())")).scalar_one()
+        if not busy:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"background jobs still busy after {timeout:.0f} s")
+
+
 def shot(page, name: str) -> Path:
     """Save a screenshot as a test artifact."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

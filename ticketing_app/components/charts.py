@@ -3,6 +3,9 @@
 Every chart comes with its numbers as text too (a legend list), so the page is readable without the SVG.
 Bar-list and donut rows are SeriesRow (states/formatting.py): name, value and fill (a CSS colour such as
 "var(--blue-9)"); the column chart reads the two fields it is given (DayCount: day, tickets).
+
+Keyboard: recharts makes each bar chart one tab stop (role "application": arrow keys move the tooltip along
+the bars), so those get a name. A donut's legend already has its numbers, so its sectors are no tab stop.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ def stat_card(label: str, value: rx.Var | str, hint: rx.Var | str = "", **props)
 
 def chart_card(title: str, *children: rx.Component, **props) -> rx.Component:
     return rx.card(
-        rx.heading(title, size="3", margin_bottom="0.75em"),
+        rx.heading(title, size="3", margin_bottom="0.75em", as_="h2"),
         *children,
         width="100%",
         min_width="0",
@@ -57,8 +60,10 @@ def _tooltip() -> rx.Component:
     )
 
 
-def column_chart(data: rx.Var, x_key: str, y_key: str, *, label: str, height: int = 220) -> rx.Component:
-    """Vertical bars over a category/time axis (e.g. tickets per day)."""
+def column_chart(data: rx.Var, x_key: str, y_key: str, *, label: str, height: int = 220,
+                 name: str = "") -> rx.Component:
+    """Vertical bars over a category/time axis (e.g. tickets per day); `name` is what it is called to
+    screen readers (default: `label`)."""
     return rx.box(
         rx.recharts.bar_chart(
             rx.recharts.cartesian_grid(vertical=False, stroke="var(--gray-a5)"),
@@ -69,14 +74,15 @@ def column_chart(data: rx.Var, x_key: str, y_key: str, *, label: str, height: in
                             max_bar_size=36, is_animation_active=False),
             data=_records(data),
             margin={"top": 4, "right": 8, "left": 0, "bottom": 0},
+            custom_attrs={"aria-label": f"{name or label} chart: use the arrow keys to read each bar"},
         ),
         height=f"{height}px",
         width="100%",
     )
 
 
-def bar_list_chart(data: rx.Var, *, label: str, height: int = 220) -> rx.Component:
-    """Horizontal bars, one per category, coloured by each row's "fill"."""
+def bar_list_chart(data: rx.Var, *, label: str, height: int = 220, name: str = "") -> rx.Component:
+    """Horizontal bars, one per category, coloured by each row's "fill"; `name` as for column_chart."""
     return rx.box(
         rx.recharts.bar_chart(
             rx.recharts.cartesian_grid(horizontal=False, stroke="var(--gray-a5)"),
@@ -95,6 +101,7 @@ def bar_list_chart(data: rx.Var, *, label: str, height: int = 220) -> rx.Compone
             data=_records(data),
             layout="vertical",
             margin={"top": 0, "right": 12, "left": 0, "bottom": 0},
+            custom_attrs={"aria-label": f"{name or label} chart: use the arrow keys to read each bar"},
         ),
         height=f"{height}px",
         width="100%",
@@ -117,7 +124,9 @@ def donut_chart(data: rx.Var, *, size: int = 180) -> rx.Component:
                     padding_angle=rx.cond(data.length() > 1, 2, 0),
                     stroke=rx.cond(data.length() > 1, "var(--color-panel-solid)", "none"),
                     is_animation_active=False,
+                    root_tab_index=-1,
                 ),
+                custom_attrs={"tabIndex": -1},
             ),
             height=rx.breakpoints(initial=f"{size * 3 // 4}px", sm=f"{size}px"),
             width=rx.breakpoints(initial=f"{size * 3 // 4}px", sm=f"{size}px"),

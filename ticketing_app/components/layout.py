@@ -13,7 +13,12 @@ def nav_link(label: str, href: str) -> rx.Component:
 
 def navbar() -> rx.Component:
     return rx.flex(
-        rx.link(rx.heading("Helpdesk", size="5"), href="/", underline="none"),
+        rx.link(
+            rx.flex(rx.image(src="/logo.svg", alt="Helpdesk logo", width="28px", height="28px"),
+                    rx.text("Helpdesk", as_="span", size="5", weight="bold"), spacing="2", align="center"),
+            href="/",
+            underline="none",
+        ),
         rx.cond(
             AuthState.logged_in,
             rx.flex(
@@ -54,6 +59,9 @@ def navbar() -> rx.Component:
 
 def page(*children: rx.Component, title: str) -> rx.Component:
     return rx.box(
+        # React hoists these into <head>; browsers that skip them still find /favicon.ico.
+        rx.el.link(rel="icon", href="/favicon.ico", sizes="32x32"),
+        rx.el.link(rel="icon", href="/logo.svg", type="image/svg+xml"),
         navbar(),
         rx.container(
             rx.heading(title, size="7", margin_bottom="0.75em"),

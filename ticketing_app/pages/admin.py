@@ -51,7 +51,7 @@ def _spinner() -> rx.Component:
 def _identity(row: rx.Var) -> rx.Component:
     return rx.flex(
         rx.flex(
-            rx.text(row.name, weight="medium", opacity=rx.cond(row.active, "1", "0.6")),
+            rx.text(row.name, weight="medium", color=rx.cond(row.active, "var(--gray-12)", "var(--gray-11)")),
             rx.cond(row.is_self, rx.badge("You", variant="outline", size="1")),
             spacing="2",
             align="center",
@@ -164,12 +164,14 @@ def _active_cell(row: rx.Var) -> rx.Component:
     active = row.active
     email = row.email
     return rx.flex(
-        rx.cond(active, rx.badge("Active", color_scheme="green"), rx.badge("Inactive", color_scheme="gray")),
+        rx.cond(active, rx.badge("Active", color_scheme="green", high_contrast=True),
+                rx.badge("Inactive", color_scheme="gray")),
         rx.button(
             rx.cond(active, "Deactivate", "Activate"),
             size="1",
             variant="soft",
             color_scheme=rx.cond(active, "red", "green"),
+            high_contrast=True,
             aria_label=rx.cond(active, "Deactivate ", "Activate ") + email,
             on_click=AdminUsersState.set_active(row.id, ~active),
             disabled=row.is_self,
@@ -333,13 +335,14 @@ def _stats() -> rx.Component:
 def _charts() -> rx.Component:
     s = AdminOverviewState
     return rx.grid(
-        chart_card("Tickets per day (last 14 days)", column_chart(s.per_day, "day", "tickets", label="Tickets"),
+        chart_card("Tickets per day (last 14 days)", column_chart(s.per_day, "day", "tickets", label="Tickets",
+                                                                     name="Tickets per day"),
                    grid_column=rx.breakpoints(initial="auto", md="span 2")),
         chart_card(
             "By category",
             rx.cond(
                 s.by_category.length() > 0,
-                bar_list_chart(s.by_category, label="Tickets", height=240),
+                bar_list_chart(s.by_category, label="Tickets", height=240, name="Tickets by category"),
                 empty_state("No tickets yet."),
             ),
         ),
@@ -385,7 +388,7 @@ def _jobs() -> rx.Component:
     s = AdminOverviewState
     return rx.card(
         rx.flex(
-            rx.heading("Job queue", size="4"),
+            rx.heading("Job queue", size="4", as_="h2"),
             rx.spacer(),
             _count_pill(JobStatus.QUEUED, "blue"),
             _count_pill(JobStatus.RUNNING, "amber"),
@@ -463,7 +466,7 @@ def _email_row(e: rx.Var) -> rx.Component:
 def _emails() -> rx.Component:
     s = AdminOverviewState
     return rx.card(
-        rx.heading("Recent e-mails", size="4", margin_bottom="0.75em"),
+        rx.heading("Recent e-mails", size="4", margin_bottom="0.75em", as_="h2"),
         rx.cond(
             s.emails.length() == 0,
             empty_state("No e-mails yet."),

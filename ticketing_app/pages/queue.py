@@ -25,7 +25,7 @@ def _row(row: rx.Var) -> rx.Component:
         rx.table.cell(row.category_label),
         rx.table.cell(status_badge(row.status, row.status_label)),
         rx.table.cell(
-            rx.cond(row.overdue, rx.badge("Overdue " + row.due, color_scheme="red"),
+            rx.cond(row.overdue, rx.badge("Overdue " + row.due, color_scheme="red", high_contrast=True),
                     rx.text(row.due, size="1"))
         ),
         rx.table.cell(row.assignee),
@@ -35,7 +35,7 @@ def _row(row: rx.Var) -> rx.Component:
                 value=row.status,
                 on_change=lambda value: QueueState.quick_status(row.id, value),
                 size="1",
-                aria_label="Change status of " + row.number,
+                custom_attrs={"aria-label": "Change status of " + row.number},
             )
         ),
         background=rx.cond(row.overdue, "var(--red-a2)", "transparent"),
@@ -57,11 +57,11 @@ def _filters() -> rx.Component:
             ),
         ),
         rx.select([ACTIVE, ANY, *STATUS_CHOICES], value=QueueState.status_filter,
-                  on_change=QueueState.set_status_filter, aria_label="Status"),
+                  on_change=QueueState.set_status_filter, custom_attrs={"aria-label": "Status"}),
         rx.select([ANY, *PRIORITY_CHOICES], value=QueueState.priority_filter,
-                  on_change=QueueState.set_priority_filter, aria_label="Priority"),
+                  on_change=QueueState.set_priority_filter, custom_attrs={"aria-label": "Priority"}),
         rx.select([ANY, *get_settings().triage_categories], value=QueueState.category_filter,
-                  on_change=QueueState.set_category_filter, aria_label="Category"),
+                  on_change=QueueState.set_category_filter, custom_attrs={"aria-label": "Category"}),
         spacing="3",
         wrap="wrap",
         margin_bottom="1em",

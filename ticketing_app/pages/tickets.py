@@ -32,7 +32,7 @@ def my_tickets_page() -> rx.Component:
                 [ALL, *(str(s) for s in TicketStatus)],
                 value=MyTicketsState.status_filter,
                 on_change=MyTicketsState.set_status_filter,
-                aria_label="Filter by status",
+                custom_attrs={"aria-label": "Filter by status"},  # reaches the trigger; aria_label would not
             ),
             rx.form(
                 rx.flex(
@@ -44,7 +44,7 @@ def my_tickets_page() -> rx.Component:
                 reset_on_submit=False,
             ),
             rx.spacer(),
-            rx.link(rx.button("New ticket"), href="/tickets/new"),
+            rx.link(rx.button("New ticket", tab_index=-1), href="/tickets/new"),  # one tab stop: the link
             spacing="3",
             wrap="wrap",
             margin_bottom="1em",
@@ -110,7 +110,7 @@ def new_ticket_page() -> rx.Component:
 def _ai_panel() -> rx.Component:
     t = TicketState.ticket
     return rx.card(
-        rx.heading("AI triage", size="4", margin_bottom="0.5em"),
+        rx.heading("AI triage", size="4", margin_bottom="0.5em", as_="h2"),
         rx.cond(
             t.triage_status == TriageStatus.PENDING,
             rx.flex(rx.spinner(), rx.text("AI is triaging…"), spacing="2", align="center", id="triage-pending"),
@@ -160,7 +160,8 @@ def _actions() -> rx.Component:
             TicketState.can_manage,
             rx.flex(
                 rx.button("Start", on_click=TicketState.set_status(TicketStatus.IN_PROGRESS), variant="soft"),
-                rx.button("Resolve", on_click=TicketState.set_status(TicketStatus.RESOLVED), color_scheme="green"),
+                rx.button("Resolve", on_click=TicketState.set_status(TicketStatus.RESOLVED), color_scheme="green",
+                          high_contrast=True),
                 rx.button("Close", on_click=TicketState.set_status(TicketStatus.CLOSED), variant="soft",
                           color_scheme="gray"),
                 rx.button("Reopen", on_click=TicketState.set_status(TicketStatus.OPEN), variant="soft"),
@@ -182,13 +183,13 @@ def _staff_forms() -> rx.Component:
     return rx.cond(
         TicketState.can_manage,
         rx.card(
-            rx.heading("Manage", size="3", margin_bottom="0.5em"),
+            rx.heading("Manage", size="3", margin_bottom="0.5em", as_="h2"),
             rx.form(
                 rx.flex(
                     rx.select([str(p) for p in Priority], name="priority", placeholder="Priority",
-                              aria_label="Override priority"),
+                              custom_attrs={"aria-label": "Override priority"}),
                     rx.select(TicketState.categories, name="category", placeholder="Category",
-                              aria_label="Override category"),
+                              custom_attrs={"aria-label": "Override category"}),
                     rx.input(name="reason", placeholder="Reason (required)", aria_label="Reason for override",
                              required=True, max_length=1000),
                     rx.button("Override", type="submit", variant="soft"),
@@ -261,7 +262,7 @@ def ticket_page() -> rx.Component:
                     rx.flex(
                         rx.flex(rx.text(t.number, color_scheme="gray"),
                                 status_badge(t.status, t.status_label), spacing="2", align="center"),
-                        rx.heading(t.title, size="6"),
+                        rx.heading(t.title, size="6", as_="h2"),
                         rx.text("From ", t.requester, " · ", t.created, " · assigned to ", t.assignee,
                                 size="2", color_scheme="gray"),
                         rx.card(plain_text(t.description), width="100%"),
@@ -269,7 +270,7 @@ def ticket_page() -> rx.Component:
                         rx.cond(TicketState.notice != "", rx.callout(TicketState.notice, color_scheme="green")),
                         _actions(),
                         _staff_forms(),
-                        rx.heading("Conversation", size="4"),
+                        rx.heading("Conversation", size="4", as_="h2"),
                         rx.foreach(TicketState.comments, _comment),
                         _reply_form(),
                         direction="column",
@@ -278,7 +279,7 @@ def ticket_page() -> rx.Component:
                     rx.flex(
                         _ai_panel(),
                         rx.card(
-                            rx.heading("Timeline", size="4", margin_bottom="0.5em"),
+                            rx.heading("Timeline", size="4", margin_bottom="0.5em", as_="h2"),
                             rx.foreach(
                                 TicketState.timeline,
                                 lambda e: rx.box(
