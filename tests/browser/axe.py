@@ -28,8 +28,20 @@ def axe_script() -> Path:
         npm = shutil.which("npm")
         if npm is None:
             raise RuntimeError("npm is required to install axe-core for the accessibility tests")
-        subprocess.run([npm, "install", "--prefix", str(PREFIX), "--no-audit", "--no-fund", "--loglevel=error",
-                        "--no-save", f"axe-core@{AXE_CORE_VERSION}"], check=True)
+        subprocess.run(
+            [
+                npm,
+                "install",
+                "--prefix",
+                str(PREFIX),
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                "--no-save",
+                f"axe-core@{AXE_CORE_VERSION}",
+            ],
+            check=True,
+        )
     return SCRIPT
 
 

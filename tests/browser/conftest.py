@@ -20,8 +20,16 @@ from tests.fakes.fake_gemini import FakeGeminiServer, keyword_triage_responder
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
 TRIAGE_DELAY_SECONDS = 2.5
 
 
@@ -46,8 +54,11 @@ def redis_url() -> Iterator[str]:
     """A throwaway Redis, so the app runs as in a scaled deployment: several backend workers sharing state."""
     assert Path(REDIS).exists(), "Debian's redis-server is missing: run ./scripts/test.sh, which installs it"
     port = free_port()
-    proc = subprocess.Popen([REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         with socket.socket() as s:
@@ -97,8 +108,9 @@ def new_page(browser, app_url, clean_db):
     contexts = []
 
     def make(width: int = 1280, height: int = 860, dark: bool = False):
-        context = browser.new_context(viewport={"width": width, "height": height},
-                                      color_scheme="dark" if dark else "light", base_url=app_url)
+        context = browser.new_context(
+            viewport={"width": width, "height": height}, color_scheme="dark" if dark else "light", base_url=app_url
+        )
         context.set_default_timeout(15_000)
         contexts.append(context)
         return context.new_page()
@@ -118,8 +130,9 @@ def wait_for_jobs_to_finish(timeout: float = 40) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with session_scope() as s:
-            busy = s.execute(text("SELECT count(*) FROM jobs WHERE status = 'running' "
-                                  "OR (status = 'queued' AND run_after <= now())")).scalar_one()
+            busy = s.execute(
+                text("SELECT count(*) FROM jobs WHERE status = 'running' OR (status = 'queued' AND run_after <= now())")
+            ).scalar_one()
         if not busy:
             return
         time.sleep(0.5)

@@ -27,7 +27,6 @@ PENDING_TITLE = "Printer on the third floor is jammed"
 RESOLVED_TITLE = "Billing address on invoices is wrong"
 
 
-
 # States a page can be put in before the check (mouse use is fine here: the keyboard has its own tests).
 def show_all(page: Page) -> None:
     page.get_by_role("radio", name="All").click()
@@ -94,9 +93,13 @@ def _empty_tables() -> None:
     from ticketing_app.db import get_engine
 
     with get_engine().begin() as conn:
-        tables = conn.execute(
-            text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")
-        ).scalars().all()
+        tables = (
+            conn.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")
+            )
+            .scalars()
+            .all()
+        )
         conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
         conn.execute(text("ALTER SEQUENCE ticket_number_seq RESTART WITH 1001"))
 
@@ -133,31 +136,48 @@ def site(database: str, app_url: str, browser) -> Iterator[dict]:
     with session_scope() as s:  # an inactive account: its row is drawn dimmed
         accounts.update_user(s, s.get(User, admin.id), UserUpdate(email=former.email, active=False))
 
-    triaged = factory.ticket(requester, TRIAGED_TITLE,
-                             "My billing shows two charges for the same invoice.\nPlease refund one of them.")
+    triaged = factory.ticket(
+        requester, TRIAGED_TITLE, "My billing shows two charges for the same invoice.\nPlease refund one of them."
+    )
     resolved = factory.ticket(requester, RESOLVED_TITLE, "Billing: the invoices show my old address.")
     _wait_for_triage(triaged.id)
     _wait_for_triage(resolved.id)
     with session_scope() as s:
         tickets.update_ticket(s, s.get(User, admin.id), resolved.id, TicketUpdate(status="resolved"))
-        s.execute(text("UPDATE tickets SET due_at = now() - interval '2 hours' WHERE id = :id"),  # overdue
-                  {"id": triaged.id})
+        s.execute(
+            text("UPDATE tickets SET due_at = now() - interval '2 hours' WHERE id = :id"),  # overdue
+            {"id": triaged.id},
+        )
     with session_scope() as s:
-        tickets.add_comment(s, s.get(User, requester.id), triaged.id,
-                            CommentCreate(body="The second charge was on the 3rd."))
-        tickets.add_comment(s, s.get(User, moderator.id), triaged.id,
-                            CommentCreate(body="Finance confirms the double charge.", internal=True))
-        tickets.add_comment(s, s.get(User, moderator.id), triaged.id,
-                            CommentCreate(body="Your refund is on its way."))
+        tickets.add_comment(
+            s, s.get(User, requester.id), triaged.id, CommentCreate(body="The second charge was on the 3rd.")
+        )
+        tickets.add_comment(
+            s,
+            s.get(User, moderator.id),
+            triaged.id,
+            CommentCreate(body="Finance confirms the double charge.", internal=True),
+        )
+        tickets.add_comment(s, s.get(User, moderator.id), triaged.id, CommentCreate(body="Your refund is on its way."))
     with session_scope() as s:  # one ticket stays "AI is triaging…": its job is not due for a day
-        pending = tickets.create_ticket(s, s.get(User, requester.id),
-                                        TicketCreate(title=PENDING_TITLE, description="It beeps and blinks."))
-        s.execute(text("UPDATE jobs SET run_after = now() + interval '1 day' WHERE dedupe_key = :key"),
-                  {"key": f"triage:{pending.id}"})
+        pending = tickets.create_ticket(
+            s, s.get(User, requester.id), TicketCreate(title=PENDING_TITLE, description="It beeps and blinks.")
+        )
+        s.execute(
+            text("UPDATE jobs SET run_after = now() + interval '1 day' WHERE dedupe_key = :key"),
+            {"key": f"triage:{pending.id}"},
+        )
         pending_id = pending.id
     with session_scope() as s:
-        dead = Job(kind="send_email", payload={"email_id": 1}, status="dead", attempts=6, max_attempts=6,
-                   last_error="SMTP server refused the connection", finished_at=datetime.now(UTC))
+        dead = Job(
+            kind="send_email",
+            payload={"email_id": 1},
+            status="dead",
+            attempts=6,
+            max_attempts=6,
+            last_error="SMTP server refused the connection",
+            finished_at=datetime.now(UTC),
+        )
         s.add(dead)
         s.flush()
         dead_id = dead.id
@@ -173,22 +193,37 @@ def site(database: str, app_url: str, browser) -> Iterator[dict]:
         page.wait_for_url(re.compile(r".*/(tickets|queue|admin)/?$"))
         storage[role] = context.storage_state()
         context.close()
-    yield {"storage": storage, "ids": {"triaged": triaged.id, "pending": pending_id, "missing": 999_999,
-                                        "resolved": resolved.id,
-                                        "requester": requester.id, "dead_job": dead_id}}
+    yield {
+        "storage": storage,
+        "ids": {
+            "triaged": triaged.id,
+            "pending": pending_id,
+            "missing": 999_999,
+            "resolved": resolved.id,
+            "requester": requester.id,
+            "dead_job": dead_id,
+        },
+    }
     wait_for_jobs_to_finish()  # e-mails from the seeding: none may be in flight when the next module empties tables
 
 
 def _open(browser, app_url: str, site: dict, role: str, dark: bool):
-    context = browser.new_context(viewport={"width": 1280, "height": 860}, base_url=app_url,
-                                  color_scheme="dark" if dark else "light", storage_state=site["storage"][role])
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 860},
+        base_url=app_url,
+        color_scheme="dark" if dark else "light",
+        storage_state=site["storage"][role],
+    )
     context.set_default_timeout(20_000)
     return context
 
 
 @pytest.mark.parametrize("mode", ["light", "dark"])
-@pytest.mark.parametrize(("role", "path", "ready", "act"), PAGES,
-                         ids=[f"{role}:{path}" + (f":{act.__name__}" if act else "") for role, path, _, act in PAGES])
+@pytest.mark.parametrize(
+    ("role", "path", "ready", "act"),
+    PAGES,
+    ids=[f"{role}:{path}" + (f":{act.__name__}" if act else "") for role, path, _, act in PAGES],
+)
 def test_page_has_no_wcag_violations(browser, app_url, site, role, path, ready, act, mode):
     ids = site["ids"]
     context = _open(browser, app_url, site, role, mode == "dark")

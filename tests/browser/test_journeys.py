@@ -50,8 +50,11 @@ def test_1_sign_up_submit_see_triage_live_and_reply(new_page, factory):
     expect(page.get_by_text("No tickets yet")).to_be_visible()
     shot(page, "my-tickets-empty")
 
-    submit_ticket(page, "Billing: charged twice <b>this</b> month",
-                  "My billing shows two charges for the same invoice. <script>alert('x')</script>")
+    submit_ticket(
+        page,
+        "Billing: charged twice <b>this</b> month",
+        "My billing shows two charges for the same invoice. <script>alert('x')</script>",
+    )
     expect(page.locator("#triage-pending")).to_be_visible()  # the AI is still working...
     shot(page, "ticket-triaging")
     expect(page.locator("#triage-result")).to_be_visible(timeout=30_000)  # ...and the result arrives live
@@ -138,13 +141,18 @@ def test_3_admin_promotes_a_user_and_a_matching_ticket_lands_in_their_queue(new_
     expect(mod_page).to_have_url(re.compile(r".*/queue/?$"))
     expect(mod_page.get_by_text("Nothing in this queue")).to_be_visible()
     token = factory.token(requester)
-    r = httpx.post(f"{app_url}/api/tickets", headers={"Authorization": f"Bearer {token}"},
-                   json={"title": "Kerberos tickets expire early", "description": "Our kerberos login fails."})
+    r = httpx.post(
+        f"{app_url}/api/tickets",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"title": "Kerberos tickets expire early", "description": "Our kerberos login fails."},
+    )
     assert r.status_code == 201
     started = time.monotonic()
     expect(mod_page.locator(f"#queue-row-{r.json()['id']}")).to_be_visible(timeout=30_000)
-    print(f"ticket appeared in the moderator's open queue {time.monotonic() - started:.1f} s after submit "
-          f"(includes the fake Gemini's {2.5} s)")
+    print(
+        f"ticket appeared in the moderator's open queue {time.monotonic() - started:.1f} s after submit "
+        f"(includes the fake Gemini's {2.5} s)"
+    )
     expect(mod_page.get_by_text("New ticket assigned to you")).to_be_visible()
     shot(mod_page, "moderator-queue-live")
 

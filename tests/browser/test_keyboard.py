@@ -52,8 +52,12 @@ def assert_focus_visible(page) -> None:
     who = focused(page)
     box = page.evaluate(_FOCUS_BOX)
     pad = 4
-    clip = {"x": max(box["x"] - pad, 0), "y": max(box["y"] - pad, 0),
-            "width": box["width"] + 2 * pad, "height": box["height"] + 2 * pad}
+    clip = {
+        "x": max(box["x"] - pad, 0),
+        "y": max(box["y"] - pad, 0),
+        "width": box["width"] + 2 * pad,
+        "height": box["height"] + 2 * pad,
+    }
     with_focus = page.screenshot(clip=clip, animations="disabled")
     page.keyboard.press("Shift+Tab")
     without = page.screenshot(clip=clip, animations="disabled")

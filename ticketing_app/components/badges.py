@@ -8,13 +8,15 @@ from ticketing_app.domain import PRIORITY_COLORS, STATUS_COLORS
 
 
 def status_badge(status: rx.Var, label: rx.Var) -> rx.Component:
-    return rx.badge(label, color_scheme=rx.match(status, *STATUS_COLORS.items(), "gray"), variant="soft",
-                    high_contrast=True)
+    return rx.badge(
+        label, color_scheme=rx.match(status, *STATUS_COLORS.items(), "gray"), variant="soft", high_contrast=True
+    )
 
 
 def priority_badge(priority: rx.Var, label: rx.Var) -> rx.Component:
-    return rx.badge(label, color_scheme=rx.match(priority, *PRIORITY_COLORS.items(), "gray"), variant="outline",
-                    high_contrast=True)
+    return rx.badge(
+        label, color_scheme=rx.match(priority, *PRIORITY_COLORS.items(), "gray"), variant="outline", high_contrast=True
+    )
 
 
 def plain_text(value: rx.Var, **props) -> rx.Component:

@@ -60,8 +60,9 @@ def _tooltip() -> rx.Component:
     )
 
 
-def column_chart(data: rx.Var, x_key: str, y_key: str, *, label: str, height: int = 220,
-                 name: str = "") -> rx.Component:
+def column_chart(
+    data: rx.Var, x_key: str, y_key: str, *, label: str, height: int = 220, name: str = ""
+) -> rx.Component:
     """Vertical bars over a category/time axis (e.g. tickets per day); `name` is what it is called to
     screen readers (default: `label`)."""
     return rx.box(
@@ -70,8 +71,14 @@ def column_chart(data: rx.Var, x_key: str, y_key: str, *, label: str, height: in
             rx.recharts.x_axis(data_key=x_key, tick=AXIS_TICK, stroke="var(--gray-a7)", min_tick_gap=8),
             rx.recharts.y_axis(allow_decimals=False, tick=AXIS_TICK, stroke="var(--gray-a7)", width=32),
             _tooltip(),
-            rx.recharts.bar(data_key=y_key, name=label, fill="var(--accent-9)", radius=[4, 4, 0, 0],
-                            max_bar_size=36, is_animation_active=False),
+            rx.recharts.bar(
+                data_key=y_key,
+                name=label,
+                fill="var(--accent-9)",
+                radius=[4, 4, 0, 0],
+                max_bar_size=36,
+                is_animation_active=False,
+            ),
             data=_records(data),
             margin={"top": 4, "right": 8, "left": 0, "bottom": 0},
             custom_attrs={"aria-label": f"{name or label} chart: use the arrow keys to read each bar"},
@@ -87,8 +94,9 @@ def bar_list_chart(data: rx.Var, *, label: str, height: int = 220, name: str = "
         rx.recharts.bar_chart(
             rx.recharts.cartesian_grid(horizontal=False, stroke="var(--gray-a5)"),
             rx.recharts.x_axis(type_="number", allow_decimals=False, tick=AXIS_TICK, stroke="var(--gray-a7)"),
-            rx.recharts.y_axis(data_key="name", type_="category", tick=AXIS_TICK, stroke="var(--gray-a7)",
-                               width=130, interval=0),
+            rx.recharts.y_axis(
+                data_key="name", type_="category", tick=AXIS_TICK, stroke="var(--gray-a7)", width=130, interval=0
+            ),
             _tooltip(),
             rx.recharts.bar(
                 rx.foreach(data, lambda row: rx.recharts.cell(fill=row.fill)),
@@ -146,8 +154,14 @@ def legend(data: rx.Var) -> rx.Component:
             data,
             lambda row: rx.el.li(
                 rx.flex(
-                    rx.box(width="10px", height="10px", border_radius="3px", background=row.fill,
-                           flex_shrink="0", aria_hidden="true"),
+                    rx.box(
+                        width="10px",
+                        height="10px",
+                        border_radius="3px",
+                        background=row.fill,
+                        flex_shrink="0",
+                        aria_hidden="true",
+                    ),
                     rx.text(row.name, size="2"),
                     rx.spacer(),
                     rx.text(row.value, size="2", weight="bold"),
@@ -156,6 +170,13 @@ def legend(data: rx.Var) -> rx.Component:
                 ),
             ),
         ),
-        style={"list_style": "none", "margin": "0", "padding": "0", "display": "grid", "gap": "0.35em",
-               "min_width": "9em", "flex": "1"},
+        style={
+            "list_style": "none",
+            "margin": "0",
+            "padding": "0",
+            "display": "grid",
+            "gap": "0.35em",
+            "min_width": "9em",
+            "flex": "1",
+        },
     )

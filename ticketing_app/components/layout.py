@@ -14,8 +14,12 @@ def nav_link(label: str, href: str) -> rx.Component:
 def navbar() -> rx.Component:
     return rx.flex(
         rx.link(
-            rx.flex(rx.image(src="/logo.svg", alt="Helpdesk logo", width="28px", height="28px"),
-                    rx.text("Helpdesk", as_="span", size="5", weight="bold"), spacing="2", align="center"),
+            rx.flex(
+                rx.image(src="/logo.svg", alt="Helpdesk logo", width="28px", height="28px"),
+                rx.text("Helpdesk", as_="span", size="5", weight="bold"),
+                spacing="2",
+                align="center",
+            ),
             href="/",
             underline="none",
         ),

@@ -16,20 +16,39 @@ STACKED_TABLE = {
     "@media (max-width: 767px)": {
         "& thead": {"display": "none"},
         "& tr": {"display": "block", "padding": "0.75em 0", "border_bottom": "1px solid var(--gray-a5)"},
-        "& td": {"display": "flex", "gap": "0.75em", "align_items": "flex-start", "padding": "0.3em 0.25em",
-                 "box_shadow": "none", "width": "100%", "height": "auto", "min_height": "0",
-                 "text_align": "left !important"},
-        "& td::before": {"content": "attr(data-label)", "flex": "0 0 6.5em", "color": "var(--gray-11)",
-                         "white_space": "nowrap",
-                         "font_size": "var(--font-size-1)", "padding_top": "0.2em"},
+        "& td": {
+            "display": "flex",
+            "gap": "0.75em",
+            "align_items": "flex-start",
+            "padding": "0.3em 0.25em",
+            "box_shadow": "none",
+            "width": "100%",
+            "height": "auto",
+            "min_height": "0",
+            "text_align": "left !important",
+        },
+        "& td::before": {
+            "content": "attr(data-label)",
+            "flex": "0 0 6.5em",
+            "color": "var(--gray-11)",
+            "white_space": "nowrap",
+            "font_size": "var(--font-size-1)",
+            "padding_top": "0.2em",
+        },
         "& td[data-label='User']::before, & td[data-label='']::before": {"display": "none"},
         "& td[data-empty='true']": {"display": "none"},
     },
 }
 
 
-SR_ONLY = {"position": "absolute", "width": "1px", "height": "1px", "overflow": "hidden", "clip": "rect(0 0 0 0)",
-           "white_space": "nowrap"}
+SR_ONLY = {
+    "position": "absolute",
+    "width": "1px",
+    "height": "1px",
+    "overflow": "hidden",
+    "clip": "rect(0 0 0 0)",
+    "white_space": "nowrap",
+}
 
 
 def _cell(label: str, *children: rx.Component, **props) -> rx.Component:
@@ -48,6 +67,7 @@ def _spinner() -> rx.Component:
 
 # ----- /admin/users -----
 
+
 def _identity(row: rx.Var) -> rx.Component:
     return rx.flex(
         rx.flex(
@@ -60,8 +80,15 @@ def _identity(row: rx.Var) -> rx.Component:
         rx.text(row.email, size="1", color_scheme="gray", overflow_wrap="anywhere"),
         rx.cond(
             row.error != "",
-            rx.callout(row.error, icon="triangle_alert", color_scheme="red", size="1", role="alert",
-                       margin_top="0.4em", overflow_wrap="anywhere"),
+            rx.callout(
+                row.error,
+                icon="triangle_alert",
+                color_scheme="red",
+                size="1",
+                role="alert",
+                margin_top="0.4em",
+                overflow_wrap="anywhere",
+            ),
         ),
         rx.cond(
             row.notice != "",
@@ -113,8 +140,7 @@ def _skills_editor(row: rx.Var) -> rx.Component:
     return rx.flex(
         rx.cond(
             row.draft.length() > 0,
-            rx.flex(rx.foreach(row.draft, lambda s: _skill_chip(row, s)), spacing="1",
-                    wrap="wrap"),
+            rx.flex(rx.foreach(row.draft, lambda s: _skill_chip(row, s)), spacing="1", wrap="wrap"),
             rx.text("No skills", size="1", color_scheme="gray"),
         ),
         rx.form(
@@ -145,8 +171,13 @@ def _skills_editor(row: rx.Var) -> rx.Component:
             row.dirty,
             rx.flex(
                 rx.button("Save skills", size="1", on_click=AdminUsersState.save_skills(row.id)),
-                rx.button("Undo", size="1", variant="ghost", color_scheme="gray",
-                          on_click=AdminUsersState.reset_skills(row.id)),
+                rx.button(
+                    "Undo",
+                    size="1",
+                    variant="ghost",
+                    color_scheme="gray",
+                    on_click=AdminUsersState.reset_skills(row.id),
+                ),
                 rx.text("Unsaved changes", size="1", color_scheme="amber"),
                 spacing="3",
                 align="center",
@@ -164,8 +195,11 @@ def _active_cell(row: rx.Var) -> rx.Component:
     active = row.active
     email = row.email
     return rx.flex(
-        rx.cond(active, rx.badge("Active", color_scheme="green", high_contrast=True),
-                rx.badge("Inactive", color_scheme="gray")),
+        rx.cond(
+            active,
+            rx.badge("Active", color_scheme="green", high_contrast=True),
+            rx.badge("Inactive", color_scheme="gray"),
+        ),
         rx.button(
             rx.cond(active, "Deactivate", "Activate"),
             size="1",
@@ -229,8 +263,13 @@ def _users_toolbar() -> rx.Component:
         ),
         rx.flex(
             rx.cond(AdminUsersState.loading, rx.spinner(size="1")),
-            rx.text(AdminUsersState.total, rx.cond(AdminUsersState.total == 1, " user", " users"), size="2",
-                    color_scheme="gray", id="user-total"),
+            rx.text(
+                AdminUsersState.total,
+                rx.cond(AdminUsersState.total == 1, " user", " users"),
+                size="2",
+                color_scheme="gray",
+                id="user-total",
+            ),
             spacing="2",
             align="center",
         ),
@@ -269,8 +308,13 @@ def admin_users_page() -> rx.Component:
             rx.cond(
                 _loaded(AdminUsersState),
                 rx.box(
-                    rx.text("Change roles, moderator skills (used to route tickets) and who can log in.",
-                            color_scheme="gray", size="2", margin_bottom="1em", as_="p"),
+                    rx.text(
+                        "Change roles, moderator skills (used to route tickets) and who can log in.",
+                        color_scheme="gray",
+                        size="2",
+                        margin_bottom="1em",
+                        as_="p",
+                    ),
                     _users_toolbar(),
                     error_callout(AdminUsersState.error),
                     rx.el.datalist(
@@ -294,8 +338,12 @@ def admin_users_page() -> rx.Component:
 
 # ----- /admin -----
 
-EMAIL_COLORS = {EmailStatus.SENT: "green", EmailStatus.RECORDED: "blue", EmailStatus.PENDING: "amber",
-                EmailStatus.FAILED: "red"}
+EMAIL_COLORS = {
+    EmailStatus.SENT: "green",
+    EmailStatus.RECORDED: "blue",
+    EmailStatus.PENDING: "amber",
+    EmailStatus.FAILED: "red",
+}
 
 
 def _toolbar() -> rx.Component:
@@ -309,8 +357,7 @@ def _toolbar() -> rx.Component:
             spacing="2",
             align="center",
         ),
-        rx.button(rx.icon("refresh-cw", size=16), "Refresh", on_click=s.refresh, loading=s.refreshing,
-                  variant="soft"),
+        rx.button(rx.icon("refresh-cw", size=16), "Refresh", on_click=s.refresh, loading=s.refreshing, variant="soft"),
         spacing="3",
         align="center",
         wrap="wrap",
@@ -324,8 +371,13 @@ def _stats() -> rx.Component:
         stat_card("Total tickets", s.total, "all time", id="stat-total"),
         stat_card("Open tickets", s.open_count, "open or in progress", id="stat-open"),
         stat_card("Median time to assignment", s.median_assignment, "from submit to assignee", id="stat-median"),
-        stat_card("Dead jobs", s.job_counts.dead, "need a retry or a fix", id="stat-dead",
-                  style={"border": rx.cond(s.job_counts.dead > 0, "1px solid var(--red-8)", "none")}),
+        stat_card(
+            "Dead jobs",
+            s.job_counts.dead,
+            "need a retry or a fix",
+            id="stat-dead",
+            style={"border": rx.cond(s.job_counts.dead > 0, "1px solid var(--red-8)", "none")},
+        ),
         columns=rx.breakpoints(initial="2", md="4"),
         spacing="3",
         width="100%",
@@ -335,9 +387,11 @@ def _stats() -> rx.Component:
 def _charts() -> rx.Component:
     s = AdminOverviewState
     return rx.grid(
-        chart_card("Tickets per day (last 14 days)", column_chart(s.per_day, "day", "tickets", label="Tickets",
-                                                                     name="Tickets per day"),
-                   grid_column=rx.breakpoints(initial="auto", md="span 2")),
+        chart_card(
+            "Tickets per day (last 14 days)",
+            column_chart(s.per_day, "day", "tickets", label="Tickets", name="Tickets per day"),
+            grid_column=rx.breakpoints(initial="auto", md="span 2"),
+        ),
         chart_card(
             "By category",
             rx.cond(
@@ -346,12 +400,17 @@ def _charts() -> rx.Component:
                 empty_state("No tickets yet."),
             ),
         ),
-        chart_card("By priority", rx.cond(s.by_priority.length() > 0, donut_chart(s.by_priority),
-                                          empty_state("No tickets yet."))),
-        chart_card("By status", rx.cond(s.by_status.length() > 0, donut_chart(s.by_status),
-                                        empty_state("No tickets yet."))),
-        chart_card("Triage provider", rx.cond(s.by_provider.length() > 0, donut_chart(s.by_provider),
-                                              empty_state("No tickets yet."))),
+        chart_card(
+            "By priority",
+            rx.cond(s.by_priority.length() > 0, donut_chart(s.by_priority), empty_state("No tickets yet.")),
+        ),
+        chart_card(
+            "By status", rx.cond(s.by_status.length() > 0, donut_chart(s.by_status), empty_state("No tickets yet."))
+        ),
+        chart_card(
+            "Triage provider",
+            rx.cond(s.by_provider.length() > 0, donut_chart(s.by_provider), empty_state("No tickets yet.")),
+        ),
         columns=rx.breakpoints(initial="1", md="2"),
         spacing="3",
         width="100%",
@@ -374,11 +433,27 @@ def _dead_row(job: rx.Var) -> rx.Component:
         _cell("Job", rx.text("#", job.id, size="2")),
         _cell("Kind", rx.code(job.kind, size="2")),
         _cell("Attempts", rx.text(job.attempts, size="2")),
-        _cell("Error", rx.text(job.error, size="1", overflow_wrap="anywhere", white_space="pre-wrap",
-                               title=job.error_full, font_family="var(--code-font-family)")),
+        _cell(
+            "Error",
+            rx.text(
+                job.error,
+                size="1",
+                overflow_wrap="anywhere",
+                white_space="pre-wrap",
+                title=job.error_full,
+                font_family="var(--code-font-family)",
+            ),
+        ),
         _cell("Died", rx.text(job.finished, size="1", color_scheme="gray", white_space="nowrap")),
-        _cell("", rx.button("Retry", size="1", on_click=AdminOverviewState.retry(job.id),
-                            aria_label="Retry job #" + job.id.to_string())),
+        _cell(
+            "",
+            rx.button(
+                "Retry",
+                size="1",
+                on_click=AdminOverviewState.retry(job.id),
+                aria_label="Retry job #" + job.id.to_string(),
+            ),
+        ),
         id="dead-job-" + job.id.to_string(),
         vertical_align="top",
     )
@@ -401,15 +476,25 @@ def _jobs() -> rx.Component:
         ),
         rx.cond(
             s.dead_jobs.length() == 0,
-            rx.flex(rx.icon("circle_check", color="var(--green-9)", size=18),
-                    rx.text("No dead-lettered jobs. The queue is healthy.", size="2", color_scheme="gray"),
-                    spacing="2", align="center", padding="0.5em 0", id="no-dead-jobs"),
+            rx.flex(
+                rx.icon("circle_check", color="var(--green-9)", size=18),
+                rx.text("No dead-lettered jobs. The queue is healthy.", size="2", color_scheme="gray"),
+                spacing="2",
+                align="center",
+                padding="0.5em 0",
+                id="no-dead-jobs",
+            ),
             rx.box(
                 rx.table.root(
-                    rx.table.header(rx.table.row(
-                        *[rx.table.column_header_cell(h) for h in ("Job", "Kind", "Attempts", "Last error", "Died")],
-                        rx.table.column_header_cell(rx.el.span("Action", style=SR_ONLY)),
-                    )),
+                    rx.table.header(
+                        rx.table.row(
+                            *[
+                                rx.table.column_header_cell(h)
+                                for h in ("Job", "Kind", "Attempts", "Last error", "Died")
+                            ],
+                            rx.table.column_header_cell(rx.el.span("Action", style=SR_ONLY)),
+                        )
+                    ),
                     rx.table.body(rx.foreach(s.dead_jobs, _dead_row)),
                     width="100%",
                     size="1",
@@ -456,9 +541,11 @@ def _email_row(e: rx.Var) -> rx.Component:
         _cell("Kind", rx.text(e.kind, size="2", white_space="nowrap")),
         _cell("Status", _email_status(e)),
         _cell("Created", rx.text(e.created, size="1", color_scheme="gray", white_space="nowrap")),
-        _cell("Last error", rx.text(e.error, size="1", color_scheme="red", overflow_wrap="break-word",
-                                    title=e.error_full),
-              custom_attrs={"data-label": "Last error", "data-empty": rx.cond(e.error == "", "true", "false")}),
+        _cell(
+            "Last error",
+            rx.text(e.error, size="1", color_scheme="red", overflow_wrap="break-word", title=e.error_full),
+            custom_attrs={"data-label": "Last error", "data-empty": rx.cond(e.error == "", "true", "false")},
+        ),
         vertical_align="top",
     )
 
@@ -472,15 +559,20 @@ def _emails() -> rx.Component:
             empty_state("No e-mails yet."),
             rx.fragment(
                 rx.mobile_only(
-                    rx.el.ul(rx.foreach(s.emails, _email_item),
-                             style={"list_style": "none", "margin": "0", "padding": "0"}),
+                    rx.el.ul(
+                        rx.foreach(s.emails, _email_item), style={"list_style": "none", "margin": "0", "padding": "0"}
+                    ),
                 ),
                 rx.tablet_and_desktop(
                     rx.table.root(
-                        rx.table.header(rx.table.row(
-                            *[rx.table.column_header_cell(h)
-                              for h in ("To", "Subject", "Kind", "Status", "Created", "Last error")]
-                        )),
+                        rx.table.header(
+                            rx.table.row(
+                                *[
+                                    rx.table.column_header_cell(h)
+                                    for h in ("To", "Subject", "Kind", "Status", "Created", "Last error")
+                                ]
+                            )
+                        ),
                         rx.table.body(rx.foreach(s.emails, _email_row)),
                         width="100%",
                         size="1",

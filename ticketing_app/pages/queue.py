@@ -25,8 +25,11 @@ def _row(row: rx.Var) -> rx.Component:
         rx.table.cell(row.category_label),
         rx.table.cell(status_badge(row.status, row.status_label)),
         rx.table.cell(
-            rx.cond(row.overdue, rx.badge("Overdue " + row.due, color_scheme="red", high_contrast=True),
-                    rx.text(row.due, size="1"))
+            rx.cond(
+                row.overdue,
+                rx.badge("Overdue " + row.due, color_scheme="red", high_contrast=True),
+                rx.text(row.due, size="1"),
+            )
         ),
         rx.table.cell(row.assignee),
         rx.table.cell(
@@ -56,12 +59,24 @@ def _filters() -> rx.Component:
                 aria_label="Whose tickets",
             ),
         ),
-        rx.select([ACTIVE, ANY, *STATUS_CHOICES], value=QueueState.status_filter,
-                  on_change=QueueState.set_status_filter, custom_attrs={"aria-label": "Status"}),
-        rx.select([ANY, *PRIORITY_CHOICES], value=QueueState.priority_filter,
-                  on_change=QueueState.set_priority_filter, custom_attrs={"aria-label": "Priority"}),
-        rx.select([ANY, *get_settings().triage_categories], value=QueueState.category_filter,
-                  on_change=QueueState.set_category_filter, custom_attrs={"aria-label": "Category"}),
+        rx.select(
+            [ACTIVE, ANY, *STATUS_CHOICES],
+            value=QueueState.status_filter,
+            on_change=QueueState.set_status_filter,
+            custom_attrs={"aria-label": "Status"},
+        ),
+        rx.select(
+            [ANY, *PRIORITY_CHOICES],
+            value=QueueState.priority_filter,
+            on_change=QueueState.set_priority_filter,
+            custom_attrs={"aria-label": "Priority"},
+        ),
+        rx.select(
+            [ANY, *get_settings().triage_categories],
+            value=QueueState.category_filter,
+            on_change=QueueState.set_category_filter,
+            custom_attrs={"aria-label": "Category"},
+        ),
         spacing="3",
         wrap="wrap",
         margin_bottom="1em",
@@ -84,11 +99,23 @@ def queue_page() -> rx.Component:
                         empty_state("Nothing in this queue. New tickets appear here as soon as they are routed."),
                         rx.box(
                             rx.table.root(
-                                rx.table.header(rx.table.row(*[
-                                    rx.table.column_header_cell(h) for h in
-                                    ("Number", "Title", "Priority", "Category", "Status", "Due", "Assignee",
-                                     "Quick status")
-                                ])),
+                                rx.table.header(
+                                    rx.table.row(
+                                        *[
+                                            rx.table.column_header_cell(h)
+                                            for h in (
+                                                "Number",
+                                                "Title",
+                                                "Priority",
+                                                "Category",
+                                                "Status",
+                                                "Due",
+                                                "Assignee",
+                                                "Quick status",
+                                            )
+                                        ]
+                                    )
+                                ),
                                 rx.table.body(rx.foreach(QueueState.rows, _row)),
                                 width="100%",
                             ),

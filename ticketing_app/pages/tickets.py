@@ -60,8 +60,18 @@ def my_tickets_page() -> rx.Component:
                     rx.table.root(
                         rx.table.header(
                             rx.table.row(
-                                *[rx.table.column_header_cell(h) for h in
-                                  ("Number", "Title", "Status", "Priority", "Category", "Assignee", "Updated")]
+                                *[
+                                    rx.table.column_header_cell(h)
+                                    for h in (
+                                        "Number",
+                                        "Title",
+                                        "Status",
+                                        "Priority",
+                                        "Category",
+                                        "Assignee",
+                                        "Updated",
+                                    )
+                                ]
                             )
                         ),
                         rx.table.body(rx.foreach(MyTicketsState.rows, _ticket_row)),
@@ -85,15 +95,29 @@ def new_ticket_page() -> rx.Component:
                 rx.flex(
                     error_callout(NewTicketState.error),
                     rx.el.label("Title", html_for="title", style={"font_weight": "500"}),
-                    rx.input(id="title", name="title", required=True, min_length=3, max_length=200, size="3",
-                             on_change=NewTicketState.count_title.debounce(200)),
-                    rx.text(NewTicketState.title_length, " / 200 characters (at least 3)", size="1",
-                            color_scheme="gray"),
+                    rx.input(
+                        id="title",
+                        name="title",
+                        required=True,
+                        min_length=3,
+                        max_length=200,
+                        size="3",
+                        on_change=NewTicketState.count_title.debounce(200),
+                    ),
+                    rx.text(
+                        NewTicketState.title_length, " / 200 characters (at least 3)", size="1", color_scheme="gray"
+                    ),
                     rx.el.label("Describe the problem", html_for="description", style={"font_weight": "500"}),
-                    rx.text_area(id="description", name="description", required=True, max_length=10000,
-                                 rows="8", size="3", on_change=NewTicketState.count_description.debounce(300)),
-                    rx.text(NewTicketState.description_length, " / 10,000 characters", size="1",
-                            color_scheme="gray"),
+                    rx.text_area(
+                        id="description",
+                        name="description",
+                        required=True,
+                        max_length=10000,
+                        rows="8",
+                        size="3",
+                        on_change=NewTicketState.count_description.debounce(300),
+                    ),
+                    rx.text(NewTicketState.description_length, " / 10,000 characters", size="1", color_scheme="gray"),
                     rx.button("Submit ticket", type="submit", size="3"),
                     direction="column",
                     spacing="2",
@@ -115,8 +139,7 @@ def _ai_panel() -> rx.Component:
             t.triage_status == TriageStatus.PENDING,
             rx.flex(rx.spinner(), rx.text("AI is triaging…"), spacing="2", align="center", id="triage-pending"),
             rx.flex(
-                rx.flex(priority_badge(t.priority, t.priority_label), rx.badge(t.category_label),
-                        spacing="2"),
+                rx.flex(priority_badge(t.priority, t.priority_label), rx.badge(t.category_label), spacing="2"),
                 plain_text(t.summary, id="ai-summary"),
                 rx.text("Skills: ", t.skills, size="2"),
                 rx.cond(
@@ -160,18 +183,25 @@ def _actions() -> rx.Component:
             TicketState.can_manage,
             rx.flex(
                 rx.button("Start", on_click=TicketState.set_status(TicketStatus.IN_PROGRESS), variant="soft"),
-                rx.button("Resolve", on_click=TicketState.set_status(TicketStatus.RESOLVED), color_scheme="green",
-                          high_contrast=True),
-                rx.button("Close", on_click=TicketState.set_status(TicketStatus.CLOSED), variant="soft",
-                          color_scheme="gray"),
+                rx.button(
+                    "Resolve",
+                    on_click=TicketState.set_status(TicketStatus.RESOLVED),
+                    color_scheme="green",
+                    high_contrast=True,
+                ),
+                rx.button(
+                    "Close", on_click=TicketState.set_status(TicketStatus.CLOSED), variant="soft", color_scheme="gray"
+                ),
                 rx.button("Reopen", on_click=TicketState.set_status(TicketStatus.OPEN), variant="soft"),
                 spacing="2",
                 wrap="wrap",
             ),
             rx.cond(
                 TicketState.is_requester
-                & ((TicketState.ticket.status == TicketStatus.RESOLVED)
-                   | (TicketState.ticket.status == TicketStatus.CLOSED)),
+                & (
+                    (TicketState.ticket.status == TicketStatus.RESOLVED)
+                    | (TicketState.ticket.status == TicketStatus.CLOSED)
+                ),
                 rx.button("Reopen ticket", on_click=TicketState.set_status(TicketStatus.OPEN), variant="soft"),
             ),
         ),
@@ -186,12 +216,25 @@ def _staff_forms() -> rx.Component:
             rx.heading("Manage", size="3", margin_bottom="0.5em", as_="h2"),
             rx.form(
                 rx.flex(
-                    rx.select([str(p) for p in Priority], name="priority", placeholder="Priority",
-                              custom_attrs={"aria-label": "Override priority"}),
-                    rx.select(TicketState.categories, name="category", placeholder="Category",
-                              custom_attrs={"aria-label": "Override category"}),
-                    rx.input(name="reason", placeholder="Reason (required)", aria_label="Reason for override",
-                             required=True, max_length=1000),
+                    rx.select(
+                        [str(p) for p in Priority],
+                        name="priority",
+                        placeholder="Priority",
+                        custom_attrs={"aria-label": "Override priority"},
+                    ),
+                    rx.select(
+                        TicketState.categories,
+                        name="category",
+                        placeholder="Category",
+                        custom_attrs={"aria-label": "Override category"},
+                    ),
+                    rx.input(
+                        name="reason",
+                        placeholder="Reason (required)",
+                        aria_label="Reason for override",
+                        required=True,
+                        max_length=1000,
+                    ),
                     rx.button("Override", type="submit", variant="soft"),
                     spacing="2",
                     wrap="wrap",
@@ -203,14 +246,17 @@ def _staff_forms() -> rx.Component:
                 rx.flex(
                     rx.el.select(
                         rx.el.option("Reassign to…", value=""),
-                        rx.foreach(TicketState.staff_options,
-                                   lambda o: rx.el.option(o.label, value=o.id)),
+                        rx.foreach(TicketState.staff_options, lambda o: rx.el.option(o.label, value=o.id)),
                         name="assignee_id",
                         aria_label="Reassign to",
                         style={"padding": "0.35em", "border_radius": "6px", "max_width": "100%"},
                     ),
-                    rx.input(name="reason", placeholder="Reason (optional)", aria_label="Reason for reassignment",
-                             max_length=1000),
+                    rx.input(
+                        name="reason",
+                        placeholder="Reason (optional)",
+                        aria_label="Reason for reassignment",
+                        max_length=1000,
+                    ),
                     rx.button("Reassign", type="submit", variant="soft"),
                     spacing="2",
                     wrap="wrap",
@@ -230,14 +276,24 @@ def _reply_form() -> rx.Component:
             rx.el.label("Reply", html_for="reply-body", style={"font_weight": "500"}),
             rx.text_area(id="reply-body", name="body", required=True, max_length=10000, rows="4"),
             rx.flex(
-                rx.cond(TicketState.staff_view,
-                        # Named so the form owns it (Reflex 0.11 drops id-only controls); reply() still reads
-                        # the flag from TicketState.internal_note, never from the submitted "internal" field.
-                        rx.checkbox("Internal note (staff only)", id="internal", name="internal",
-                                    checked=TicketState.internal_note, on_change=TicketState.set_internal_note)),
+                rx.cond(
+                    TicketState.staff_view,
+                    # Named so the form owns it (Reflex 0.11 drops id-only controls); reply() still reads
+                    # the flag from TicketState.internal_note, never from the submitted "internal" field.
+                    rx.checkbox(
+                        "Internal note (staff only)",
+                        id="internal",
+                        name="internal",
+                        checked=TicketState.internal_note,
+                        on_change=TicketState.set_internal_note,
+                    ),
+                ),
                 rx.spacer(),
-                rx.button(rx.cond(TicketState.internal_note, "Add internal note", "Send"), type="submit",
-                          color_scheme=rx.cond(TicketState.internal_note, "amber", "indigo")),
+                rx.button(
+                    rx.cond(TicketState.internal_note, "Add internal note", "Send"),
+                    type="submit",
+                    color_scheme=rx.cond(TicketState.internal_note, "amber", "indigo"),
+                ),
                 align="center",
             ),
             direction="column",
@@ -254,17 +310,33 @@ def ticket_page() -> rx.Component:
     return page(
         rx.cond(
             TicketState.not_found,
-            rx.callout("Ticket not found. It does not exist or you are not allowed to see it.",
-                       icon="search_x", color_scheme="gray", id="not-found"),
+            rx.callout(
+                "Ticket not found. It does not exist or you are not allowed to see it.",
+                icon="search_x",
+                color_scheme="gray",
+                id="not-found",
+            ),
             rx.cond(
                 t.id > 0,  # the blank row: still loading
                 rx.grid(
                     rx.flex(
-                        rx.flex(rx.text(t.number, color_scheme="gray"),
-                                status_badge(t.status, t.status_label), spacing="2", align="center"),
+                        rx.flex(
+                            rx.text(t.number, color_scheme="gray"),
+                            status_badge(t.status, t.status_label),
+                            spacing="2",
+                            align="center",
+                        ),
                         rx.heading(t.title, size="6", as_="h2"),
-                        rx.text("From ", t.requester, " · ", t.created, " · assigned to ", t.assignee,
-                                size="2", color_scheme="gray"),
+                        rx.text(
+                            "From ",
+                            t.requester,
+                            " · ",
+                            t.created,
+                            " · assigned to ",
+                            t.assignee,
+                            size="2",
+                            color_scheme="gray",
+                        ),
                         rx.card(plain_text(t.description), width="100%"),
                         error_callout(TicketState.error),
                         rx.cond(TicketState.notice != "", rx.callout(TicketState.notice, color_scheme="green")),
