@@ -213,6 +213,9 @@ def _open(browser, app_url: str, site: dict, role: str, dark: bool):
         base_url=app_url,
         color_scheme="dark" if dark else "light",
         storage_state=site["storage"][role],
+        # axe is injected as an inline script, which the app's Content-Security-Policy rightly refuses;
+        # the policy itself is checked in test_csp.py.
+        bypass_csp=True,
     )
     context.set_default_timeout(20_000)
     return context
