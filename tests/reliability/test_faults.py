@@ -165,13 +165,18 @@ def test_database_restart_while_serving_and_working(private_pg, tmp_path: Path):
             with Session(engine) as s:
                 return s.scalar(select(func.count()).select_from(Ticket).where(Ticket.assigned_at.is_(None))) == 0
 
+        def all_jobs_done() -> bool:
+            with Session(engine) as s:
+                return s.scalar(select(func.count()).select_from(Job).where(Job.status != "done")) == 0
+
         assert wait_until(all_assigned, 60), (tmp_path / "worker.log").read_text()[-3000:]
+        # The last mails are sent after the last assignment: wait for them too (nothing dead, nothing stuck).
+        assert wait_until(all_jobs_done, 30), (tmp_path / "worker.log").read_text()[-3000:]
         with Session(engine) as s:
             tickets = s.scalar(select(func.count()).select_from(Ticket))
             assert tickets >= created  # every ticket the client was told about is there
             assigned = events_per_ticket(s, "assigned")
             assert len(assigned) == tickets and set(assigned.values()) == {1}
-            assert s.scalar(select(func.count()).select_from(Job).where(Job.status != "done")) == 0
         print(f"requests: {dict(statuses)}; tickets saved {tickets}, each assigned once")
     finally:
         stop(api)
