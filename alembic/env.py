@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from ticketing_app.db import database_url
+from ticketing_app.db import database_url, direct_database_url
 from ticketing_app.models import Base
 
 target_metadata = Base.metadata
@@ -25,7 +25,7 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = create_engine(database_url(), poolclass=pool.NullPool)
+    engine = create_engine(direct_database_url(), poolclass=pool.NullPool)  # not through PgBouncer
     with engine.connect() as conn:
         context.configure(connection=conn, target_metadata=target_metadata)
         with context.begin_transaction():

@@ -4,24 +4,26 @@
 # Lints (ruff check, ruff format --check, mypy), then runs pytest. Installs the virtualenv and test tools,
 # Node 22 + bun (for the browser tests' production build), axe-core (for the accessibility checks), and
 # Debian's chromium and redis-server (the browser tests run the app with several workers sharing state in
-# Redis) when they are missing. CI (.ci/run) calls exactly this.
+# Redis) and pgbouncer (the scale-out test runs web processes and workers through it) when they are missing. CI (.ci/run) calls exactly this.
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 ensure_venv requirements-test.txt
 source "$VENV/bin/activate"
 
+missing=()
+[ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)  # tests/reliability/test_pgbouncer.py
 if [ -d tests/browser ]; then
   ensure_node_and_bun
   python -m tests.browser.axe >/dev/null  # the pinned axe-core from the npm registry, into .tools/
-  missing=()
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   [ -x /usr/bin/redis-server ] || missing+=(redis-server)
-  if [ "${#missing[@]}" -gt 0 ]; then
-    log "installing Debian's ${missing[*]} for the browser tests"
-    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-    $SUDO apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-  fi
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "installing Debian's ${missing[*]} for the browser and scale-out tests"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  # Debian starts the packaged service on 127.0.0.1:6432; the tests start their own on a free port.
 fi
 
 log "ruff check, ruff format --check, mypy"

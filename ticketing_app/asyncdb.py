@@ -56,8 +56,10 @@ class AutocommitPool:
         keep_idle: int | None = None,
         idle_timeout: float = IDLE_SECONDS,
         connect_timeout: int = 5,
+        prepare_threshold: int | None = 5,
     ) -> None:
         self._conninfo = conninfo
+        self._prepare_threshold = prepare_threshold  # None behind PgBouncer (db.prepare_threshold)
         self._timeout = timeout
         self._connect_timeout = connect_timeout
         self._keep_idle = size if keep_idle is None else keep_idle
@@ -126,7 +128,10 @@ class AutocommitPool:
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         return await psycopg.AsyncConnection.connect(
-            self._conninfo, autocommit=True, connect_timeout=self._connect_timeout
+            self._conninfo,
+            autocommit=True,
+            connect_timeout=self._connect_timeout,
+            prepare_threshold=self._prepare_threshold,
         )
 
     def _put_back(self, connection: psycopg.AsyncConnection[Any], born: float) -> None:

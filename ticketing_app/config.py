@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     cors_origins: str = ""
 
     database_url: str | None = None
+    # A direct connection to PostgreSQL, not through PgBouncer, for what needs a session of its own: the
+    # workers' LISTEN and the migrations' advisory lock. Unset: DATABASE_URL.
+    database_direct_url: str | None = None
+    # DATABASE_URL goes through PgBouncer in transaction pooling: no server-side prepared statements (a
+    # statement prepared on one server connection is unknown on the next one PgBouncer hands out).
+    db_behind_pgbouncer: bool = False
     db_pool_size: int = 10
     # The embedded PostgreSQL trusts every local connection: production refuses it unless this says so.
     allow_embedded_db_in_production: bool = False
@@ -149,6 +155,16 @@ class Settings(BaseSettings):
     def _proxies_parse(cls, value: str) -> str:
         parse_networks(value)
         return value
+
+    @model_validator(mode="after")
+    def _pgbouncer_needs_a_direct_url(self) -> Settings:
+        """Behind PgBouncer's transaction pooling, LISTEN and the migrations' lock would silently misbehave."""
+        if self.db_behind_pgbouncer and self.database_url and not self.database_direct_url:
+            raise ValueError(
+                "DB_BEHIND_PGBOUNCER=true needs DATABASE_DIRECT_URL (PostgreSQL itself, not PgBouncer): the workers'"
+                " LISTEN and the migrations' advisory lock need a session of their own"
+            )
+        return self
 
     @model_validator(mode="after")
     def _cors_origins_are_origins(self) -> Settings:

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from ticketing_app import embedded_db
 from ticketing_app.asyncdb import AutocommitPool
@@ -51,6 +52,24 @@ def database_url(settings: Settings | None = None) -> str:
     return to_sqlalchemy_url(embedded_database_url(settings.app_data_dir.resolve()))
 
 
+def direct_database_url(settings: Settings | None = None) -> str:
+    """The SQLAlchemy URL for connections that need a PostgreSQL session of their own (LISTEN, session-level
+    advisory locks): DATABASE_DIRECT_URL, which bypasses PgBouncer; unset, the application database's."""
+    settings = settings or get_settings()
+    if settings.database_direct_url:
+        return to_sqlalchemy_url(settings.database_direct_url)
+    return database_url(settings)
+
+
+def prepare_threshold(settings: Settings | None = None) -> int | None:
+    """psycopg's prepare_threshold for pooled connections: None (never prepare) behind PgBouncer's transaction
+    pooling, where consecutive transactions may run on different server connections, so a statement
+    prepared on one is missing on the next ("prepared statement \"_pg3_0\" does not exist"); else
+    psycopg's default (prepare a statement after its fifth execution)."""
+    settings = settings or get_settings()
+    return None if settings.db_behind_pgbouncer else 5
+
+
 def get_engine() -> Engine:
     """The process-wide engine, created on first use."""
     global _engine, _session_factory
@@ -69,8 +88,26 @@ def _pool_options(settings: Settings) -> dict[str, Any]:
         "pool_pre_ping": True,  # survive a database restart without a 500 storm
         "pool_recycle": 1800,
         "pool_timeout": POOL_TIMEOUT_SECONDS,
-        "connect_args": {"connect_timeout": 5},
+        "connect_args": {"connect_timeout": 5, "prepare_threshold": prepare_threshold(settings)},
     }
+
+
+@contextmanager
+def direct_engine() -> Iterator[Engine]:
+    """An engine on the direct URL for one task that needs a session (the migrations' advisory lock).
+
+    Without DATABASE_DIRECT_URL it is the process-wide engine; with it, a throwaway one without a pool, so
+    a process holds a direct connection only while it migrates.
+    """
+    settings = get_settings()
+    if not settings.database_direct_url:
+        yield get_engine()
+        return
+    engine = create_engine(direct_database_url(settings), poolclass=NullPool, connect_args={"connect_timeout": 5})
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def libpq_url(url: str) -> str:
@@ -95,7 +132,11 @@ def get_autocommit_pool() -> AutocommitPool:
             settings = get_settings()
             url = libpq_url(database_url(settings))
             pool = AutocommitPool(
-                url, size=2 * settings.db_pool_size, keep_idle=settings.db_pool_size, timeout=POOL_TIMEOUT_SECONDS
+                url,
+                size=2 * settings.db_pool_size,
+                keep_idle=settings.db_pool_size,
+                timeout=POOL_TIMEOUT_SECONDS,
+                prepare_threshold=prepare_threshold(settings),
             )
             _async_pools[loop] = pool
         return pool

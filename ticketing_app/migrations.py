@@ -9,7 +9,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, text
 
 from ticketing_app.config import PROJECT_ROOT
-from ticketing_app.db import get_engine
+from ticketing_app.db import direct_engine
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +39,23 @@ def _run(engine: Engine, action: str, revision: str) -> None:
             conn.commit()
 
 
+def _run_direct(action: str, revision: str, engine: Engine | None) -> None:
+    """The lock is session-level, so it needs a session of its own: the direct connection
+    (DATABASE_DIRECT_URL), not one through PgBouncer's transaction pooling, where it would stay behind on a
+    server connection that other clients then use."""
+    if engine is not None:
+        _run(engine, action, revision)
+        return
+    with direct_engine() as direct:
+        _run(direct, action, revision)
+
+
 def upgrade_database(revision: str = "head", engine: Engine | None = None) -> None:
     """Run `alembic upgrade` under the migration lock."""
-    _run(engine or get_engine(), "upgrade", revision)
+    _run_direct("upgrade", revision, engine)
     log.info("database schema is at %s", revision)
 
 
 def downgrade_database(revision: str, engine: Engine | None = None) -> None:
     """Run `alembic downgrade` under the migration lock."""
-    _run(engine or get_engine(), "downgrade", revision)
+    _run_direct("downgrade", revision, engine)

@@ -128,3 +128,26 @@ def test_gemini_worst_case_is_bounded():
     default = Settings(_env_file=None)
     worst = gemini_worst_case_seconds(default.gemini_timeout_seconds, default.gemini_attempts)
     assert default.gemini_timeout_seconds * default.gemini_attempts < worst < 120
+
+
+def test_pgbouncer_settings_pick_the_direct_url_and_turn_off_prepared_statements():
+    from ticketing_app import db
+
+    plain = Settings(database_url="postgresql://h@pg/helpdesk", _env_file=None)
+    assert db.direct_database_url(plain) == db.database_url(plain) == "postgresql+psycopg://h@pg/helpdesk"
+    assert db.prepare_threshold(plain) == 5  # psycopg's default: straight to PostgreSQL, prepared statements help
+    behind = Settings(
+        database_url="postgresql://h@pgbouncer:6432/helpdesk",
+        database_direct_url="postgres://h@pg:5432/helpdesk",
+        db_behind_pgbouncer=True,
+        _env_file=None,
+    )
+    assert db.database_url(behind) == "postgresql+psycopg://h@pgbouncer:6432/helpdesk"
+    assert db.direct_database_url(behind) == "postgresql+psycopg://h@pg:5432/helpdesk"
+    assert db.prepare_threshold(behind) is None
+    assert db._pool_options(behind)["connect_args"]["prepare_threshold"] is None
+
+
+def test_pgbouncer_without_a_direct_url_is_refused():
+    with pytest.raises(ValidationError, match="DATABASE_DIRECT_URL"):
+        Settings(database_url="postgresql://h@pgbouncer:6432/helpdesk", db_behind_pgbouncer=True, _env_file=None)

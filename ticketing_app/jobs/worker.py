@@ -31,7 +31,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from ticketing_app.config import get_settings
-from ticketing_app.db import database_url, session_scope
+from ticketing_app.db import direct_database_url, libpq_url, session_scope
 from ticketing_app.domain import JobStatus
 from ticketing_app.jobs import queue
 from ticketing_app.jobs.retry import RetryPolicy
@@ -382,8 +382,13 @@ class Worker:
                 self._dead_letter(job.id, job.kind, job.payload, job.last_error)
 
     def _listen(self) -> None:
-        """Wake the loop on NOTIFY; reconnect after a database restart."""
-        url = database_url().replace("postgresql+psycopg://", "postgresql://", 1)
+        """Wake the loop on NOTIFY; reconnect after a database restart.
+
+        LISTEN needs a session of its own, so this connection goes straight to PostgreSQL
+        (DATABASE_DIRECT_URL), never through PgBouncer's transaction pooling, where the next transaction may
+        run on another server connection and notifications would be lost: one per worker process.
+        """
+        url = libpq_url(direct_database_url())
         while not self._stop.is_set():
             try:
                 with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
