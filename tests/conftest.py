@@ -80,9 +80,8 @@ def database() -> Iterator[str]:
         server._cleanup()  # stop the embedded server now: a leftover one would outlive the run
 
 
-@pytest.fixture()
-def clean_db(database: str) -> Iterator[str]:
-    """Isolation per test: every table emptied before the test starts."""
+def empty_tables() -> None:
+    """Every table of the test database emptied, ids and ticket numbers restarted."""
     from sqlalchemy import text
 
     from ticketing_app.db import get_engine
@@ -97,6 +96,12 @@ def clean_db(database: str) -> Iterator[str]:
         )
         conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
         conn.execute(text("ALTER SEQUENCE ticket_number_seq RESTART WITH 1001"))
+
+
+@pytest.fixture()
+def clean_db(database: str) -> Iterator[str]:
+    """Isolation per test: every table emptied before the test starts."""
+    empty_tables()
     yield database
 
 

@@ -3,8 +3,9 @@
 The package counts the processes using a server in a file beside the data (`.handle_pids.json`) and stops
 the server when the last one exits. A process killed without running its exit hooks (kill -9, a crash, a
 worker stopped by its server) stays in that list forever, and the server is never stopped again; a
-`postmaster.pid` left by a killed server whose pid now belongs to another process makes the package believe
-a server is running. `start` clears both before starting, so a run after a crash recovers by itself.
+`postmaster.pid` (or socket lock file) left by a killed server whose pid now belongs to another process, or
+to its own unreaped zombie, makes the package believe a server is running and PostgreSQL refuse to start.
+`start` clears them before starting, so a run after a crash recovers by itself.
 """
 
 from __future__ import annotations
@@ -44,11 +45,24 @@ def _forget_dead_handles(pgdata: Path) -> None:
         path.write_text(json.dumps(alive))
 
 
-def _remove_stale_pid_file(pgdata: Path) -> None:
-    pid_file = pgdata / "postmaster.pid"
-    if pid_file.exists() and not _server_processes(pgdata):
-        log.warning("embedded PostgreSQL: removing postmaster.pid left by a server that no longer runs")
-        pid_file.unlink()
+def _remove_stale_lock_files(pgdata: Path, runtime_dir: Path) -> None:
+    """postmaster.pid and the socket's lock file, when no server runs on `pgdata` any more.
+
+    PostgreSQL refuses to start while the pid in either file names a living process, and after a crash
+    that pid may be a zombie no one has reaped yet, or a new process that got the same number.
+    """
+    if _server_processes(pgdata):
+        return
+    stale = [pgdata / "postmaster.pid", *pgdata.glob(".s.PGSQL.*.lock")]
+    # The package puts the socket in the runtime dir when the data dir's path is too long for a socket.
+    for lock in runtime_dir.glob("**/.s.PGSQL.*.lock"):
+        lines = lock.read_text(errors="replace").splitlines()
+        if len(lines) > 1 and Path(lines[1]) == pgdata:
+            stale.append(lock)
+    for path in stale:
+        if path.exists():
+            log.warning("embedded PostgreSQL: removing %s left by a server that no longer runs", path.name)
+            path.unlink()
 
 
 def start(data_dir: Path) -> Any:
@@ -62,7 +76,7 @@ def start(data_dir: Path) -> Any:
     pgdata.mkdir(parents=True, exist_ok=True)
     with PostgresServer._lock:  # the package's own inter-process lock
         _forget_dead_handles(pgdata)
-        _remove_stale_pid_file(pgdata)
+        _remove_stale_lock_files(pgdata, Path(PostgresServer.runtime_path))
     return get_server(pgdata)
 
 

@@ -18,6 +18,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.axe import describe, run_axe
 from tests.browser.conftest import wait_for_jobs_to_finish
+from tests.conftest import empty_tables
 from tests.factories import PASSWORD, Factory
 
 pytestmark = pytest.mark.browser
@@ -87,23 +88,6 @@ PAGES: list[tuple[str, str, str, Callable[[Page], None] | None]] = [
 ]
 
 
-def _empty_tables() -> None:
-    from sqlalchemy import text
-
-    from ticketing_app.db import get_engine
-
-    with get_engine().begin() as conn:
-        tables = (
-            conn.execute(
-                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")
-            )
-            .scalars()
-            .all()
-        )
-        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        conn.execute(text("ALTER SEQUENCE ticket_number_seq RESTART WITH 1001"))
-
-
 def _wait_for_triage(ticket_id: int, timeout: float = 40) -> None:
     from ticketing_app.db import session_scope
     from ticketing_app.models import Ticket
@@ -127,7 +111,7 @@ def site(database: str, app_url: str, browser) -> Iterator[dict]:
     from ticketing_app.schemas import CommentCreate, TicketCreate, TicketUpdate, UserUpdate
     from ticketing_app.services import accounts, tickets
 
-    _empty_tables()
+    empty_tables()
     factory = Factory()
     admin = factory.admin()
     moderator = factory.user("moderator", skills=["billing"], name="Moe Moderator")

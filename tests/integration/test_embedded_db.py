@@ -69,9 +69,26 @@ def test_a_run_after_a_crash_recovers_stale_pid_file_and_handles(data_dir: Path)
     pgdata = data_dir / "pg"
     assert (pgdata / "postmaster.pid").exists()
     assert not embedded_db.is_running(data_dir)
-    # Worst case of a stale pid file: its pid now belongs to another living process (here: this one).
-    lines = (pgdata / "postmaster.pid").read_text().splitlines()
-    (pgdata / "postmaster.pid").write_text("\n".join([str(os.getpid()), *lines[1:]]) + "\n")
+    # Worst case of a stale postmaster.pid: its pid now belongs to another living process.
+    # So may the socket's lock file, which PostgreSQL itself checks: it refuses to start while that pid is a
+    # living process of the server's own user (an unreaped zombie of the killed server is one too).
+    server_user = "embedded_postgres" if os.geteuid() == 0 else None
+    squatter = subprocess.Popen(["sleep", "120"], user=server_user)
+    try:
+        for lock in (pgdata / "postmaster.pid", *pgdata.glob(".s.PGSQL.*.lock")):
+            lines = lock.read_text().splitlines()
+            lock.write_text("\n".join([str(squatter.pid), *lines[1:]]) + "\n")
+        assert list(pgdata.glob(".s.PGSQL.*.lock")), "the socket lock file is where the test expects it"
+        _check_recovery(data_dir, first)
+    finally:
+        squatter.kill()
+        squatter.wait()
+
+
+def _check_recovery(data_dir: Path, first: int) -> None:
+    from ticketing_app import embedded_db
+
+    pgdata = data_dir / "pg"
     handles = json.loads((pgdata / embedded_db.HANDLES_FILE).read_text())
     assert handles, "the killed owner stays in the package's handle list"
 
