@@ -115,7 +115,9 @@ def main() -> int:
 
     proc = start(env, log)
     wait_serving(proc, url, log)
-    for p in ours(token):  # a crash: nobody gets to clean up
+    # A crash: nobody gets to clean up. The killed supervisor stays a zombie (this script never reaps it),
+    # as a process whose parent is gone or busy can: the next run must not count it as alive.
+    for p in ours(token):
         p.kill()
     psutil.wait_procs(ours(token), timeout=10)
     stale = (work / "data" / "pg" / "postmaster.pid").exists()

@@ -33,13 +33,21 @@ def _server_processes(pgdata: Path) -> list[psutil.Process]:
     return found
 
 
+def _is_alive(pid: int) -> bool:
+    """Running, not a zombie: a killed process stays one until its parent reaps it."""
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
+
+
 def _forget_dead_handles(pgdata: Path) -> None:
     path = pgdata / HANDLES_FILE
     try:
         pids = json.loads(path.read_text())
     except (OSError, ValueError):
         return
-    alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+    alive = [pid for pid in pids if isinstance(pid, int) and _is_alive(pid)]
     if alive != pids:
         log.info("embedded PostgreSQL: forgetting %d exited processes", len(pids) - len(alive))
         path.write_text(json.dumps(alive))
