@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -111,6 +112,11 @@ class Settings(BaseSettings):
     smtp_security: Literal["none", "starttls", "ssl"] = "starttls"
     smtp_timeout_seconds: float = 10.0
     mail_from: str = "Helpdesk <helpdesk@localhost>"
+    # Where requesters write to open a ticket; replies to our mails go to its plus-addressed form
+    # (support+<signed token>@domain, mail/tokens.py). Unset: MAIL_FROM's address.
+    support_address: str = ""
+    # Largest file accepted, by REST, in the browser and in inbound mail (413 above it).
+    max_attachment_mb: float = Field(default=10, gt=0, le=100)
 
     # Target resolution times per priority, in hours: they set each ticket's due time.
     sla_hours_high: float = 4
@@ -143,6 +149,14 @@ class Settings(BaseSettings):
         if not cleaned:
             raise ValueError("TRIAGE_CATEGORIES must name at least one category")
         return cleaned
+
+    @model_validator(mode="after")
+    def _support_address_defaults_to_the_sender(self) -> Settings:
+        address = parseaddr(self.support_address or self.mail_from)[1].strip().lower()
+        if "@" not in address or any(ch.isspace() for ch in address):
+            raise ValueError("SUPPORT_ADDRESS (or MAIL_FROM when it is unset) must be an e-mail address")
+        self.support_address = address
+        return self
 
     @model_validator(mode="after")
     def _urls_follow_the_port(self) -> Settings:

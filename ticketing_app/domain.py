@@ -77,6 +77,14 @@ class TriageStatus(StrEnum):
     FAILED = "failed"
 
 
+class CommentVia(StrEnum):
+    """How a comment reached us (ticket_comments.via)."""
+
+    WEB = "web"
+    EMAIL = "email"
+    API = "api"
+
+
 class EventKind(StrEnum):
     """What a line of a ticket's timeline (ticket_events.kind) records."""
 

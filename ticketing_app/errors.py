@@ -37,6 +37,10 @@ class Conflict(DomainError):
     status_code = 409
 
 
+class TooLarge(DomainError):
+    status_code = 413
+
+
 class TooManyAttempts(DomainError):
     status_code = 429
 

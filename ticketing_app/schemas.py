@@ -200,6 +200,7 @@ class CommentOut(Output):
     author: PersonRef
     body: str
     internal: bool
+    via: str  # CommentVia: "web", "email" or "api"
     created_at: datetime
 
 

@@ -2,9 +2,10 @@
 
 import secrets
 
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, make_url, text
 
-from ticketing_app.migrations import downgrade_database, upgrade_database
+from ticketing_app.migrations import alembic_config, downgrade_database, upgrade_database
 
 TABLES = {
     "users",
@@ -15,6 +16,7 @@ TABLES = {
     "emails",
     "revoked_tokens",
     "throttle_counters",
+    "attachments",
 }
 
 
@@ -36,7 +38,7 @@ def test_upgrade_downgrade_upgrade(database):
         upgrade_database(engine=engine)
         with engine.connect() as conn:
             version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-            assert version == "0005"
+            assert version == ScriptDirectory.from_config(alembic_config()).get_current_head()
     finally:
         engine.dispose()
         with admin.connect() as conn:

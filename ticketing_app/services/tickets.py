@@ -14,6 +14,7 @@ from ticketing_app.asyncdb import AutocommitPool
 from ticketing_app.config import get_settings
 from ticketing_app.domain import (
     STAFF_ROLES,
+    CommentVia,
     EventKind,
     JobKind,
     Role,
@@ -497,7 +498,13 @@ def _reassign(session: Session, actor: User, ticket: Ticket, assignee_id: int | 
 
 
 def add_comment(
-    session: Session, actor: User, ticket_id: int, data: CommentCreate, *, address: str | None = None
+    session: Session,
+    actor: User,
+    ticket_id: int,
+    data: CommentCreate,
+    *,
+    address: str | None = None,
+    via: CommentVia = CommentVia.WEB,
 ) -> Comment:
     """A public reply (anyone who sees the ticket) or an internal note (staff working it).
 
@@ -519,7 +526,7 @@ def add_comment(
     ticket = get_visible_ticket(session, actor, ticket_id)
     if data.internal and not sees_staff_view(actor, ticket):
         raise PermissionDenied("Only staff working on this ticket can add internal notes.")
-    comment = Comment(ticket_id=ticket.id, author_id=actor.id, body=data.body, internal=data.internal)
+    comment = Comment(ticket_id=ticket.id, author_id=actor.id, body=data.body, internal=data.internal, via=via)
     session.add(comment)
     session.flush()
     events.record(session, ticket, EventKind.COMMENTED, actor, comment_id=comment.id, internal=data.internal)

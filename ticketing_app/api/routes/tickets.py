@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from ticketing_app.api.deps import Token, acting, acting_as_claims, request_address
 from ticketing_app.api.responses import model_response
+from ticketing_app.domain import CommentVia
 from ticketing_app.schemas import (
     CommentCreate,
     CommentOut,
@@ -57,6 +58,8 @@ def update_ticket(ticket_id: int, data: TicketUpdate, token: Token) -> Response:
 @router.post("/{ticket_id}/comments", status_code=status.HTTP_201_CREATED, response_model=CommentOut)
 def add_comment(ticket_id: int, data: CommentCreate, token: Token, request: Request) -> Response:
     with acting(token) as (session, user):
-        added = tickets.add_comment(session, user, ticket_id, data, address=request_address(request))
+        added = tickets.add_comment(
+            session, user, ticket_id, data, address=request_address(request), via=CommentVia.API
+        )
         comment = CommentOut.model_validate(added)
         return model_response(comment, status.HTTP_201_CREATED)
