@@ -25,7 +25,7 @@ def run(*, data: dict[str, Any], app_url: str | None, repeat: int) -> dict[str, 
     from ticketing_app.models import Ticket, User
     from ticketing_app.schemas import TicketFilters
     from ticketing_app.security import create_access_token
-    from ticketing_app.services import tickets
+    from ticketing_app.services import reports, tickets
 
     busy_id, admin_id = data["busy_moderator_id"], data["admin_id"]
     queue_filters = TicketFilters(active=True, assigned="me", limit=25)
@@ -48,6 +48,8 @@ def run(*, data: dict[str, Any], app_url: str | None, repeat: int) -> dict[str, 
         ),
         "moderator_queue_marker": as_user(busy_id, lambda s, u: tickets.change_marker(s, u, filters=queue_filters)),
         "admin_list_marker": as_user(admin_id, lambda s, u: tickets.change_marker(s, u)),
+        # Statistics over every ticket, the job queue's counts over every job and the newest mails.
+        "admin_overview": as_user(admin_id, reports.admin_overview),
     }
 
     def pk_lookup(_: int) -> None:
@@ -65,7 +67,7 @@ def run(*, data: dict[str, Any], app_url: str | None, repeat: int) -> dict[str, 
     engine = get_engine()
     plans = {
         name: explain_call(engine, cases[name])
-        for name in ("moderator_queue", "admin_list", "admin_list_marker", "moderator_queue_marker")
+        for name in ("moderator_queue", "admin_list", "admin_list_marker", "moderator_queue_marker", "admin_overview")
     }
 
     http: dict[str, Any] = {}

@@ -33,6 +33,7 @@ FULL = {
     "requesters": 1000,
     "tickets": 200_000,
     "busy_tickets": 10_000,
+    "jobs": 1_000_000,
     "decisions": 2000,
     "page_repeat": 50,
 }
@@ -44,6 +45,7 @@ QUICK = {
     "requesters": 100,
     "tickets": 20_000,
     "busy_tickets": 1_000,
+    "jobs": 100_000,
     "decisions": 300,
     "page_repeat": 15,
 }
@@ -246,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
                     requesters=sizes["requesters"],
                     tickets=sizes["tickets"],
                     busy_tickets=sizes["busy_tickets"],
+                    jobs=sizes["jobs"],
                 )
                 results["scale_data"] = {k: v for k, v in data.items() if k != "vocab"}
                 if "routing" in only:

@@ -35,7 +35,9 @@ def vocabulary(size: int = 200) -> list[str]:
     return real + [f"product-area-{i:03d}" for i in range(size - len(real))]
 
 
-def load(*, moderators: int, requesters: int, tickets: int, busy_tickets: int, seed: int = 7) -> dict[str, Any]:
+def load(
+    *, moderators: int, requesters: int, tickets: int, busy_tickets: int, jobs: int = 0, seed: int = 7
+) -> dict[str, Any]:
     from ticketing_app.db import get_engine
     from ticketing_app.skills import canonical_skill
 
@@ -104,19 +106,54 @@ def load(*, moderators: int, requesters: int, tickets: int, busy_tickets: int, s
                 "n": tickets,
             },
         )
+        if jobs:
+            _load_history(conn, tickets=tickets, jobs=jobs)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("VACUUM ANALYZE users"))
-        conn.execute(text("VACUUM ANALYZE tickets"))
+        for table in ("users", "tickets", "jobs", "emails"):
+            conn.execute(text(f"VACUUM ANALYZE {table}"))
     loaded = time.perf_counter() - began
-    log(f"scale data: {moderators} moderators, {tickets} tickets loaded in {loaded:.1f} s")
+    log(f"scale data: {moderators} moderators, {tickets} tickets, {jobs} jobs loaded in {loaded:.1f} s")
     return {
         "moderators": moderators,
         "requesters": requesters,
         "tickets": tickets,
         "busy_moderator_tickets": busy_tickets,
+        "jobs": jobs,
         "skill_vocabulary": len(vocab),
         "load_s": round(loaded, 2),
         "busy_moderator_id": busy_id,
         "admin_id": admin_id,
         "vocab": vocab,
     }
+
+
+def _load_history(conn: Any, *, tickets: int, jobs: int) -> None:
+    """The job and mail history of a busy installation: `jobs` rows over 90 days (97% done, 1% dead, 2% queued
+    or running) and two sent mails per ticket, as the admin overview and retention see them."""
+    conn.execute(
+        text("""
+        INSERT INTO jobs (kind, payload, dedupe_key, status, attempts, max_attempts, run_after, last_error,
+                          created_at, updated_at, finished_at)
+        SELECT (ARRAY['triage', 'assign', 'send_email', 'send_email', 'send_email'])[1 + g % 5],
+               jsonb_build_object('ticket_id', 1 + g % :tickets), 'bench:' || g,
+               CASE WHEN r < 0.97 THEN 'done' WHEN r < 0.98 THEN 'dead' WHEN r < 0.995 THEN 'queued'
+                    ELSE 'running' END,
+               1, 6, t, CASE WHEN r >= 0.97 AND r < 0.98 THEN 'bench: dead-lettered' END, t, t,
+               CASE WHEN r < 0.98 THEN t END
+        FROM generate_series(1, :jobs) AS g
+        CROSS JOIN LATERAL (SELECT random() + g * 0 AS r,
+                                   now() - random() * interval '90 days' + g * interval '0 seconds' AS t) AS x
+        """),
+        {"jobs": jobs, "tickets": tickets},
+    )
+    conn.execute(
+        text("""
+        INSERT INTO emails (kind, to_address, subject, body_text, body_html, status, transport, message_id,
+                            attempts, ticket_id, created_at, sent_at)
+        SELECT 'ticket_received', 'req@bench.example', 'Bench mail ' || g, 'body', '<p>body</p>', 'sent', 'smtp',
+               '<bench-' || g || '@bench.example>', 1, 1 + g % :tickets, t, t
+        FROM generate_series(1, :emails) AS g
+        CROSS JOIN LATERAL (SELECT now() - random() * interval '90 days' + g * interval '0 seconds' AS t) AS x
+        """),
+        {"emails": 2 * tickets, "tickets": tickets},
+    )

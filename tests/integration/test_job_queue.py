@@ -361,12 +361,12 @@ def test_retry_dead_puts_the_job_back_with_fresh_attempts(listener: psycopg.Conn
 
 def test_counts_by_status(clean_db: str) -> None:
     with session_scope() as s:
-        assert queue.counts_by_status(s) == {}
+        assert queue.counts_by_status(s) == ({}, False)
     add_job()
     add_job(delay_seconds=60)
     claim("w", limit=1)
     with session_scope() as s:
-        assert queue.counts_by_status(s) == {"queued": 1, "running": 1}
+        assert queue.counts_by_status(s) == ({"queued": 1, "running": 1}, False)
 
 
 def test_drain_runs_follow_up_jobs_until_none_is_due(clean_db: str) -> None:

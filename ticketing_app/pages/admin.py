@@ -370,7 +370,9 @@ def _stats() -> rx.Component:
     return rx.grid(
         stat_card("Total tickets", s.total, "all time", id="stat-total"),
         stat_card("Open tickets", s.open_count, "open or in progress", id="stat-open"),
-        stat_card("Median time to assignment", s.median_assignment, "from submit to assignee", id="stat-median"),
+        stat_card(
+            "Median time to assignment", s.median_assignment, "from submit to assignee, last 14 days", id="stat-median"
+        ),
         stat_card(
             "Dead jobs",
             s.job_counts.dead,
