@@ -42,8 +42,35 @@ def seed_requester() -> tuple[int, str]:
         return user.id, token
 
 
+def seed_identities(count: int) -> list[dict[str, str]]:
+    """`count` more requesters, each with its own bearer token and client address (X-Forwarded-For, which the
+    app trusts from 127.0.0.1 in the bench): load as many people send it, each with their own throttle rows."""
+    from ticketing_app.db import session_scope
+    from ticketing_app.models import User
+    from ticketing_app.security import create_access_token
+
+    with session_scope() as session:
+        users = [
+            User(name=f"Bench Requester {i}", email=f"requester{i}@bench.example", password_hash="!bench")
+            for i in range(count)
+        ]
+        session.add_all(users)
+        session.flush()
+        return [
+            {"Authorization": f"Bearer {create_access_token(u.id)}", "X-Forwarded-For": f"198.51.100.{i + 1}"}
+            for i, u in enumerate(users)
+        ]
+
+
 def run_loadgen(
-    url: str, *, clients: int, duration: float, warmup: float, headers: dict[str, str], env: dict[str, str]
+    url: str,
+    *,
+    clients: int,
+    duration: float,
+    warmup: float,
+    headers: dict[str, str],
+    env: dict[str, str],
+    identities: Path | None = None,
 ) -> dict[str, Any]:
     argv = [
         sys.executable,
@@ -64,6 +91,8 @@ def run_loadgen(
     ]
     for name, value in headers.items():
         argv += ["--header", f"{name}: {value}"]
+    if identities is not None:
+        argv += ["--identities", str(identities)]
     out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True, timeout=duration + warmup + 120)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -152,24 +181,35 @@ def run(
     env = child_env({})
     headers = {"Authorization": f"Bearer {token}"}
     levels: dict[str, Any] = {}
-    order = ["app", "baseline_a", "pgbench_b"]
+    # "app": every client is its own requester on its own address, as real load is (each has its own throttle
+    # counter rows); "app_one_user": all clients share one account and one address, so every request updates the
+    # same two counter rows (the worst case for the counters, not the target).
+    identities_file = out_dir / "intake_identities.json"
+    identities_file.write_text(json.dumps(seed_identities(max(client_levels))), encoding="utf-8")
+    order = ["app", "baseline_a", "pgbench_b", "app_one_user"]
     for index, clients in enumerate(client_levels):
         sampler.set_phase(f"intake_c{clients}")
         results: dict[str, Any] = {}
-        rotated = order[index % 3 :] + order[: index % 3]  # rotate so no target always runs first
+        rotated = order[index % len(order) :] + order[: index % len(order)]  # so no target always runs first
         for target in rotated:
             log(f"intake: {target} with {clients} client(s) for {duration:.0f} s")
-            server = {"app": app_processes, "baseline_a": baseline_processes, "pgbench_b": lambda: []}[target]
+            server = {
+                "app": app_processes,
+                "app_one_user": app_processes,
+                "baseline_a": baseline_processes,
+                "pgbench_b": lambda: [],
+            }[target]
             meter = CpuMeter(server=server, postgres=pg.processes)
             meter.start()
-            if target == "app":
+            if target in ("app", "app_one_user"):
                 results[target] = run_loadgen(
                     f"{app_url}/api/tickets",
                     clients=clients,
                     duration=duration,
                     warmup=warmup,
-                    headers=headers,
+                    headers=headers if target == "app_one_user" else {},
                     env=env,
+                    identities=identities_file if target == "app" else None,
                 )
             elif target == "baseline_a":
                 results[target] = run_loadgen(
@@ -196,6 +236,7 @@ def run(
             "rps_a_over_b": ratio(base_a["requests_per_s"], base_b["requests_per_s"]),
             "p50_app_over_a": ratio(app["latency"].get("p50_ms"), base_a["latency"].get("p50_ms")),
             "p99_app_over_a": ratio(app["latency"].get("p99_ms"), base_a["latency"].get("p99_ms")),
+            "rps_one_user_over_a": ratio(results["app_one_user"]["requests_per_s"], base_a["requests_per_s"]),
         }
         results["target_intake_ge_50pct_of_a"] = (results["ratios"]["rps_app_over_a"] or 0) >= 0.5
         levels[str(clients)] = results

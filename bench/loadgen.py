@@ -64,9 +64,18 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
 
 
 async def run(
-    url: str, method: str, body: bytes, headers: dict[str, str], clients: int, duration: float, warmup: float
+    url: str,
+    method: str,
+    body: bytes,
+    headers: dict[str, str],
+    clients: int,
+    duration: float,
+    warmup: float,
+    identities: list[dict[str, str]] | None = None,
 ) -> dict:
-    host, port, request = build_request(method, url, body, headers)
+    """`identities`: extra headers per client (client i uses identities[i % len]), e.g. its own user and address."""
+    host, port, _ = build_request(method, url, body, headers)
+    requests = [build_request(method, url, body, {**headers, **extra})[2] for extra in identities or [{}]]
     loop = asyncio.get_running_loop()
     start = loop.time()
     measure_from = start + warmup
@@ -75,7 +84,7 @@ async def run(
     statuses: dict[int, int] = {}
     errors = {"count": 0, "kinds": {}}
 
-    async def client() -> None:
+    async def client(request: bytes) -> None:
         reader = writer = None
         while loop.time() < stop_at:
             try:
@@ -106,7 +115,7 @@ async def run(
             writer.close()
 
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-    await asyncio.gather(*(client() for _ in range(clients)))
+    await asyncio.gather(*(client(requests[i % len(requests)]) for i in range(clients)))
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     done = len(latencies)
@@ -135,11 +144,13 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=1)
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--warmup", type=float, default=1)
+    parser.add_argument("--identities", help="a JSON file: a list of header objects, one per client (cycled)")
     args = parser.parse_args()
     headers = dict(h.split(": ", 1) for h in args.header)
+    identities = json.loads(open(args.identities, encoding="utf-8").read()) if args.identities else None
     started = time.monotonic()
     result = asyncio.run(
-        run(args.url, args.method, args.body.encode(), headers, args.clients, args.duration, args.warmup)
+        run(args.url, args.method, args.body.encode(), headers, args.clients, args.duration, args.warmup, identities)
     )
     result["wall_s"] = round(time.monotonic() - started, 2)
     print(json.dumps(result))

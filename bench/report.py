@@ -100,6 +100,15 @@ def table(results: dict[str, Any]) -> str:
                 "app/a >= 0.5",
                 lv["target_intake_ge_50pct_of_a"],
             )
+            one = lv.get("app_one_user")
+            if one:
+                add(
+                    f"intake c={clients}",
+                    "one user, one address: req/s",
+                    one["requests_per_s"],
+                    f"a {_f(a['requests_per_s'])}",
+                    r.get("rps_one_user_over_a"),
+                )
             add(
                 f"intake c={clients}",
                 "app req/s vs pgbench (b)",
