@@ -276,9 +276,10 @@ def _canned_picker() -> rx.Component:
         TicketState.staff_view & (TicketState.canned_options.length() > 0),
         rx.flex(
             rx.el.select(
-                rx.el.option("Insert a canned reply…", value=""),
+                rx.el.option("Insert a canned reply…", value="", disabled=True),
                 rx.foreach(TicketState.canned_options, lambda o: rx.el.option(o.label, value=o.id)),
                 id="canned-picker",
+                default_value="",
                 aria_label="Insert a canned reply",
                 on_change=TicketState.insert_canned,
                 style={"padding": "0.35em", "border_radius": "6px", "max_width": "100%"},

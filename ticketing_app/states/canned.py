@@ -48,17 +48,16 @@ class CannedRepliesState(AuthState):
     error: str = ""
     notice: str = ""
 
-    def _denied(self, exc: PermissionDenied, *_args: Any, **_kwargs: Any) -> Any:
+    def _not_staff(self, exc: PermissionDenied, *_args: Any, **_kwargs: Any) -> Any:
         """Not staff: the not-allowed view, and nothing kept."""
         self.allowed, self.rows = False, []
         return None
 
-    @presents_errors(denied=_denied)
+    @presents_errors(denied=_not_staff)
     async def _refresh(self) -> Any:
         self.loading = False
-        user_id, role = self.user_id, self.user_role
         self.rows = await self._actor_call(
-            lambda s, u: [_row(r, user_id, role) for r in canned_replies.list_replies(s, u)]
+            lambda s, u: [_row(r, u.id, u.role) for r in canned_replies.list_replies(s, u)]
         )
         self.allowed = True
         return None

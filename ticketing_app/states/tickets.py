@@ -19,7 +19,6 @@ from ticketing_app.states.base import (
     a_flag,
     a_form,
     a_text,
-    an_id,
     form_text,
     one_of,
     presents_errors,
@@ -174,7 +173,9 @@ class TicketState(LiveMixin, AuthState):
     async def load(self) -> Any:
         self.error = self.notice = ""
         self.reply_status = self.reply_status_label = ""
-        await self._refresh()
+        result = await self._refresh()
+        if result is not None or self.not_found:  # signed out (to the log-in page), or not this person's
+            return result
         return await self._load_canned()
 
     @presents_errors
@@ -193,9 +194,7 @@ class TicketState(LiveMixin, AuthState):
     @presents_errors
     async def insert_canned(self, value: str) -> Any:
         """Fill the reply box with a canned reply for this ticket; its status goes with the reply when sent."""
-        if not a_text(value, 12):
-            return None
-        reply_id, ticket_id = an_id(int(value) if value.isdigit() else value), self._ticket_id()
+        reply_id, ticket_id = int(one_of(value, [o.id for o in self.canned_options])), self._ticket_id()
         rendered = await self._actor_call(lambda s, u: canned_replies.render(s, u, reply_id, ticket_id))
         self.reply_status = rendered.status or ""
         self.reply_status_label = label(rendered.status).lower() if rendered.status else ""
