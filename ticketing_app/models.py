@@ -159,6 +159,22 @@ class Attachment(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class CannedReply(TimestampMixin, Base):
+    """A reply staff share and insert with one click; `{{placeholders}}` are filled in per ticket."""
+
+    __tablename__ = "canned_replies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(100))  # unique, case-insensitively (migration 0013)
+    body: Mapped[str] = mapped_column(Text)
+    # Set on the ticket when the reply is sent; checked against TicketStatus on input (no CHECK constraint, so
+    # that a new status needs no migration here).
+    status: Mapped[str | None] = mapped_column(String(20))
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+    created_by: Mapped[User] = relationship(lazy="joined")
+
+
 class TicketEvent(Base):
     """One line of a ticket's audit timeline."""
 

@@ -111,6 +111,19 @@ class CommentCreate(StrictInput):
     internal: bool = False
 
 
+class CannedReplyIn(StrictInput):
+    title: Annotated[Line, Field(min_length=1, max_length=100)]
+    body: Annotated[Text, Field(min_length=1, max_length=10_000)]
+    status: StatusValue | None = None  # set on the ticket when the reply is sent
+
+
+class CannedReplyUpdate(StrictInput):
+    title: Annotated[Line, Field(min_length=1, max_length=100)] | None = None
+    body: Annotated[Text, Field(min_length=1, max_length=10_000)] | None = None
+    status: StatusValue | None = None
+    clear_status: bool = False  # `status: null` cannot be told from "not sent": this removes it
+
+
 class UserUpdate(StrictInput):
     email: Email
     role: RoleValue | None = None
@@ -223,3 +236,20 @@ T = TypeVar("T")
 class Page(BaseModel, Generic[T]):
     items: list[T]
     total: int
+
+
+class CannedReplyOut(Output):
+    id: int
+    title: str
+    body: str
+    status: StatusValue | None
+    created_by: UserRef
+    created_at: datetime
+    updated_at: datetime
+
+
+class CannedReplyRendered(BaseModel):
+    """A canned reply filled in for one ticket: what the reply box gets, and the status it would set."""
+
+    body: str
+    status: StatusValue | None

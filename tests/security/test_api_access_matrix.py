@@ -91,7 +91,20 @@ def _check_requester_view(world: World, role: str, r) -> None:
         assert r.json()["helpful_notes"] is None and r.json()["assignment_reason"] is None
 
 
+def _canned(world: World) -> int:
+    """A canned reply written by the admin (a new one per call: the world is rebuilt after changes)."""
+    from ticketing_app.schemas import CannedReplyIn
+    from ticketing_app.services import canned_replies
+
+    with session_scope() as s:
+        admin = s.get(User, world.user("admin").id)
+        data = CannedReplyIn(title=f"Canned {next(_emails)}", body="Hi {{requester.name}}")
+        return canned_replies.create(s, admin, data).id
+
+
 T = "/api/tickets/{ticket_id}"
+C = "/api/canned-replies"
+STAFF_ONLY = by_role(401, 403, 403, 200, 200, 200)
 CASES = [
     Case(("GET", "/api/health"), "health", lambda w, r: ("/api/health", None), EVERYONE_200),
     Case(("GET", "/api/openapi.json"), "openapi", lambda w, r: ("/api/openapi.json", None), EVERYONE_200),
@@ -296,6 +309,36 @@ CASES = [
         "comment on another user's ticket",
         lambda w, r: (f"/api/tickets/{w.other_ticket_id}/comments", {"body": "hi"}),
         by_role(401, 404, 201, 404, 404, 201),
+    ),
+]
+
+
+CASES += [
+    Case(("GET", C), "list canned replies", lambda w, r: (C, None), STAFF_ONLY),
+    Case(
+        ("POST", C),
+        "write a canned reply",
+        lambda w, r: (C, {"title": f"Mine {next(_emails)}", "body": "Hello {{requester.first_name}}"}),
+        by_role(401, 403, 403, 201, 201, 201),
+    ),
+    Case(("GET", C + "/{reply_id}"), "read a canned reply", lambda w, r: (f"{C}/{_canned(w)}", None), STAFF_ONLY),
+    Case(
+        ("GET", C + "/{reply_id}/render"),
+        "fill a canned reply for the requester's ticket",
+        lambda w, r: (f"{C}/{_canned(w)}/render?ticket_id={w.ticket_id}", None),
+        by_role(401, 403, 403, 404, 200, 200),
+    ),
+    Case(
+        ("PATCH", C + "/{reply_id}"),
+        "change the admin's canned reply",
+        lambda w, r: (f"{C}/{_canned(w)}", {"body": "Changed"}),
+        by_role(401, 403, 403, 403, 403, 200),
+    ),
+    Case(
+        ("DELETE", C + "/{reply_id}"),
+        "delete the admin's canned reply",
+        lambda w, r: (f"{C}/{_canned(w)}", None),
+        by_role(401, 403, 403, 403, 403, 204),
     ),
 ]
 

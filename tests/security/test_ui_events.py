@@ -41,6 +41,11 @@ ACTING = {
     "TicketState.override",
     "TicketState.reassign",
     "TicketState.reply",
+    "TicketState.insert_canned",
+    "CannedRepliesState.load",
+    "CannedRepliesState.save",
+    "CannedRepliesState.edit",
+    "CannedRepliesState.delete",
     "QueueState.quick_status",
     "QueueState.load",
     "QueueState.follow",
@@ -67,6 +72,8 @@ OWN_OR_LOCAL = {
     "NewTicketState.count_title",
     "NewTicketState.count_description",
     "TicketState.set_internal_note",
+    "TicketState.clear_reply_status",
+    "CannedRepliesState.cancel_edit",
     "QueueState.next_page",
     "QueueState.previous_page",
     "QueueState.set_status_filter",
@@ -523,3 +530,41 @@ def test_wrong_argument_types_give_the_pages_message_not_a_server_error(world: W
             assert "not understood" in shown or "Choose who should work" in shown, (handler, param, wrong, shown)
             assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")], (handler, wrong)
     assert snapshot() == before, f"{cls.__name__}.{handler} changed data"
+
+
+# ----- canned replies -----
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_canned_replies_page_by_role(world: World, role: str):
+    """Staff see and use the shared replies; a user gets the not-allowed view and nothing of them; nobody but
+    the author or an admin deletes or changes one, whatever the rows in the state say."""
+    from ticketing_app.schemas import CannedReplyIn
+    from ticketing_app.services import canned_replies
+    from ticketing_app.states.canned import CannedRepliesState, CannedRow
+
+    with session_scope() as s:
+        admin = s.get(User, world.user("admin").id)
+        reply_id = canned_replies.create(s, admin, CannedReplyIn(title="Admin's reply", body="SECRET-CANNED")).id
+    state = make_state(CannedRepliesState, world, role)
+    result = fire(state, "load")
+    if role == "anonymous":
+        assert _redirects_to_login(result)
+        return
+    if role in ("user", "other_user"):
+        assert not state.allowed and state.rows == [] and "SECRET-CANNED" not in state_text(state)
+    else:
+        assert state.allowed and [r.id for r in state.rows] == [reply_id]
+        assert state.rows[0].can_edit == (role == "admin")
+    state.rows = [CannedRow(id=reply_id, title="forged", body="x", can_edit=True)]  # a forged row in the state
+    fire(state, "edit", reply_id)
+    state.editing_id = reply_id
+    fire(state, "save", {"title": "Taken over", "body": "mine", "status": "none"})
+    fire(state, "delete", reply_id)
+    with session_scope() as s:
+        kept = s.get(canned_replies.CannedReply, reply_id)
+        if role == "admin":
+            assert kept is None
+        else:
+            assert kept is not None and kept.title == "Admin's reply" and kept.body == "SECRET-CANNED"
+            assert state.error and "SECRET-CANNED" not in state_text(state)

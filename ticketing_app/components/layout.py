@@ -29,6 +29,7 @@ def navbar() -> rx.Component:
                 nav_link("My tickets", "/tickets"),
                 nav_link("New ticket", "/tickets/new"),
                 rx.cond(AuthState.is_staff, nav_link("Queue", "/queue")),
+                rx.cond(AuthState.is_staff, nav_link("Canned replies", "/canned-replies")),
                 rx.cond(AuthState.is_admin, nav_link("Users", "/admin/users")),
                 rx.cond(AuthState.is_admin, nav_link("Overview", "/admin")),
                 spacing="4",

@@ -270,10 +270,50 @@ def _staff_forms() -> rx.Component:
     )
 
 
+def _canned_picker() -> rx.Component:
+    """Staff fill the reply box with a canned reply; a status it sets is shown and can be dropped."""
+    return rx.cond(
+        TicketState.staff_view & (TicketState.canned_options.length() > 0),
+        rx.flex(
+            rx.el.select(
+                rx.el.option("Insert a canned reply…", value="", disabled=True),
+                rx.foreach(TicketState.canned_options, lambda o: rx.el.option(o.label, value=o.id)),
+                id="canned-picker",
+                default_value="",
+                aria_label="Insert a canned reply",
+                on_change=TicketState.insert_canned,
+                style={"padding": "0.35em", "border_radius": "6px", "max_width": "100%"},
+            ),
+            rx.cond(
+                TicketState.reply_status != "",
+                rx.badge(
+                    "Sending also sets the status to ",
+                    TicketState.reply_status_label,
+                    rx.icon_button(
+                        rx.icon("x", size=12),
+                        on_click=TicketState.clear_reply_status,
+                        size="1",
+                        variant="ghost",
+                        type="button",
+                        aria_label="Do not change the status",
+                    ),
+                    id="canned-status",
+                    color_scheme="indigo",
+                    size="2",
+                ),
+            ),
+            spacing="2",
+            align="center",
+            wrap="wrap",
+        ),
+    )
+
+
 def _reply_form() -> rx.Component:
     return rx.form(
         rx.flex(
             rx.el.label("Reply", html_for="reply-body", style={"font_weight": "500"}),
+            _canned_picker(),
             rx.text_area(id="reply-body", name="body", required=True, max_length=10000, rows="4"),
             rx.flex(
                 rx.cond(

@@ -78,6 +78,14 @@ class StaffOption:
     label: str
 
 
+@dataclasses.dataclass(frozen=True)
+class CannedOption:
+    """A canned reply in the ticket page's picker (the id as text: it is an <option> value)."""
+
+    id: str
+    label: str
+
+
 def ticket_row(t: TicketOut) -> TicketRow:
     overdue = bool(t.due_at and t.status in ACTIVE_STATUSES and t.due_at < datetime.now(UTC))
     return TicketRow(

@@ -12,7 +12,7 @@ from ticketing_app.domain import TicketStatus, label
 from ticketing_app.errors import DomainError
 from ticketing_app.models import User
 from ticketing_app.schemas import CommentCreate, TicketCreate, TicketFilters, TicketUpdate
-from ticketing_app.services import tickets
+from ticketing_app.services import canned_replies, tickets
 from ticketing_app.states.base import (
     AuthState,
     UnexpectedEventArgument,
@@ -24,6 +24,7 @@ from ticketing_app.states.base import (
     presents_errors,
 )
 from ticketing_app.states.formatting import (
+    CannedOption,
     CommentRow,
     EventRow,
     StaffOption,
@@ -130,6 +131,10 @@ class TicketState(LiveMixin, AuthState):
     notice: str = ""
     # Controlled, and cleared after every send: a note meant to be internal must be ticked each time.
     internal_note: bool = False
+    canned_options: list[CannedOption] = []
+    # The status a canned reply sets when the reply is sent ("" none); cleared after every send.
+    reply_status: str = ""
+    reply_status_label: str = ""
 
     @rx.event
     @presents_errors
@@ -167,7 +172,38 @@ class TicketState(LiveMixin, AuthState):
     @rx.event
     async def load(self) -> Any:
         self.error = self.notice = ""
-        return await self._refresh()
+        self.reply_status = self.reply_status_label = ""
+        result = await self._refresh()
+        if result is not None or self.not_found:  # signed out (to the log-in page), or not this person's
+            return result
+        return await self._load_canned()
+
+    @presents_errors
+    async def _load_canned(self) -> Any:
+        """The canned-reply picker, for staff working the ticket (loaded once per visit, not on each change)."""
+        self.canned_options = []
+        if self.staff_view:
+            replies = await self._actor_call(lambda s, u: canned_replies.list_replies(s, u))
+            self.canned_options = [
+                CannedOption(id=str(r.id), label=r.title + (f" (sets {label(r.status).lower()})" if r.status else ""))
+                for r in replies
+            ]
+        return None
+
+    @rx.event
+    @presents_errors
+    async def insert_canned(self, value: str) -> Any:
+        """Fill the reply box with a canned reply for this ticket; its status goes with the reply when sent."""
+        reply_id, ticket_id = int(one_of(value, [o.id for o in self.canned_options])), self._ticket_id()
+        rendered = await self._actor_call(lambda s, u: canned_replies.render(s, u, reply_id, ticket_id))
+        self.reply_status = rendered.status or ""
+        self.reply_status_label = label(rendered.status).lower() if rendered.status else ""
+        return [rx.set_value("reply-body", rendered.body), rx.set_value("canned-picker", "")]
+
+    @rx.event
+    @presents_errors
+    async def clear_reply_status(self) -> None:
+        self.reply_status = self.reply_status_label = ""
 
     @rx.event
     @presents_errors
@@ -176,9 +212,20 @@ class TicketState(LiveMixin, AuthState):
         ticket_id = self._ticket_id()
         data = CommentCreate(body=form_text(a_form(form), "body"), internal=self.internal_note)
         address = self._client_address()
-        await self._actor_call(lambda s, u: tickets.add_comment(s, u, ticket_id, data, address=address))
+        # A canned reply's status goes with a public reply only, in the same transaction as the reply.
+        status = TicketUpdate(status=self.reply_status) if self.reply_status and not data.internal else None
+
+        def send(s: Session, u: User) -> None:
+            tickets.add_comment(s, u, ticket_id, data, address=address)
+            if status is not None:
+                tickets.update_ticket(s, u, ticket_id, status)
+
+        await self._actor_call(send)
         self.notice = "Internal note added." if data.internal else "Reply sent."
+        if status is not None:
+            self.notice = f"Reply sent; status changed to {self.reply_status_label}."
         self.internal_note = False
+        self.reply_status = self.reply_status_label = ""
         await self._refresh()
         return rx.set_value("reply-body", "")
 
