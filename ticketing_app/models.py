@@ -190,6 +190,21 @@ class TicketEvent(Base):
     actor: Mapped[User | None] = relationship(lazy="joined")
 
 
+class TicketViewer(Base):
+    """Staff who have a ticket open, and whether they are typing a reply (collision detection).
+
+    Written about once a second per open page, read by the others: an UNLOGGED table (migration 0014), not
+    WAL-logged or replicated, and emptied by a crash, which is right for who-is-here-now.
+    """
+
+    __tablename__ = "ticket_viewers"
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    typing_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class RevokedToken(Base):
     """A logged-out access token (its `jti`), kept until it would have expired anyway."""
 

@@ -109,6 +109,9 @@ class TicketUpdate(StrictInput):
 class CommentCreate(StrictInput):
     body: Annotated[Text, Field(min_length=1, max_length=10_000)]
     internal: bool = False
+    # The newest comment the writer had seen (0: none). When someone else has commented since, the comment is
+    # refused with 409 so that they read it first; leave it out to send regardless.
+    last_seen_comment_id: Annotated[int, Field(ge=0, le=MAX_ID)] | None = None
 
 
 class CannedReplyIn(StrictInput):

@@ -58,7 +58,13 @@ def test_purge_deletes_only_what_is_past_its_age_in_small_batches(clean_db: str)
         )
     settings = Settings(retention_done_jobs_days=7, retention_sent_emails_days=90, retention_throttle_counters_days=1)
 
-    assert retention.purge(settings, batch=2) == {"jobs": 5, "emails": 4, "throttle_counters": 4, "revoked_tokens": 3}
+    assert retention.purge(settings, batch=2) == {
+        "jobs": 5,
+        "emails": 4,
+        "throttle_counters": 4,
+        "revoked_tokens": 3,
+        "ticket_viewers": 0,
+    }
     with session_scope() as s:
         assert sorted(s.scalars(select(Job.dedupe_key))) == ["new-done", "old-dead", "queued", "running"]
         assert sorted(s.scalars(select(EmailMessage.to_address))) == [
@@ -68,7 +74,13 @@ def test_purge_deletes_only_what_is_past_its_age_in_small_batches(clean_db: str)
         ]
         assert sorted(s.scalars(select(ThrottleCounter.key))) == ["old-but-blocked", "recent"]
         assert list(s.scalars(select(RevokedToken.jti))) == ["live"]
-    assert retention.purge(settings, batch=2) == {"jobs": 0, "emails": 0, "throttle_counters": 0, "revoked_tokens": 0}
+    assert retention.purge(settings, batch=2) == {
+        "jobs": 0,
+        "emails": 0,
+        "throttle_counters": 0,
+        "revoked_tokens": 0,
+        "ticket_viewers": 0,
+    }
 
 
 def test_zero_days_keeps_forever(clean_db: str) -> None:
@@ -77,7 +89,13 @@ def test_zero_days_keeps_forever(clean_db: str) -> None:
         s.add(mail("sent", 3650, 1))
         s.add(ThrottleCounter(bucket="login", key="ancient", window_start=ago(3650)))
     settings = Settings(retention_done_jobs_days=0, retention_sent_emails_days=0, retention_throttle_counters_days=0)
-    assert retention.purge(settings) == {"jobs": 0, "emails": 0, "throttle_counters": 0, "revoked_tokens": 0}
+    assert retention.purge(settings) == {
+        "jobs": 0,
+        "emails": 0,
+        "throttle_counters": 0,
+        "revoked_tokens": 0,
+        "ticket_viewers": 0,
+    }
 
 
 def test_the_worker_runs_retention_and_reconcile_periodically(clean_db: str) -> None:
@@ -85,3 +103,20 @@ def test_the_worker_runs_retention_and_reconcile_periodically(clean_db: str) -> 
     assert set(worker.periodic) == {"reconcile", "retention"}
     assert worker.periodic["retention"] == (3600, retention.purge)
     assert worker.periodic["reconcile"][0] == 30
+
+
+def test_presence_of_pages_closed_long_ago_goes(factory) -> None:
+    from ticketing_app.models import TicketViewer
+
+    admin, mod = factory.admin(), factory.user("moderator")
+    ticket = factory.ticket(factory.user())
+    with session_scope() as s:
+        s.add_all(
+            [
+                TicketViewer(ticket_id=ticket.id, user_id=admin.id, seen_at=ago(2 / 24)),  # two hours ago
+                TicketViewer(ticket_id=ticket.id, user_id=mod.id, seen_at=ago(0)),
+            ]
+        )
+    assert retention.purge(Settings())["ticket_viewers"] == 1
+    with session_scope() as s:
+        assert list(s.scalars(select(TicketViewer.user_id))) == [mod.id]

@@ -230,7 +230,7 @@ def test_the_reflex_states_refuse_a_deactivated_users_token(world):
     state.token = token
     asyncio.run(MyTicketsState.load.fn(state))
     assert [r.id for r in state.rows] == [world.ticket_id] and state.user_id == requester.id
-    assert asyncio.run(marker_for(token, lambda s, u: tickets.change_marker(s, u))) not in (None, "")
+    assert asyncio.run(marker_for(token, lambda s, u: tickets.change_marker(s, u)))[0] not in (None, "")
 
     with session_scope() as s:
         accounts.update_user(s, s.get(User, admin.id), UserUpdate(email=requester.email, active=False))
@@ -241,7 +241,7 @@ def test_the_reflex_states_refuse_a_deactivated_users_token(world):
     state.token = token
     result = asyncio.run(MyTicketsState.load.fn(state))
     assert "/login" in str(result)  # the page sends them to log in
-    assert asyncio.run(marker_for(token, lambda s, u: tickets.change_marker(s, u))) is None  # live loop stops
+    assert asyncio.run(marker_for(token, lambda s, u: tickets.change_marker(s, u)))[0] is None  # live loop stops
 
 
 def test_the_admin_overview_loop_rechecks_the_role_of_an_old_token(world, factory):
@@ -252,7 +252,7 @@ def test_the_admin_overview_loop_rechecks_the_role_of_an_old_token(world, factor
 
     second_admin = factory.user("admin", name="Second Admin")
     token = factory.token(second_admin)
-    assert asyncio.run(marker_for(token, _fresh_reading))  # an admin: the loop reads on
+    assert asyncio.run(marker_for(token, _fresh_reading))[0]  # an admin: the loop reads on
     with session_scope() as s:
         actor = accounts.user_from_token(s, token)
         data = admin_overview(s, actor)
@@ -261,7 +261,7 @@ def test_the_admin_overview_loop_rechecks_the_role_of_an_old_token(world, factor
         accounts.update_user(
             s, s.get(User, world.user("admin").id), UserUpdate(email=second_admin.email, role="moderator")
         )
-    assert asyncio.run(marker_for(token, _fresh_reading)) is None  # demoted: the loop ends...
+    assert asyncio.run(marker_for(token, _fresh_reading))[0] is None  # demoted: the loop ends...
     state = AdminOverviewState(_reflex_internal_init=True)
     state.token = token
     result = asyncio.run(state._live_ended())

@@ -73,6 +73,7 @@ OWN_OR_LOCAL = {
     "NewTicketState.count_description",
     "TicketState.set_internal_note",
     "TicketState.clear_reply_status",
+    "TicketState.typing",
     "CannedRepliesState.cancel_edit",
     "QueueState.next_page",
     "QueueState.previous_page",

@@ -47,6 +47,8 @@ RULES = (
         "window_start < now() - :age AND (blocked_until IS NULL OR blocked_until < now())",
         key="bucket, key",
     ),
+    # Presence of ticket pages closed long ago (services/presence.py): nobody reads rows this old.
+    Rule("ticket_viewers", None, "seen_at < now() - interval '1 hour'", key="ticket_id, user_id"),
     # A revoked token past its expiry would be refused anyway.
     Rule("revoked_tokens", None, "expires_at < now()", key="jti"),
 )

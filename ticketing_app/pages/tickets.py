@@ -309,12 +309,47 @@ def _canned_picker() -> rx.Component:
     )
 
 
+def _viewers() -> rx.Component:
+    """Other staff on this ticket now, and who of them is typing a reply (collision detection)."""
+    return rx.box(
+        rx.cond(
+            TicketState.viewers.length() > 0,
+            rx.flex(
+                rx.icon("users", size=16, aria_hidden="true"),
+                rx.text("Also on this ticket:", size="2"),
+                rx.foreach(
+                    TicketState.viewers,
+                    lambda v: rx.badge(
+                        v.name,
+                        rx.cond(v.typing, " is typing a reply…", ""),
+                        color_scheme=rx.cond(v.typing, "amber", "gray"),
+                        size="2",
+                    ),
+                ),
+                spacing="2",
+                align="center",
+                wrap="wrap",
+            ),
+        ),
+        id="viewers",
+        aria_live="polite",
+    )
+
+
 def _reply_form() -> rx.Component:
     return rx.form(
         rx.flex(
             rx.el.label("Reply", html_for="reply-body", style={"font_weight": "500"}),
             _canned_picker(),
-            rx.text_area(id="reply-body", name="body", required=True, max_length=10000, rows="4"),
+            rx.text_area(
+                id="reply-body",
+                name="body",
+                required=True,
+                max_length=10000,
+                rows="4",
+                # At most one event a second while typing: the live loop tells other staff someone is replying.
+                on_key_down=TicketState.typing.throttle(1000),
+            ),
             rx.flex(
                 rx.cond(
                     TicketState.staff_view,
@@ -380,6 +415,7 @@ def ticket_page() -> rx.Component:
                         rx.card(plain_text(t.description), width="100%"),
                         error_callout(TicketState.error),
                         rx.cond(TicketState.notice != "", rx.callout(TicketState.notice, color_scheme="green")),
+                        _viewers(),
                         _actions(),
                         _staff_forms(),
                         rx.heading("Conversation", size="4", as_="h2"),

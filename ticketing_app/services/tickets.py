@@ -24,7 +24,7 @@ from ticketing_app.domain import (
     parse_ticket_reference,
     ticket_reference,
 )
-from ticketing_app.errors import InvalidInput, NotAuthenticated, NotFound, PermissionDenied
+from ticketing_app.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, PermissionDenied
 from ticketing_app.jobs import queue
 from ticketing_app.models import TICKET_IS_ACTIVE, Comment, Ticket, TicketEvent, User
 from ticketing_app.schemas import (
@@ -526,6 +526,8 @@ def add_comment(
     ticket = get_visible_ticket(session, actor, ticket_id)
     if data.internal and not sees_staff_view(actor, ticket):
         raise PermissionDenied("Only staff working on this ticket can add internal notes.")
+    if data.last_seen_comment_id is not None:
+        _refuse_if_stale(session, actor, ticket, data.last_seen_comment_id)
     comment = Comment(ticket_id=ticket.id, author_id=actor.id, body=data.body, internal=data.internal, via=via)
     session.add(comment)
     session.flush()
@@ -534,6 +536,28 @@ def add_comment(
     session.flush()
     session.refresh(comment)
     return comment
+
+
+STALE_REPLY = "A new reply arrived since you opened this ticket. Read it, then send yours again."
+
+
+def newest_comment_id(session: Session, actor: User, ticket: Ticket) -> int:
+    """The newest comment on `ticket` that `actor` can see (0: none)."""
+    query = select(func.max(Comment.id)).where(Comment.ticket_id == ticket.id)
+    if not sees_staff_view(actor, ticket):
+        query = query.where(Comment.internal.is_(False))
+    return session.scalar(query) or 0
+
+
+def _refuse_if_stale(session: Session, actor: User, ticket: Ticket, last_seen: int) -> None:
+    """Conflict when someone else commented (where `actor` can see it) after the comment they last saw."""
+    newer = select(Comment.id).where(
+        Comment.ticket_id == ticket.id, Comment.id > last_seen, Comment.author_id != actor.id
+    )
+    if not sees_staff_view(actor, ticket):
+        newer = newer.where(Comment.internal.is_(False))
+    if session.scalar(newer.limit(1)) is not None:
+        raise Conflict(STALE_REPLY)
 
 
 def due_time(priority: str | None, created_at: datetime) -> datetime | None:

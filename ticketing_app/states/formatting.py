@@ -79,6 +79,14 @@ class StaffOption:
 
 
 @dataclasses.dataclass(frozen=True)
+class ViewerRow:
+    """Another staff member on the ticket page."""
+
+    name: str = ""
+    typing: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
 class CannedOption:
     """A canned reply in the ticket page's picker (the id as text: it is an <option> value)."""
 

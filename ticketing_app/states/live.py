@@ -21,23 +21,29 @@ from ticketing_app.states.base import run_db
 POLL_SECONDS = 1.0
 
 
-async def marker_for(token: str, fn: Callable[[Session, User], str]) -> str | None:
-    """The marker as the token's user sees it; None when the session is no longer valid or the page is no
-    longer this user's to see (the services refuse); "" after a database blip (try again next round)."""
+SideFn = Callable[[Session, User], Any]
 
-    def read(session: Session) -> str | None:
+
+async def marker_for(
+    token: str, fn: Callable[[Session, User], str], side: SideFn | None = None
+) -> tuple[str | None, Any]:
+    """The marker as the token's user sees it, and what `side` returns in the same transaction (e.g. who else
+    has the page open). The marker is None when the session is no longer valid or the page is no longer this
+    user's to see (the services refuse); "" after a database blip (try again next round)."""
+
+    def read(session: Session) -> tuple[str | None, Any]:
         try:
             actor = accounts.user_from_token(session, token)
         except Exception:  # noqa: BLE001 - an invalid session simply stops the live loop
-            return None
-        return fn(session, actor)
+            return None, None
+        return fn(session, actor), side(session, actor) if side is not None else None
 
     try:
         return await run_db(read)
     except (NotAuthenticated, PermissionDenied):
-        return None
+        return None, None
     except Exception:  # noqa: BLE001 - database blip: keep the page, try again next round
-        return ""
+        return "", None
 
 
 class LiveMixin(rx.State, mixin=True):
@@ -47,8 +53,10 @@ class LiveMixin(rx.State, mixin=True):
     (reload the data; may return events such as a toast). One loop runs per client and page: a newer
     loop, leaving the page, or an ended session stops the older one. Pages may also set `_live_seconds`
     (the polling period), `_live_max_rounds` (a cap on the loop's life), override `_live_paused()` (skip
-    rounds, e.g. auto refresh switched off) and `_live_ended()` (the events to show when the marker says
-    the session or the permission is gone; by default the page stays as it is until the next event).
+    rounds, e.g. auto refresh switched off), `_live_ended()` (the events to show when the marker says
+    the session or the permission is gone; by default the page stays as it is until the next event), and
+    `_live_side_fn()` / `_live_side()` (a second read or write each round, e.g. presence, whose result is
+    applied without reloading the page).
     """
 
     _live_generation: int = 0
@@ -64,6 +72,13 @@ class LiveMixin(rx.State, mixin=True):
     def _live_paused(self) -> bool:
         return False
 
+    def _live_side_fn(self) -> SideFn | None:
+        """Something else to do each round in the marker's transaction (None: nothing)."""
+        return None
+
+    async def _live_side(self, value: Any) -> None:
+        """Receives what `_live_side_fn` returned, each round it changed."""
+
     async def _live_ended(self) -> Any:
         return None
 
@@ -77,6 +92,7 @@ class LiveMixin(rx.State, mixin=True):
             generation, token, path = self._live_generation, self.token, self.router.url.path
             seconds, max_rounds = self._live_seconds, self._live_max_rounds
         last: str | None = None
+        last_side: Any = None
         rounds = 0
         while not max_rounds or rounds < max_rounds:
             rounds += 1
@@ -86,8 +102,12 @@ class LiveMixin(rx.State, mixin=True):
                     return
                 if self._live_paused():
                     continue
-                marker_fn = self._marker_fn()
-            marker = await marker_for(token, marker_fn)
+                marker_fn, side_fn = self._marker_fn(), self._live_side_fn()
+            marker, side = await marker_for(token, marker_fn, side_fn)
+            if side_fn is not None and marker and side != last_side:
+                last_side = side
+                async with self:
+                    await self._live_side(side)
             if marker is None:
                 async with self:
                     still_here = self._live_generation == generation and self.router.url.path == path

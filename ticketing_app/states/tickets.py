@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -9,10 +10,10 @@ import reflex as rx
 from sqlalchemy.orm import Session
 
 from ticketing_app.domain import TicketStatus, label
-from ticketing_app.errors import DomainError
+from ticketing_app.errors import Conflict, DomainError
 from ticketing_app.models import User
 from ticketing_app.schemas import CommentCreate, TicketCreate, TicketFilters, TicketUpdate
-from ticketing_app.services import canned_replies, tickets
+from ticketing_app.services import canned_replies, presence, tickets
 from ticketing_app.states.base import (
     AuthState,
     UnexpectedEventArgument,
@@ -29,6 +30,7 @@ from ticketing_app.states.formatting import (
     EventRow,
     StaffOption,
     TicketRow,
+    ViewerRow,
     comment_row,
     event_row,
     staff_option,
@@ -131,6 +133,12 @@ class TicketState(LiveMixin, AuthState):
     notice: str = ""
     # Controlled, and cleared after every send: a note meant to be internal must be ticked each time.
     internal_note: bool = False
+    # Other staff on this ticket now, e.g. "Mo is typing a reply" (services/presence.py, via the live loop).
+    viewers: list[ViewerRow] = []
+    _typing_at: float = 0.0  # when this page last reported a key press in the reply box
+    # The newest comment shown when the ticket was opened or last replied to: a reply sent while someone else's
+    # newer one arrived is held back once with a warning (services/tickets.add_comment, 409).
+    _seen_comment_id: int = 0
     canned_options: list[CannedOption] = []
     # The status a canned reply sets when the reply is sent ("" none); cleared after every send.
     reply_status: str = ""
@@ -149,6 +157,25 @@ class TicketState(LiveMixin, AuthState):
     def _marker_fn(self) -> Callable[[Session, User], str]:
         ticket_id = self._ticket_id()
         return lambda s, u: tickets.change_marker(s, u, ticket_id=ticket_id)
+
+    def _live_side_fn(self) -> Callable[[Session, User], Any] | None:
+        ticket_id, typing = self._ticket_id(), time.monotonic() - self._typing_at < presence.TYPING_SECONDS
+        if not self.staff_view or not ticket_id:
+            return None
+
+        def report(s: Session, u: User) -> list[ViewerRow]:
+            ticket = tickets.get_visible_ticket(s, u, ticket_id)
+            return [ViewerRow(name=v.name, typing=v.typing) for v in presence.heartbeat(s, u, ticket, typing=typing)]
+
+        return report
+
+    async def _live_side(self, value: Any) -> None:
+        self.viewers = value or []
+
+    @rx.event
+    async def typing(self) -> None:
+        """A key press in the reply box (the page sends at most one a second): others see "… is typing"."""
+        self._typing_at = time.monotonic()
 
     def _lose_ticket(self, exc: DomainError) -> Any:
         """Not there, or not this person's to see: the not-found view, and nothing of the ticket kept."""
@@ -173,9 +200,11 @@ class TicketState(LiveMixin, AuthState):
     async def load(self) -> Any:
         self.error = self.notice = ""
         self.reply_status = self.reply_status_label = ""
+        self.viewers = []
         result = await self._refresh()
         if result is not None or self.not_found:  # signed out (to the log-in page), or not this person's
             return result
+        self._seen_comment_id = max((c.id for c in self.comments), default=0)
         return await self._load_canned()
 
     @presents_errors
@@ -210,7 +239,11 @@ class TicketState(LiveMixin, AuthState):
     async def reply(self, form: dict[str, Any]) -> Any:
         self.error = ""
         ticket_id = self._ticket_id()
-        data = CommentCreate(body=form_text(a_form(form), "body"), internal=self.internal_note)
+        data = CommentCreate(
+            body=form_text(a_form(form), "body"),
+            internal=self.internal_note,
+            last_seen_comment_id=self._seen_comment_id,
+        )
         address = self._client_address()
         # A canned reply's status goes with a public reply only, in the same transaction as the reply.
         status = TicketUpdate(status=self.reply_status) if self.reply_status and not data.internal else None
@@ -220,13 +253,21 @@ class TicketState(LiveMixin, AuthState):
             if status is not None:
                 tickets.update_ticket(s, u, ticket_id, status)
 
-        await self._actor_call(send)
+        try:
+            await self._actor_call(send)
+        except Conflict:
+            # Someone else replied meanwhile: show it and warn; the text stays, and sending again goes through.
+            await self._refresh()
+            self._seen_comment_id = max((c.id for c in self.comments), default=0)
+            raise
         self.notice = "Internal note added." if data.internal else "Reply sent."
         if status is not None:
             self.notice = f"Reply sent; status changed to {self.reply_status_label}."
         self.internal_note = False
         self.reply_status = self.reply_status_label = ""
+        self._typing_at = 0.0
         await self._refresh()
+        self._seen_comment_id = max((c.id for c in self.comments), default=0)
         return rx.set_value("reply-body", "")
 
     @presents_errors
