@@ -105,7 +105,8 @@ def _unmuted(session: Session, drafts: list[Draft]) -> list[Draft]:
     ids = {d.user_id for d in drafts if d.user_id is not None and d.email.kind in NOTIFICATION_EMAIL_KINDS}
     if not ids:
         return drafts
-    muted = dict(session.execute(select(User.id, User.muted_email_kinds).where(User.id.in_(ids))).tuples().all())
+    rows = session.execute(select(User.id, User.muted_email_kinds).where(User.id.in_(ids)))
+    muted = {row.id: row.muted_email_kinds for row in rows}
     return [d for d in drafts if d.user_id is None or d.email.kind not in (muted.get(d.user_id) or ())]
 
 
