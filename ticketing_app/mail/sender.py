@@ -184,6 +184,20 @@ def _extra_headers(email: OutgoingEmail) -> list[tuple[str, str]]:
     return checked
 
 
+class _Unfolded:
+    """A checked one-line ASCII header value written as it is: compat32 would fold a long unbroken value (a
+    List-Unsubscribe URL) onto a continuation line, which naive parsers read with a leading space."""
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def encode(self, linesep: str = "\n", maxlinelen: int | None = None) -> str:
+        return self.value
+
+    def __str__(self) -> str:
+        return self.value
+
+
 def _encoded_header(value: str) -> Header:
     """RFC 2047 encoding where needed. (email.policy.SMTP's folder drops or moves spaces between encoded
     words when it folds a long non-ASCII subject on Python 3.11; email.header.Header does not.)"""
@@ -287,7 +301,7 @@ class SmtpSender:
         msg["Message-ID"] = _header_value(message_id, "Message-ID")
         msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: auto-responders should not answer
         for name, value in _extra_headers(email):
-            msg[name] = value
+            msg[name] = _Unfolded(value)  # type: ignore[assignment] # compat32 messages take a Header-like value
         msg.attach(_text_part(email.text, "plain"))
         msg.attach(_text_part(email.html, "html"))
         return msg, rcpt
