@@ -7,8 +7,9 @@ from typing import Any
 
 import reflex as rx
 
+from ticketing_app.domain import NOTIFICATION_EMAIL_KINDS
 from ticketing_app.services import notifications
-from ticketing_app.states.base import AuthState, a_flag, a_text, presents_errors
+from ticketing_app.states.base import AuthState, a_flag, one_of, presents_errors
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +45,7 @@ class NotificationSettingsState(AuthState):
     @presents_errors
     async def toggle(self, kind: Any, enabled: Any) -> Any:
         """Save one switch at once; the page shows what the server now holds."""
-        change = {a_text(kind, 40): a_flag(enabled)}
+        change = {one_of(kind, NOTIFICATION_EMAIL_KINDS): a_flag(enabled)}
         self.error = ""
         prefs = await self._actor_call(lambda s, user: notifications.set_preferences(s, user, change))
         self.rows = preference_rows(prefs)

@@ -35,13 +35,13 @@ def put_preferences(changes: Annotated[dict[str, StrictBool], Body()], token: To
 
 
 @router.get("/unsubscribe", response_class=HTMLResponse)
-def unsubscribe_page(token: UnsubscribeToken = "") -> Response:
+def unsubscribe_page(request: Request, token: UnsubscribeToken = "") -> Response:
     """A confirm page for the link in the mail. Never unsubscribes by itself: mail scanners fetch links."""
     try:
         with session_scope() as session:
             target = notifications.read_unsubscribe(session, token)
     except InvalidLink as exc:
-        return _page("Unsubscribe", f"<p>{html.escape(exc.message)}</p>", status.HTTP_400_BAD_REQUEST)
+        return _refusal(request, exc)
     action = html.escape(f"{notifications.UNSUBSCRIBE_PATH}?token={token}", quote=True)
     body = (
         f"<p>Stop sending <strong>{html.escape(target.label)}</strong> e-mails to "
@@ -57,19 +57,27 @@ def unsubscribe_page(token: UnsubscribeToken = "") -> Response:
 @router.post("/unsubscribe")
 def unsubscribe(request: Request, token: UnsubscribeToken = "") -> Response:
     """One-click unsubscribe (RFC 8058): turns off the kind of mail the token names, without logging in."""
-    wants_html = "text/html" in request.headers.get("accept", "")
     try:
         with session_scope() as session:
             target = notifications.unsubscribe(session, token)
     except InvalidLink as exc:
-        if wants_html:
-            return _page("Unsubscribe", f"<p>{html.escape(exc.message)}</p>", status.HTTP_400_BAD_REQUEST)
-        raise
+        return _refusal(request, exc)
     message = f"You will no longer get '{target.label}' e-mails at {target.email}."
-    if wants_html:
+    if _wants_html(request):
         settings_link = f'<a href="{notifications.SETTINGS_PAGE}">notification settings</a>'
         return _page("Unsubscribed", f"<p>{html.escape(message)}</p><p>Change your mind in your {settings_link}.</p>")
     return JSONResponse({"detail": message, "kind": target.kind, "enabled": False})
+
+
+def _wants_html(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "")
+
+
+def _refusal(request: Request, exc: InvalidLink) -> Response:
+    """400: a page for a browser, JSON like every other API refusal otherwise."""
+    if _wants_html(request):
+        return _page("Unsubscribe", f"<p>{html.escape(exc.message)}</p>", exc.status_code)
+    return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
 
 
 def _page(title: str, body: str, status_code: int = status.HTTP_200_OK) -> HTMLResponse:
