@@ -23,9 +23,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column(
-        "users", sa.Column("muted_email_kinds", ARRAY(sa.Text), server_default="{}", nullable=False)
-    )
+    op.add_column("users", sa.Column("muted_email_kinds", ARRAY(sa.Text), server_default="{}", nullable=False))
     op.add_column("emails", sa.Column("headers", JSONB, server_default="{}", nullable=False))
 
 
