@@ -280,3 +280,14 @@ def test_forged_or_altered_unsubscribe_tokens_are_refused(api, factory: Factory)
     assert api.post("/api/unsubscribe").status_code == 400
     with session_scope() as s:
         assert s.get(User, user.id).muted_email_kinds == []
+
+
+def test_two_tabs_saving_at_once_keep_both_changes(factory: Factory) -> None:
+    user = factory.user()
+    with session_scope() as first, session_scope() as second:
+        one, two = first.get(User, user.id), second.get(User, user.id)  # both read before either saves
+        notifications.set_preferences(first, one, {"ticket_reply": False})
+        first.commit()
+        notifications.set_preferences(second, two, {"ticket_status": False})
+    with session_scope() as s:
+        assert s.get(User, user.id).muted_email_kinds == ["ticket_reply", "ticket_status"]

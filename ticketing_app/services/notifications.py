@@ -327,6 +327,7 @@ def set_preferences(session: Session, actor: User, changes: dict[str, bool]) -> 
         )
     if any(not isinstance(value, bool) for value in changes.values()):
         raise InvalidInput("Each notification kind takes true (send) or false (do not send).")
+    session.refresh(actor, with_for_update=True)  # two tabs saving at once must not undo each other's change
     muted = set(actor.muted_email_kinds or ())
     muted |= {kind for kind, on in changes.items() if not on}
     muted -= {kind for kind, on in changes.items() if on}
