@@ -141,6 +141,9 @@ class Settings(BaseSettings):
     retention_sent_emails_days: float = Field(default=90, ge=0)
     retention_throttle_counters_days: float = Field(default=1, ge=0)
     retention_interval_minutes: float = Field(default=60, gt=0)
+    # Admins' digest of tickets left unassigned and jobs dead-lettered, every this many hours (0: off).
+    # Periods are aligned to the epoch (24: each day at 00:00 UTC); at most a week.
+    admin_digest_hours: int = Field(default=24, ge=0, le=168)
 
     @field_validator("triage_categories")
     @classmethod
@@ -156,6 +159,18 @@ class Settings(BaseSettings):
         if "@" not in address or any(ch.isspace() for ch in address):
             raise ValueError("SUPPORT_ADDRESS (or MAIL_FROM when it is unset) must be an e-mail address")
         self.support_address = address
+        return self
+
+    @model_validator(mode="after")
+    def _digest_outlives_its_job(self) -> Settings:
+        """The digest is sent once per period because its job row (one dedupe key per period) still exists;
+        retention must not delete that row while its period lasts."""
+        days = self.retention_done_jobs_days
+        if self.admin_digest_hours and days and self.admin_digest_hours > days * 24:
+            raise ValueError(
+                f"ADMIN_DIGEST_HOURS ({self.admin_digest_hours}) must not exceed RETENTION_DONE_JOBS_DAYS x 24"
+                f" ({days * 24:g}): the digest would be sent twice in a period"
+            )
         return self
 
     @model_validator(mode="after")

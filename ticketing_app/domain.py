@@ -109,6 +109,7 @@ class JobKind(StrEnum):
     TRIAGE = "triage"
     ASSIGN = "assign"
     SEND_EMAIL = "send_email"
+    ADMIN_DIGEST = "admin_digest"
 
 
 class JobStatus(StrEnum):
@@ -123,6 +124,25 @@ class EmailKind(StrEnum):
     TICKET_ASSIGNED = "ticket_assigned"
     TICKET_RECEIVED = "ticket_received"
     TICKET_RESOLVED = "ticket_resolved"
+    TICKET_REPLY = "ticket_reply"  # a public staff reply, to the requester
+    TICKET_STATUS = "ticket_status"  # in progress, closed or reopened, to the requester
+    REQUESTER_REPLY = "requester_reply"  # the requester answered, to the assignee
+    TICKET_REOPENED = "ticket_reopened"  # to the assignee
+    ADMIN_DIGEST = "admin_digest"
+
+
+# Mails about the account itself (welcome; later password reset, verification): always sent, never muted.
+ACCOUNT_EMAIL_KINDS = (EmailKind.WELCOME,)
+# Notification mails each person may turn off, by who receives them.
+REQUESTER_EMAIL_KINDS = (
+    EmailKind.TICKET_RECEIVED,
+    EmailKind.TICKET_REPLY,
+    EmailKind.TICKET_STATUS,
+    EmailKind.TICKET_RESOLVED,
+)
+STAFF_EMAIL_KINDS = (EmailKind.TICKET_ASSIGNED, EmailKind.REQUESTER_REPLY, EmailKind.TICKET_REOPENED)
+ADMIN_EMAIL_KINDS = (EmailKind.ADMIN_DIGEST,)
+NOTIFICATION_EMAIL_KINDS = REQUESTER_EMAIL_KINDS + STAFF_EMAIL_KINDS + ADMIN_EMAIL_KINDS
 
 
 class EmailStatus(StrEnum):

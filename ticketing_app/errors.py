@@ -21,6 +21,12 @@ class InvalidInput(DomainError):
         self.field = field
 
 
+class InvalidLink(DomainError):
+    """A signed link (e.g. one-click unsubscribe) that is forged, altered or cut."""
+
+    status_code = 400
+
+
 class NotAuthenticated(DomainError):
     status_code = 401
 

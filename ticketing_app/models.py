@@ -77,6 +77,8 @@ class User(TimestampMixin, Base):
     last_assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # In every access token (the `ver` claim) and compared on each use: bumping it revokes the user's tokens.
     token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Notification mail kinds (EmailKind) this person turned off; account mails are always sent.
+    muted_email_kinds: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list, server_default="{}")
 
 
 class Ticket(TimestampMixin, Base):
@@ -271,5 +273,7 @@ class EmailMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Extra headers the sender writes (Reply-To, threading, List-Unsubscribe), validated again when sent.
+    headers: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -6,7 +6,7 @@ import logging
 import signal
 import threading
 
-from ticketing_app.jobs.worker import Worker
+from ticketing_app.jobs.worker import Periodic, Worker
 
 log = logging.getLogger("ticketing_app.worker_main")
 
@@ -14,17 +14,17 @@ log = logging.getLogger("ticketing_app.worker_main")
 def build_worker(**overrides: object) -> Worker:
     """A worker wired to the ticket pipeline's handlers, with its periodic repairs and retention."""
     from ticketing_app.config import get_settings
-    from ticketing_app.jobs import retention
+    from ticketing_app.jobs import digest, retention
     from ticketing_app.jobs.handlers import HANDLERS, on_dead, reconcile
 
     settings = get_settings()
-    overrides.setdefault(
-        "periodic",
-        {
-            "reconcile": (settings.reconcile_seconds, reconcile),
-            "retention": (settings.retention_interval_minutes * 60, retention.purge),
-        },
-    )
+    periodic: dict[str, Periodic] = {
+        "reconcile": (settings.reconcile_seconds, reconcile),
+        "retention": (settings.retention_interval_minutes * 60, retention.purge),
+    }
+    if settings.admin_digest_hours > 0:
+        periodic["admin_digest"] = (digest.check_interval(settings.admin_digest_hours), digest.schedule)
+    overrides.setdefault("periodic", periodic)
     return Worker(HANDLERS, on_dead=on_dead, **overrides)  # type: ignore[arg-type]
 
 

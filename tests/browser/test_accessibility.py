@@ -72,6 +72,7 @@ PAGES: list[tuple[str, str, str, Callable[[Page], None] | None]] = [
     ("user", "/queue", "#not-allowed", None),
     ("user", "/admin/users", "#not-allowed", None),
     ("user", "/admin", "#not-allowed", None),
+    ("user", "/settings/notifications", "#notify-ticket_reply", None),
     ("moderator", "/queue", "#queue-row-{triaged}", None),
     ("moderator", "/queue", "[role=listbox]", open_status_menu),
     ("moderator", "/tickets", f"a:text('{TRIAGED_TITLE}')", None),
@@ -85,6 +86,7 @@ PAGES: list[tuple[str, str, str, Callable[[Page], None] | None]] = [
     ("admin", "/tickets/new", "#title", None),
     ("admin", "/tickets/{triaged}", "#ai-notes", None),
     ("admin", "/tickets/{pending}", "#triage-pending", None),
+    ("admin", "/settings/notifications", "#notify-admin_digest", None),
 ]
 
 

@@ -161,6 +161,7 @@ def test_every_control_shows_the_focus(new_page, factory):
         "/queue": "[role=radiogroup]",
         "/admin/users": f"#user-row-{user.id}",
         "/admin": "#job-health",
+        "/settings/notifications": "#notify-admin_digest",
     }
     for path, ready in pages.items():
         page.goto(path)

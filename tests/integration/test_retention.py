@@ -100,7 +100,8 @@ def test_zero_days_keeps_forever(clean_db: str) -> None:
 
 def test_the_worker_runs_retention_and_reconcile_periodically(clean_db: str) -> None:
     worker = build_worker()
-    assert set(worker.periodic) == {"reconcile", "retention"}
+    assert set(worker.periodic) == {"reconcile", "retention", "admin_digest"}
+    assert worker.periodic["admin_digest"][0] == 300
     assert worker.periodic["retention"] == (3600, retention.purge)
     assert worker.periodic["reconcile"][0] == 30
 

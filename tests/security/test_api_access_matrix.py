@@ -102,6 +102,17 @@ def _canned(world: World) -> int:
         return canned_replies.create(s, admin, data).id
 
 
+def _unsubscribe_link(world: World, role: str, kind: str = "ticket_reply") -> str:
+    from ticketing_app.mail import tokens
+
+    return f"/api/unsubscribe?token={tokens.unsubscribe_token(_own_user(world, role).id, kind)}"
+
+
+def _own_user(world: World, role: str) -> User:
+    return world.user("user" if role == "anonymous" else role)
+
+
+FORGED_UNSUBSCRIBE = "/api/unsubscribe?token=aaaaaaaaaaaag5djmnvwk5c7ojsxa3dzd4dzhl3qialrsqnp"
 T = "/api/tickets/{ticket_id}"
 C = "/api/canned-replies"
 STAFF_ONLY = by_role(401, 403, 403, 200, 200, 200)
@@ -198,6 +209,49 @@ CASES = [
         lambda w, r: ("/api/auth/me", None),
         by_role(401, 200, 200, 200, 200, 200),
         _check_me,
+    ),
+    Case(
+        ("GET", "/api/me/notifications"),
+        "my notification settings",
+        lambda w, r: ("/api/me/notifications", None),
+        by_role(401, 200, 200, 200, 200, 200),
+    ),
+    Case(
+        ("PUT", "/api/me/notifications"),
+        "turn a notification off",
+        lambda w, r: ("/api/me/notifications", {"ticket_reply": False}),
+        by_role(401, 200, 200, 200, 200, 200),
+    ),
+    Case(
+        ("PUT", "/api/me/notifications"),
+        "turn the admin digest off",
+        lambda w, r: ("/api/me/notifications", {"admin_digest": False}),
+        by_role(401, 422, 422, 422, 422, 200),
+    ),
+    # The link's signature is the proof: whoever holds it (logged in or not, anyone) may use it.
+    Case(
+        ("GET", "/api/unsubscribe"),
+        "unsubscribe confirm page",
+        lambda w, r: (_unsubscribe_link(w, r), None),
+        EVERYONE_200,
+    ),
+    Case(
+        ("GET", "/api/unsubscribe"),
+        "unsubscribe confirm page, forged link",
+        lambda w, r: (FORGED_UNSUBSCRIBE, None),
+        by_role(400, 400, 400, 400, 400, 400),
+    ),
+    Case(
+        ("POST", "/api/unsubscribe"),
+        "one-click unsubscribe",
+        lambda w, r: (_unsubscribe_link(w, r), None),
+        EVERYONE_200,
+    ),
+    Case(
+        ("POST", "/api/unsubscribe"),
+        "one-click unsubscribe, forged link",
+        lambda w, r: (FORGED_UNSUBSCRIBE, None),
+        by_role(400, 400, 400, 400, 400, 400),
     ),
     Case(("GET", "/api/auth/users"), "list users", lambda w, r: ("/api/auth/users", None), STAFF_ONLY_ADMIN),
     Case(
@@ -359,7 +413,7 @@ def snapshot() -> dict[str, Any]:
                 for t in s.scalars(select(Ticket).order_by(Ticket.id))
             ],
             "users": [
-                (u.id, u.email, u.role, u.is_active, list(u.skills or []))
+                (u.id, u.email, u.role, u.is_active, list(u.skills or []), list(u.muted_email_kinds or []))
                 for u in s.scalars(select(User).order_by(User.id))
             ],
             "comments": s.scalar(select(func.count()).select_from(Comment)),

@@ -94,6 +94,8 @@ OWN_OR_LOCAL = {
     "AuthState.go_home",
     "AuthState.require_login",
     "AuthState.logout",
+    "NotificationSettingsState.load",
+    "NotificationSettingsState.toggle",
 }
 
 
@@ -421,7 +423,12 @@ WRONG_IDS = [None, {"a": 1}, [], [1], 10**30, 2**31, -1, 0, 1.5, True, "5"]
 WRONG_FLAGS = [None, {"a": 1}, [], [True], 1, 0, "true", 10**30]
 WRONG_TEXTS = [None, {"a": 1}, [], ["a"], 10**30, 1.5, True, "x" * 100_001]
 WRONG_CHOICES = [None, {"a": 1}, [], ["me", "any"], 10**30, 1.5, True, "", "x" * 300, "<script>", "ME"]
-FLAGS = {"active", "AdminOverviewState.set_auto_refresh.value", "TicketState.set_internal_note.value"}
+FLAGS = {
+    "active",
+    "AdminOverviewState.set_auto_refresh.value",
+    "TicketState.set_internal_note.value",
+    "NotificationSettingsState.toggle.enabled",
+}
 TEXTS = {"skill", "NewTicketState.count_title.value", "NewTicketState.count_description.value"}
 
 
@@ -471,6 +478,8 @@ VALID = {
     "ticket_id": "{ticket}",
     "status": "resolved",
     "job_id": 1,
+    "kind": "ticket_reply",
+    "enabled": False,
 }
 
 

@@ -44,6 +44,7 @@ def navbar() -> rx.Component:
                 AuthState.logged_in,
                 rx.flex(
                     rx.text(AuthState.user_name, " (", AuthState.user_role, ")", size="2", color_scheme="gray"),
+                    nav_link("Notifications", "/settings/notifications"),
                     rx.button("Log out", on_click=AuthState.logout, variant="soft", size="2"),
                     spacing="3",
                     align="center",

@@ -32,7 +32,7 @@ from ticketing_app.domain import (
     JobStatus,
     TriageStatus,
 )
-from ticketing_app.jobs import queue
+from ticketing_app.jobs import digest, queue
 from ticketing_app.jobs.worker import BatchHandler, JobContext, PermanentJobError, finishing_transaction
 from ticketing_app.mail import transport
 from ticketing_app.mail.sender import MailDeliveryError, MailSender
@@ -381,4 +381,5 @@ HANDLERS = {
     JobKind.TRIAGE: BatchHandler(handle_triage, size=triage_batch_size),
     JobKind.ASSIGN: BatchHandler(handle_assign, size=ROUTING_BATCH),
     JobKind.SEND_EMAIL: BatchHandler(handle_send_email, size=MAIL_BATCH),
+    JobKind.ADMIN_DIGEST: digest.handle_admin_digest,
 }

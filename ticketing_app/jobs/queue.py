@@ -330,3 +330,28 @@ def counts_by_status(session: Session) -> tuple[dict[str, int], bool]:
     if done:
         counts[JobStatus.DONE] = done
     return counts, estimated
+
+
+@dataclass(frozen=True)
+class DeadJob:
+    id: int
+    kind: str
+    last_error: str
+    finished_at: datetime
+
+
+def dead_jobs_between(session: Session, start: datetime, end: datetime, *, limit: int) -> tuple[list[DeadJob], int]:
+    """Jobs dead-lettered in [start, end), oldest first (at most `limit`), and how many there were in all."""
+    rows = session.execute(_DEAD_BETWEEN, {"start": start, "end": end, "limit": limit}).all()
+    total = rows[0].total if rows else 0
+    return [DeadJob(r.id, r.kind, r.last_error or "", r.finished_at) for r in rows], total
+
+
+_DEAD_BETWEEN = text(
+    f"""
+    SELECT id, kind, last_error, finished_at, count(*) OVER () AS total FROM jobs
+    WHERE status = '{JobStatus.DEAD}' AND finished_at >= :start AND finished_at < :end
+    ORDER BY finished_at, id
+    LIMIT :limit
+    """
+)

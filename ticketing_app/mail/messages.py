@@ -23,11 +23,18 @@ from ticketing_app.text import control_class, control_pattern
 
 __all__ = [
     "MAX_SUBJECT_CHARS",
+    "DeadJobLine",
+    "FileLink",
     "OutgoingEmail",
+    "TicketLine",
+    "admin_digest_email",
     "assignment_email",
     "format_ticket_number",
     "ticket_received_email",
+    "ticket_reopened_email",
+    "ticket_reply_email",
     "ticket_resolved_email",
+    "ticket_status_email",
     "welcome_email",
 ]
 
@@ -51,6 +58,8 @@ class OutgoingEmail:
     text: str
     html: str
     kind: str
+    # Extra headers (name, value): Reply-To, threading, List-Unsubscribe. The sender validates them again.
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -155,11 +164,21 @@ def _notes_html(notes: str | Sequence[str] | None) -> str:
 _FONT = "font-family:Arial,Helvetica,sans-serif;font-size:15px;line-height:1.5;color:#1f2933"
 
 
-def _html_document(*, heading: str, blocks: Sequence[str], link_url: str, link_label: str) -> str:
+def _html_document(
+    *, heading: str, blocks: Sequence[str], link_url: str, link_label: str, unsubscribe_url: str | None = None
+) -> str:
     """A small inline-styled page. ``heading`` and ``link_label`` must already be escaped HTML;
-    ``blocks`` are already-built HTML fragments; ``link_url`` is a checked URL (escaped here)."""
+    ``blocks`` are already-built HTML fragments; ``link_url`` (and ``unsubscribe_url``) are checked URLs
+    (escaped here)."""
     href = html.escape(link_url, quote=True)
     body = "\n".join(blocks)
+    footer = ""
+    if unsubscribe_url is not None:
+        stop = html.escape(_url(unsubscribe_url), quote=True)
+        footer = (
+            f'<p style="margin:16px 0 0;font-size:12px;color:#6b7280">{html.escape(_UNSUBSCRIBE_TEXT)} '
+            f'<a href="{stop}" style="color:#6b7280">Unsubscribe</a></p>\n'
+        )
     return (
         "<!DOCTYPE html>\n"
         '<html><head><meta charset="utf-8"></head>\n'
@@ -170,6 +189,7 @@ def _html_document(*, heading: str, blocks: Sequence[str], link_url: str, link_l
         f'<p style="margin:24px 0 0"><a href="{href}" style="display:inline-block;padding:10px 16px;'
         f'background:#2563eb;color:#ffffff;text-decoration:none;border-radius:4px">{link_label}</a></p>\n'
         f'<p style="margin:12px 0 0;font-size:12px;color:#6b7280">{href}</p>\n'
+        f"{footer}"
         "</div>\n</body></html>\n"
     )
 
@@ -197,8 +217,13 @@ def _greeting(name: object) -> str:
     return f"Hello {clean}," if clean else "Hello,"
 
 
-def _text_document(lines: Sequence[str]) -> str:
+def _text_document(lines: Sequence[str], unsubscribe_url: str | None = None) -> str:
+    if unsubscribe_url is not None:
+        lines = [*lines, "", "--", f"{_UNSUBSCRIBE_TEXT} Unsubscribe: {_url(unsubscribe_url)}"]
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+_UNSUBSCRIBE_TEXT = "You get this e-mail because of your notification settings."
 
 
 # --------------------------------------------------------------------------------------------------
@@ -250,6 +275,7 @@ def assignment_email(
     ticket_url: str,
     reason: str | None,
     reassigned: bool = False,
+    unsubscribe_url: str | None = None,
 ) -> OutgoingEmail:
     """To the moderator a ticket was (re)assigned to, with the AI summary and notes."""
     url = _url(ticket_url)
@@ -274,7 +300,7 @@ def assignment_email(
     lines += ["Helpful notes:", notes_text or "(none)", ""]
     lines += ["Why you:", reason_text or "(no reason recorded)", ""]
     lines += [f"Open the ticket: {url}"]
-    text = _text_document(lines)
+    text = _text_document(lines, unsubscribe_url)
 
     blocks = [
         _p(html.escape(_greeting(assignee_name))),
@@ -289,6 +315,7 @@ def assignment_email(
         blocks=blocks,
         link_url=url,
         link_label="Open the ticket",
+        unsubscribe_url=unsubscribe_url,
     )
     return OutgoingEmail(to=_address(to), subject=subject, text=text, html=html_body, kind=EmailKind.TICKET_ASSIGNED)
 
@@ -304,6 +331,7 @@ def ticket_received_email(
     summary: str | None,
     ticket_url: str,
     assignee_name: str | None,
+    unsubscribe_url: str | None = None,
 ) -> OutgoingEmail:
     """To the requester once the ticket is triaged (and assigned): confirmation with the number."""
     url = _url(ticket_url)
@@ -328,7 +356,7 @@ def ticket_received_email(
     if summary_text:
         lines += ["", "Our summary:", summary_text]
     lines += ["", f"Follow your ticket: {url}"]
-    text = _text_document(lines)
+    text = _text_document(lines, unsubscribe_url)
 
     blocks = [
         _p(html.escape(_greeting(requester_name))),
@@ -342,12 +370,19 @@ def ticket_received_email(
         blocks=blocks,
         link_url=url,
         link_label="Follow your ticket",
+        unsubscribe_url=unsubscribe_url,
     )
     return OutgoingEmail(to=_address(to), subject=subject, text=text, html=html_body, kind=EmailKind.TICKET_RECEIVED)
 
 
 def ticket_resolved_email(
-    *, to: str, requester_name: str, number: int | str, title: str, ticket_url: str
+    *,
+    to: str,
+    requester_name: str,
+    number: int | str,
+    title: str,
+    ticket_url: str,
+    unsubscribe_url: str | None = None,
 ) -> OutgoingEmail:
     """To the requester when the ticket is marked resolved."""
     url = _url(ticket_url)
@@ -368,7 +403,8 @@ def ticket_resolved_email(
             "",
             follow_up,
             f"View the ticket: {url}",
-        ]
+        ],
+        unsubscribe_url,
     )
     html_body = _html_document(
         heading=f"Ticket {_h(ref)} resolved",
@@ -380,5 +416,272 @@ def ticket_resolved_email(
         ],
         link_url=url,
         link_label="View the ticket",
+        unsubscribe_url=unsubscribe_url,
     )
     return OutgoingEmail(to=_address(to), subject=subject, text=text, html=html_body, kind=EmailKind.TICKET_RESOLVED)
+
+
+@dataclass(frozen=True, slots=True)
+class FileLink:
+    """An attachment named in a mail: its file name and the (log-in protected) link to it."""
+
+    name: str
+    url: str
+
+
+def _files_text(files: Sequence[FileLink]) -> list[str]:
+    if not files:
+        return []
+    return ["", "Attachments (log in to open them):", *(f"- {_one_line(f.name, 255)}: {_url(f.url)}" for f in files)]
+
+
+def _files_html(files: Sequence[FileLink]) -> str:
+    if not files:
+        return ""
+    items = "".join(
+        f'<li><a href="{html.escape(_url(f.url), quote=True)}">{_h(_one_line(f.name, 255))}</a></li>' for f in files
+    )
+    return _section("Attachments", f'<ul style="margin:0 0 12px;padding-left:20px">{items}</ul>')
+
+
+def _quoted_html(body: object) -> str:
+    inner = _h_multiline(body) or "(empty)"
+    return (
+        '<blockquote style="margin:0 0 12px;padding:8px 12px;border-left:3px solid #d1d5db;color:#1f2933">'
+        f"{inner}</blockquote>"
+    )
+
+
+def ticket_reply_email(
+    *,
+    to: str,
+    recipient_name: str,
+    author_name: str,
+    number: int | str,
+    title: str,
+    body: str,
+    ticket_url: str,
+    from_requester: bool,
+    files: Sequence[FileLink] = (),
+    unsubscribe_url: str | None = None,
+) -> OutgoingEmail:
+    """A new public reply on a ticket: from staff to the requester (ticket_reply), or from the requester to
+    the assignee (requester_reply). Shows the reply itself and its attachments' names."""
+    url = _url(ticket_url)
+    ref = format_ticket_number(number)
+    one_line_title = _one_line(title)
+    author = _one_line(author_name, 100) or "Someone"
+    subject = _subject(f"[{ref}] {'New reply from the requester' if from_requester else 'New reply'}: {one_line_title}")
+    intro = f"{author} replied on ticket {ref} ({one_line_title}):"
+    answer = "Reply to this e-mail or on the ticket page to answer."
+    text = _text_document(
+        [
+            _greeting(recipient_name),
+            "",
+            intro,
+            "",
+            _multiline(body) or "(empty)",
+            *_files_text(files),
+            "",
+            answer,
+            f"Open the ticket: {url}",
+        ],
+        unsubscribe_url,
+    )
+    html_body = _html_document(
+        heading=f"New reply on {_h(ref)}",
+        blocks=[
+            _p(html.escape(_greeting(recipient_name))),
+            _p(html.escape(intro)),
+            _quoted_html(body),
+            _files_html(files),
+            _p(html.escape(answer)),
+        ],
+        link_url=url,
+        link_label="Open the ticket",
+        unsubscribe_url=unsubscribe_url,
+    )
+    kind = EmailKind.REQUESTER_REPLY if from_requester else EmailKind.TICKET_REPLY
+    return OutgoingEmail(to=_address(to), subject=subject, text=text, html=html_body, kind=kind)
+
+
+_STATUS_WORDS = {"open": "reopened", "in_progress": "in progress", "resolved": "resolved", "closed": "closed"}
+
+
+def ticket_status_email(
+    *,
+    to: str,
+    recipient_name: str,
+    actor_name: str,
+    number: int | str,
+    title: str,
+    new_status: str,
+    ticket_url: str,
+    unsubscribe_url: str | None = None,
+) -> OutgoingEmail:
+    """To the requester when staff move the ticket to in progress, closed or back to open."""
+    url = _url(ticket_url)
+    ref = format_ticket_number(number)
+    one_line_title = _one_line(title)
+    word = _STATUS_WORDS.get(_plain(new_status), _one_line(new_status).replace("_", " "))
+    actor = _one_line(actor_name, 100) or "Someone"
+    subject = _subject(f"[{ref}] {word.capitalize()}: {one_line_title}")
+    intro = f"{actor} marked your ticket {ref} as {word}."
+    text = _text_document(
+        [
+            _greeting(recipient_name),
+            "",
+            intro,
+            "",
+            f"Ticket: {ref}",
+            f"Title: {one_line_title}",
+            "",
+            f"View the ticket: {url}",
+        ],
+        unsubscribe_url,
+    )
+    html_body = _html_document(
+        heading=f"Ticket {_h(ref)} {html.escape(word)}",
+        blocks=[
+            _p(html.escape(_greeting(recipient_name))),
+            _p(html.escape(intro)),
+            _facts_table([("Ticket", ref), ("Title", one_line_title), ("Status", word)]),
+        ],
+        link_url=url,
+        link_label="View the ticket",
+        unsubscribe_url=unsubscribe_url,
+    )
+    return OutgoingEmail(to=_address(to), subject=subject, text=text, html=html_body, kind=EmailKind.TICKET_STATUS)
+
+
+def ticket_reopened_email(
+    *,
+    to: str,
+    recipient_name: str,
+    actor_name: str,
+    number: int | str,
+    title: str,
+    ticket_url: str,
+    unsubscribe_url: str | None = None,
+) -> OutgoingEmail:
+    """To the assignee when a resolved or closed ticket is opened again."""
+    url = _url(ticket_url)
+    ref = format_ticket_number(number)
+    one_line_title = _one_line(title)
+    actor = _one_line(actor_name, 100) or "Someone"
+    subject = _subject(f"[{ref}] Reopened: {one_line_title}")
+    intro = f"{actor} reopened ticket {ref}, which is assigned to you."
+    text = _text_document(
+        [
+            _greeting(recipient_name),
+            "",
+            intro,
+            "",
+            f"Ticket: {ref}",
+            f"Title: {one_line_title}",
+            "",
+            f"Open the ticket: {url}",
+        ],
+        unsubscribe_url,
+    )
+    html_body = _html_document(
+        heading=f"Ticket {_h(ref)} reopened",
+        blocks=[
+            _p(html.escape(_greeting(recipient_name))),
+            _p(html.escape(intro)),
+            _facts_table([("Ticket", ref), ("Title", one_line_title)]),
+        ],
+        link_url=url,
+        link_label="Open the ticket",
+        unsubscribe_url=unsubscribe_url,
+    )
+    return OutgoingEmail(to=_address(to), subject=subject, text=text, html=html_body, kind=EmailKind.TICKET_REOPENED)
+
+
+@dataclass(frozen=True, slots=True)
+class TicketLine:
+    """A ticket listed in the admin digest."""
+
+    number: int | str
+    title: str
+    url: str
+    waiting_since: str  # already formatted, e.g. "2026-12-01 09:30 UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class DeadJobLine:
+    """A dead-lettered job listed in the admin digest."""
+
+    job_id: int
+    kind: str
+    error: str
+    died_at: str
+
+
+def admin_digest_email(
+    *,
+    to: str,
+    recipient_name: str,
+    period: str,
+    unassigned: Sequence[TicketLine],
+    unassigned_total: int,
+    dead_jobs: Sequence[DeadJobLine],
+    dead_total: int,
+    admin_url: str,
+    unsubscribe_url: str | None = None,
+) -> OutgoingEmail:
+    """The admins' periodic digest: tickets left unassigned and jobs dead-lettered in the period."""
+    url = _url(admin_url)
+    period_text = _one_line(period, 100)
+    subject = _subject(f"Helpdesk digest: {unassigned_total} unassigned ticket(s), {dead_total} dead job(s)")
+    lines = [_greeting(recipient_name), "", f"What needs an admin ({period_text}):", ""]
+    lines += [f"Tickets left unassigned: {unassigned_total}"]
+    lines += [
+        f"- {format_ticket_number(t.number)} {_one_line(t.title)} (since {_one_line(t.waiting_since)}): {_url(t.url)}"
+        for t in unassigned
+    ]
+    if unassigned_total > len(unassigned):
+        lines.append(f"- and {unassigned_total - len(unassigned)} more")
+    lines += ["", f"Jobs dead-lettered: {dead_total}"]
+    lines += [
+        f"- job {j.job_id} ({_one_line(j.kind, 40)}, {_one_line(j.died_at)}): {_one_line(j.error, 200)}"
+        for j in dead_jobs
+    ]
+    if dead_total > len(dead_jobs):
+        lines.append(f"- and {dead_total - len(dead_jobs)} more")
+    lines += ["", f"Open the overview: {url}"]
+    text = _text_document(lines, unsubscribe_url)
+
+    ticket_items = "".join(
+        f'<li><a href="{html.escape(_url(t.url), quote=True)}">{_h(format_ticket_number(t.number))}</a> '
+        f'{_h(t.title)} <span style="color:#6b7280">(since {_h(t.waiting_since)})</span></li>'
+        for t in unassigned
+    )
+    job_items = "".join(
+        f"<li>job {j.job_id} ({_h(_one_line(j.kind, 40))}, {_h(j.died_at)}): {_h(_one_line(j.error, 200))}</li>"
+        for j in dead_jobs
+    )
+    more_tickets = unassigned_total - len(unassigned)
+    more_jobs = dead_total - len(dead_jobs)
+    blocks = [
+        _p(html.escape(_greeting(recipient_name))),
+        _p(html.escape(f"What needs an admin ({period_text}):")),
+        _section(
+            f"Tickets left unassigned: {unassigned_total}",
+            f'<ul style="margin:0 0 12px;padding-left:20px">{ticket_items}</ul>' if ticket_items else "",
+        ),
+        _p(html.escape(f"and {more_tickets} more")) if more_tickets > 0 else "",
+        _section(
+            f"Jobs dead-lettered: {dead_total}",
+            f'<ul style="margin:0 0 12px;padding-left:20px">{job_items}</ul>' if job_items else "",
+        ),
+        _p(html.escape(f"and {more_jobs} more")) if more_jobs > 0 else "",
+    ]
+    html_body = _html_document(
+        heading="Helpdesk digest",
+        blocks=[b for b in blocks if b],
+        link_url=url,
+        link_label="Open the overview",
+        unsubscribe_url=unsubscribe_url,
+    )
+    return OutgoingEmail(to=_address(to), subject=subject, text=text, html=html_body, kind=EmailKind.ADMIN_DIGEST)

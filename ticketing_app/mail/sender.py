@@ -61,6 +61,27 @@ logger = logging.getLogger(__name__)
 Security = Literal["none", "starttls", "ssl"]
 _SECURITY_MODES: tuple[str, ...] = ("none", "starttls", "ssl")
 _MESSAGE_ID = re.compile(r"^<[^<>\s@]+@[^<>\s@]+>$")
+_HEADER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,76}$")
+# Headers the sender writes itself: an outbox row's extra headers may not replace or repeat them.
+_OWN_HEADERS = frozenset(
+    {
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "subject",
+        "date",
+        "message-id",
+        "auto-submitted",
+        "mime-version",
+        "content-type",
+        "content-transfer-encoding",
+        "sender",
+        "return-path",
+    }
+)
+# Extra headers whose value is one address (checked and written as such).
+_ADDRESS_HEADERS = frozenset({"reply-to"})
 _CONTROL = control_pattern(line_separators=True)
 _MAX_DETAIL_CHARS = 300
 
@@ -142,6 +163,39 @@ def _header_value(value: str, what: str) -> str:
     if not isinstance(value, str) or _CONTROL.search(value):
         raise ValueError(f"{what} must be a single line without control characters")
     return value
+
+
+def _extra_headers(email: OutgoingEmail) -> list[tuple[str, str]]:
+    """The e-mail's extra headers, checked: a plain header name not written by the sender itself, a value of
+    one line without control characters (no CR/LF injection), ASCII (they carry addresses, ids and URLs)."""
+    checked: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for name, value in getattr(email, "headers", ()) or ():
+        if not isinstance(name, str) or not _HEADER_NAME.match(name):
+            raise ValueError(f"invalid header name {str(name)[:40]!r}")
+        lowered = name.lower()
+        if lowered in _OWN_HEADERS or lowered in seen:
+            raise ValueError(f"header {name} may not be set or repeated")
+        seen.add(lowered)
+        value = _header_value(value, name)
+        if not value.isascii() or len(value) > 900:
+            raise ValueError(f"{name} must be ASCII and at most 900 characters")
+        checked.append((name, _format_mailbox(value) if lowered in _ADDRESS_HEADERS else value))
+    return checked
+
+
+class _Unfolded:
+    """A checked one-line ASCII header value written as it is: compat32 would fold a long unbroken value (a
+    List-Unsubscribe URL) onto a continuation line, which naive parsers read with a leading space."""
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def encode(self, linesep: str = "\n", maxlinelen: int | None = None) -> str:
+        return self.value
+
+    def __str__(self) -> str:
+        return self.value
 
 
 def _encoded_header(value: str) -> Header:
@@ -246,6 +300,8 @@ class SmtpSender:
         msg["Date"] = formatdate(usegmt=True)
         msg["Message-ID"] = _header_value(message_id, "Message-ID")
         msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: auto-responders should not answer
+        for name, value in _extra_headers(email):
+            msg[name] = _Unfolded(value)  # type: ignore[assignment] # compat32 messages take a Header-like value
         msg.attach(_text_part(email.text, "plain"))
         msg.attach(_text_part(email.html, "html"))
         return msg, rcpt

@@ -33,7 +33,14 @@ def default_sender() -> MailSender:
 
 
 def outgoing(row: EmailMessage) -> OutgoingEmail:
-    return OutgoingEmail(to=row.to_address, subject=row.subject, text=row.body_text, html=row.body_html, kind=row.kind)
+    return OutgoingEmail(
+        to=row.to_address,
+        subject=row.subject,
+        text=row.body_text,
+        html=row.body_html,
+        kind=row.kind,
+        headers=tuple((row.headers or {}).items()),
+    )
 
 
 def mark_delivered(row: EmailMessage, sender: MailSender, message_id: str) -> None:

@@ -463,9 +463,9 @@ def _change_status(
     ticket.status = new
     if new == TicketStatus.RESOLVED:
         ticket.resolved_at = datetime.now(UTC)
-        notifications.resolved(session, ticket, ticket.created_by)
     elif new == TicketStatus.OPEN and old in (TicketStatus.RESOLVED, TicketStatus.CLOSED):
         ticket.resolved_at = None
+    notifications.status_changed(session, actor, ticket, old, new)
 
 
 def _reassign(session: Session, actor: User, ticket: Ticket, assignee_id: int | None, reason: str | None) -> None:
@@ -494,7 +494,8 @@ def _reassign(session: Session, actor: User, ticket: Ticket, assignee_id: int | 
     ticket.assigned_to = assignee
     ticket.assigned_at = datetime.now(UTC)
     ticket.assignment_reason = f"reassigned by {actor.name}" + (f": {reason}" if reason else "")
-    notifications.assignment(session, ticket, assignee, reassigned=True)
+    if assignee.id != actor.id:  # nobody is mailed about their own action
+        notifications.assignment(session, ticket, assignee, reassigned=True)
 
 
 def add_comment(
@@ -505,10 +506,14 @@ def add_comment(
     *,
     address: str | None = None,
     via: CommentVia = CommentVia.WEB,
+    notify: bool = True,
 ) -> Comment:
     """A public reply (anyone who sees the ticket) or an internal note (staff working it).
 
     At most COMMENTS_MAX_PER_USER and COMMENTS_MAX_PER_ADDRESS per RATE_WINDOW_SECONDS (TooManyAttempts).
+    The other side is mailed in the same transaction (notifications.comment_added). A caller that stores
+    attachments on the comment passes `notify=False` and calls `notifications.comment_added` after them, so
+    the mail lists the files.
     """
     settings = get_settings()
     for bucket, key, limit in (
@@ -535,6 +540,8 @@ def add_comment(
     ticket.updated_at = datetime.now(UTC)
     session.flush()
     session.refresh(comment)
+    if notify:
+        notifications.comment_added(session, actor, ticket, comment)
     return comment
 
 
