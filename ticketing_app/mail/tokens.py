@@ -58,9 +58,12 @@ def _decode(token: str) -> bytes | None:
     if not _TOKEN.match(token):
         return None
     try:
-        return base64.b32decode(token.upper() + "=" * (-len(token) % 8))
+        raw = base64.b32decode(token.upper() + "=" * (-len(token) % 8))
     except ValueError:
         return None
+    # The last character carries unused bits: only the one spelling the encoder makes is accepted, so a token
+    # cannot be altered and still pass (nor be written several ways, e.g. to dodge a dedupe).
+    return raw if _encode(raw) == token else None
 
 
 def _sign(purpose: bytes, payload: bytes) -> str:
