@@ -169,7 +169,9 @@ def test_the_token_header_and_threading_also_find_the_ticket(clean_db: str, fact
         mail(sender="req@example.com", headers={"In-Reply-To": sent.message_id, "References": sent.message_id})
     )
     assert (threaded.status, threaded.ticket_id) == (InboundStatus.PROCESSED, ticket.id), threaded.outcome
-    root = delivered_and_processed(mail(sender="req@example.com", headers={"References": f"<ticket-{ticket.id}@localhost>"}))
+    root = delivered_and_processed(
+        mail(sender="req@example.com", headers={"References": f"<ticket-{ticket.id}@localhost>"})
+    )
     assert (root.status, root.ticket_id) == (InboundStatus.PROCESSED, ticket.id), root.outcome
     assert count(Comment, Comment.ticket_id == ticket.id) == 3
 
@@ -250,7 +252,9 @@ def test_an_auto_reply_to_our_own_mail_does_not_start_a_loop(clean_db: str, fact
     mails_before = count(EmailMessage)
     address = tokens.reply_address(ticket.id, requester.id)
     row = delivered_and_processed(
-        mail(sender="req@example.com", to=address, subject="Automatic reply", headers={"Auto-Submitted": "auto-replied"}),
+        mail(
+            sender="req@example.com", to=address, subject="Automatic reply", headers={"Auto-Submitted": "auto-replied"}
+        ),
         rcpt=address,
     )
     assert row.status == InboundStatus.IGNORED

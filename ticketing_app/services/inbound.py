@@ -242,7 +242,7 @@ def _threaded_ticket(session: Session, references: Sequence[str]) -> int | None:
             EmailMessage.message_id.in_(references), EmailMessage.ticket_id.is_not(None)
         )
     ).all()
-    by_id = {message_id: ticket_id for message_id, ticket_id in sent}
+    by_id = {message_id: ticket_id for message_id, ticket_id in sent if ticket_id is not None}
     settings = get_settings()
     # Our Message-IDs are made in MAIL_FROM's domain; SUPPORT_ADDRESS's is accepted too.
     domains = {settings.support_address.partition("@")[2], parseaddr(settings.mail_from)[1].rpartition("@")[2].lower()}
