@@ -6,7 +6,7 @@
 
 Runs as the current user (no root needed): no chroot for the login processes, the internal and login users
 are whoever runs the tests. Under root (dovecot's login processes refuse root) Debian's own unprivileged users
-dovenull and dovecot serve, so the temp directory is made readable to them. `available()` says whether the binary is installed.
+dovenull and dovecot serve, so the temp directory is made readable to them. `available()`: is it installed?
 """
 
 from __future__ import annotations

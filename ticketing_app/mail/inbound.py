@@ -16,11 +16,13 @@ said in `ParsedMail.notes` and the rest is still used.
 
 from __future__ import annotations
 
+import contextlib
 import email
 import hashlib
 import re
 from dataclasses import dataclass, field
 from email import policy
+from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from email.utils import getaddresses, parseaddr
 from html.parser import HTMLParser
@@ -43,6 +45,7 @@ MAX_HEADER_CHARS = 998  # RFC 5322's line limit: nothing longer is a real header
 _MESSAGE_ID = re.compile(r"<[^<>\s]{1,900}>")
 _TEXT_CONTROL = control_pattern(keep="\t\n", c1=True, line_separators=True)
 _LINE_CONTROL = control_pattern(c1=True, line_separators=True)
+_ANGLE_ADDRESS = re.compile(r"^(.*)<([^<>\s]+)>\s*$")
 _BLANK_LINES = re.compile(r"\n{3,}")
 _REPLY_LANGUAGES = ("en", "de", "cs", "da", "es", "fr", "it", "ja", "ko", "nl", "pl", "sv", "zh")
 _BULK_PRECEDENCE = {"bulk", "junk", "list", "auto_reply"}
@@ -288,6 +291,22 @@ def _filename_readable(part: EmailMessage) -> bool:
     return True
 
 
+def _sender(message: Message) -> tuple[str, str]:
+    """(display name, address) of From; address "" unless From names exactly one usable mailbox."""
+    try:  # policy.default's parsed header: encoded words in the display name stay in the name
+        mailboxes = message["From"].addresses if message["From"] is not None else ()
+        name, address = (mailboxes[0].display_name, mailboxes[0].addr_spec) if len(mailboxes) == 1 else ("", "")
+    except Exception:  # noqa: BLE001 - e.g. CR/LF in an encoded display name: read the raw header instead
+        raw = next((str(value) for key, value in message.raw_items() if key.lower() == "from"), "")
+        angle = _ANGLE_ADDRESS.match(one_line(raw))
+        name, address = (angle.group(1).strip().strip('"'), angle.group(2)) if angle else parseaddr(one_line(raw))
+        with contextlib.suppress(Exception):  # an undecodable name stays as written
+            name = str(make_header(decode_header(name)))
+    if address.count("@") != 1 or any(ch.isspace() or ch in '<>"' for ch in address):
+        address = ""
+    return name, address
+
+
 def parse_mail(raw: bytes, *, envelope_from: str | None = None) -> ParsedMail:
     """Everything the helpdesk needs of `raw`. Never raises for a malformed mail.
 
@@ -296,15 +315,13 @@ def parse_mail(raw: bytes, *, envelope_from: str | None = None) -> ParsedMail:
     notes: list[str] = []
     message = email.message_from_bytes(raw, policy=policy.default)
     assert isinstance(message, EmailMessage)
-    name, address = parseaddr(_header(message, "From"))
-    if "@" not in address or any(ch.isspace() for ch in address):
-        address = ""
+    name, address = _sender(message)
     text, attachments = _body_and_attachments(message, notes)
     token = _header(message, "X-Helpdesk-Token").strip().lower() or None
     return ParsedMail(
         message_id=message_id_of(raw),
         from_address=address.strip().lower(),
-        from_name=one_line(name)[:100],
+        from_name=one_line(name)[:100],  # one line: CR/LF from encoded words become spaces
         subject=_header(message, "Subject"),
         text=strip_quoted(text) if text else "",
         recipients=list(dict.fromkeys(_addresses(message, "To", "Cc", "Delivered-To", "X-Original-To"))),
