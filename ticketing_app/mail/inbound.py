@@ -26,6 +26,7 @@ from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from email.utils import getaddresses, parseaddr
 from html.parser import HTMLParser
+from typing import Any
 
 from mailparser_reply import EmailMessage as ReplyText
 
@@ -294,7 +295,8 @@ def _filename_readable(part: EmailMessage) -> bool:
 def _sender(message: Message) -> tuple[str, str]:
     """(display name, address) of From; address "" unless From names exactly one usable mailbox."""
     try:  # policy.default's parsed header: encoded words in the display name stay in the name
-        mailboxes = message["From"].addresses if message["From"] is not None else ()
+        header: Any = message["From"]
+        mailboxes: tuple[Any, ...] = tuple(header.addresses) if header is not None else ()
         name, address = (mailboxes[0].display_name, mailboxes[0].addr_spec) if len(mailboxes) == 1 else ("", "")
     except Exception:  # noqa: BLE001 - e.g. CR/LF in an encoded display name: read the raw header instead
         raw = next((str(value) for key, value in message.raw_items() if key.lower() == "from"), "")
