@@ -202,6 +202,18 @@ def table(results: dict[str, Any]) -> str:
             ", ".join(routing["indexes_used"]) + " / " + (", ".join(routing["seq_scans"]) or "none"),
         )
 
+    mail_in = results.get("inbound")
+    if mail_in:
+        add(
+            "inbound mail",
+            "processed per s, one worker (parse_mail alone)",
+            f"{_f(mail_in['processed_per_s_one_worker'])} ({_f(mail_in['parse_per_s'])})",
+            f"stdlib parse {_f(mail_in['baseline_stdlib_parse_per_s'])}/s",
+            mail_in["ratio_processed_over_stdlib"],
+            mail_in["target"],
+            mail_in["target_met"],
+        )
+
     pages = results.get("pages")
     if pages:
         b = pages["baseline_pk_lookup"]
