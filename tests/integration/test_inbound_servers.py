@@ -115,6 +115,32 @@ def test_malformed_mime_over_smtp_does_not_crash_the_listener_or_the_worker(smtp
     assert statuses[1] == InboundStatus.PROCESSED
 
 
+def test_workers_run_the_listener_when_a_port_is_set_and_share_it_calmly(
+    clean_db: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from ticketing_app.worker_main import build_worker, start_smtp_listener
+
+    assert start_smtp_listener() is None  # no port: off
+    port = free_port()
+    monkeypatch.setenv("INBOUND_SMTP_PORT", str(port))
+    monkeypatch.setenv("IMAP_HOST", "imap.invalid")
+    get_settings.cache_clear()
+    try:
+        assert "imap" in build_worker().periodic
+        stop_first = start_smtp_listener()
+        assert stop_first is not None
+        with caplog.at_level(logging.WARNING, logger="ticketing_app.worker_main"):
+            assert start_smtp_listener() is None  # a second worker on the same host
+        assert "inbound SMTP listener not started" in caplog.text
+        with smtplib.SMTP(LOCALHOST, port, timeout=10) as client:
+            client.sendmail("w@example.com", ["helpdesk@localhost"], mail(sender="w@example.com"))
+        stop_first()
+        assert len(stored()) == 1
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+
+
 def test_cli_mail_in_listens_until_interrupted(clean_db: str, database: str) -> None:
     """`python -m ticketing_app.cli mail-in` serves SMTP and stops cleanly on Ctrl-C (SIGINT)."""
     import os

@@ -160,7 +160,8 @@ def _settle(row: InboundEmail, outcome: Outcome, *, sender: str = "") -> Inbound
     row.comment_id = outcome.comment_id
     row.user_id = outcome.user_id
     row.processed_at = datetime.now(UTC)
-    level = logging.INFO if outcome.status == InboundStatus.PROCESSED else logging.WARNING
+    # Refusals and failures are worth an operator's look; auto-replies and our own mails are routine.
+    level = logging.WARNING if outcome.status in (InboundStatus.REFUSED, InboundStatus.FAILED) else logging.INFO
     log.log(
         level,
         "inbound mail %s %s from %s %s: %s",
