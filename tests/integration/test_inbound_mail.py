@@ -31,6 +31,7 @@ from ticketing_app.models import (
 from ticketing_app.schemas import TicketUpdate
 from ticketing_app.services import inbound
 from ticketing_app.services import tickets as tickets_service
+from ticketing_app.states.formatting import event_row
 
 
 @pytest.fixture()
@@ -99,6 +100,10 @@ def test_a_mail_from_an_unknown_sender_opens_a_ticket_for_a_new_account(clean_db
         assert created is not None and created.data == {"via": "email"}
         # Triaged and routed like any other ticket (drain ran the pipeline).
         assert ticket.triage_status == "done" and ticket.assigned_at is not None
+        # The requester's timeline says how it came.
+        detail = tickets_service.get_ticket_detail(s, requester, ticket.id)
+        [created_row] = [event_row(e) for e in detail.events if e.kind == EventKind.CREATED]
+        assert created_row.detail == "by e-mail"
 
 
 def test_unknown_senders_can_be_refused(settings_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
