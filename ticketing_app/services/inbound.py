@@ -26,7 +26,7 @@ from email.utils import parseaddr
 
 from pydantic import ValidationError
 from sqlalchemy import select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer
 
 from ticketing_app.config import get_settings
 from ticketing_app.domain import CommentVia, InboundSource, InboundStatus, JobKind, Role
@@ -126,7 +126,12 @@ def process(session: Session, inbound_id: int) -> InboundEmail | None:
     Idempotent: a mail already processed (or ignored, refused, failed) is left as it is. The row is locked,
     so two workers never process one mail; the ticket or comment and the mail's new status commit together.
     """
-    row = session.scalar(select(InboundEmail).where(InboundEmail.id == inbound_id).with_for_update())
+    row = session.scalar(
+        select(InboundEmail)
+        .where(InboundEmail.id == inbound_id)
+        .options(undefer(InboundEmail.raw))  # in the same round trip
+        .with_for_update()
+    )
     if row is None or row.status != InboundStatus.RECEIVED:
         return row
     try:
@@ -184,7 +189,8 @@ def _decide(session: Session, row: InboundEmail, parsed: mail_in.ParsedMail) -> 
     if parsed.auto_reply:
         return Outcome(InboundStatus.IGNORED, f"auto-reply or bounce ({parsed.auto_reply}): not answered")
     ours = {settings.support_address, parseaddr(settings.mail_from)[1].strip().lower()}
-    if parsed.from_address in ours or _is_our_message(session, parsed.message_id):
+    sent = _our_messages(session, [parsed.message_id, *parsed.references])
+    if parsed.from_address in ours or parsed.message_id in sent:
         return Outcome(InboundStatus.IGNORED, "one of our own mails came back")
     if not parsed.from_address:
         raise _Refused("no usable sender address (From)")
@@ -192,7 +198,7 @@ def _decide(session: Session, row: InboundEmail, parsed: mail_in.ParsedMail) -> 
     token, token_given = _reply_token(recipients, parsed.helpdesk_token)
     if token_given and token is None:
         raise _Refused("the reply token is not valid (forged, cut or from another installation)")
-    ticket_id = token.ticket_id if token else _threaded_ticket(session, parsed.references)
+    ticket_id = token.ticket_id if token else _threaded_ticket(sent, parsed.references)
     sender = accounts.find_user_by_email(session, parsed.from_address)
     if ticket_id is not None:
         return _reply(session, parsed, sender, ticket_id, token)
@@ -201,8 +207,12 @@ def _decide(session: Session, row: InboundEmail, parsed: mail_in.ParsedMail) -> 
     return _new_ticket(session, parsed, sender)
 
 
-def _is_our_message(session: Session, message_id: str) -> bool:
-    return session.scalar(select(EmailMessage.id).where(EmailMessage.message_id == message_id).limit(1)) is not None
+def _our_messages(session: Session, message_ids: Sequence[str]) -> dict[str, int | None]:
+    """Which of these Message-IDs are mails we sent, with the ticket each was about (one query)."""
+    rows = session.execute(
+        select(EmailMessage.message_id, EmailMessage.ticket_id).where(EmailMessage.message_id.in_(message_ids))
+    ).all()
+    return {message_id: ticket_id for message_id, ticket_id in rows if message_id}
 
 
 def _reply_token(recipients: Sequence[str], header: str | None) -> tuple[tokens.ReplyTarget | None, bool]:
@@ -234,22 +244,15 @@ def _to_support(recipients: Sequence[str]) -> bool:
     return False
 
 
-def _threaded_ticket(session: Session, references: Sequence[str]) -> int | None:
+def _threaded_ticket(sent: dict[str, int | None], references: Sequence[str]) -> int | None:
     """The ticket an In-Reply-To / References chain names: one of our sent mails, or a ticket's root id."""
-    if not references:
-        return None
-    sent = session.execute(
-        select(EmailMessage.message_id, EmailMessage.ticket_id).where(
-            EmailMessage.message_id.in_(references), EmailMessage.ticket_id.is_not(None)
-        )
-    ).all()
-    by_id = {message_id: ticket_id for message_id, ticket_id in sent if ticket_id is not None}
     settings = get_settings()
     # Our Message-IDs are made in MAIL_FROM's domain; SUPPORT_ADDRESS's is accepted too.
     domains = {settings.support_address.partition("@")[2], parseaddr(settings.mail_from)[1].rpartition("@")[2].lower()}
     for reference in references:  # newest first
-        if reference in by_id:
-            return int(by_id[reference])
+        ticket_id = sent.get(reference)
+        if ticket_id is not None:
+            return ticket_id
         root = _ROOT_ID.match(reference)
         if root and root.group(2).lower() in domains and int(root.group(1)) > 0:
             return int(root.group(1))
