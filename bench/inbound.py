@@ -79,7 +79,7 @@ def run(*, count: int) -> dict[str, Any]:
     from ticketing_app.jobs import queue
     from ticketing_app.jobs.handlers import HANDLERS, on_dead
     from ticketing_app.jobs.worker import Worker
-    from ticketing_app.mail.inbound import parse_mail
+    from ticketing_app.mail.inbound import message_id_of, parse_mail
     from ticketing_app.models import InboundEmail
     from ticketing_app.services import inbound
 
@@ -94,8 +94,8 @@ def run(*, count: int) -> dict[str, Any]:
     stdlib_s = time.perf_counter() - started
 
     started = time.perf_counter()
-    for raw in mails:
-        parse_mail(raw, envelope_from="x@bench.example")
+    for raw in mails:  # as the job calls it (the stored Message-ID is known), plus reading that id as receive does
+        parse_mail(raw, envelope_from="x@bench.example", message_id=message_id_of(raw))
     parse_s = time.perf_counter() - started
 
     started = time.perf_counter()

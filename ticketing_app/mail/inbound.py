@@ -309,10 +309,11 @@ def _sender(message: Message) -> tuple[str, str]:
     return name, address
 
 
-def parse_mail(raw: bytes, *, envelope_from: str | None = None) -> ParsedMail:
+def parse_mail(raw: bytes, *, envelope_from: str | None = None, message_id: str | None = None) -> ParsedMail:
     """Everything the helpdesk needs of `raw`. Never raises for a malformed mail.
 
     `envelope_from`: SMTP's MAIL FROM ("" for the null sender of bounces); None when unknown (IMAP).
+    `message_id`: the one stored with the mail (spares reading the headers twice); None: `message_id_of(raw)`.
     """
     notes: list[str] = []
     message = email.message_from_bytes(raw, policy=policy.default)
@@ -321,7 +322,7 @@ def parse_mail(raw: bytes, *, envelope_from: str | None = None) -> ParsedMail:
     text, attachments = _body_and_attachments(message, notes)
     token = _header(message, "X-Helpdesk-Token").strip().lower() or None
     return ParsedMail(
-        message_id=message_id_of(raw),
+        message_id=message_id or message_id_of(raw),
         from_address=address.strip().lower(),
         from_name=one_line(name)[:100],  # one line: CR/LF from encoded words become spaces
         subject=_header(message, "Subject"),
