@@ -158,6 +158,8 @@ class Settings(BaseSettings):
     retention_done_jobs_days: float = Field(default=7, ge=0)
     retention_sent_emails_days: float = Field(default=90, ge=0)
     retention_throttle_counters_days: float = Field(default=1, ge=0)
+    # Inbound mails (raw) once processed, ignored or refused; a duplicate arriving later than this is not recognised.
+    retention_inbound_emails_days: float = Field(default=30, ge=0)
     retention_interval_minutes: float = Field(default=60, gt=0)
 
     @field_validator("triage_categories")

@@ -403,3 +403,25 @@ def test_an_oversized_mail_is_not_stored(settings_env: pytest.MonkeyPatch) -> No
     with pytest.raises(TooLarge):
         deliver(mail(body="x" * 20_000))
     assert count(InboundEmail) == 0 and count(Job) == 0
+
+
+def test_retention_deletes_dealt_with_mails_after_their_age_and_keeps_failed_ones(clean_db: str) -> None:
+    from ticketing_app.config import Settings
+    from ticketing_app.jobs import retention
+
+    for n in range(4):
+        deliver(mail(message_id=f"<old-{n}@x>"))
+    with session_scope() as s:
+        for n, status in enumerate(("processed", "ignored", "failed", "received")):
+            s.execute(
+                update(InboundEmail)
+                .where(InboundEmail.message_id == f"<old-{n}@x>")
+                .values(status=status, processed_at=func.now() - timedelta(days=31))
+            )
+    deliver(mail(message_id="<recent@x>"))
+    process_all()  # processed now: too young to go
+    deleted = retention.purge(Settings(retention_inbound_emails_days=30))
+    assert deleted["inbound_emails"] == 2
+    with session_scope() as s:
+        left = sorted(s.scalars(select(InboundEmail.message_id)))
+    assert left == ["<old-2@x>", "<old-3@x>", "<recent@x>"]

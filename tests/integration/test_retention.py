@@ -58,7 +58,13 @@ def test_purge_deletes_only_what_is_past_its_age_in_small_batches(clean_db: str)
         )
     settings = Settings(retention_done_jobs_days=7, retention_sent_emails_days=90, retention_throttle_counters_days=1)
 
-    assert retention.purge(settings, batch=2) == {"jobs": 5, "emails": 4, "throttle_counters": 4, "revoked_tokens": 3}
+    assert retention.purge(settings, batch=2) == {
+        "jobs": 5,
+        "emails": 4,
+        "throttle_counters": 4,
+        "inbound_emails": 0,
+        "revoked_tokens": 3,
+    }
     with session_scope() as s:
         assert sorted(s.scalars(select(Job.dedupe_key))) == ["new-done", "old-dead", "queued", "running"]
         assert sorted(s.scalars(select(EmailMessage.to_address))) == [
@@ -68,7 +74,13 @@ def test_purge_deletes_only_what_is_past_its_age_in_small_batches(clean_db: str)
         ]
         assert sorted(s.scalars(select(ThrottleCounter.key))) == ["old-but-blocked", "recent"]
         assert list(s.scalars(select(RevokedToken.jti))) == ["live"]
-    assert retention.purge(settings, batch=2) == {"jobs": 0, "emails": 0, "throttle_counters": 0, "revoked_tokens": 0}
+    assert retention.purge(settings, batch=2) == {
+        "jobs": 0,
+        "emails": 0,
+        "throttle_counters": 0,
+        "inbound_emails": 0,
+        "revoked_tokens": 0,
+    }
 
 
 def test_zero_days_keeps_forever(clean_db: str) -> None:
@@ -77,7 +89,13 @@ def test_zero_days_keeps_forever(clean_db: str) -> None:
         s.add(mail("sent", 3650, 1))
         s.add(ThrottleCounter(bucket="login", key="ancient", window_start=ago(3650)))
     settings = Settings(retention_done_jobs_days=0, retention_sent_emails_days=0, retention_throttle_counters_days=0)
-    assert retention.purge(settings) == {"jobs": 0, "emails": 0, "throttle_counters": 0, "revoked_tokens": 0}
+    assert retention.purge(settings) == {
+        "jobs": 0,
+        "emails": 0,
+        "throttle_counters": 0,
+        "inbound_emails": 0,
+        "revoked_tokens": 0,
+    }
 
 
 def test_the_worker_runs_retention_and_reconcile_periodically(clean_db: str) -> None:
