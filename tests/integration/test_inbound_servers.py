@@ -115,6 +115,23 @@ def test_malformed_mime_over_smtp_does_not_crash_the_listener_or_the_worker(smtp
     assert statuses[1] == InboundStatus.PROCESSED
 
 
+def test_a_bounce_with_the_null_sender_is_stored_and_ignored(smtp_in: InboundSmtpListener) -> None:
+    send(smtp_in, mail(sender="someone@example.com", subject="Undeliverable: your ticket"), sender="")
+    drain(HANDLERS, on_dead)
+    [row] = stored()
+    assert row.status == InboundStatus.IGNORED and "bounce" in (row.outcome or "")
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Ticket)) == 0
+
+
+def test_mail_in_without_a_way_in_says_what_to_set(caplog: pytest.LogCaptureFixture) -> None:
+    from ticketing_app import cli
+
+    get_settings.cache_clear()
+    assert cli.main(["mail-in"]) == 2
+    assert "set INBOUND_SMTP_PORT" in caplog.text
+
+
 def test_workers_run_the_listener_when_a_port_is_set_and_share_it_calmly(
     clean_db: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
