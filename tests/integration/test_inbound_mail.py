@@ -425,3 +425,28 @@ def test_retention_deletes_dealt_with_mails_after_their_age_and_keeps_failed_one
     with session_scope() as s:
         left = sorted(s.scalars(select(InboundEmail.message_id)))
     assert left == ["<old-2@x>", "<old-3@x>", "<recent@x>"]
+
+
+def test_a_job_that_keeps_failing_marks_the_mail_failed_and_a_retry_processes_it_once(
+    settings_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    set_env(settings_env, JOB_MAX_ATTEMPTS="1")
+    inbound_id = deliver(mail(sender="unlucky@example.com"))
+    assert inbound_id is not None
+
+    def database_away(*args: object) -> None:
+        raise RuntimeError("database away")
+
+    original = inbound._decide
+    settings_env.setattr(inbound, "_decide", database_away)
+    with caplog.at_level(logging.WARNING):
+        process_all()
+    row = inbound_row(inbound_id)
+    assert row.status == InboundStatus.FAILED and "database away" in (row.outcome or "")
+    assert count(Ticket) == 0
+    settings_env.setattr(inbound, "_decide", original)
+    with session_scope() as s:
+        job_id = s.scalar(select(Job.id).where(Job.kind == JobKind.PROCESS_INBOUND, Job.status == JobStatus.DEAD))
+        assert job_id is not None and queue.retry_dead(s, job_id)
+    process_all()
+    assert inbound_row(inbound_id).status == InboundStatus.PROCESSED and count(Ticket) == 1

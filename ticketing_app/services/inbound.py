@@ -123,7 +123,7 @@ class _Refused(Exception):
 def process(session: Session, inbound_id: int) -> InboundEmail | None:
     """Turn a stored mail into a comment or a ticket, once, in the caller's transaction (the job's).
 
-    Idempotent: a mail already processed (or ignored, refused, failed) is left as it is. The row is locked,
+    Idempotent: a mail already processed (or ignored or refused) is left as it is. The row is locked,
     so two workers never process one mail; the ticket or comment and the mail's new status commit together.
     """
     row = session.scalar(
@@ -132,7 +132,8 @@ def process(session: Session, inbound_id: int) -> InboundEmail | None:
         .options(undefer(InboundEmail.raw))  # in the same round trip
         .with_for_update()
     )
-    if row is None or row.status != InboundStatus.RECEIVED:
+    # A failed mail has no ticket or comment: it may run again (an admin's retry of its dead job).
+    if row is None or row.status not in (InboundStatus.RECEIVED, InboundStatus.FAILED):
         return row
     try:
         parsed = mail_in.parse_mail(row.raw, envelope_from=row.envelope_from, message_id=row.message_id)
@@ -146,13 +147,20 @@ def process(session: Session, inbound_id: int) -> InboundEmail | None:
         savepoint.commit()
     except (_Refused, DomainError, ValidationError) as exc:
         savepoint.rollback()
-        reason = exc.message if isinstance(exc, DomainError) else str(exc).splitlines()[0]
+        reason = exc.message if isinstance(exc, DomainError) else _validation_message(exc)
         outcome = Outcome(InboundStatus.REFUSED, reason)
     return _settle(row, outcome, sender=parsed.from_address)
 
 
+def _validation_message(exc: Exception) -> str:
+    if isinstance(exc, ValidationError) and exc.errors():
+        error = exc.errors()[0]
+        return f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+    return str(exc)
+
+
 def mark_failed(session: Session, inbound_id: int, error: str) -> None:
-    """Its job died (e.g. the database kept failing): the mail says so, and stays stored for a retry."""
+    """Its job died (e.g. the database kept failing): the mail says so; retrying the dead job processes it."""
     row = session.scalar(select(InboundEmail).where(InboundEmail.id == inbound_id).with_for_update())
     if row is not None and row.status == InboundStatus.RECEIVED:
         _settle(row, Outcome(InboundStatus.FAILED, f"processing failed: {error}"[:300]))
