@@ -450,3 +450,17 @@ def test_a_job_that_keeps_failing_marks_the_mail_failed_and_a_retry_processes_it
         assert job_id is not None and queue.retry_dead(s, job_id)
     process_all()
     assert inbound_row(inbound_id).status == InboundStatus.PROCESSED and count(Ticket) == 1
+
+
+def test_a_reply_with_a_file_attaches_it_to_the_comment(clean_db: str, factory: Factory) -> None:
+    requester, _, ticket = _ticket_for(factory)
+    address = tokens.reply_address(ticket.id, requester.id)
+    pdf = b"%PDF-1.4\n" + b"0" * 200
+    row = delivered_and_processed(
+        mail(sender="req@example.com", to=address, attachments=[("invoice.exe", pdf)]), rcpt=address
+    )
+    assert row.status == InboundStatus.PROCESSED, row.outcome
+    with session_scope() as s:
+        [file] = s.scalars(select(Attachment)).all()
+        assert (file.ticket_id, file.comment_id, file.uploaded_by_id) == (ticket.id, row.comment_id, requester.id)
+        assert (file.filename, file.content_type) == ("invoice.exe", "application/pdf")  # typed by its bytes
