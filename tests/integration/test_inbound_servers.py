@@ -76,6 +76,16 @@ def test_an_oversized_mail_is_refused_with_552_and_the_listener_goes_on(smtp_in:
     assert len(stored()) == 1
 
 
+def test_an_international_sender_is_accepted(smtp_in: InboundSmtpListener) -> None:
+    raw = mail(sender="Jörg <jörg@bücher.example>", subject="Umlaute überall", body="Grüße\n")
+    with smtplib.SMTP(smtp_in.host, smtp_in.port, timeout=10) as client:
+        client.sendmail("jörg@bücher.example", ["helpdesk@localhost"], raw, mail_options=["SMTPUTF8"])
+    drain(HANDLERS, on_dead)
+    [row] = stored()
+    assert row.envelope_from == "jörg@bücher.example"
+    assert row.status == InboundStatus.PROCESSED, row.outcome
+
+
 def test_a_duplicate_delivery_is_accepted_and_stored_once(smtp_in: InboundSmtpListener) -> None:
     raw = mail(message_id="<twice@client.example>")
     send(smtp_in, raw)

@@ -99,6 +99,7 @@ class InboundSmtpListener:
             hostname=self.host,
             port=self.port,
             data_size_limit=settings.inbound_max_bytes(),  # aiosmtpd answers 552 beyond it
+            enable_SMTPUTF8=True,  # senders with non-ASCII addresses (RFC 6531); the bytes are stored as they came
             server_hostname=settings.support_address.partition("@")[2] or "localhost",
             ready_timeout=10.0,
         )
