@@ -379,6 +379,37 @@ def test_malformed_mime_is_read_as_far_as_possible_without_a_crash(clean_db: str
     assert count(Job, Job.status == JobStatus.DEAD) == 0
 
 
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (  # thousands of parts: the parser would take minutes of a worker slot
+            b'Content-Type: multipart/mixed; boundary="x"\n\n'
+            + b"".join(b"--x\nContent-Type: text/plain\n\npart\n" for _ in range(300))
+            + b"--x--\n",
+            "301 MIME parts (at most 200 are read)",
+        ),
+        (  # nested deeper than Python recurses, within the part limit
+            b"".join(b'Content-Type: multipart/mixed; boundary="b%d"\n\n--b%d\n' % (n, n) for n in range(150))
+            + b"Content-Type: text/plain\n\nhello\n",
+            None,
+        ),
+    ],
+)
+def test_a_mail_built_to_exhaust_the_parser_fails_with_a_log_line_not_a_crash(
+    clean_db: str, body: bytes, reason: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    raw = raw_mail("From: bomb@example.com\nTo: helpdesk@localhost\nSubject: bomb\nMIME-Version: 1.0", body)
+    with caplog.at_level(logging.WARNING, logger="ticketing_app.services.inbound"):
+        row = delivered_and_processed(raw)
+    # Read if the parser copes (the deep one may be), else failed with the reason; never a crash or a dead job.
+    assert row.status in (InboundStatus.FAILED, InboundStatus.PROCESSED), row.outcome
+    if reason:
+        assert row.status == InboundStatus.FAILED and reason in (row.outcome or "")
+    if row.status == InboundStatus.FAILED:
+        assert f"inbound mail {row.id}" in caplog.text and "unreadable mail" in caplog.text
+    assert count(Job, Job.status == JobStatus.DEAD) == 0
+
+
 def test_attachments_are_stored_and_oversized_ones_skipped_with_a_note(
     settings_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -34,6 +34,7 @@ from ticketing_app.text import control_pattern
 
 __all__ = [
     "InboundAttachment",
+    "MailUnreadable",
     "ParsedMail",
     "auto_reply_reason",
     "html_to_text",
@@ -42,6 +43,8 @@ __all__ = [
     "strip_quoted",
 ]
 
+MAX_MIME_PARTS = 200  # more is no mail a person wrote; the standard library's parser is slow on thousands
+_PART_HEADER = re.compile(rb"(?im)^content-type:")
 MAX_HEADER_CHARS = 998  # RFC 5322's line limit: nothing longer is a real header value
 _MESSAGE_ID = re.compile(r"<[^<>\s]{1,900}>")
 _TEXT_CONTROL = control_pattern(keep="\t\n", c1=True, line_separators=True)
@@ -51,6 +54,10 @@ _BLANK_LINES = re.compile(r"\n{3,}")
 _REPLY_LANGUAGES = ("en", "de", "cs", "da", "es", "fr", "it", "ja", "ko", "nl", "pl", "sv", "zh")
 _BULK_PRECEDENCE = {"bulk", "junk", "list", "auto_reply"}
 _DAEMON_SENDERS = ("mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon")
+
+
+class MailUnreadable(ValueError):
+    """A mail built to exhaust the parser (thousands of parts, nesting deeper than Python recurses)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,11 +317,22 @@ def _sender(message: Message) -> tuple[str, str]:
 
 
 def parse_mail(raw: bytes, *, envelope_from: str | None = None, message_id: str | None = None) -> ParsedMail:
-    """Everything the helpdesk needs of `raw`. Never raises for a malformed mail.
+    """Everything the helpdesk needs of `raw`. A malformed mail is read as far as it goes; only one built to
+    exhaust the parser (over MAX_MIME_PARTS parts, or nested too deep) raises MailUnreadable.
 
     `envelope_from`: SMTP's MAIL FROM ("" for the null sender of bounces); None when unknown (IMAP).
     `message_id`: the one stored with the mail (spares reading the headers twice); None: `message_id_of(raw)`.
     """
+    parts = len(_PART_HEADER.findall(raw))
+    if parts > MAX_MIME_PARTS:
+        raise MailUnreadable(f"{parts} MIME parts (at most {MAX_MIME_PARTS} are read)")
+    try:
+        return _parse(raw, envelope_from, message_id)
+    except RecursionError:
+        raise MailUnreadable("MIME parts nested too deep") from None
+
+
+def _parse(raw: bytes, envelope_from: str | None, message_id: str | None) -> ParsedMail:
     notes: list[str] = []
     message = email.message_from_bytes(raw, policy=policy.default)
     assert isinstance(message, EmailMessage)

@@ -137,6 +137,8 @@ def process(session: Session, inbound_id: int) -> InboundEmail | None:
         return row
     try:
         parsed = mail_in.parse_mail(row.raw, envelope_from=row.envelope_from, message_id=row.message_id)
+    except mail_in.MailUnreadable as exc:
+        return _settle(row, Outcome(InboundStatus.FAILED, f"unreadable mail: {exc}"))
     except Exception as exc:  # noqa: BLE001 - a mail nobody can read is failed, never retried forever
         return _settle(row, Outcome(InboundStatus.FAILED, f"unreadable mail: {type(exc).__name__}: {exc}"[:300]))
     for note in parsed.notes:
