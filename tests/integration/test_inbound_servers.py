@@ -272,3 +272,18 @@ def test_a_wrong_imap_password_is_logged_without_the_password(
         assert poll_imap() == 0
     assert "IMAP support@" in caplog.text and "poll failed" in caplog.text
     assert "wrong-secret-Pa55word" not in caplog.text
+
+
+def test_an_unreachable_imap_server_is_a_log_line_not_a_crash(
+    clean_db: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    for name, value in {"IMAP_HOST": LOCALHOST, "IMAP_PORT": str(free_port()), "IMAP_SECURITY": "none"}.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger="ticketing_app.mail.listener"):
+            assert poll_imap() == 0
+        assert "cannot connect: ConnectionRefusedError" in caplog.text
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
