@@ -213,6 +213,13 @@ def table(results: dict[str, Any]) -> str:
             mail_in["target"],
             mail_in["target_met"],
         )
+        add(
+            "inbound mail",
+            "ms per mail (in commits) / SQL statements per mail",
+            f"{_f(mail_in['ms_per_mail'])} ({_f(mail_in['ms_per_mail_in_commits'])})"
+            f" / {_f(mail_in['statements_per_mail'])}",
+            "pgbench commit p50 at the start",
+        )
 
     pages = results.get("pages")
     if pages:

@@ -243,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
                 from bench import inbound
 
                 sampler.set_phase("inbound")
-                results["inbound"] = inbound.run(count=sizes["inbound_mails"])
+                results["inbound"] = inbound.run(
+                    count=sizes["inbound_mails"], commit_ms=results["calibration_start"]["commit_ms_p50"]
+                )
             if "routing" in only or "pages" in only:
                 from bench import scale
 
