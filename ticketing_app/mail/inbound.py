@@ -1,8 +1,9 @@
 """Reading an inbound mail: pure functions from raw bytes to what the helpdesk needs of it. No database, no I/O.
 
 Parsed with the standard library (`email` with `policy.default`), defensively: a mail is written by anyone,
-so every header and part may be malformed. Nothing here raises for a bad mail; what could not be read is
-said in `ParsedMail.notes` and the rest is still used.
+so every header and part may be malformed. A bad mail is read as far as it goes: what could not be read is
+said in `ParsedMail.notes` and the rest is still used. Only a mail built to exhaust the parser (over
+MAX_MIME_PARTS parts, or nested deeper than Python recurses) raises `MailUnreadable`.
 
 - Text: the text/plain body, else the text/html body turned into plain text (`html_to_text`: script, style
   and other non-content elements dropped; the result is stored as text and escaped wherever it is shown).
