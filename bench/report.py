@@ -211,6 +211,25 @@ def table(results: dict[str, Any]) -> str:
             ", ".join(routing["indexes_used"]) + " / " + (", ".join(routing["seq_scans"]) or "none"),
         )
 
+    mail_in = results.get("inbound")
+    if mail_in:
+        add(
+            "inbound mail",
+            "processed per s, one worker (parse_mail alone)",
+            f"{_f(mail_in['processed_per_s_one_worker'])} ({_f(mail_in['parse_per_s'])})",
+            f"stdlib parse {_f(mail_in['baseline_stdlib_parse_per_s'])}/s",
+            mail_in["ratio_processed_over_stdlib"],
+            mail_in["target"],
+            mail_in["target_met"],
+        )
+        add(
+            "inbound mail",
+            "ms per mail (in commits) / SQL statements per mail",
+            f"{_f(mail_in['ms_per_mail'])} ({_f(mail_in['ms_per_mail_in_commits'])})"
+            f" / {_f(mail_in['statements_per_mail'])}",
+            "pgbench commit p50 at the start",
+        )
+
     pages = results.get("pages")
     if pages:
         b = pages["baseline_pk_lookup"]

@@ -1,5 +1,5 @@
-"""`python -m bench [--quick] [--only intake,pipeline,recovery,routing,pages]`: run the benchmarks, print a table,
-save JSON.
+"""`python -m bench [--quick] [--only intake,pipeline,recovery,routing,pages,inbound]`: run the benchmarks, print a
+table, save JSON.
 
 Full mode writes bench/results.json; --quick writes bench/out/results-quick.json (so a quick check never
 replaces the figures bench/README.md quotes). Everything runs against a throwaway embedded PostgreSQL in a
@@ -23,7 +23,7 @@ from typing import Any
 from bench import harness as h
 from bench import report
 
-ALL = ("intake", "pipeline", "recovery", "routing", "pages")
+ALL = ("intake", "pipeline", "recovery", "routing", "pages", "inbound")
 
 FULL = {
     "intake_clients": [1, 8, 32],
@@ -36,6 +36,7 @@ FULL = {
     "jobs": 1_000_000,
     "decisions": 2000,
     "page_repeat": 50,
+    "inbound_mails": 1000,
 }
 QUICK = {
     "intake_clients": [1, 8, 32],
@@ -48,6 +49,7 @@ QUICK = {
     "jobs": 100_000,
     "decisions": 300,
     "page_repeat": 15,
+    "inbound_mails": 200,
 }
 
 
@@ -238,6 +240,13 @@ def main(argv: list[str] | None = None) -> int:
                 sampler.set_phase("recovery")
                 results["recovery"] = recovery.run(
                     database_url=url, data_dir=data_dir, log_dir=log_dir, quick=args.quick
+                )
+            if "inbound" in only:
+                from bench import inbound
+
+                sampler.set_phase("inbound")
+                results["inbound"] = inbound.run(
+                    count=sizes["inbound_mails"], commit_ms=results["calibration_start"]["commit_ms_p50"]
                 )
             if "routing" in only or "pages" in only:
                 from bench import scale

@@ -4,7 +4,8 @@
 # Lints (ruff check, ruff format --check, mypy), then runs pytest. Installs the virtualenv and test tools,
 # Node 22 + bun (for the browser tests' production build), axe-core (for the accessibility checks), and
 # Debian's chromium and redis-server (the browser tests run the app with several workers sharing state in
-# Redis) and pgbouncer (the scale-out test runs web processes and workers through it) when they are missing. CI (.ci/run) calls exactly this.
+# Redis), pgbouncer (the scale-out test runs web processes and workers through it) and dovecot-imapd (the IMAP
+# polling tests) when they are missing. CI (.ci/run) calls exactly this.
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 ensure_venv requirements-test.txt
@@ -12,6 +13,7 @@ source "$VENV/bin/activate"
 
 missing=()
 [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)  # tests/reliability/test_pgbouncer.py
+[ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd)  # tests/integration/test_inbound_servers.py (IMAP polling)
 if [ -d tests/browser ]; then
   ensure_node_and_bun
   python -m tests.browser.axe >/dev/null  # the pinned axe-core from the npm registry, into .tools/
@@ -23,7 +25,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-  # Debian starts the packaged service on 127.0.0.1:6432; the tests start their own on a free port.
+  # Debian starts the packaged services (pgbouncer on 127.0.0.1:6432, dovecot on 143); the tests start their own
+  # on free ports with their own configuration.
 fi
 
 log "ruff check, ruff format --check, mypy"

@@ -1,4 +1,4 @@
-"""Operator commands: python -m ticketing_app.cli {run,migrate,prestart,create-admin,demo,worker}."""
+"""Operator commands: python -m ticketing_app.cli {run,migrate,prestart,create-admin,demo,worker,mail-in}."""
 
 from __future__ import annotations
 
@@ -97,6 +97,12 @@ def cmd_worker(_: argparse.Namespace) -> None:
     main()
 
 
+def cmd_mail_in(_: argparse.Namespace) -> int:
+    from ticketing_app.worker_main import mail_in
+
+    return mail_in()
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="python -m ticketing_app.cli")
@@ -110,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         ("create-admin", lambda a: ensure_first_admin(), "create the first admin"),
         ("demo", cmd_demo, "fill the database with demo moderators and tickets (refused in production)"),
         ("worker", cmd_worker, "run a standalone background worker"),
+        ("mail-in", cmd_mail_in, "receive mail: the SMTP listener (INBOUND_SMTP_PORT) and IMAP polling (IMAP_HOST)"),
     ):
         sub.add_parser(name, help=text).set_defaults(func=fn)
     args = parser.parse_args(argv)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ticketing_app.domain import Category
@@ -118,6 +118,24 @@ class Settings(BaseSettings):
     # Largest file accepted, by REST, in the browser and in inbound mail (413 above it).
     max_attachment_mb: float = Field(default=10, gt=0, le=100)
 
+    # ----- inbound mail (README "Mail comes in") -----
+    # The SMTP listener (run by the worker and by `cli mail-in`); unset port: off.
+    inbound_smtp_host: str = "127.0.0.1"
+    inbound_smtp_port: int | None = Field(default=None, ge=1, le=65535)
+    # Largest inbound mail accepted, in MB (552 above it). Unset: room for one MAX_ATTACHMENT_MB file in base64.
+    inbound_max_mb: float | None = Field(default=None, gt=0, le=200)
+    # A mail from an address without an account: create an account (claimed later by a password reset) or refuse.
+    inbound_unknown_senders: Literal["create", "refuse"] = "create"
+    # IMAP polling; unset host: off. Unset port: 993 for ssl, 143 otherwise.
+    imap_host: str | None = None
+    imap_port: int | None = Field(default=None, ge=1, le=65535)
+    imap_user: str | None = None
+    imap_password: SecretStr | None = None  # SecretStr: never printed by a repr or a log line
+    imap_folder: str = "INBOX"
+    imap_security: Literal["none", "starttls", "ssl"] = "ssl"
+    imap_poll_seconds: float = Field(default=60, ge=1)
+    imap_timeout_seconds: float = Field(default=30, gt=0)
+
     # Target resolution times per priority, in hours: they set each ticket's due time.
     sla_hours_high: float = 4
     sla_hours_medium: float = 24
@@ -140,6 +158,8 @@ class Settings(BaseSettings):
     retention_done_jobs_days: float = Field(default=7, ge=0)
     retention_sent_emails_days: float = Field(default=90, ge=0)
     retention_throttle_counters_days: float = Field(default=1, ge=0)
+    # Inbound mails (raw) once processed, ignored or refused; a duplicate arriving later than this is not recognised.
+    retention_inbound_emails_days: float = Field(default=30, ge=0)
     retention_interval_minutes: float = Field(default=60, gt=0)
     # Admins' digest of tickets left unassigned and jobs dead-lettered, every this many hours (0: off).
     # Periods are aligned to the epoch (24: each day at 00:00 UTC); at most a week.
@@ -221,6 +241,14 @@ class Settings(BaseSettings):
         if self.app_env == "production" and self.jwt_secret is None:
             raise ValueError(f"JWT_SECRET must be set when APP_ENV=production: {advice}")
         return self
+
+    def inbound_max_bytes(self) -> int:
+        """INBOUND_MAX_MB in bytes; unset: a MAX_ATTACHMENT_MB file base64-encoded (4/3) plus 1 MB of text."""
+        mb = self.inbound_max_mb if self.inbound_max_mb is not None else self.max_attachment_mb * 4 / 3 + 1
+        return int(mb * 1024 * 1024)
+
+    def resolved_imap_port(self) -> int:
+        return self.imap_port or (993 if self.imap_security == "ssl" else 143)
 
     def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:
         return parse_networks(self.trusted_proxies)

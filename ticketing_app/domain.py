@@ -110,6 +110,7 @@ class JobKind(StrEnum):
     ASSIGN = "assign"
     SEND_EMAIL = "send_email"
     ADMIN_DIGEST = "admin_digest"
+    PROCESS_INBOUND = "process_inbound"
 
 
 class JobStatus(StrEnum):
@@ -153,6 +154,24 @@ class EmailStatus(StrEnum):
 
 
 DELIVERED_EMAIL_STATUSES = (EmailStatus.SENT, EmailStatus.RECORDED)
+
+
+class InboundSource(StrEnum):
+    """How an inbound mail reached us (inbound_emails.source)."""
+
+    SMTP = "smtp"
+    IMAP = "imap"
+
+
+class InboundStatus(StrEnum):
+    """Where an inbound mail is (inbound_emails.status): stored, then processed into a ticket or comment,
+    or ignored (auto-reply, bounce, our own mail), refused (a rule said no) or failed (unreadable)."""
+
+    RECEIVED = "received"
+    PROCESSED = "processed"
+    IGNORED = "ignored"
+    REFUSED = "refused"
+    FAILED = "failed"
 
 
 class ThrottleBucket(StrEnum):

@@ -19,13 +19,17 @@ async def app_lifespan() -> AsyncIterator[None]:
     # Safe with many processes starting at once: migrations run under an advisory lock.
     await asyncio.to_thread(upgrade_database)
     worker = None
+    stop_listener = None
     if get_settings().worker_in_app:
-        from ticketing_app.worker_main import build_worker
+        from ticketing_app.worker_main import build_worker, start_smtp_listener
 
         worker = build_worker()
         worker.start()
+        stop_listener = start_smtp_listener()
     try:
         yield
     finally:
+        if stop_listener is not None:
+            await asyncio.to_thread(stop_listener)
         if worker is not None:
             await asyncio.to_thread(worker.stop, True)

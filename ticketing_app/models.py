@@ -29,6 +29,8 @@ from ticketing_app.domain import (
     ACTIVE_STATUSES,
     CommentVia,
     EmailStatus,
+    InboundSource,
+    InboundStatus,
     JobStatus,
     Priority,
     Role,
@@ -277,3 +279,30 @@ class EmailMessage(Base):
     headers: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class InboundEmail(Base):
+    """A mail that came in, stored raw before anything else happens to it (then parsed by a job)."""
+
+    __tablename__ = "inbound_emails"
+    __table_args__ = (
+        CheckConstraint(sql_in("source", InboundSource), name="ck_inbound_emails_source"),
+        CheckConstraint(sql_in("status", InboundStatus), name="ck_inbound_emails_status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    # Unique: the same message delivered twice (or by SMTP and IMAP) is stored once. A mail without one gets
+    # <sha256-of-its-bytes@inbound.invalid>.
+    message_id: Mapped[str] = mapped_column(String(998), unique=True)
+    source: Mapped[str] = mapped_column(String(10))
+    raw: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    size: Mapped[int] = mapped_column(Integer)
+    envelope_from: Mapped[str | None] = mapped_column(String(998))
+    envelope_to: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    status: Mapped[str] = mapped_column(String(10), default=InboundStatus.RECEIVED)
+    outcome: Mapped[str | None] = mapped_column(Text)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    comment_id: Mapped[int | None] = mapped_column(ForeignKey("ticket_comments.id", ondelete="SET NULL"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

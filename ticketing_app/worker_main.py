@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 
 from ticketing_app.jobs.worker import Periodic, Worker
 
@@ -24,8 +25,31 @@ def build_worker(**overrides: object) -> Worker:
     }
     if settings.admin_digest_hours > 0:
         periodic["admin_digest"] = (digest.check_interval(settings.admin_digest_hours), digest.schedule)
+    if settings.imap_host:  # IMAP polling (README "Mail comes in"); every worker may poll: Message-IDs dedupe
+        from ticketing_app.mail.listener import poll_imap
+
+        periodic["imap"] = (settings.imap_poll_seconds, poll_imap)
     overrides.setdefault("periodic", periodic)
     return Worker(HANDLERS, on_dead=on_dead, **overrides)  # type: ignore[arg-type]
+
+
+def start_smtp_listener() -> Callable[[], None] | None:
+    """The inbound SMTP listener when INBOUND_SMTP_PORT is set; returns how to stop it (None: not running).
+
+    Several workers on one host cannot share the port: the first one listens, the others log it and go on.
+    """
+    from ticketing_app.config import get_settings
+
+    if not get_settings().inbound_smtp_port:
+        return None
+    from ticketing_app.mail.listener import InboundSmtpListener
+
+    try:
+        listener = InboundSmtpListener().start()
+    except (OSError, RuntimeError) as exc:
+        log.warning("inbound SMTP listener not started (%s); another process may hold the port", exc)
+        return None
+    return listener.stop
 
 
 def _migrated(stop: threading.Event) -> bool:
@@ -54,8 +78,46 @@ def main() -> None:
         return
     worker = build_worker()
     worker.start()
+    stop_listener = start_smtp_listener()
     stop.wait()
+    if stop_listener is not None:
+        stop_listener()
     worker.stop(wait=True)
+
+
+def mail_in() -> int:
+    """`cli mail-in`: the inbound SMTP listener and IMAP polling, in the foreground until Ctrl-C / SIGTERM.
+
+    Only stores mails; workers process them.
+    """
+    from ticketing_app.config import get_settings
+    from ticketing_app.mail.listener import poll_imap
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    if not settings.inbound_smtp_port and not settings.imap_host:
+        log.error("nothing to do: set INBOUND_SMTP_PORT (SMTP listener) and/or IMAP_HOST (IMAP polling)")
+        return 2
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if not _migrated(stop):
+        return 0
+    stop_listener = start_smtp_listener()
+    if settings.inbound_smtp_port and stop_listener is None:
+        return 1
+    try:
+        while not stop.is_set():
+            if settings.imap_host:
+                try:
+                    poll_imap(settings)
+                except Exception:
+                    log.exception("IMAP poll failed; trying again in %s s", settings.imap_poll_seconds)
+            stop.wait(settings.imap_poll_seconds if settings.imap_host else 3600)
+    finally:
+        if stop_listener is not None:
+            stop_listener()
+    return 0
 
 
 if __name__ == "__main__":

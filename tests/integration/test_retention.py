@@ -64,6 +64,7 @@ def test_purge_deletes_only_what_is_past_its_age_in_small_batches(clean_db: str)
         "throttle_counters": 4,
         "revoked_tokens": 3,
         "ticket_viewers": 0,
+        "inbound_emails": 0,
     }
     with session_scope() as s:
         assert sorted(s.scalars(select(Job.dedupe_key))) == ["new-done", "old-dead", "queued", "running"]
@@ -80,6 +81,7 @@ def test_purge_deletes_only_what_is_past_its_age_in_small_batches(clean_db: str)
         "throttle_counters": 0,
         "revoked_tokens": 0,
         "ticket_viewers": 0,
+        "inbound_emails": 0,
     }
 
 
@@ -95,6 +97,7 @@ def test_zero_days_keeps_forever(clean_db: str) -> None:
         "throttle_counters": 0,
         "revoked_tokens": 0,
         "ticket_viewers": 0,
+        "inbound_emails": 0,
     }
 
 

@@ -37,7 +37,7 @@ from ticketing_app.jobs.worker import BatchHandler, JobContext, PermanentJobErro
 from ticketing_app.mail import transport
 from ticketing_app.mail.sender import MailDeliveryError, MailSender
 from ticketing_app.models import EmailMessage, Ticket, TicketEvent
-from ticketing_app.services import events, notifications, routing
+from ticketing_app.services import events, inbound, notifications, routing
 from ticketing_app.services.accounts import skill_vocabulary
 from ticketing_app.services.tickets import due_time
 
@@ -370,10 +370,19 @@ def reconcile() -> dict[str, int]:
     return repaired
 
 
+def handle_process_inbound(ctx: JobContext) -> None:
+    """Turn one stored inbound mail into a comment or a ticket (or mark why not), committed with the job."""
+    with finishing_transaction([ctx]) as session:
+        inbound.process(session, int(ctx.payload["inbound_id"]))
+
+
 def on_dead(kind: str, payload: dict[str, Any], error: str) -> None:
     """Called once when a job has used all its attempts."""
     if kind == JobKind.TRIAGE:
         triage_gave_up(int(payload["ticket_id"]), error)
+    elif kind == JobKind.PROCESS_INBOUND:
+        with session_scope() as session:
+            inbound.mark_failed(session, int(payload["inbound_id"]), error)
     log.error("job %s dead-lettered: %s", kind, error[:300])
 
 
@@ -382,4 +391,5 @@ HANDLERS = {
     JobKind.ASSIGN: BatchHandler(handle_assign, size=ROUTING_BATCH),
     JobKind.SEND_EMAIL: BatchHandler(handle_send_email, size=MAIL_BATCH),
     JobKind.ADMIN_DIGEST: digest.handle_admin_digest,
+    JobKind.PROCESS_INBOUND: handle_process_inbound,
 }

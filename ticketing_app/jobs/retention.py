@@ -1,9 +1,9 @@
-"""Retention: old finished jobs, delivered e-mails, ended throttle counters and expired revoked tokens are deleted
-(periodically, in each worker).
+"""Retention: old finished jobs, delivered e-mails, ended throttle counters, dealt-with inbound mails and expired
+revoked tokens are deleted (periodically, in each worker).
 
-Dead jobs and failed e-mails are kept: they wait for a person. Deletes go in small batches, each its own
-short transaction, skipping rows another worker is deleting at the same moment, so the pass never holds
-many locks or a long transaction, and any number of workers may run it together.
+Dead jobs, failed e-mails and inbound mails that failed are kept: they wait for a person. Deletes go in small
+batches, each its own short transaction, skipping rows another worker is deleting at the same moment, so the
+pass never holds many locks or a long transaction, and any number of workers may run it together.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from ticketing_app.config import Settings, get_settings
 from ticketing_app.db import session_scope
-from ticketing_app.domain import DELIVERED_EMAIL_STATUSES, JobStatus
+from ticketing_app.domain import DELIVERED_EMAIL_STATUSES, InboundStatus, JobStatus
 from ticketing_app.jobs import queue
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,12 @@ RULES = (
     ),
     # Presence of ticket pages closed long ago (services/presence.py): nobody reads rows this old.
     Rule("ticket_viewers", None, "seen_at < now() - interval '1 hour'", key="ticket_id, user_id"),
+    # Inbound mails, raw bytes and all, once dealt with (their tickets, comments and files stay); failed ones stay.
+    Rule(
+        "inbound_emails",
+        "retention_inbound_emails_days",
+        f"status <> '{InboundStatus.RECEIVED}' AND status <> '{InboundStatus.FAILED}' AND processed_at < now() - :age",
+    ),
     # A revoked token past its expiry would be refused anyway.
     Rule("revoked_tokens", None, "expires_at < now()", key="jti"),
 )

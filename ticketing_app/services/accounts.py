@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -325,6 +326,20 @@ def ensure_admin(session: Session, email: str, password: str, name: str = "Admin
     session.add(user)
     session.flush()
     return user, True
+
+
+def create_mail_user(session: Session, email: str, name: str) -> User:
+    """An active `user` account for someone who wrote to the support address without one.
+
+    Its password is a random secret nobody knows (hashed like any other, so log-in treats it like any other):
+    the person claims the account with a password reset. `email` is validated by the caller.
+    """
+    email = email.strip().lower()
+    name = " ".join(name.split())[:100] or email.partition("@")[0][:100] or "Customer"
+    user = User(name=name, email=email, password_hash=hash_password(secrets.token_urlsafe(32)), role=Role.USER)
+    session.add(user)
+    session.flush()
+    return user
 
 
 def assignable_staff(session: Session, actor: User) -> list[UserOut]:

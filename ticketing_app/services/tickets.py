@@ -93,7 +93,12 @@ def ticket_out(ticket: Ticket, actor: User) -> TicketOut:
 
 
 def create_ticket(
-    session: Session | Connection, actor: User, data: TicketCreate, *, address: str | None = None
+    session: Session | Connection,
+    actor: User,
+    data: TicketCreate,
+    *,
+    address: str | None = None,
+    via: CommentVia | None = None,
 ) -> TicketOut:
     """Save a ticket filed by `actor`, with its audit event and its triage job, in one statement.
 
@@ -102,9 +107,10 @@ def create_ticket(
     TICKETS_MAX_PER_ADDRESS per RATE_WINDOW_SECONDS -> TooManyAttempts). The triage job is written in the
     same transaction, so a ticket is never forgotten; idle workers are woken (NOTIFY) when it commits. This
     is the busiest write path (every POST /api/tickets), hence one round trip instead of an ORM unit of
-    work (see bench/README.md).
+    work (see bench/README.md). `via` (e.g. e-mail) is recorded on the 'created' event.
     """
     params = _create_params(actor.id, actor.token_version or 0, None, address, data)
+    params["via"] = str(via) if via else None
     return _created(session.execute(_CREATE, params).first(), actor.id, data)
 
 
@@ -133,6 +139,7 @@ def _create_params(
         "description": data.description,
         "max_attempts": settings.job_max_attempts,
         "channel": queue.NOTIFY_CHANNEL,
+        "via": None,
     }
 
 
@@ -220,7 +227,10 @@ _CREATE = text(
         RETURNING id, number, created_at, updated_at
     ), event AS (
         INSERT INTO ticket_events (ticket_id, actor_id, kind, data)
-        SELECT ticket.id, :actor_id, '{EventKind.CREATED}', '{{}}' FROM ticket
+        SELECT ticket.id, :actor_id, '{EventKind.CREATED}',
+               CASE WHEN CAST(:via AS varchar) IS NULL THEN '{{}}'::jsonb
+                    ELSE jsonb_build_object('via', CAST(:via AS varchar)) END
+        FROM ticket
     ), job AS ({
         queue.insert_job_sql(
             kind=f"'{JobKind.TRIAGE}'",
@@ -367,7 +377,7 @@ def _detail(session: Session, actor: User, ticket: Ticket) -> TicketDetail:
 # who works on the ticket, by name. Never why staff did it (reasons, routing's reasoning, fall-backs, AI
 # suggestions staff overrode, errors): that is internal, like the assignment reason. Unknown kinds keep nothing.
 _REQUESTER_EVENT_FIELDS: dict[str, frozenset[str]] = {
-    EventKind.CREATED: frozenset(),
+    EventKind.CREATED: frozenset({"via"}),
     EventKind.TRIAGED: frozenset({"category", "priority", "provider"}),
     EventKind.TRIAGE_FAILED: frozenset(),
     EventKind.ASSIGNED: frozenset({"to"}),
@@ -377,7 +387,7 @@ _REQUESTER_EVENT_FIELDS: dict[str, frozenset[str]] = {
     EventKind.STATUS_CHANGED: frozenset({"old", "new"}),
     EventKind.PRIORITY_OVERRIDDEN: frozenset({"old", "new"}),
     EventKind.CATEGORY_OVERRIDDEN: frozenset({"old", "new"}),
-    EventKind.COMMENTED: frozenset({"comment_id", "internal"}),
+    EventKind.COMMENTED: frozenset({"comment_id", "internal", "via"}),
 }
 
 
@@ -536,7 +546,8 @@ def add_comment(
     comment = Comment(ticket_id=ticket.id, author_id=actor.id, body=data.body, internal=data.internal, via=via)
     session.add(comment)
     session.flush()
-    events.record(session, ticket, EventKind.COMMENTED, actor, comment_id=comment.id, internal=data.internal)
+    extra = {"via": str(via)} if via != CommentVia.WEB else {}  # e-mail and API replies say how they came
+    events.record(session, ticket, EventKind.COMMENTED, actor, comment_id=comment.id, internal=data.internal, **extra)
     ticket.updated_at = datetime.now(UTC)
     session.flush()
     session.refresh(comment)

@@ -157,6 +157,8 @@ def event_row(e: EventOut) -> EventRow:
     elif e.kind in (EventKind.ASSIGNED, EventKind.REASSIGNED, EventKind.REROUTED):
         target = d.get("to") or d.get("new") or {}
         detail = f"to {target.get('name', 'nobody')}"
+    elif e.kind in (EventKind.CREATED, EventKind.COMMENTED) and d.get("via") == "email":
+        detail = "by e-mail"
     if d.get("reason"):
         detail = f"{detail} — {d['reason']}" if detail else str(d["reason"])
     return EventRow(
