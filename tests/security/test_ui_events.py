@@ -41,6 +41,7 @@ ACTING = {
     "TicketState.override",
     "TicketState.reassign",
     "TicketState.reply",
+    "TicketState.download_file",
     "QueueState.quick_status",
     "QueueState.load",
     "QueueState.follow",
@@ -66,7 +67,9 @@ OWN_OR_LOCAL = {
     "NewTicketState.submit",
     "NewTicketState.count_title",
     "NewTicketState.count_description",
+    "NewTicketState.files_rejected",
     "TicketState.set_internal_note",
+    "TicketState.files_rejected",
     "QueueState.next_page",
     "QueueState.previous_page",
     "QueueState.set_status_filter",
@@ -417,10 +420,20 @@ FLAGS = {"active", "AdminOverviewState.set_auto_refresh.value", "TicketState.set
 TEXTS = {"skill", "NewTicketState.count_title.value", "NewTicketState.count_description.value"}
 
 
+# What a crafted upload can put where the upload endpoint puts the files, and where the file picker sends the
+# files it refused.
+WRONG_UPLOADS = [None, {"a": 1}, "x", 7, [1], ["file.txt"], [{"name": "a.txt", "size": 1}]]
+WRONG_REJECTED = [*WRONG_CHOICES, [{"file": "x", "errors": []}], [{"file": {"path": 7}, "errors": []}], [1]]
+
+
 def wrong_values(cls: type, handler: str, param: str) -> list[Any]:
     qualified = f"{cls.__name__}.{handler}.{param}"
     if param == "form":
         return WRONG_FORMS
+    if param == "uploads":
+        return WRONG_UPLOADS
+    if param == "rejected":
+        return WRONG_REJECTED
     if param.endswith("_id"):
         return WRONG_IDS
     if param in FLAGS or qualified in FLAGS:
@@ -463,6 +476,8 @@ VALID = {
     "ticket_id": "{ticket}",
     "status": "resolved",
     "job_id": 1,
+    "uploads": [],
+    "form": {"title": "A valid title", "description": "Valid text.", "body": "A valid reply."},
 }
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "content_disposition",
     "count_upload",
     "download_key",
+    "download_link",
     "get_for_download",
     "max_bytes",
     "previews",
@@ -215,21 +216,34 @@ def upload(
     return store(session, actor, ticket, filename=filename, data=data, comment=comment)
 
 
-def get_for_download(session: Session, actor: User, ticket_id: int, attachment_id: int) -> Attachment:
-    """The file with its bytes, if `actor` may see it; NotFound otherwise (never whether it exists)."""
+def _visible_attachment(
+    session: Session, actor: User, ticket_id: int, attachment_id: int, *, with_data: bool
+) -> Attachment:
     ticket = _visible_ticket(session, actor, ticket_id)
     if not 0 < attachment_id <= 2**63 - 1:
         raise NotFound("File not found.")
-    row = session.execute(
+    query = (
         select(Attachment, Comment.internal)
         .outerjoin(Comment, Comment.id == Attachment.comment_id)
         .where(Attachment.id == attachment_id, Attachment.ticket_id == ticket.id)
-        .options(undefer(Attachment.data))
-    ).first()
+    )
+    row = session.execute(query.options(undefer(Attachment.data)) if with_data else query).first()
     if row is None or (row.internal and not sees_staff_view(actor, ticket)):
         raise NotFound("File not found.")
     attachment: Attachment = row[0]
     return attachment
+
+
+def get_for_download(session: Session, actor: User, ticket_id: int, attachment_id: int) -> Attachment:
+    """The file with its bytes, if `actor` may see it; NotFound otherwise (never whether it exists)."""
+    return _visible_attachment(session, actor, ticket_id, attachment_id, with_data=True)
+
+
+def download_link(session: Session, actor: User, ticket_id: int, attachment_id: int) -> tuple[str, str]:
+    """(path with a short-lived download key, file name) for a file `actor` may see; NotFound otherwise."""
+    attachment = _visible_attachment(session, actor, ticket_id, attachment_id, with_data=False)
+    key = download_key(attachment.id, actor)
+    return f"/api/tickets/{ticket_id}/attachments/{attachment.id}?key={key}", attachment.filename
 
 
 def attachment_out(attachment: Attachment) -> AttachmentOut:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -245,6 +246,27 @@ _CREATE = text(
     """
 )
 _CREATE_PSYCOPG = str(_CREATE.compile(dialect=psycopg_dialect()))  # type: ignore[no-untyped-call]  # psycopg's %(name)s placeholders
+
+
+def _check_files(files: Sequence[tuple[str, bytes]]) -> None:
+    if len(files) > attachments.MAX_FILES_PER_FORM:
+        raise InvalidInput(f"Attach at most {attachments.MAX_FILES_PER_FORM} files at once.", field="file")
+
+
+def create_ticket_with_files(
+    session: Session, actor: User, data: TicketCreate, files: Sequence[tuple[str, bytes]], *, address: str | None = None
+) -> TicketOut:
+    """`create_ticket` and its files (name, bytes) in the caller's transaction: a file refused (empty, too
+    large, too many) refuses the ticket too, so nothing is half-saved."""
+    _check_files(files)
+    created = create_ticket(session, actor, data, address=address)
+    if files:
+        attachments.count_upload(session, actor, address, len(files))
+        ticket = session.get(Ticket, created.id)
+        assert ticket is not None  # just inserted in this transaction
+        for filename, content in files:
+            attachments.store(session, actor, ticket, filename=filename, data=content)
+    return created
 
 
 def get_visible_ticket(session: Session, actor: User, ticket_id: int, *, lock: bool = False) -> Ticket:
@@ -519,11 +541,15 @@ def add_comment(
     *,
     address: str | None = None,
     via: CommentVia = CommentVia.WEB,
+    files: Sequence[tuple[str, bytes]] = (),
 ) -> Comment:
-    """A public reply (anyone who sees the ticket) or an internal note (staff working it).
+    """A public reply (anyone who sees the ticket) or an internal note (staff working it), with its files
+    (name, bytes) if any, all in the caller's transaction.
 
-    At most COMMENTS_MAX_PER_USER and COMMENTS_MAX_PER_ADDRESS per RATE_WINDOW_SECONDS (TooManyAttempts).
+    At most COMMENTS_MAX_PER_USER and COMMENTS_MAX_PER_ADDRESS per RATE_WINDOW_SECONDS (TooManyAttempts); files
+    count against the upload limits too.
     """
+    _check_files(files)
     settings = get_settings()
     for bucket, key, limit in (
         (ThrottleBucket.COMMENT_USER, str(actor.id), settings.comments_max_per_user),
@@ -544,6 +570,10 @@ def add_comment(
     session.add(comment)
     session.flush()
     events.record(session, ticket, EventKind.COMMENTED, actor, comment_id=comment.id, internal=data.internal)
+    if files:
+        attachments.count_upload(session, actor, address, len(files))
+        for filename, content in files:
+            attachments.store(session, actor, ticket, filename=filename, data=content, comment=comment)
     ticket.updated_at = datetime.now(UTC)
     session.flush()
     session.refresh(comment)
