@@ -423,7 +423,7 @@ TEXTS = {"skill", "NewTicketState.count_title.value", "NewTicketState.count_desc
 # What a crafted upload can put where the upload endpoint puts the files, and where the file picker sends the
 # files it refused.
 WRONG_UPLOADS = [None, {"a": 1}, "x", 7, [1], ["file.txt"], [{"name": "a.txt", "size": 1}]]
-WRONG_REJECTED = [*WRONG_CHOICES, [{"file": "x", "errors": []}], [{"file": {"path": 7}, "errors": []}], [1]]
+WRONG_REJECTED = [*WRONG_CHOICES, [{"name": "x"}], [{"name": 7, "codes": []}], [{"name": "a", "codes": [1]}], [1]]
 
 
 def wrong_values(cls: type, handler: str, param: str) -> list[Any]:

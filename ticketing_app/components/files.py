@@ -31,7 +31,7 @@ def file_picker(upload_id: str, on_rejected: Any) -> rx.Component:
             max_files=MAX_FILES_PER_FORM,
             max_size=max_bytes(),
             min_size=1,
-            on_drop_rejected=on_rejected,
+            on_drop_rejected=lambda rejected: on_rejected(_rejected_summary(rejected)),
             border="1px dashed var(--gray-a8)",
             border_radius="6px",
             padding="0.6em 0.9em",
@@ -46,6 +46,16 @@ def file_picker(upload_id: str, on_rejected: Any) -> rx.Component:
         spacing="1",
         id=f"{upload_id}-picker",
     )
+
+
+def _rejected_summary(rejected: rx.Var) -> rx.Var:
+    """Names and error codes of the files the picker refused. Not react-dropzone's list itself: it holds the
+    File objects, which the websocket would carry to the server whole (a refused 1 GB file included)."""
+    js = (
+        f"(({rejected}) ?? []).map((r) => ({{name: String(r?.file?.name ?? 'file'), "
+        "codes: (r?.errors ?? []).map((e) => String(e?.code ?? ''))}))"
+    )
+    return rx.Var(_js_expr=js, _var_type=list[dict[str, Any]], _var_data=rejected._get_all_var_data())
 
 
 def file_list(files: rx.Var, download: Callable[[Any], Any]) -> rx.Component:

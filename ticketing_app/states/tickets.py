@@ -83,26 +83,26 @@ async def read_uploads(uploads: Any) -> list[tuple[str, bytes]]:
 
 
 def rejected_message(rejected: Any) -> str:
-    """What the file picker refused (react-dropzone's list of {file, errors}), in words."""
+    """What the file picker refused, in words: a list of {"name", "codes"} (react-dropzone's error codes;
+    components/files.py sends only these, never the files themselves)."""
     if not isinstance(rejected, list) or not rejected or len(rejected) > 1000:
         raise UnexpectedEventArgument()
     reasons = []
-    for item in rejected[:5]:
-        file = item.get("file") if isinstance(item, dict) else None
-        errors = item.get("errors") if isinstance(item, dict) else None
-        if not isinstance(file, dict) or not isinstance(errors, list):
+    for item in rejected:
+        if not isinstance(item, dict) or not isinstance(item.get("codes"), list):
             raise UnexpectedEventArgument()
-        name = attachments.safe_filename(a_text(file.get("path") or file.get("name") or "file", 1000))
-        codes = {e.get("code") for e in errors if isinstance(e, dict)}
+        name = attachments.safe_filename(a_text(item.get("name"), 1000))
+        codes = {a_text(code, 100) for code in item["codes"]}
+        if "too-many-files" in codes:
+            return f"Attach at most {attachments.MAX_FILES_PER_FORM} files at once. Nothing was added."
         if "file-too-large" in codes:
             reasons.append(f"{name} is larger than {_megabytes()}.")
         elif "file-too-small" in codes:
             reasons.append(f"{name} is empty.")
-        elif "too-many-files" in codes:
-            return f"Attach at most {attachments.MAX_FILES_PER_FORM} files at once."
         else:
             reasons.append(f"{name} cannot be attached.")
-    return " ".join(reasons) + " It was not added."
+    shown = " ".join(reasons[:5]) + (f" And {len(reasons) - 5} more." if len(reasons) > 5 else "")
+    return f"{shown} {'It was' if len(reasons) == 1 else 'They were'} not added."
 
 
 def _data_url(content_type: str, data: bytes) -> str:

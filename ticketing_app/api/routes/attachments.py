@@ -27,6 +27,11 @@ def upload_body_limit() -> int:
     return attachments.max_bytes() + MULTIPART_OVERHEAD_BYTES
 
 
+def form_upload_body_limit() -> int:
+    """The largest post to Reflex's upload endpoint: a browser form with its most files, each at the limit."""
+    return attachments.MAX_FILES_PER_FORM * attachments.max_bytes() + 1024 * 1024  # + the form's own fields
+
+
 # The response of a download: never rendered by the browser as a page of ours (attachment, nosniff, a type
 # that cannot run, and a policy that forbids everything should it be opened anyway).
 DOWNLOAD_CSP = "default-src 'none'; sandbox"
