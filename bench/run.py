@@ -1,5 +1,5 @@
-"""`python -m bench [--quick] [--only intake,pipeline,recovery,routing,pages]`: run the benchmarks, print a table,
-save JSON.
+"""`python -m bench [--quick] [--only intake,pipeline,recovery,routing,pages,attachments]`: run the benchmarks,
+print a table, save JSON.
 
 Full mode writes bench/results.json; --quick writes bench/out/results-quick.json (so a quick check never
 replaces the figures bench/README.md quotes). Everything runs against a throwaway embedded PostgreSQL in a
@@ -23,7 +23,7 @@ from typing import Any
 from bench import harness as h
 from bench import report
 
-ALL = ("intake", "pipeline", "recovery", "routing", "pages")
+ALL = ("intake", "pipeline", "recovery", "routing", "pages", "attachments")
 
 FULL = {
     "intake_clients": [1, 8, 32],
@@ -35,6 +35,7 @@ FULL = {
     "busy_tickets": 10_000,
     "decisions": 2000,
     "page_repeat": 50,
+    "attachment_seconds": 5.0,
 }
 QUICK = {
     "intake_clients": [1, 8, 32],
@@ -46,6 +47,7 @@ QUICK = {
     "busy_tickets": 1_000,
     "decisions": 300,
     "page_repeat": 15,
+    "attachment_seconds": 1.5,
 }
 
 
@@ -236,6 +238,13 @@ def main(argv: list[str] | None = None) -> int:
                 sampler.set_phase("recovery")
                 results["recovery"] = recovery.run(
                     database_url=url, data_dir=data_dir, log_dir=log_dir, quick=args.quick
+                )
+            if "attachments" in only:
+                from bench import attachments
+
+                sampler.set_phase("attachments")
+                results["attachments"] = attachments.run(
+                    database_url=url, data_dir=data_dir, log_dir=log_dir, seconds=sizes["attachment_seconds"]
                 )
             if "routing" in only or "pages" in only:
                 from bench import scale
