@@ -335,3 +335,13 @@ def test_internal_note_files_stay_internal_in_the_service(factory, people):
         with pytest.raises(Exception, match="not found"):
             attachments.get_for_download(s, s.get(User, requester.id), t.id, file_id)
         assert s.get(Comment, note.id).internal
+
+
+def test_uploads_are_throttled_per_user(api, factory, people, settings):
+    settings(attachments_max_per_user=2)
+    t, requester = people["ticket"], people["requester"]
+    assert [upload(api, factory, requester, t.id, "a.txt", b"a").status_code for _ in range(2)] == [201, 201]
+    r = upload(api, factory, requester, t.id, "a.txt", b"a")
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
+    assert "uploading files too quickly" in r.json()["detail"]
+    assert upload(api, factory, people["moderator"], t.id, "m.txt", b"m").status_code == 201  # someone else

@@ -151,3 +151,14 @@ def test_download_starts_only_for_files_the_user_may_see(factory, api):
     fire(staff, "load")
     assert sorted(a.filename for c in staff.comments for a in c.attachments) == ["log.txt", "note.txt"]
     assert "/attachments/" in str(fire(staff, "download_file", hidden_id))
+
+
+def test_the_timeline_names_the_file():
+    from datetime import UTC, datetime
+
+    from ticketing_app.schemas import EventOut
+    from ticketing_app.states.formatting import event_row
+
+    event = EventOut(id=1, kind="attached", actor=None, data={"filename": "<b>x</b>.pdf"}, created_at=datetime.now(UTC))
+    row = event_row(event)
+    assert (row.what, row.detail) == ("attached a file", "<b>x</b>.pdf")  # text: rendered escaped by plain_text

@@ -16,27 +16,32 @@ def file_picker(upload_id: str, on_rejected: Any) -> rx.Component:
     here first, for a quick message, and again on the server."""
     megabytes = f"{get_settings().max_attachment_mb:g} MB"
     return rx.flex(
-        rx.upload.root(
-            rx.flex(
-                rx.icon("paperclip", size=16, aria_hidden="true"),
-                rx.text(
-                    f"Attach files: drop them here or click to choose (up to {MAX_FILES_PER_FORM}, {megabytes} each)",
-                    size="2",
+        # The label names react-dropzone's hidden file input (which takes no props of ours) and opens it on
+        # click; the zone itself opens it by Enter or Space (no_click: one dialog, not two).
+        rx.el.label(
+            rx.upload.root(
+                rx.flex(
+                    rx.icon("paperclip", size=16, aria_hidden="true"),
+                    rx.text(
+                        f"Attach files: drop them here or click to choose (up to {MAX_FILES_PER_FORM}, "
+                        f"{megabytes} each)",
+                        size="2",
+                    ),
+                    spacing="2",
+                    align="center",
                 ),
-                spacing="2",
-                align="center",
+                id=upload_id,
+                multiple=True,
+                max_files=MAX_FILES_PER_FORM,
+                max_size=max_bytes(),
+                min_size=1,
+                no_click=True,
+                on_drop_rejected=lambda rejected: on_rejected(_rejected_summary(rejected)),
+                border="1px dashed var(--gray-a8)",
+                border_radius="6px",
+                padding="0.6em 0.9em",
+                cursor="pointer",
             ),
-            id=upload_id,
-            multiple=True,
-            max_files=MAX_FILES_PER_FORM,
-            max_size=max_bytes(),
-            min_size=1,
-            on_drop_rejected=lambda rejected: on_rejected(_rejected_summary(rejected)),
-            border="1px dashed var(--gray-a8)",
-            border_radius="6px",
-            padding="0.6em 0.9em",
-            cursor="pointer",
-            custom_attrs={"aria-label": "Attach files"},
         ),
         rx.foreach(
             rx.selected_files(upload_id),

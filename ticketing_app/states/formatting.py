@@ -169,6 +169,7 @@ _EVENT_TEXT: dict[str, str] = {
     EventKind.PRIORITY_OVERRIDDEN: "overrode priority",
     EventKind.CATEGORY_OVERRIDDEN: "overrode category",
     EventKind.COMMENTED: "commented",
+    EventKind.ATTACHED: "attached a file",
 }
 
 
@@ -182,6 +183,8 @@ def event_row(e: EventOut) -> EventRow:
     elif e.kind in (EventKind.ASSIGNED, EventKind.REASSIGNED, EventKind.REROUTED):
         target = d.get("to") or d.get("new") or {}
         detail = f"to {target.get('name', 'nobody')}"
+    elif e.kind == EventKind.ATTACHED:
+        detail = str(d.get("filename") or "")
     if d.get("reason"):
         detail = f"{detail} — {d['reason']}" if detail else str(d["reason"])
     return EventRow(
