@@ -237,7 +237,7 @@ def test_5_files_travel_with_a_new_ticket_and_a_reply(new_page, factory):
     shown = page.locator(f"#attachment-{first.id}")
     expect(shown).to_contain_text("screenshot.png")
     expect(shown.get_by_role("img", name="screenshot.png")).to_be_visible()  # the inline preview
-    assert shown.get_by_role("img").get_attribute("src").startswith("data:image/png;base64,")
+    assert shown.get_by_role("img").get_attribute("src").startswith("data:image/jpeg;base64,")  # re-encoded
     # decoded, not blocked by the page's Content-Security-Policy (img-src 'self' data:)
     assert shown.get_by_role("img").evaluate("img => img.complete && img.naturalWidth") == 2
 

@@ -345,3 +345,52 @@ def test_uploads_are_throttled_per_user(api, factory, people, settings):
     assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
     assert "uploading files too quickly" in r.json()["detail"]
     assert upload(api, factory, people["moderator"], t.id, "m.txt", b"m").status_code == 201  # someone else
+
+
+def _image(fmt: str, size: tuple[int, int], mode: str = "RGB", **save: object) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new(mode, size, "red").save(out, format=fmt, **save)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "mode", "kind"),
+    [
+        ("PNG", "RGB", "image/jpeg"),
+        ("PNG", "RGBA", "image/png"),
+        ("JPEG", "RGB", "image/jpeg"),
+        ("GIF", "P", None),
+        ("WEBP", "RGB", "image/jpeg"),
+    ],
+)
+def test_images_get_a_small_reencoded_preview(factory, people, fmt, mode, kind):
+    from io import BytesIO
+
+    from PIL import Image
+
+    t, requester = people["ticket"], people["requester"]
+    data = _image(fmt, (2000, 1000), mode)
+    with session_scope() as s:
+        stored = attachments.store(s, s.get(User, requester.id), s.get(Ticket, t.id), filename="big", data=data)
+        file_id = stored.id
+    with session_scope() as s:
+        (found_kind, preview) = attachments.previews(s, [file_id])[file_id]
+    with Image.open(BytesIO(preview)) as shown:
+        assert shown.size == (480, 240)
+        assert not shown.info.get("exif")
+    assert found_kind == (kind or found_kind)
+
+
+def test_no_preview_for_non_images_svg_bombs_or_broken_files(factory, people):
+    t, requester = people["ticket"], people["requester"]
+    # A PNG header claiming 100,000 x 100,000 pixels: never decoded.
+    bomb = _image("PNG", (1, 1))
+    bomb = bomb[:16] + (100_000).to_bytes(4, "big") + (100_000).to_bytes(4, "big") + bomb[24:]
+    for name, data in (("a.svg", SVG), ("bomb.png", bomb), ("cut.png", PNG), ("x.pdf", PDF)):
+        with session_scope() as s:
+            stored = attachments.store(s, s.get(User, requester.id), s.get(Ticket, t.id), filename=name, data=data)
+            assert stored.preview is None, name

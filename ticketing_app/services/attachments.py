@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import io
+import logging
 import struct
 import time
 import unicodedata
@@ -18,6 +20,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 import puremagic
+from PIL import Image
 from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.orm import Session, undefer
 
@@ -39,6 +42,7 @@ __all__ = [
     "download_key",
     "download_link",
     "get_for_download",
+    "make_preview",
     "max_bytes",
     "previews",
     "read_download_key",
@@ -59,6 +63,11 @@ PREVIEW_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"}
 # Types that a browser would run or render as a document when opened: always served as octet-stream.
 _ACTIVE_MARKERS = ("html", "xml", "svg", "javascript", "ecmascript", "x-sh", "x-httpd", "x-shockwave")
 DOWNLOAD_KEY_SECONDS = 120
+PREVIEW_PIXELS = 480  # the longest side of a preview
+# Images larger than this are not decoded for a preview (a few bytes of PNG can claim gigapixels).
+PREVIEW_MAX_SOURCE_PIXELS = 40_000_000
+
+log = logging.getLogger(__name__)
 
 
 def max_bytes() -> int:
@@ -115,6 +124,32 @@ def content_disposition(filename: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
+def make_preview(data: bytes, content_type: str) -> bytes | None:
+    """A small copy of a PNG, JPEG, GIF or WebP image, re-encoded (PNG when it has transparency, else JPEG)
+    without any of the file's metadata; None for anything else or anything Pillow cannot read safely."""
+    if content_type not in PREVIEW_TYPES:
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            if width * height > PREVIEW_MAX_SOURCE_PIXELS or image.format not in ("PNG", "JPEG", "GIF", "WEBP"):
+                return None
+            image.draft("RGB", (PREVIEW_PIXELS, PREVIEW_PIXELS))  # JPEG: decode at a reduced size
+            image.seek(0)  # an animation's first frame
+            has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+            frame = image.convert("RGBA" if has_alpha else "RGB")
+            frame.thumbnail((PREVIEW_PIXELS, PREVIEW_PIXELS))
+            out = io.BytesIO()
+            if has_alpha:
+                frame.save(out, format="PNG", optimize=True)
+            else:
+                frame.save(out, format="JPEG", quality=80, optimize=True)
+            return out.getvalue()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError) as exc:
+        log.info("no preview for a %s file: %s", content_type, exc.__class__.__name__)
+        return None
+
+
 def store(
     session: Session,
     uploader: User,
@@ -133,15 +168,17 @@ def store(
         raise _too_large()
     if not data:
         raise InvalidInput(f"The file {safe_filename(filename)} is empty.", field="file")
+    content_type = sniff_content_type(data)
     attachment = Attachment(
         ticket_id=ticket.id,
         comment_id=comment.id if comment else None,
         uploaded_by_id=uploader.id,
         filename=safe_filename(filename),
-        content_type=sniff_content_type(data),
+        content_type=content_type,
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
         data=data,
+        preview=make_preview(data, content_type),
     )
     session.add(attachment)
     session.flush()
@@ -282,20 +319,16 @@ def visible_attachments(
     return by_ticket, by_comment
 
 
-def previews(session: Session, attachment_ids: Iterable[int], *, limit_bytes: int) -> dict[int, tuple[str, bytes]]:
-    """(type, bytes) of the previewable images among `attachment_ids` no larger than `limit_bytes`: the
-    caller has already decided that its viewer sees them."""
+def previews(session: Session, attachment_ids: Iterable[int]) -> dict[int, tuple[str, bytes]]:
+    """(type, bytes) of the previews of `attachment_ids` that have one: the caller has already decided that
+    its viewer sees those files."""
     ids = list(attachment_ids)
     if not ids:
         return {}
     rows = session.execute(
-        select(Attachment.id, Attachment.content_type, Attachment.data).where(
-            Attachment.id.in_(ids),
-            Attachment.content_type.in_(sorted(PREVIEW_TYPES)),
-            Attachment.size <= limit_bytes,
-        )
+        select(Attachment.id, Attachment.preview).where(Attachment.id.in_(ids), Attachment.preview.is_not(None))
     ).all()
-    return {row.id: (row.content_type, row.data) for row in rows}
+    return {row.id: ("image/png" if row.preview.startswith(b"\x89PNG") else "image/jpeg", row.preview) for row in rows}
 
 
 # ----- short-lived download keys for the browser -----

@@ -48,9 +48,9 @@ ALL = "all"
 # The upload areas of the new-ticket and reply forms (rx.upload ids).
 NEW_TICKET_FILES = "new-ticket-files"
 REPLY_FILES = "reply-files"
-# Images up to this size are shown inline, as data: URLs (the page's CSP allows img-src data:); larger ones
-# only by name. At most PREVIEWS_PER_PAGE of them, so a ticket full of images keeps its page light.
-PREVIEW_MAX_BYTES = 512 * 1024
+# Images are shown inline by their previews (small re-encoded copies made when they were stored), as data: URLs
+# (the page's CSP allows img-src data:). At most PREVIEWS_PER_PAGE of them, so a ticket full of images keeps
+# its page light.
 PREVIEWS_PER_PAGE = 24
 # A form sent without files (the uploads parameter is filled only by the upload endpoint).
 NO_FILES: list[rx.UploadFile] = []
@@ -326,6 +326,6 @@ def _view_with_previews(session: Session, actor: User, ticket_id: int) -> tuple[
     view = tickets.get_ticket_view(session, actor, ticket_id)
     detail = view.detail
     shown = [*detail.attachments, *(a for c in detail.comments for a in c.attachments)]
-    wanted = [a.id for a in shown if a.content_type in attachments.PREVIEW_TYPES and a.size <= PREVIEW_MAX_BYTES]
-    found = attachments.previews(session, wanted[:PREVIEWS_PER_PAGE], limit_bytes=PREVIEW_MAX_BYTES)
+    wanted = [a.id for a in shown if a.content_type in attachments.PREVIEW_TYPES]
+    found = attachments.previews(session, wanted[:PREVIEWS_PER_PAGE])
     return view, {file_id: _data_url(kind, data) for file_id, (kind, data) in found.items()}
