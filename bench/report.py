@@ -193,6 +193,17 @@ def table(results: dict[str, Any]) -> str:
             rec["target_met"],
         )
 
+    uploads = results.get("attachments")
+    if uploads:
+        for name, lv in uploads["levels"].items():
+            add(
+                f"attachments {name}",
+                "upload MB/s (p50 ms)",
+                f"{_f(lv['endpoint_mb_per_s'])} ({_f(lv['endpoint_latency'].get('p50_ms'))})",
+                f"INSERT {_f(lv['insert_mb_per_s'])} ({_f(lv['insert_latency'].get('p50_ms'))})",
+                lv["ratio_endpoint_over_insert"],
+            )
+
     routing = results.get("routing")
     if routing:
         d, b = routing["decision_time"], routing["baseline_pk_lookup"]

@@ -1,5 +1,5 @@
-"""`python -m bench [--quick] [--only intake,pipeline,recovery,routing,pages,inbound]`: run the benchmarks, print a
-table, save JSON.
+"""`python -m bench [--quick] [--only intake,pipeline,recovery,routing,pages,inbound,attachments]`: run the
+benchmarks, print a table, save JSON.
 
 Full mode writes bench/results.json; --quick writes bench/out/results-quick.json (so a quick check never
 replaces the figures bench/README.md quotes). Everything runs against a throwaway embedded PostgreSQL in a
@@ -23,7 +23,7 @@ from typing import Any
 from bench import harness as h
 from bench import report
 
-ALL = ("intake", "pipeline", "recovery", "routing", "pages", "inbound")
+ALL = ("intake", "pipeline", "recovery", "routing", "pages", "inbound", "attachments")
 
 FULL = {
     "intake_clients": [1, 8, 32],
@@ -37,6 +37,7 @@ FULL = {
     "decisions": 2000,
     "page_repeat": 50,
     "inbound_mails": 1000,
+    "attachment_seconds": 5.0,
 }
 QUICK = {
     "intake_clients": [1, 8, 32],
@@ -50,6 +51,7 @@ QUICK = {
     "decisions": 300,
     "page_repeat": 15,
     "inbound_mails": 200,
+    "attachment_seconds": 1.5,
 }
 
 
@@ -247,6 +249,13 @@ def main(argv: list[str] | None = None) -> int:
                 sampler.set_phase("inbound")
                 results["inbound"] = inbound.run(
                     count=sizes["inbound_mails"], commit_ms=results["calibration_start"]["commit_ms_p50"]
+                )
+            if "attachments" in only:
+                from bench import attachments
+
+                sampler.set_phase("attachments")
+                results["attachments"] = attachments.run(
+                    database_url=url, data_dir=data_dir, log_dir=log_dir, seconds=sizes["attachment_seconds"]
                 )
             if "routing" in only or "pages" in only:
                 from bench import scale

@@ -117,6 +117,9 @@ class Settings(BaseSettings):
     support_address: str = ""
     # Largest file accepted, by REST, in the browser and in inbound mail (413 above it).
     max_attachment_mb: float = Field(default=10, gt=0, le=100)
+    # Files uploaded per RATE_WINDOW_SECONDS (REST and browser forms; 0: no limit), per user and per address.
+    attachments_max_per_user: int = Field(default=60, ge=0)
+    attachments_max_per_address: int = Field(default=600, ge=0)
 
     # ----- inbound mail (README "Mail comes in") -----
     # The SMTP listener (run by the worker and by `cli mail-in`); unset port: off.

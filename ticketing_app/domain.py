@@ -99,6 +99,7 @@ class EventKind(StrEnum):
     PRIORITY_OVERRIDDEN = "priority_overridden"
     CATEGORY_OVERRIDDEN = "category_overridden"
     COMMENTED = "commented"
+    ATTACHED = "attached"  # a file on the ticket or on one of its comments
 
 
 # Staff decisions that a late AI triage must not undo.
@@ -185,6 +186,8 @@ class ThrottleBucket(StrEnum):
     TICKET_ADDRESS = "ticket_address"
     COMMENT_USER = "comment_user"
     COMMENT_ADDRESS = "comment_address"
+    ATTACHMENT_USER = "attachment_user"
+    ATTACHMENT_ADDRESS = "attachment_address"
 
 
 # ----- how the words look to people -----

@@ -188,6 +188,16 @@ class AuthOut(BaseModel):
     token_type: Literal["bearer"] = "bearer"
 
 
+class AttachmentOut(Output):
+    """A file's description; the bytes are at GET /api/tickets/{ticket_id}/attachments/{id}."""
+
+    id: int
+    filename: str
+    content_type: str  # sniffed from the bytes
+    size: int  # bytes
+    created_at: datetime
+
+
 class TicketOut(Output):
     id: int
     number: str
@@ -209,6 +219,8 @@ class TicketOut(Output):
     created_at: datetime
     updated_at: datetime
     resolved_at: datetime | None
+    # Files on the ticket itself (a reply's files are under its comment).
+    attachments: list[AttachmentOut] = []
 
 
 class CommentOut(Output):
@@ -218,6 +230,7 @@ class CommentOut(Output):
     internal: bool
     via: str  # CommentVia: "web", "email" or "api"
     created_at: datetime
+    attachments: list[AttachmentOut] = []
 
 
 class EventOut(Output):

@@ -90,6 +90,12 @@ PAGES: list[tuple[str, str, str, Callable[[Page], None] | None]] = [
 ]
 
 
+def _png() -> bytes:
+    from tests.browser.test_journeys import _png as png
+
+    return png()
+
+
 def _wait_for_triage(ticket_id: int, timeout: float = 40) -> None:
     from ticketing_app.db import session_scope
     from ticketing_app.models import Ticket
@@ -136,7 +142,11 @@ def site(database: str, app_url: str, browser) -> Iterator[dict]:
         )
     with session_scope() as s:
         tickets.add_comment(
-            s, s.get(User, requester.id), triaged.id, CommentCreate(body="The second charge was on the 3rd.")
+            s,
+            s.get(User, requester.id),
+            triaged.id,
+            CommentCreate(body="The second charge was on the 3rd."),
+            files=[("statement.txt", b"2 charges of 19.99"), ("receipt.png", _png())],  # a list, and a preview
         )
         tickets.add_comment(
             s,

@@ -184,3 +184,89 @@ def test_pages_at_phone_width_and_in_dark_mode(new_page, factory):
     shot(page, "my-tickets-phone-dark")
     page.goto("/login")
     shot(page, "login-phone-dark")
+
+
+def _png(width: int = 2, height: int = 2) -> bytes:
+    """A real (tiny, red) PNG, so the preview is an image the browser decodes."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def test_5_files_travel_with_a_new_ticket_and_a_reply(new_page, factory):
+    from sqlalchemy import select
+
+    from ticketing_app.db import session_scope
+    from ticketing_app.models import Attachment
+
+    factory.admin()
+    requester = factory.user(name="Fay Files")
+    page = new_page()
+    log_in(page, requester.email)
+    page.goto("/tickets/new")
+    page.fill("#title", "Invoice PDF shows the wrong total")
+    page.fill("#description", "See the screenshot.")
+    # An empty file is refused at once, in the form, and never sent.
+    page.set_input_files(
+        "#new-ticket-files input[type=file]", files=[{"name": "empty.txt", "mimeType": "text/plain", "buffer": b""}]
+    )
+    expect(page.get_by_role("alert")).to_contain_text("empty.txt is empty")
+    png = _png()
+    page.set_input_files(
+        "#new-ticket-files input[type=file]",
+        files=[{"name": "screenshot.png", "mimeType": "image/png", "buffer": png}],
+    )
+    expect(page.locator("#new-ticket-files-picker")).to_contain_text("screenshot.png")
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r".*/tickets/\d+/?$"))
+    ticket_id = int(re.search(r"/tickets/(\d+)", page.url).group(1))
+    with session_scope() as s:
+        first = s.scalars(select(Attachment).where(Attachment.ticket_id == ticket_id)).one()
+        assert (first.filename, first.content_type, first.size, first.comment_id) == (
+            "screenshot.png",
+            "image/png",
+            len(png),
+            None,
+        )
+    shown = page.locator(f"#attachment-{first.id}")
+    expect(shown).to_contain_text("screenshot.png")
+    expect(shown.get_by_role("img", name="screenshot.png")).to_be_visible()  # the inline preview
+    assert shown.get_by_role("img").get_attribute("src").startswith("data:image/jpeg;base64,")  # re-encoded
+    # decoded, not blocked by the page's Content-Security-Policy (img-src 'self' data:)
+    assert shown.get_by_role("img").evaluate("img => img.complete && img.naturalWidth") == 2
+
+    page.fill("#reply-body", "Here is the log as well.")
+    log = "line 1: total mismatch\nline 2: ünïcode\n".encode()
+    page.set_input_files(
+        "#reply-files input[type=file]", files=[{"name": "app.log", "mimeType": "text/plain", "buffer": log}]
+    )
+    page.get_by_role("button", name="Send").click()
+    expect(page.get_by_text("Here is the log as well.")).to_be_visible()
+    with session_scope() as s:
+        second = s.scalars(select(Attachment).where(Attachment.filename == "app.log")).one()
+        assert second.comment_id is not None and second.content_type == "text/plain"
+    reply_file = page.locator(f"#attachment-{second.id}")
+    expect(reply_file).to_contain_text("app.log")
+    expect(page.locator("#reply-files-picker")).not_to_contain_text("app.log")  # the picker was cleared
+    shot(page, "ticket-with-files")
+
+    with page.expect_download() as info:
+        reply_file.get_by_role("button", name="Download app.log").click()
+    download = info.value
+    assert download.suggested_filename == "app.log"
+    assert open(download.path(), "rb").read() == log
+
+    # A mail's link to the file lands on it; another user gets the not-found page, not the file.
+    page.goto(f"/tickets/{ticket_id}#attachment-{second.id}")
+    expect(page.locator(f"#attachment-{second.id}")).to_be_visible()
+    stranger = new_page()
+    log_in(stranger, factory.user(name="Stan Stranger").email)
+    stranger.goto(f"/tickets/{ticket_id}#attachment-{second.id}")
+    expect(stranger.locator("#not-found")).to_be_visible()
+    expect(stranger.locator(".attachment")).to_have_count(0)

@@ -19,7 +19,8 @@ from tests.factories import PASSWORD
 from tests.security.conftest import ROLES, World, build_world, reset_database
 from ticketing_app.api.app import create_api
 from ticketing_app.db import session_scope
-from ticketing_app.models import Comment, Ticket, TicketEvent, User
+from ticketing_app.models import Attachment, Comment, Ticket, TicketEvent, User
+from ticketing_app.services import attachments
 
 _emails = itertools.count(1)
 
@@ -55,6 +56,7 @@ class Case:
     request: Callable[[World, str], tuple[str, Any]]  # (url, json body or None)
     expected: dict[str, int]
     check: Callable[[World, str, Any], None] | None = None
+    files: dict[str, Any] | None = None  # a multipart upload instead of a JSON body
 
 
 def _own_email(world: World, role: str) -> str:
@@ -116,6 +118,27 @@ FORGED_UNSUBSCRIBE = "/api/unsubscribe?token=aaaaaaaaaaaag5djmnvwk5c7ojsxa3dzd4d
 T = "/api/tickets/{ticket_id}"
 C = "/api/canned-replies"
 STAFF_ONLY = by_role(401, 403, 403, 200, 200, 200)
+
+
+def _file_on(world: World, ticket_id: int, *, internal_note: bool = False) -> int:
+    """A file on `ticket_id` (by its requester), or on an internal note of the assigned moderator."""
+    with session_scope() as s:
+        ticket = s.get(Ticket, ticket_id)
+        uploader = s.get(User, world.user("assigned_moderator" if internal_note else "user").id)
+        if ticket_id == world.other_ticket_id:
+            uploader = s.get(User, world.user("other_user").id)
+        comment = None
+        if internal_note:
+            comment = Comment(ticket_id=ticket_id, author_id=uploader.id, body="STAFF-ONLY note", internal=True)
+            s.add(comment)
+            s.flush()
+        return attachments.store(
+            s, uploader, ticket, filename="f.txt", data=b"Only Otto may read this", comment=comment
+        ).id
+
+
+A = T + "/attachments"
+FILE = {"file": ("notes.txt", b"a file", "text/plain")}
 CASES = [
     Case(("GET", "/api/health"), "health", lambda w, r: ("/api/health", None), EVERYONE_200),
     Case(("GET", "/api/openapi.json"), "openapi", lambda w, r: ("/api/openapi.json", None), EVERYONE_200),
@@ -364,6 +387,38 @@ CASES = [
         lambda w, r: (f"/api/tickets/{w.other_ticket_id}/comments", {"body": "hi"}),
         by_role(401, 404, 201, 404, 404, 201),
     ),
+    Case(
+        ("POST", A),
+        "attach a file",
+        lambda w, r: (f"/api/tickets/{w.ticket_id}/attachments", None),
+        by_role(401, 201, 404, 404, 201, 201),
+        files=FILE,
+    ),
+    Case(
+        ("POST", A),
+        "attach a file to another user's ticket",
+        lambda w, r: (f"/api/tickets/{w.other_ticket_id}/attachments", None),
+        by_role(401, 404, 201, 404, 404, 201),
+        files=FILE,
+    ),
+    Case(
+        ("GET", A + "/{attachment_id}"),
+        "download a file of the requester's ticket",
+        lambda w, r: (f"/api/tickets/{w.ticket_id}/attachments/{_file_on(w, w.ticket_id)}", None),
+        TICKET_READ,
+    ),
+    Case(
+        ("GET", A + "/{attachment_id}"),
+        "download a file of an internal note",
+        lambda w, r: (f"/api/tickets/{w.ticket_id}/attachments/{_file_on(w, w.ticket_id, internal_note=True)}", None),
+        by_role(401, 404, 404, 404, 200, 200),
+    ),
+    Case(
+        ("GET", A + "/{attachment_id}"),
+        "download another ticket's file through a ticket I see",
+        lambda w, r: (f"/api/tickets/{w.ticket_id}/attachments/{_file_on(w, w.other_ticket_id)}", None),
+        by_role(401, 404, 404, 404, 404, 404),
+    ),
 ]
 
 
@@ -418,6 +473,7 @@ def snapshot() -> dict[str, Any]:
             ],
             "comments": s.scalar(select(func.count()).select_from(Comment)),
             "events": s.scalar(select(func.count()).select_from(TicketEvent)),
+            "attachments": s.scalar(select(func.count()).select_from(Attachment)),
         }
 
 
@@ -432,7 +488,7 @@ def _try(api, world: World, case: Case, role: str) -> tuple[list[str], bool]:
     url, body = case.request(world, role)
     method = case.endpoint[0] if case.endpoint[0] != "MOUNT" else "GET"
     before = snapshot()
-    r = api.request(method, url, json=body, headers=world.headers(role))
+    r = api.request(method, url, json=body, files=case.files, headers=world.headers(role))
     changed = snapshot() != before
     problems = []
     if r.status_code != case.expected[role]:

@@ -169,3 +169,20 @@ def test_a_page_sent_by_path_is_hashed_from_its_file(tmp_path):
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.pathsend"]
     policy = dict(sent[0]["headers"])[b"content-security-policy"].decode()
     assert sha(THEME) in policy and sha(b'import "/assets/manifest.js";') in policy
+
+
+def test_a_file_download_keeps_its_own_stricter_policy(app_client, factory):
+    user = factory.user()
+    ticket = factory.ticket(user)
+    headers = factory.headers(user)
+    page = b"<html><script>alert(document.cookie)</script></html>"
+    r = app_client.post(
+        f"/api/tickets/{ticket.id}/attachments", files={"file": ("x.html", page, "text/html")}, headers=headers
+    )
+    assert r.status_code == 201, r.text
+    download = app_client.get(f"/api/tickets/{ticket.id}/attachments/{r.json()['id']}", headers=headers)
+    assert download.content == page
+    assert download.headers["content-security-policy"] == "default-src 'none'; sandbox"
+    assert download.headers["content-type"] == "application/octet-stream"
+    assert download.headers["x-content-type-options"] == "nosniff"
+    assert download.headers["x-frame-options"] == "DENY"

@@ -46,6 +46,7 @@ ACTING = {
     "CannedRepliesState.save",
     "CannedRepliesState.edit",
     "CannedRepliesState.delete",
+    "TicketState.download_file",
     "QueueState.quick_status",
     "QueueState.load",
     "QueueState.follow",
@@ -71,10 +72,12 @@ OWN_OR_LOCAL = {
     "NewTicketState.submit",
     "NewTicketState.count_title",
     "NewTicketState.count_description",
+    "NewTicketState.files_rejected",
     "TicketState.set_internal_note",
     "TicketState.clear_reply_status",
     "TicketState.typing",
     "CannedRepliesState.cancel_edit",
+    "TicketState.files_rejected",
     "QueueState.next_page",
     "QueueState.previous_page",
     "QueueState.set_status_filter",
@@ -432,10 +435,20 @@ FLAGS = {
 TEXTS = {"skill", "NewTicketState.count_title.value", "NewTicketState.count_description.value"}
 
 
+# What a crafted upload can put where the upload endpoint puts the files, and where the file picker sends the
+# files it refused.
+WRONG_UPLOADS = [None, {"a": 1}, "x", 7, [1], ["file.txt"], [{"name": "a.txt", "size": 1}]]
+WRONG_REJECTED = [*WRONG_CHOICES, [{"name": "x"}], [{"name": 7, "codes": []}], [{"name": "a", "codes": [1]}], [1]]
+
+
 def wrong_values(cls: type, handler: str, param: str) -> list[Any]:
     qualified = f"{cls.__name__}.{handler}.{param}"
     if param == "form":
         return WRONG_FORMS
+    if param == "uploads":
+        return WRONG_UPLOADS
+    if param == "rejected":
+        return WRONG_REJECTED
     if param.endswith("_id"):
         return WRONG_IDS
     if param in FLAGS or qualified in FLAGS:
@@ -480,6 +493,8 @@ VALID = {
     "job_id": 1,
     "kind": "ticket_reply",
     "enabled": False,
+    "uploads": [],
+    "form": {"title": "A valid title", "description": "Valid text.", "body": "A valid reply."},
 }
 
 

@@ -7,7 +7,7 @@ from fastapi_offline import FastAPIOffline
 
 from ticketing_app.api.errors import install_error_handlers
 from ticketing_app.api.limits import BodySizeLimit
-from ticketing_app.api.routes import auth, canned_replies, notifications, tickets
+from ticketing_app.api.routes import attachments, auth, canned_replies, notifications, tickets
 from ticketing_app.db import ping
 
 
@@ -23,13 +23,14 @@ def create_api() -> FastAPI:
         description="Tickets triaged by AI and routed to the right moderator.",
     )
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit)
+    app.add_middleware(BodySizeLimit, larger=[(attachments.UPLOAD_PATH, attachments.upload_body_limit)])
     # Included straight into the app (not through an "/api" router): FastAPI matches every request
     # against each level of nesting. Tickets first: POST /api/tickets is the busiest route.
     app.include_router(tickets.router, prefix="/api")
     app.include_router(auth.router, prefix="/api")
     app.include_router(canned_replies.router, prefix="/api")
     app.include_router(notifications.router, prefix="/api")
+    app.include_router(attachments.router, prefix="/api")
 
     @app.get("/api/health", tags=["health"])
     def health() -> dict[str, object]:

@@ -109,8 +109,15 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             nonlocal start, size
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in self._ours]
+                given = message.get("headers", [])
+                headers = [(k, v) for k, v in given if k.lower() not in self._ours]
                 message = {**message, "headers": headers + self.fixed}
+                # A response with its own, stricter policy keeps it (file downloads: default-src 'none'; sandbox).
+                own = next((v for k, v in given if k.lower() == b"content-security-policy"), None)
+                if own is not None and not _is_html(headers):
+                    message["headers"].append((b"content-security-policy", own))
+                    await send(message)
+                    return
                 if _is_html(headers) and message["status"] != 304:
                     start = message  # held back until the body is known
                     return

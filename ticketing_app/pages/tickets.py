@@ -5,11 +5,19 @@ from __future__ import annotations
 import reflex as rx
 
 from ticketing_app.components.badges import plain_text, priority_badge, status_badge
+from ticketing_app.components.files import file_list, file_picker
 from ticketing_app.components.layout import empty_state, error_callout, page
 from ticketing_app.components.pager import pager
 from ticketing_app.domain import Priority, TicketStatus, TriageStatus
 from ticketing_app.pages import route
-from ticketing_app.states.tickets import ALL, MyTicketsState, NewTicketState, TicketState
+from ticketing_app.states.tickets import (
+    ALL,
+    NEW_TICKET_FILES,
+    REPLY_FILES,
+    MyTicketsState,
+    NewTicketState,
+    TicketState,
+)
 
 
 def _ticket_row(row: rx.Var) -> rx.Component:
@@ -118,11 +126,14 @@ def new_ticket_page() -> rx.Component:
                         on_change=NewTicketState.count_description.debounce(300),
                     ),
                     rx.text(NewTicketState.description_length, " / 10,000 characters", size="1", color_scheme="gray"),
+                    file_picker(NEW_TICKET_FILES, NewTicketState.files_rejected),
                     rx.button("Submit ticket", type="submit", size="3"),
                     direction="column",
                     spacing="2",
                 ),
-                on_submit=NewTicketState.submit,
+                # Sent through Reflex's upload endpoint with the chosen files (or none): one event, so the
+                # ticket and its files are saved together.
+                on_submit=lambda form: NewTicketState.submit(form, rx.upload_files(upload_id=NEW_TICKET_FILES)),
                 reset_on_submit=False,
             ),
             width="100%",
@@ -172,6 +183,7 @@ def _comment(c: rx.Var) -> rx.Component:
             spacing="2",
         ),
         plain_text(c.body, size="2", margin_top="0.25em"),
+        file_list(c.attachments, TicketState.download_file),
         background=rx.cond(c.internal, "var(--amber-a3)", "transparent"),
         width="100%",
     )
@@ -350,6 +362,7 @@ def _reply_form() -> rx.Component:
                 # At most one event a second while typing: the live loop tells other staff someone is replying.
                 on_key_down=TicketState.typing.throttle(1000),
             ),
+            file_picker(REPLY_FILES, TicketState.files_rejected),
             rx.flex(
                 rx.cond(
                     TicketState.staff_view,
@@ -374,7 +387,7 @@ def _reply_form() -> rx.Component:
             direction="column",
             spacing="2",
         ),
-        on_submit=TicketState.reply,
+        on_submit=lambda form: TicketState.reply(form, rx.upload_files(upload_id=REPLY_FILES)),
         reset_on_submit=False,
     )
 
@@ -412,7 +425,11 @@ def ticket_page() -> rx.Component:
                             size="2",
                             color_scheme="gray",
                         ),
-                        rx.card(plain_text(t.description), width="100%"),
+                        rx.card(
+                            plain_text(t.description),
+                            file_list(TicketState.ticket_files, TicketState.download_file),
+                            width="100%",
+                        ),
                         error_callout(TicketState.error),
                         rx.cond(TicketState.notice != "", rx.callout(TicketState.notice, color_scheme="green")),
                         _viewers(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,7 +42,7 @@ from ticketing_app.schemas import (
     UserOut,
 )
 from ticketing_app.security import AccessClaims
-from ticketing_app.services import events, notifications, throttle
+from ticketing_app.services import attachments, events, notifications, throttle
 from ticketing_app.services.accounts import SESSION_INVALID, assignable_staff, escape_like
 from ticketing_app.services.visibility import (
     can_manage,
@@ -65,8 +66,15 @@ REQUESTER_TRANSITIONS: dict[str, set[str]] = {
 }
 
 
+def full_ticket_out(session: Session, ticket: Ticket, actor: User) -> TicketOut:
+    """`ticket_out` with the files on the ticket (one query, no bytes)."""
+    by_ticket, _ = attachments.visible_attachments(session, [ticket.id])
+    return ticket_out(ticket, actor).model_copy(update={"attachments": by_ticket.get(ticket.id, [])})
+
+
 def ticket_out(ticket: Ticket, actor: User) -> TicketOut:
-    """The ticket as `actor` may see it: agent-only fields are blank for requesters."""
+    """The ticket as `actor` may see it: agent-only fields are blank for requesters (no files: see
+    full_ticket_out)."""
     staff = sees_staff_view(actor, ticket)
     return TicketOut(
         id=ticket.id,
@@ -250,6 +258,27 @@ _CREATE = text(
 _CREATE_PSYCOPG = str(_CREATE.compile(dialect=psycopg_dialect()))  # type: ignore[no-untyped-call]  # psycopg's %(name)s placeholders
 
 
+def _check_files(files: Sequence[tuple[str, bytes]]) -> None:
+    if len(files) > attachments.MAX_FILES_PER_FORM:
+        raise InvalidInput(f"Attach at most {attachments.MAX_FILES_PER_FORM} files at once.", field="file")
+
+
+def create_ticket_with_files(
+    session: Session, actor: User, data: TicketCreate, files: Sequence[tuple[str, bytes]], *, address: str | None = None
+) -> TicketOut:
+    """`create_ticket` and its files (name, bytes) in the caller's transaction: a file refused (empty, too
+    large, too many) refuses the ticket too, so nothing is half-saved."""
+    _check_files(files)
+    created = create_ticket(session, actor, data, address=address)
+    if files:
+        attachments.count_upload(session, actor, address, len(files))
+        ticket = session.get(Ticket, created.id)
+        assert ticket is not None  # just inserted in this transaction
+        for filename, content in files:
+            attachments.store(session, actor, ticket, filename=filename, data=content)
+    return created
+
+
 def get_visible_ticket(session: Session, actor: User, ticket_id: int, *, lock: bool = False) -> Ticket:
     """The ticket if `actor` may see it; NotFound otherwise (never reveal that it exists)."""
     if not 0 < ticket_id <= MAX_ID:  # the database would refuse the comparison itself (integer out of range)
@@ -307,7 +336,9 @@ def list_tickets(session: Session, actor: User, filters: TicketFilters, *, order
     else:
         query = query.order_by(Ticket.created_at.desc(), Ticket.id.desc())
     tickets = session.scalars(query.limit(filters.limit).offset(filters.offset)).unique().all()
-    return Page[TicketOut](items=[ticket_out(t, actor) for t in tickets], total=total)
+    files, _ = attachments.visible_attachments(session, [t.id for t in tickets])  # one query for the page
+    items = [ticket_out(t, actor).model_copy(update={"attachments": files.get(t.id, [])}) for t in tickets]
+    return Page[TicketOut](items=items, total=total)
 
 
 def list_queue(session: Session, actor: User, filters: TicketFilters) -> Page[TicketOut]:
@@ -364,12 +395,16 @@ def _detail(session: Session, actor: User, ticket: Ticket) -> TicketDetail:
     timeline = session.scalars(
         select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.id)
     ).all()
+    # Files of the comments shown only: an internal note's files stay with the note.
+    on_ticket, on_comment = attachments.visible_attachments(session, [ticket.id], [c.id for c in comments])
     event_rows = [EventOut.model_validate(e) for e in timeline]
-    comment_rows = [CommentOut.model_validate(c) for c in comments]
+    comment_rows = [
+        CommentOut.model_validate(c).model_copy(update={"attachments": on_comment.get(c.id, [])}) for c in comments
+    ]
     if not staff:
         event_rows = [_requester_event(e, actor) for e in event_rows if not e.data.get("internal")]
         comment_rows = [_requester_comment(c, actor) for c in comment_rows]
-    base = ticket_out(ticket, actor)
+    base = ticket_out(ticket, actor).model_copy(update={"attachments": on_ticket.get(ticket.id, [])})
     return TicketDetail(**base.model_dump(), comments=comment_rows, events=event_rows)
 
 
@@ -388,6 +423,7 @@ _REQUESTER_EVENT_FIELDS: dict[str, frozenset[str]] = {
     EventKind.PRIORITY_OVERRIDDEN: frozenset({"old", "new"}),
     EventKind.CATEGORY_OVERRIDDEN: frozenset({"old", "new"}),
     EventKind.COMMENTED: frozenset({"comment_id", "internal", "via"}),
+    EventKind.ATTACHED: frozenset({"attachment_id", "filename", "comment_id", "internal"}),
 }
 
 
@@ -517,14 +553,16 @@ def add_comment(
     address: str | None = None,
     via: CommentVia = CommentVia.WEB,
     notify: bool = True,
+    files: Sequence[tuple[str, bytes]] = (),
 ) -> Comment:
-    """A public reply (anyone who sees the ticket) or an internal note (staff working it).
+    """A public reply (anyone who sees the ticket) or an internal note (staff working it), with its files
+    (name, bytes) if any, all in the caller's transaction.
 
-    At most COMMENTS_MAX_PER_USER and COMMENTS_MAX_PER_ADDRESS per RATE_WINDOW_SECONDS (TooManyAttempts).
-    The other side is mailed in the same transaction (notifications.comment_added). A caller that stores
-    attachments on the comment passes `notify=False` and calls `notifications.comment_added` after them, so
-    the mail lists the files.
+    At most COMMENTS_MAX_PER_USER and COMMENTS_MAX_PER_ADDRESS per RATE_WINDOW_SECONDS (TooManyAttempts); files
+    count against the upload limits too. The other side is mailed in the same transaction, after the files are
+    stored so that the mail lists them (notifications.comment_added); `notify=False` leaves that to the caller.
     """
+    _check_files(files)
     settings = get_settings()
     for bucket, key, limit in (
         (ThrottleBucket.COMMENT_USER, str(actor.id), settings.comments_max_per_user),
@@ -548,6 +586,10 @@ def add_comment(
     session.flush()
     extra = {"via": str(via)} if via != CommentVia.WEB else {}  # e-mail and API replies say how they came
     events.record(session, ticket, EventKind.COMMENTED, actor, comment_id=comment.id, internal=data.internal, **extra)
+    if files:
+        attachments.count_upload(session, actor, address, len(files))
+        for filename, content in files:
+            attachments.store(session, actor, ticket, filename=filename, data=content, comment=comment)
     ticket.updated_at = datetime.now(UTC)
     session.flush()
     session.refresh(comment)

@@ -11,7 +11,7 @@ import dataclasses
 from datetime import UTC, datetime
 
 from ticketing_app.domain import ACTIVE_STATUSES, EventKind, label
-from ticketing_app.schemas import CommentOut, EventOut, TicketOut, UserOut
+from ticketing_app.schemas import AttachmentOut, CommentOut, EventOut, TicketOut, UserOut
 
 
 def when(value: datetime | None) -> str:
@@ -51,12 +51,25 @@ class TicketRow:
 
 
 @dataclasses.dataclass(frozen=True)
+class AttachmentRow:
+    """A file on a ticket or a comment; `preview` is a data: URL of a small PNG, JPEG, GIF or WebP, else ""."""
+
+    id: int
+    anchor: str  # the element id mails link to: {ticket_url}#attachment-{id}
+    filename: str
+    size: str
+    content_type: str
+    preview: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
 class CommentRow:
     id: int
     author: str
     body: str
     internal: bool
     created: str
+    attachments: list[AttachmentRow] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,8 +137,36 @@ def ticket_row(t: TicketOut) -> TicketRow:
     )
 
 
-def comment_row(c: CommentOut) -> CommentRow:
-    return CommentRow(id=c.id, author=c.author.name, body=c.body, internal=c.internal, created=when(c.created_at))
+def file_size(size: int) -> str:
+    """1536 -> "1.5 KB" (powers of 1024, as file managers show them)."""
+    value, unit = float(size), "bytes"
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            break
+        value /= 1024
+    return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+
+
+def attachment_row(a: AttachmentOut, previews: dict[int, str] | None = None) -> AttachmentRow:
+    return AttachmentRow(
+        id=a.id,
+        anchor=f"attachment-{a.id}",
+        filename=a.filename,
+        size=file_size(a.size),
+        content_type=a.content_type,
+        preview=(previews or {}).get(a.id, ""),
+    )
+
+
+def comment_row(c: CommentOut, previews: dict[int, str] | None = None) -> CommentRow:
+    return CommentRow(
+        id=c.id,
+        author=c.author.name,
+        body=c.body,
+        internal=c.internal,
+        created=when(c.created_at),
+        attachments=[attachment_row(a, previews) for a in c.attachments],
+    )
 
 
 def staff_option(u: UserOut) -> StaffOption:
@@ -144,6 +185,7 @@ _EVENT_TEXT: dict[str, str] = {
     EventKind.PRIORITY_OVERRIDDEN: "overrode priority",
     EventKind.CATEGORY_OVERRIDDEN: "overrode category",
     EventKind.COMMENTED: "commented",
+    EventKind.ATTACHED: "attached a file",
 }
 
 
@@ -159,6 +201,8 @@ def event_row(e: EventOut) -> EventRow:
         detail = f"to {target.get('name', 'nobody')}"
     elif e.kind in (EventKind.CREATED, EventKind.COMMENTED) and d.get("via") == "email":
         detail = "by e-mail"
+    elif e.kind == EventKind.ATTACHED:
+        detail = str(d.get("filename") or "")
     if d.get("reason"):
         detail = f"{detail} — {d['reason']}" if detail else str(d["reason"])
     return EventRow(

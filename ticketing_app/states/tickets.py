@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import time
 from collections.abc import Callable
 from typing import Any
@@ -9,28 +11,32 @@ from typing import Any
 import reflex as rx
 from sqlalchemy.orm import Session
 
+from ticketing_app.config import get_settings
 from ticketing_app.domain import TicketStatus, label
-from ticketing_app.errors import Conflict, DomainError
+from ticketing_app.errors import Conflict, DomainError, InvalidInput, TooLarge
 from ticketing_app.models import User
 from ticketing_app.schemas import CommentCreate, TicketCreate, TicketFilters, TicketUpdate
-from ticketing_app.services import canned_replies, presence, tickets
+from ticketing_app.services import attachments, canned_replies, presence, tickets
 from ticketing_app.states.base import (
     AuthState,
     UnexpectedEventArgument,
     a_flag,
     a_form,
     a_text,
+    an_id,
     form_text,
     one_of,
     presents_errors,
 )
 from ticketing_app.states.formatting import (
+    AttachmentRow,
     CannedOption,
     CommentRow,
     EventRow,
     StaffOption,
     TicketRow,
     ViewerRow,
+    attachment_row,
     comment_row,
     event_row,
     staff_option,
@@ -41,6 +47,69 @@ from ticketing_app.states.paging import PagedMixin
 
 PAGE_SIZE = 20
 ALL = "all"
+
+# The upload areas of the new-ticket and reply forms (rx.upload ids).
+NEW_TICKET_FILES = "new-ticket-files"
+REPLY_FILES = "reply-files"
+# Images are shown inline by their previews (small re-encoded copies made when they were stored), as data: URLs
+# (the page's CSP allows img-src data:). At most PREVIEWS_PER_PAGE of them, so a ticket full of images keeps
+# its page light.
+PREVIEWS_PER_PAGE = 24
+# A form sent without files (the uploads parameter is filled only by the upload endpoint).
+NO_FILES: list[rx.UploadFile] = []
+
+
+def _megabytes() -> str:
+    return f"{get_settings().max_attachment_mb:g} MB"
+
+
+async def read_uploads(uploads: Any) -> list[tuple[str, bytes]]:
+    """The files a form sent, as (name, bytes): each one's size is checked before it is read (the upload
+    endpoint spools them to disk), so nothing larger than MAX_ATTACHMENT_MB is ever held in memory."""
+    if not isinstance(uploads, list) or not all(isinstance(u, rx.UploadFile) for u in uploads):
+        raise UnexpectedEventArgument()
+    if len(uploads) > attachments.MAX_FILES_PER_FORM:
+        raise InvalidInput(f"Attach at most {attachments.MAX_FILES_PER_FORM} files at once.")
+    limit = attachments.max_bytes()
+    files = []
+    for upload in uploads:
+        name = attachments.safe_filename(upload.name or "file")
+        if upload.size is not None and upload.size > limit:
+            raise TooLarge(f"{name} is larger than {_megabytes()}; nothing was sent.")
+        data = await asyncio.to_thread(upload.file.read, limit + 1)
+        if len(data) > limit:
+            raise TooLarge(f"{name} is larger than {_megabytes()}; nothing was sent.")
+        if not data:
+            raise InvalidInput(f"{name} is empty; nothing was sent.")
+        files.append((upload.name or "file", data))
+    return files
+
+
+def rejected_message(rejected: Any) -> str:
+    """What the file picker refused, in words: a list of {"name", "codes"} (react-dropzone's error codes;
+    components/files.py sends only these, never the files themselves)."""
+    if not isinstance(rejected, list) or not rejected or len(rejected) > 1000:
+        raise UnexpectedEventArgument()
+    reasons = []
+    for item in rejected:
+        if not isinstance(item, dict) or not isinstance(item.get("codes"), list):
+            raise UnexpectedEventArgument()
+        name = attachments.safe_filename(a_text(item.get("name"), 1000))
+        codes = {a_text(code, 100) for code in item["codes"]}
+        if "too-many-files" in codes:
+            return f"Attach at most {attachments.MAX_FILES_PER_FORM} files at once. Nothing was added."
+        if "file-too-large" in codes:
+            reasons.append(f"{name} is larger than {_megabytes()}.")
+        elif "file-too-small" in codes:
+            reasons.append(f"{name} is empty.")
+        else:
+            reasons.append(f"{name} cannot be attached.")
+    shown = " ".join(reasons[:5]) + (f" And {len(reasons) - 5} more." if len(reasons) > 5 else "")
+    return f"{shown} {'It was' if len(reasons) == 1 else 'They were'} not added."
+
+
+def _data_url(content_type: str, data: bytes) -> str:
+    return f"data:{content_type};base64,{base64.b64encode(data).decode()}"
 
 
 class MyTicketsState(LiveMixin, PagedMixin, AuthState):
@@ -109,18 +178,29 @@ class NewTicketState(AuthState):
 
     @rx.event
     @presents_errors
-    async def submit(self, form: dict[str, Any]) -> Any:
+    async def files_rejected(self, rejected: list[dict[str, Any]]) -> None:
+        self.error = rejected_message(rejected)
+
+    @rx.event
+    @presents_errors
+    async def submit(self, form: dict[str, Any], uploads: list[rx.UploadFile] = NO_FILES) -> Any:
+        """The form, sent through the upload endpoint with its files (none is fine): the ticket and its files
+        are saved in one transaction, or nothing is."""
         self.error = ""
         form = a_form(form)
         data = TicketCreate(title=form_text(form, "title"), description=form_text(form, "description"))
+        files = await read_uploads(uploads)
         address = self._client_address()
-        ticket = await self._actor_call(lambda s, u: tickets.create_ticket(s, u, data, address=address))
+        ticket = await self._actor_call(
+            lambda s, u: tickets.create_ticket_with_files(s, u, data, files, address=address)
+        )
         self.title_length = self.description_length = 0
-        return rx.redirect(f"/tickets/{ticket.id}")
+        return [rx.clear_selected_files(NEW_TICKET_FILES), rx.redirect(f"/tickets/{ticket.id}")]
 
 
 class TicketState(LiveMixin, AuthState):
     ticket: TicketRow = TicketRow()
+    ticket_files: list[AttachmentRow] = []  # on the ticket itself; a reply's are in its CommentRow
     comments: list[CommentRow] = []
     timeline: list[EventRow] = []
     staff_options: list[StaffOption] = []
@@ -180,15 +260,17 @@ class TicketState(LiveMixin, AuthState):
     def _lose_ticket(self, exc: DomainError) -> Any:
         """Not there, or not this person's to see: the not-found view, and nothing of the ticket kept."""
         self.not_found, self.ticket, self.comments, self.timeline = True, TicketRow(), [], []
+        self.ticket_files = []
         return None
 
     @presents_errors(refused=_lose_ticket, denied=_lose_ticket)
     async def _refresh(self) -> Any:
         ticket_id = self._ticket_id()
-        view = await self._actor_call(lambda s, u: tickets.get_ticket_view(s, u, ticket_id))
+        view, previews = await self._actor_call(lambda s, u: _view_with_previews(s, u, ticket_id))
         self.not_found = False
         self.ticket = ticket_row(view.detail)
-        self.comments = [comment_row(c) for c in view.detail.comments]
+        self.ticket_files = [attachment_row(a, previews) for a in view.detail.attachments]
+        self.comments = [comment_row(c, previews) for c in view.detail.comments]
         self.timeline = [event_row(e) for e in reversed(view.detail.events)]
         self.can_manage, self.staff_view = view.can_manage, view.staff_view
         self.is_requester = view.detail.created_by.id == self.user_id
@@ -236,7 +318,14 @@ class TicketState(LiveMixin, AuthState):
 
     @rx.event
     @presents_errors
-    async def reply(self, form: dict[str, Any]) -> Any:
+    async def files_rejected(self, rejected: list[dict[str, Any]]) -> None:
+        self.notice, self.error = "", rejected_message(rejected)
+
+    @rx.event
+    @presents_errors
+    async def reply(self, form: dict[str, Any], uploads: list[rx.UploadFile] = NO_FILES) -> Any:
+        """The reply form, sent through the upload endpoint with its files: the comment and its files are
+        saved in one transaction, or nothing is."""
         self.error = ""
         ticket_id = self._ticket_id()
         data = CommentCreate(
@@ -244,12 +333,13 @@ class TicketState(LiveMixin, AuthState):
             internal=self.internal_note,
             last_seen_comment_id=self._seen_comment_id,
         )
+        files = await read_uploads(uploads)
         address = self._client_address()
         # A canned reply's status goes with a public reply only, in the same transaction as the reply.
         status = TicketUpdate(status=self.reply_status) if self.reply_status and not data.internal else None
 
         def send(s: Session, u: User) -> None:
-            tickets.add_comment(s, u, ticket_id, data, address=address)
+            tickets.add_comment(s, u, ticket_id, data, address=address, files=files)
             if status is not None:
                 tickets.update_ticket(s, u, ticket_id, status)
 
@@ -268,7 +358,16 @@ class TicketState(LiveMixin, AuthState):
         self._typing_at = 0.0
         await self._refresh()
         self._seen_comment_id = max((c.id for c in self.comments), default=0)
-        return rx.set_value("reply-body", "")
+        return [rx.set_value("reply-body", ""), rx.clear_selected_files(REPLY_FILES)]
+
+    @rx.event
+    @presents_errors
+    async def download_file(self, attachment_id: int) -> Any:
+        """Start the download of a file of this ticket: a key for this user and file, valid for a couple of
+        minutes, that the browser follows at once (services/attachments.py says why not a plain link)."""
+        file_id, ticket_id = an_id(attachment_id), self._ticket_id()
+        path, filename = await self._actor_call(lambda s, u: attachments.download_link(s, u, ticket_id, file_id))
+        return rx.download(url=path, filename=filename)
 
     @presents_errors
     async def _update(self, fields: dict[str, Any], notice: str) -> Any:
@@ -307,3 +406,14 @@ class TicketState(LiveMixin, AuthState):
             return self._refused(UnexpectedEventArgument())
         fields = {"assignee_id": int(raw), "reason": form_text(form, "reason") or None}
         return await self._update(fields, "Reassigned.")
+
+
+def _view_with_previews(session: Session, actor: User, ticket_id: int) -> tuple[tickets.TicketView, dict[int, str]]:
+    """The ticket page's data and, in the same transaction, data: URLs of the small images it shows (only
+    files the view already let `actor` see)."""
+    view = tickets.get_ticket_view(session, actor, ticket_id)
+    detail = view.detail
+    shown = [*detail.attachments, *(a for c in detail.comments for a in c.attachments)]
+    wanted = [a.id for a in shown if a.content_type in attachments.PREVIEW_TYPES]
+    found = attachments.previews(session, wanted[:PREVIEWS_PER_PAGE])
+    return view, {file_id: _data_url(kind, data) for file_id, (kind, data) in found.items()}

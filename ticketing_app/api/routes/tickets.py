@@ -52,7 +52,8 @@ def get_ticket(ticket_id: int, token: Token) -> Response:
 @router.patch("/{ticket_id}", response_model=TicketOut)
 def update_ticket(ticket_id: int, data: TicketUpdate, token: Token) -> Response:
     with acting(token) as (session, user):
-        return model_response(tickets.ticket_out(tickets.update_ticket(session, user, ticket_id, data), user))
+        updated = tickets.update_ticket(session, user, ticket_id, data)
+        return model_response(tickets.full_ticket_out(session, updated, user))
 
 
 @router.post("/{ticket_id}/comments", status_code=status.HTTP_201_CREATED, response_model=CommentOut)
