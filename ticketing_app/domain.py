@@ -99,7 +99,15 @@ class EventKind(StrEnum):
     PRIORITY_OVERRIDDEN = "priority_overridden"
     CATEGORY_OVERRIDDEN = "category_overridden"
     COMMENTED = "commented"
+    RATED = "rated"  # the requester's satisfaction rating
     ATTACHED = "attached"  # a file on the ticket or on one of its comments
+
+
+class Rating(StrEnum):
+    """A requester's verdict on a resolved ticket (satisfaction_ratings.rating)."""
+
+    GOOD = "good"
+    BAD = "bad"
 
 
 # Staff decisions that a late AI triage must not undo.

@@ -33,6 +33,7 @@ from ticketing_app.domain import (
     InboundStatus,
     JobStatus,
     Priority,
+    Rating,
     Role,
     TicketStatus,
     TriageStatus,
@@ -117,6 +118,8 @@ class Ticket(TimestampMixin, Base):
 
     assigned_to: Mapped[User | None] = relationship(foreign_keys=[assigned_to_id], lazy="joined")
     created_by: Mapped[User] = relationship(foreign_keys=[created_by_id], lazy="joined")
+    # One query for a whole page of tickets (selectin), none on intake's path (it builds its output itself).
+    satisfaction: Mapped[SatisfactionRating | None] = relationship(lazy="selectin", viewonly=True)
 
     @property
     def reference(self) -> str:
@@ -194,6 +197,22 @@ class TicketEvent(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     actor: Mapped[User | None] = relationship(lazy="joined")
+
+
+class SatisfactionRating(Base):
+    """The requester's rating of a resolved ticket: one per ticket, the latest click wins."""
+
+    __tablename__ = "satisfaction_ratings"
+    __table_args__ = (CheckConstraint(sql_in("rating", Rating), name="ck_satisfaction_rating"),)
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    rating: Mapped[str] = mapped_column(String(4))
+    comment: Mapped[str | None] = mapped_column(Text)
+    rated_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # Who worked the ticket when it was rated: the overview credits them, not whoever holds it later.
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    category: Mapped[str | None] = mapped_column(String(50))
+    rated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class TicketViewer(Base):

@@ -114,6 +114,11 @@ class CommentCreate(StrictInput):
     last_seen_comment_id: Annotated[int, Field(ge=0, le=MAX_ID)] | None = None
 
 
+class SatisfactionIn(StrictInput):
+    rating: Literal["good", "bad"]
+    comment: Annotated[Text, Field(max_length=2000)] | None = None
+
+
 class CannedReplyIn(StrictInput):
     title: Annotated[Line, Field(min_length=1, max_length=100)]
     body: Annotated[Text, Field(min_length=1, max_length=10_000)]
@@ -198,6 +203,12 @@ class AttachmentOut(Output):
     created_at: datetime
 
 
+class SatisfactionOut(Output):
+    rating: Literal["good", "bad"]
+    comment: str | None
+    rated_at: datetime
+
+
 class TicketOut(Output):
     id: int
     number: str
@@ -220,6 +231,7 @@ class TicketOut(Output):
     updated_at: datetime
     resolved_at: datetime | None
     # Files on the ticket itself (a reply's files are under its comment).
+    satisfaction: SatisfactionOut | None = None  # the requester's rating, once given
     attachments: list[AttachmentOut] = []
 
 

@@ -422,6 +422,49 @@ CASES = [
 ]
 
 
+def _resolved(world: World) -> int:
+    with session_scope() as s:
+        s.get(Ticket, world.ticket_id).status = "resolved"
+    return world.ticket_id
+
+
+def _rating_page(world: World) -> str:
+    from ticketing_app.services import notifications
+
+    good = notifications.rating_urls(world.ticket_id, world.user("user").id)[0]
+    return good[good.index("/api/rate") :]
+
+
+CASES += [
+    Case(
+        ("GET", "/api/rate"), "open the rating page from the mail", lambda w, r: (_rating_page(w), None), EVERYONE_200
+    ),
+    Case(
+        ("GET", "/api/rate"),
+        "open the rating page with a forged token",
+        lambda w, r: ("/api/rate?token=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa&rating=good", None),
+        by_role(400, 400, 400, 400, 400, 400),
+    ),
+    Case(
+        ("POST", "/api/rate"),
+        "rate without the mail's token",
+        lambda w, r: ("/api/rate", {"rating": "good"}),
+        by_role(400, 400, 400, 400, 400, 400),
+    ),
+    Case(
+        ("PUT", T + "/satisfaction"),
+        "rate the requester's open ticket",
+        lambda w, r: (f"/api/tickets/{w.ticket_id}/satisfaction", {"rating": "good"}),
+        by_role(401, 422, 404, 404, 403, 403),
+    ),
+    Case(
+        ("PUT", T + "/satisfaction"),
+        "rate the requester's resolved ticket",
+        lambda w, r: (f"/api/tickets/{_resolved(w)}/satisfaction", {"rating": "bad", "comment": "slow"}),
+        by_role(401, 200, 404, 404, 403, 403),
+    ),
+]
+
 CASES += [
     Case(("GET", C), "list canned replies", lambda w, r: (C, None), STAFF_ONLY),
     Case(

@@ -42,6 +42,7 @@ ACTING = {
     "TicketState.reassign",
     "TicketState.reply",
     "TicketState.insert_canned",
+    "TicketState.rate",
     "CannedRepliesState.load",
     "CannedRepliesState.save",
     "CannedRepliesState.edit",

@@ -383,9 +383,12 @@ def ticket_resolved_email(
     title: str,
     ticket_url: str,
     unsubscribe_url: str | None = None,
+    rating_urls: tuple[str, str] | None = None,
 ) -> OutgoingEmail:
-    """To the requester when the ticket is marked resolved."""
+    """To the requester when the ticket is marked resolved; with `rating_urls` (good, bad) it asks for a rating."""
     url = _url(ticket_url)
+    rating = rating_urls is not None
+    good, bad = (_url(rating_urls[0]), _url(rating_urls[1])) if rating_urls else ("", "")
     ref = format_ticket_number(number)
     one_line_title = _one_line(title)
     subject = _subject(f"[{ref}] Resolved: {one_line_title}")
@@ -403,6 +406,7 @@ def ticket_resolved_email(
             "",
             follow_up,
             f"View the ticket: {url}",
+            *(["", "How did we do?", f"Good: {good}", f"Bad: {bad}"] if rating else []),
         ],
         unsubscribe_url,
     )
@@ -413,6 +417,17 @@ def ticket_resolved_email(
             _p(html.escape(intro)),
             _facts_table([("Ticket", ref), ("Title", one_line_title)]),
             _p(html.escape(follow_up)),
+            *(
+                [
+                    _p(
+                        "How did we do? "
+                        f'<a href="{html.escape(good, quote=True)}">Good</a> &middot; '
+                        f'<a href="{html.escape(bad, quote=True)}">Bad</a>'
+                    )
+                ]
+                if rating
+                else []
+            ),
         ],
         link_url=url,
         link_label="View the ticket",

@@ -22,6 +22,8 @@ from ticketing_app.config import get_settings
 __all__ = [
     "ReplyTarget",
     "parse_reply_address",
+    "rating_token",
+    "read_rating_token",
     "read_reply_token",
     "read_unsubscribe_token",
     "reply_address",
@@ -32,6 +34,7 @@ __all__ = [
 _SIGNATURE_BYTES = 10  # 80 bits: forging one is out of reach, and the address stays short
 _REPLY = b"reply-v1"
 _UNSUBSCRIBE = b"unsubscribe-v1"
+_RATING = b"rating-v1"
 _TOKEN = re.compile(r"^[a-z2-7]{16,120}$")
 MAX_KIND_CHARS = 40
 
@@ -127,3 +130,17 @@ def read_unsubscribe_token(token: str) -> tuple[int, str] | None:
         return struct.unpack(">Q", payload[:8])[0], payload[8:].decode()
     except UnicodeDecodeError:
         return None
+
+
+def rating_token(ticket_id: int, user_id: int) -> str:
+    """A token that lets `user_id` rate `ticket_id` from the resolved mail, without logging in."""
+    return _sign(_RATING, struct.pack(">QQ", ticket_id, user_id))
+
+
+def read_rating_token(token: str) -> ReplyTarget | None:
+    """The ticket and requester of a genuine rating token, else None."""
+    payload = _verify(_RATING, token)
+    if payload is None or len(payload) != 16:
+        return None
+    ticket_id, user_id = struct.unpack(">QQ", payload)
+    return ReplyTarget(ticket_id, user_id)

@@ -461,6 +461,38 @@ def _dead_row(job: rx.Var) -> rx.Component:
     )
 
 
+def _satisfaction() -> rx.Component:
+    s = AdminOverviewState
+    return rx.card(
+        rx.heading("Satisfaction", size="4", as_="h2", margin_bottom="0.5em"),
+        rx.text(s.satisfaction_summary, size="2", id="satisfaction-summary"),
+        rx.cond(
+            s.satisfaction.length() > 0,
+            rx.table.root(
+                rx.table.header(
+                    rx.table.row(*[rx.table.column_header_cell(h) for h in ("", "Name", "Good", "Bad", "Share good")])
+                ),
+                rx.table.body(
+                    rx.foreach(
+                        s.satisfaction,
+                        lambda r: rx.table.row(
+                            rx.table.cell(r.group),
+                            rx.table.cell(r.name),
+                            rx.table.cell(r.good),
+                            rx.table.cell(r.bad),
+                            rx.table.cell(r.share),
+                        ),
+                    )
+                ),
+                size="1",
+                margin_top="0.5em",
+            ),
+        ),
+        width="100%",
+        id="satisfaction",
+    )
+
+
 def _jobs() -> rx.Component:
     s = AdminOverviewState
     return rx.card(
@@ -603,6 +635,7 @@ def admin_overview_page() -> rx.Component:
                     error_callout(s.error),
                     _stats(),
                     _charts(),
+                    _satisfaction(),
                     _jobs(),
                     _emails(),
                     direction="column",

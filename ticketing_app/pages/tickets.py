@@ -221,6 +221,62 @@ def _actions() -> rx.Component:
     )
 
 
+def _rating() -> rx.Component:
+    """The requester rates a resolved ticket; staff see the rating once given."""
+    t = TicketState.ticket
+    resolved = (t.status == TicketStatus.RESOLVED) | (t.status == TicketStatus.CLOSED)
+    given = rx.flex(
+        rx.badge(
+            rx.cond(t.rating == "good", "Rated good", "Rated bad"),
+            color_scheme=rx.cond(t.rating == "good", "green", "red"),
+            size="2",
+        ),
+        rx.cond(t.rating_comment != "", plain_text(t.rating_comment, size="2")),
+        spacing="2",
+        align="center",
+        wrap="wrap",
+        id="rating-given",
+    )
+    ask = rx.card(
+        rx.form(
+            rx.flex(
+                rx.text("How did we do?", weight="medium"),
+                rx.text_area(
+                    name="comment",
+                    placeholder="Anything to add? (optional)",
+                    max_length=2000,
+                    rows="2",
+                    aria_label="Comment on your rating",
+                ),
+                rx.flex(
+                    *[
+                        rx.el.label(
+                            rx.el.input(type="radio", name="rating", value=value, required=True, id=f"rating-{value}"),
+                            f" {value.capitalize()}",
+                            style={"margin_right": "1em"},
+                        )
+                        for value in ("good", "bad")
+                    ],
+                    rx.button("Send my rating", type="submit", variant="soft"),
+                    spacing="2",
+                    align="center",
+                ),
+                direction="column",
+                spacing="2",
+            ),
+            on_submit=TicketState.rate,
+            reset_on_submit=True,
+        ),
+        id="rate-ticket",
+        width="100%",
+    )
+    return rx.cond(
+        t.rating != "",
+        given,
+        rx.cond(TicketState.is_requester & resolved, ask),
+    )
+
+
 def _staff_forms() -> rx.Component:
     return rx.cond(
         TicketState.can_manage,
@@ -434,6 +490,7 @@ def ticket_page() -> rx.Component:
                         rx.cond(TicketState.notice != "", rx.callout(TicketState.notice, color_scheme="green")),
                         _viewers(),
                         _actions(),
+                        _rating(),
                         _staff_forms(),
                         rx.heading("Conversation", size="4", as_="h2"),
                         rx.foreach(TicketState.comments, _comment),

@@ -38,6 +38,7 @@ from ticketing_app.mail import messages, tokens
 from ticketing_app.models import TICKET_IS_ACTIVE, Attachment, Comment, EmailMessage, Ticket, User
 
 UNSUBSCRIBE_PATH = "/api/unsubscribe"
+RATE_PATH = "/api/rate"
 SETTINGS_PAGE = "/settings/notifications"
 
 # What each kind is called on the settings page and in the unsubscribe confirmation.
@@ -71,6 +72,14 @@ def unsubscribe_url(user_id: int, kind: str) -> str:
     """The one-click unsubscribe link for one person and kind (RFC 8058): GET shows a confirm page, POST mutes."""
     token = tokens.unsubscribe_token(user_id, kind)
     return f"{get_settings().app_base_url.rstrip('/')}{UNSUBSCRIBE_PATH}?token={quote(token)}"
+
+
+def rating_urls(ticket_id: int, requester_id: int) -> tuple[str, str]:
+    """The resolved mail's "good" and "bad" links: each opens the rating page (services/satisfaction.py) with
+    that choice made; only the page's button records it."""
+    token = quote(tokens.rating_token(ticket_id, requester_id))
+    base = f"{get_settings().app_base_url.rstrip('/')}{RATE_PATH}?token={token}"
+    return f"{base}&rating=good", f"{base}&rating=bad"
 
 
 def mail_headers(kind: str, *, user_id: int | None, ticket_id: int | None) -> dict[str, str]:
@@ -206,6 +215,7 @@ def resolved(session: Session, ticket: Ticket, requester: User) -> EmailMessage 
         title=ticket.title,
         ticket_url=ticket_url(ticket),
         unsubscribe_url=unsubscribe_url(requester.id, EmailKind.TICKET_RESOLVED),
+        rating_urls=rating_urls(ticket.id, requester.id),
     )
     return queue_email(session, Draft(email, ticket_id=ticket.id, user_id=requester.id))
 
@@ -270,6 +280,7 @@ def status_changed(session: Session, actor: User, ticket: Ticket, old: str, new:
                 title=ticket.title,
                 ticket_url=url,
                 unsubscribe_url=unsubscribe_url(requester.id, EmailKind.TICKET_RESOLVED),
+                rating_urls=rating_urls(ticket.id, requester.id),
             )
         else:
             email = messages.ticket_status_email(

@@ -119,10 +119,16 @@ class AdminOverview:
     tickets: dict[str, Any]  # ticket_overview
     jobs: dict[str, Any]  # job_health
     emails: list[EmailMessage]  # recent_emails
+    satisfaction: dict[str, Any]  # satisfaction.satisfaction_overview
 
 
 def admin_overview(session: Session, actor: User) -> AdminOverview:
     """The overview page's data (admins only)."""
+    from ticketing_app.services.satisfaction import satisfaction_overview  # it builds on the ticket service
+
     return AdminOverview(
-        tickets=ticket_overview(session, actor), jobs=job_health(session, actor), emails=recent_emails(session, actor)
+        tickets=ticket_overview(session, actor),
+        jobs=job_health(session, actor),
+        emails=recent_emails(session, actor),
+        satisfaction=satisfaction_overview(session, actor),
     )

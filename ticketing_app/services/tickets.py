@@ -34,6 +34,7 @@ from ticketing_app.schemas import (
     CommentOut,
     EventOut,
     Page,
+    SatisfactionOut,
     TicketCreate,
     TicketDetail,
     TicketFilters,
@@ -97,6 +98,7 @@ def ticket_out(ticket: Ticket, actor: User) -> TicketOut:
         created_at=ticket.created_at,
         updated_at=ticket.updated_at,
         resolved_at=ticket.resolved_at,
+        satisfaction=SatisfactionOut.model_validate(ticket.satisfaction) if ticket.satisfaction else None,
     )
 
 
@@ -205,6 +207,7 @@ class _FiledTicket:
     assignment_reason: str | None = None
     due_at: datetime | None = None
     resolved_at: datetime | None = None
+    satisfaction: None = None
 
     @property
     def reference(self) -> str:

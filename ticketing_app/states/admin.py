@@ -44,8 +44,10 @@ from ticketing_app.states.formatting import (
     DeadJobRow,
     EmailRow,
     JobCounts,
+    SatisfactionRow,
     SeriesRow,
     UserRow,
+    satisfaction_rows,
     when,
 )
 from ticketing_app.states.live import LiveMixin
@@ -302,6 +304,8 @@ class AdminOverviewState(LiveMixin, AuthState):
     job_counts: JobCounts = JobCounts()
     dead_jobs: list[DeadJobRow] = []
     emails: list[EmailRow] = []
+    satisfaction: list[SatisfactionRow] = []
+    satisfaction_summary: str = ""
     updated_at: str = ""
     loading: bool = True
     refreshing: bool = False
@@ -320,6 +324,7 @@ class AdminOverviewState(LiveMixin, AuthState):
         self.per_day, self.by_category, self.by_priority, self.by_status, self.by_provider = [], [], [], [], []
         self.dead_jobs, self.emails, self.job_counts, self.total, self.open_count = [], [], JobCounts(), 0, 0
         self.median_assignment, self.error = "—", ""
+        self.satisfaction, self.satisfaction_summary = [], ""
         return None
 
     def _apply(self, data: reports.AdminOverview) -> None:
@@ -332,6 +337,13 @@ class AdminOverviewState(LiveMixin, AuthState):
         self.total = int(o["total"])
         self.open_count = int(sum(o["by_status"].get(s, 0) for s in ACTIVE_STATUSES))
         self.median_assignment = human_duration(o["median_seconds_to_assignment"])
+        csat = data.satisfaction
+        self.satisfaction = satisfaction_rows(csat)
+        self.satisfaction_summary = (
+            f"{csat['share_good']:.0%} good ({csat['good']} good, {csat['bad']} bad) in the last {csat['days']} days"
+            if csat["share_good"] is not None
+            else f"No ratings in the last {csat['days']} days."
+        )
         self.job_counts = JobCounts(**{k: int(v) for k, v in jobs["counts"].items()})
         self.dead_jobs = [
             DeadJobRow(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
+from typing import Any
 
 from ticketing_app.domain import ACTIVE_STATUSES, EventKind, label
 from ticketing_app.schemas import AttachmentOut, CommentOut, EventOut, TicketOut, UserOut
@@ -48,6 +49,32 @@ class TicketRow:
     updated: str = ""
     due: str = ""
     overdue: bool = False
+    rating: str = ""  # the requester's "good" or "bad", "" before any
+    rating_comment: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class SatisfactionRow:
+    """Ratings of one moderator or category on the admin overview."""
+
+    group: str = ""  # "Moderator" or "Category"
+    name: str = ""
+    good: int = 0
+    bad: int = 0
+    share: str = "—"
+
+
+def satisfaction_rows(overview: dict[str, Any]) -> list[SatisfactionRow]:
+    def share(value: float | None) -> str:
+        return "—" if value is None else f"{value:.0%}"
+
+    return [
+        SatisfactionRow("Moderator", m["name"], m["good"], m["bad"], share(m["share_good"]))
+        for m in overview["by_moderator"]
+    ] + [
+        SatisfactionRow("Category", label(c["category"]), c["good"], c["bad"], share(c["share_good"]))
+        for c in overview["by_category"]
+    ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +161,8 @@ def ticket_row(t: TicketOut) -> TicketRow:
         updated=when(t.updated_at),
         due=when(t.due_at),
         overdue=overdue,
+        rating=t.satisfaction.rating if t.satisfaction else "",
+        rating_comment=(t.satisfaction.comment or "") if t.satisfaction else "",
     )
 
 

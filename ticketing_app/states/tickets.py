@@ -16,7 +16,7 @@ from ticketing_app.domain import TicketStatus, label
 from ticketing_app.errors import Conflict, DomainError, InvalidInput, TooLarge
 from ticketing_app.models import User
 from ticketing_app.schemas import CommentCreate, TicketCreate, TicketFilters, TicketUpdate
-from ticketing_app.services import attachments, canned_replies, presence, tickets
+from ticketing_app.services import attachments, canned_replies, presence, satisfaction, tickets
 from ticketing_app.states.base import (
     AuthState,
     UnexpectedEventArgument,
@@ -359,6 +359,21 @@ class TicketState(LiveMixin, AuthState):
         await self._refresh()
         self._seen_comment_id = max((c.id for c in self.comments), default=0)
         return [rx.set_value("reply-body", ""), rx.clear_selected_files(REPLY_FILES)]
+
+    @rx.event
+    @presents_errors
+    async def rate(self, form: dict[str, Any]) -> Any:
+        """The requester's rating of their resolved ticket (the page's good / bad buttons and comment)."""
+        form = a_form(form)
+        rating, comment, ticket_id = (
+            one_of(form.get("rating"), ("good", "bad")),
+            form_text(form, "comment"),
+            self._ticket_id(),
+        )
+        self.error = self.notice = ""
+        await self._actor_call(lambda s, u: satisfaction.rate(s, u, ticket_id, rating, comment or None))
+        self.notice = "Thank you for your rating."
+        return await self._refresh()
 
     @rx.event
     @presents_errors

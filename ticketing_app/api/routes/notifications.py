@@ -5,11 +5,12 @@ from __future__ import annotations
 import html
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Request, Response, status
+from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import StrictBool
 
 from ticketing_app.api.deps import Token, acting
+from ticketing_app.api.html import refusal, small_page, wants_html
 from ticketing_app.db import session_scope
 from ticketing_app.errors import InvalidLink
 from ticketing_app.services import notifications
@@ -35,13 +36,13 @@ def put_preferences(changes: Annotated[dict[str, StrictBool], Body()], token: To
 
 
 @router.get("/unsubscribe", response_class=HTMLResponse)
-def unsubscribe_page(request: Request, token: UnsubscribeToken = "") -> Response:
+def unsubscribesmall_page(request: Request, token: UnsubscribeToken = "") -> Response:
     """A confirm page for the link in the mail. Never unsubscribes by itself: mail scanners fetch links."""
     try:
         with session_scope() as session:
             target = notifications.read_unsubscribe(session, token)
     except InvalidLink as exc:
-        return _refusal(request, exc)
+        return refusal(request, "Unsubscribe", exc)
     action = html.escape(f"{notifications.UNSUBSCRIBE_PATH}?token={token}", quote=True)
     body = (
         f"<p>Stop sending <strong>{html.escape(target.label)}</strong> e-mails to "
@@ -51,7 +52,7 @@ def unsubscribe_page(request: Request, token: UnsubscribeToken = "") -> Response
         '<button type="submit">Unsubscribe</button></form>'
         f'<p>You can turn it back on in your <a href="{notifications.SETTINGS_PAGE}">notification settings</a>.</p>'
     )
-    return _page("Unsubscribe", body)
+    return small_page("Unsubscribe", body)
 
 
 @router.post("/unsubscribe")
@@ -61,33 +62,11 @@ def unsubscribe(request: Request, token: UnsubscribeToken = "") -> Response:
         with session_scope() as session:
             target = notifications.unsubscribe(session, token)
     except InvalidLink as exc:
-        return _refusal(request, exc)
+        return refusal(request, "Unsubscribe", exc)
     message = f"You will no longer get '{target.label}' e-mails at {target.email}."
-    if _wants_html(request):
+    if wants_html(request):
         settings_link = f'<a href="{notifications.SETTINGS_PAGE}">notification settings</a>'
-        return _page("Unsubscribed", f"<p>{html.escape(message)}</p><p>Change your mind in your {settings_link}.</p>")
+        return small_page(
+            "Unsubscribed", f"<p>{html.escape(message)}</p><p>Change your mind in your {settings_link}.</p>"
+        )
     return JSONResponse({"detail": message, "kind": target.kind, "enabled": False})
-
-
-def _wants_html(request: Request) -> bool:
-    return "text/html" in request.headers.get("accept", "")
-
-
-def _refusal(request: Request, exc: InvalidLink) -> Response:
-    """400: a page for a browser, JSON like every other API refusal otherwise."""
-    if _wants_html(request):
-        return _page("Unsubscribe", f"<p>{html.escape(exc.message)}</p>", exc.status_code)
-    return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
-
-
-def _page(title: str, body: str, status_code: int = status.HTTP_200_OK) -> HTMLResponse:
-    """A tiny page without scripts; `body` is already-escaped HTML."""
-    return HTMLResponse(
-        "<!DOCTYPE html>\n"
-        f'<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)} · Helpdesk</title>'
-        '<meta name="viewport" content="width=device-width, initial-scale=1"></head>'
-        '<body style="font-family:Arial,Helvetica,sans-serif;max-width:36em;margin:3em auto;padding:0 1em">'
-        f"<h1>{html.escape(title)}</h1>{body}</body></html>\n",
-        status_code=status_code,
-        headers={"Cache-Control": "no-store"},
-    )
