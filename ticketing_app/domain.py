@@ -28,16 +28,19 @@ STAFF_ROLES = (Role.MODERATOR, Role.ADMIN)
 class TicketStatus(StrEnum):
     OPEN = "open"
     IN_PROGRESS = "in_progress"
+    PENDING = "pending"  # waiting on the requester: the resolution clock pauses (README "SLAs")
     RESOLVED = "resolved"
     CLOSED = "closed"
 
     @property
     def is_active(self) -> bool:
-        """Open or in progress: still waiting for work."""
+        """Open, in progress or pending: not finished, still someone's work."""
         return self in ACTIVE_STATUSES
 
 
-ACTIVE_STATUSES = (TicketStatus.OPEN, TicketStatus.IN_PROGRESS)
+ACTIVE_STATUSES = (TicketStatus.OPEN, TicketStatus.IN_PROGRESS, TicketStatus.PENDING)
+# Active and not paused: the SLA clocks run.
+CLOCK_RUNNING_STATUSES = (TicketStatus.OPEN, TicketStatus.IN_PROGRESS)
 
 
 class Priority(StrEnum):
@@ -75,6 +78,13 @@ class TriageStatus(StrEnum):
     PENDING = "pending"
     DONE = "done"
     FAILED = "failed"
+
+
+class SlaTarget(StrEnum):
+    """What an SLA times: the first public staff reply, or the resolution."""
+
+    FIRST_RESPONSE = "first_response"
+    RESOLUTION = "resolution"
 
 
 class CommentVia(StrEnum):
@@ -123,6 +133,9 @@ class EmailKind(StrEnum):
     TICKET_ASSIGNED = "ticket_assigned"
     TICKET_RECEIVED = "ticket_received"
     TICKET_RESOLVED = "ticket_resolved"
+    # SLA (services/sla.py): the assignee before a breach, the admins at it.
+    SLA_WARNING = "sla_warning"
+    SLA_BREACHED = "sla_breached"
 
 
 class EmailStatus(StrEnum):
@@ -156,6 +169,7 @@ TICKET_PREFIX = "TCK-"
 STATUS_COLORS: dict[TicketStatus, str] = {
     TicketStatus.OPEN: "blue",
     TicketStatus.IN_PROGRESS: "amber",
+    TicketStatus.PENDING: "purple",
     TicketStatus.RESOLVED: "green",
     TicketStatus.CLOSED: "gray",
 }

@@ -172,6 +172,22 @@ class AuthOut(BaseModel):
     token_type: Literal["bearer"] = "bearer"
 
 
+class SlaClockOut(Output):
+    due_at: datetime | None
+    breached: bool
+
+
+class ResolutionSlaOut(SlaClockOut):
+    paused: bool  # pending: the clock stands still
+
+
+class SlaOut(Output):
+    """Where a ticket stands against its targets (business time; README "SLAs")."""
+
+    first_response: SlaClockOut
+    resolution: ResolutionSlaOut
+
+
 class TicketOut(Output):
     id: int
     number: str
@@ -193,6 +209,9 @@ class TicketOut(Output):
     created_at: datetime
     updated_at: datetime
     resolved_at: datetime | None
+    first_response_due_at: datetime | None = None
+    first_responded_at: datetime | None = None
+    sla: SlaOut | None = None
 
 
 class CommentOut(Output):

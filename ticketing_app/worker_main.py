@@ -16,6 +16,7 @@ def build_worker(**overrides: object) -> Worker:
     from ticketing_app.config import get_settings
     from ticketing_app.jobs import retention
     from ticketing_app.jobs.handlers import HANDLERS, on_dead, reconcile
+    from ticketing_app.services import sla
 
     settings = get_settings()
     overrides.setdefault(
@@ -23,6 +24,7 @@ def build_worker(**overrides: object) -> Worker:
         {
             "reconcile": (settings.reconcile_seconds, reconcile),
             "retention": (settings.retention_interval_minutes * 60, retention.purge),
+            "sla": (settings.sla_check_seconds, sla.check_deadlines),
         },
     )
     return Worker(HANDLERS, on_dead=on_dead, **overrides)  # type: ignore[arg-type]
