@@ -120,7 +120,7 @@ class UserUpdate(StrictInput):
 
 class TicketFilters(StrictInput):
     status: StatusValue | None = None
-    active: bool = False  # only open and in-progress tickets
+    active: bool = False  # only open, in-progress and pending tickets
     priority: PriorityValue | None = None
     category: Annotated[Line, Field(max_length=50)] | None = None
     q: Annotated[Line, Field(max_length=200)] | None = None
