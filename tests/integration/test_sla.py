@@ -299,3 +299,38 @@ def test_rest_shows_the_sla_and_accepts_pending(api, factory: Factory, hours) ->
     assert r.status_code == 201
     mine = api.get(f"/api/tickets/{ticket.id}", headers=factory.headers(requester)).json()
     assert mine["status"] == "in_progress" and mine["sla"]["resolution"]["paused"] is False
+
+
+def test_the_overview_shows_attainment_per_priority(factory: Factory, hours) -> None:
+    from ticketing_app.services import reports
+
+    hours("24/7")
+    now = datetime.now(UTC)
+    admin = factory.admin()
+    requester = factory.user()
+
+    def filed(hours_ago: float, priority: str) -> int:
+        ticket = factory.ticket(requester)
+        _set(ticket.id, created_at=now - timedelta(hours=hours_ago), assigned_to_id=admin.id, assigned_at=now)
+        _update(admin, ticket.id, priority=priority, reason="set")
+        return ticket.id
+
+    on_time = filed(0.5, "high")  # replied and resolved within 1h / 4h
+    _comment(admin, on_time, "On it.")
+    _update(admin, on_time, status="resolved")
+    late = filed(6, "high")  # no reply, past both targets
+    _comment(requester, late, "Hello?")
+    inside = filed(0.2, "high")  # inside both targets: not decided yet
+    medium_late_reply = filed(5, "medium")  # replied after 4h: missed; resolution (24h) still running
+    _set(medium_late_reply, first_responded_at=now - timedelta(minutes=30))
+    old = filed(24 * 20, "low")  # filed before the window: left out
+    assert inside and old
+
+    with session_scope() as s:
+        rows = {r["priority"]: r for r in reports.ticket_overview(s, s.get(User, admin.id))["sla_attainment"]}
+    assert list(rows) == ["high", "medium", "low"]
+    assert rows["high"]["first_response"] == {"met": 1, "missed": 1, "rate": 0.5}
+    assert rows["high"]["resolution"] == {"met": 1, "missed": 1, "rate": 0.5}
+    assert rows["medium"]["first_response"] == {"met": 0, "missed": 1, "rate": 0.0}
+    assert rows["medium"]["resolution"] == {"met": 0, "missed": 0, "rate": None}
+    assert rows["low"]["first_response"]["rate"] is None

@@ -153,6 +153,13 @@ def resolution_clock(ticket: Any, now: datetime) -> Clock:
     return Clock(due, now > due, False, False, _left(due, now))
 
 
+def clock_text(due_at: datetime | None, *, breached: bool, stopped: bool, paused: bool, now: datetime) -> str:
+    """What a clock shows people, from a ticket's JSON-level fields (see Clock.describe)."""
+    running = due_at is not None and not stopped and not paused
+    left = _left(due_at, now) if running and due_at is not None else None
+    return Clock(due_at, breached, stopped, paused, left).describe()
+
+
 def sla_out(ticket: Any, now: datetime | None = None) -> dict[str, Any]:
     """The `sla` field of ticket JSON."""
     now = now or datetime.now(UTC)
@@ -285,3 +292,43 @@ def check_deadlines() -> dict[str, int]:
     if any(counts.values()):
         log.info("SLA thresholds crossed: %s", counts)
     return counts
+
+
+# ----- attainment: the share of targets met -----
+
+_FINISHED = sql_in("status", tuple(s for s in TicketStatus if s not in ACTIVE_STATUSES))
+# Where each clock stopped (now while it runs), as first_response_clock / resolution_clock read it.
+_FIRST_STOP = (
+    f"coalesce(first_responded_at, CASE WHEN {_ACTIVE} THEN now()"
+    " ELSE coalesce(sla_paused_at, resolved_at, updated_at) END)"
+)
+_RESOLUTION_STOP = f"CASE WHEN {_RUNNING} THEN now() ELSE coalesce(sla_paused_at, resolved_at, now()) END"
+_ATTAINMENT = text(
+    f"""
+    SELECT priority,
+           count(*) FILTER (WHERE first_responded_at <= first_response_due_at) AS first_met,
+           count(*) FILTER (WHERE {_FIRST_STOP} > first_response_due_at) AS first_missed,
+           count(*) FILTER (WHERE {_FINISHED} AND {_RESOLUTION_STOP} <= due_at) AS resolution_met,
+           count(*) FILTER (WHERE {_RESOLUTION_STOP} > due_at) AS resolution_missed
+    FROM tickets
+    WHERE created_at >= :since AND priority IS NOT NULL
+    GROUP BY priority
+    """
+)
+
+
+def attainment(session: Session, since: datetime) -> list[dict[str, Any]]:
+    """Per priority (most urgent first), of the tickets filed since `since`: how many met and missed each
+    target, and the share met (None until one is decided). Tickets still inside their targets are left out."""
+    found = {row.priority: row for row in session.execute(_ATTAINMENT, {"since": since})}
+    out = []
+    for priority in Priority:
+        row = found.get(str(priority))
+        entry: dict[str, Any] = {"priority": str(priority)}
+        for target in ("first", "resolution"):
+            met = int(getattr(row, f"{target}_met", 0) or 0) if row else 0
+            missed = int(getattr(row, f"{target}_missed", 0) or 0) if row else 0
+            name = SlaTarget.FIRST_RESPONSE if target == "first" else SlaTarget.RESOLUTION
+            entry[str(name)] = {"met": met, "missed": missed, "rate": met / (met + missed) if met + missed else None}
+        out.append(entry)
+    return out

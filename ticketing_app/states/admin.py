@@ -45,7 +45,9 @@ from ticketing_app.states.formatting import (
     EmailRow,
     JobCounts,
     SeriesRow,
+    SlaAttainmentRow,
     UserRow,
+    sla_attainment_row,
     when,
 )
 from ticketing_app.states.live import LiveMixin
@@ -299,6 +301,7 @@ class AdminOverviewState(LiveMixin, AuthState):
     total: int = 0
     open_count: int = 0
     median_assignment: str = "—"
+    sla_attainment: list[SlaAttainmentRow] = []
     job_counts: JobCounts = JobCounts()
     dead_jobs: list[DeadJobRow] = []
     emails: list[EmailRow] = []
@@ -319,7 +322,7 @@ class AdminOverviewState(LiveMixin, AuthState):
         self.forbidden = True
         self.per_day, self.by_category, self.by_priority, self.by_status, self.by_provider = [], [], [], [], []
         self.dead_jobs, self.emails, self.job_counts, self.total, self.open_count = [], [], JobCounts(), 0, 0
-        self.median_assignment, self.error = "—", ""
+        self.median_assignment, self.error, self.sla_attainment = "—", "", []
         return None
 
     def _apply(self, data: reports.AdminOverview) -> None:
@@ -332,6 +335,7 @@ class AdminOverviewState(LiveMixin, AuthState):
         self.total = int(o["total"])
         self.open_count = int(sum(o["by_status"].get(s, 0) for s in ACTIVE_STATUSES))
         self.median_assignment = human_duration(o["median_seconds_to_assignment"])
+        self.sla_attainment = [sla_attainment_row(entry) for entry in o.get("sla_attainment", [])]
         self.job_counts = JobCounts(**{k: int(v) for k, v in jobs["counts"].items()})
         self.dead_jobs = [
             DeadJobRow(

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
+from typing import Any
 
-from ticketing_app.domain import ACTIVE_STATUSES, EventKind, label
+from ticketing_app.domain import ACTIVE_STATUSES, CLOCK_RUNNING_STATUSES, EventKind, TicketStatus, label
 from ticketing_app.schemas import CommentOut, EventOut, TicketOut, UserOut
+from ticketing_app.services import sla
 
 
 def when(value: datetime | None) -> str:
@@ -48,6 +50,12 @@ class TicketRow:
     updated: str = ""
     due: str = ""
     overdue: bool = False
+    # SLA clocks in business time: "3h 20m left", "overdue 1h", "paused", "met", "missed" ("" without a target).
+    first_response_due: str = ""
+    first_response_left: str = ""
+    first_response_late: bool = False
+    resolution_left: str = ""
+    resolution_late: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +87,10 @@ class StaffOption:
 
 
 def ticket_row(t: TicketOut) -> TicketRow:
-    overdue = bool(t.due_at and t.status in ACTIVE_STATUSES and t.due_at < datetime.now(UTC))
+    now = datetime.now(UTC)
+    overdue = bool(t.due_at and t.status in CLOCK_RUNNING_STATUSES and t.due_at < now)
+    first_late = bool(t.sla and t.sla.first_response.breached)
+    resolution_late = bool(t.sla and t.sla.resolution.breached)
     return TicketRow(
         id=t.id,
         number=t.number,
@@ -105,6 +116,23 @@ def ticket_row(t: TicketOut) -> TicketRow:
         updated=when(t.updated_at),
         due=when(t.due_at),
         overdue=overdue,
+        first_response_due=when(t.first_response_due_at),
+        first_response_left=sla.clock_text(
+            t.first_response_due_at,
+            breached=first_late,
+            stopped=t.first_responded_at is not None or t.status not in ACTIVE_STATUSES,
+            paused=False,
+            now=now,
+        ),
+        first_response_late=first_late,
+        resolution_left=sla.clock_text(
+            t.due_at,
+            breached=resolution_late,
+            stopped=t.status not in ACTIVE_STATUSES,
+            paused=t.status == TicketStatus.PENDING,
+            now=now,
+        ),
+        resolution_late=resolution_late,
     )
 
 
@@ -218,3 +246,26 @@ class EmailRow:
     created: str
     error: str  # shortened to one line
     error_full: str
+
+
+@dataclasses.dataclass(frozen=True)
+class SlaAttainmentRow:
+    """One priority's SLA attainment on the overview: "92% (23 of 25)", or "—" before any target is decided."""
+
+    priority: str
+    priority_label: str
+    first_response: str
+    resolution: str
+
+
+def sla_attainment_row(entry: dict[str, Any]) -> SlaAttainmentRow:
+    def share(counts: dict[str, Any]) -> str:
+        decided = counts["met"] + counts["missed"]
+        return f"{counts['rate']:.0%} ({counts['met']} of {decided})" if decided else "—"
+
+    return SlaAttainmentRow(
+        priority=entry["priority"],
+        priority_label=label(entry["priority"]),
+        first_response=share(entry["first_response"]),
+        resolution=share(entry["resolution"]),
+    )
