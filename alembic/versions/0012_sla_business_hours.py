@@ -12,7 +12,8 @@ Create Date: 2026-12-02
   (business seconds it stood still so far: `due_at` moves out by them).
 - `*_warn_at`: the moment a target is SLA_WARNING_PERCENT gone, computed in business time with the due
   times, so the worker's check is a plain indexed comparison; `*_warned_at` / `*_breach_mailed_at`: the stamps
-  that make each warning and breach mail go out once, whatever the number of workers.
+  that make each warning and breach mail go out once, whatever the number of workers (tickets already past due
+  are stamped here, so the first check after the upgrade does not mail the admins about each of them).
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ def upgrade() -> None:
     for name in _STAMPS:
         op.add_column("tickets", sa.Column(name, sa.DateTime(timezone=True)))
     op.add_column("tickets", sa.Column("sla_paused_seconds", sa.Integer, server_default="0", nullable=False))
+    # Tickets already past due are counted as told: an upgrade must not mail the admins about every old one.
+    op.execute("UPDATE tickets SET sla_breach_mailed_at = now() WHERE due_at <= now()")
     op.drop_index("ix_tickets_assignee_queue", table_name="tickets")
     op.drop_index("ix_tickets_queue", table_name="tickets")
     _queue_indexes(_ACTIVE)

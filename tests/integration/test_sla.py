@@ -334,3 +334,30 @@ def test_the_overview_shows_attainment_per_priority(factory: Factory, hours) -> 
     assert rows["medium"]["first_response"] == {"met": 0, "missed": 1, "rate": 0.0}
     assert rows["medium"]["resolution"] == {"met": 0, "missed": 0, "rate": None}
     assert rows["low"]["first_response"]["rate"] is None
+
+
+@pytest.mark.parametrize("threshold", sla.THRESHOLDS, ids=lambda t: t.stamp)
+def test_each_check_reads_its_small_partial_index(clean_db: str, threshold) -> None:
+    """The check's claim is served by the partial index holding only the tickets still waiting for that mail
+    (its predicate written the same way), however many tickets there are."""
+    claim = str(sla._claim_sql(threshold))
+    inner = claim[claim.index("SELECT id FROM tickets") : claim.index("FOR UPDATE")].replace(":limit", "200")
+    with session_scope() as s:
+        s.execute(text("SET LOCAL enable_seqscan = off"))
+        plan = "\n".join(s.execute(text(f"EXPLAIN {inner}")).scalars())
+    index = {
+        "first_response_warned_at": "ix_tickets_first_response_warn",
+        "first_response_breach_mailed_at": "ix_tickets_first_response_breach",
+        "sla_warned_at": "ix_tickets_sla_warn",
+        "sla_breach_mailed_at": "ix_tickets_sla_breach",
+    }[threshold.stamp]
+    assert index in plan, plan
+
+
+def test_the_periodic_check_runs_in_its_own_transaction(factory: Factory, hours) -> None:
+    hours("24/7")
+    _staffed(factory, filed=datetime.now(UTC) - timedelta(hours=5), priority="high")
+    assert sla.check_deadlines()["resolution_breach"] == 1
+    # both targets missed: two breach mails to the one admin, once
+    assert sum(n for (kind, _, _), n in _sla_mails().items() if kind == EmailKind.SLA_BREACHED) == 2
+    assert not any(sla.check_deadlines().values())

@@ -381,6 +381,15 @@ def ticket_page() -> rx.Component:
                         rx.card(plain_text(t.description), width="100%"),
                         error_callout(TicketState.error),
                         rx.cond(TicketState.notice != "", rx.callout(TicketState.notice, color_scheme="green")),
+                        rx.cond(
+                            TicketState.is_requester & (t.status == TicketStatus.PENDING),
+                            rx.callout(
+                                "We are waiting for your reply: answer below and we pick the ticket up again.",
+                                icon="message-circle-question",
+                                color_scheme="purple",
+                                id="waiting-on-you",
+                            ),
+                        ),
                         _actions(),
                         _staff_forms(),
                         rx.heading("Conversation", size="4", as_="h2"),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from ticketing_app import businesstime
@@ -244,11 +244,13 @@ def check(session: Session, *, limit: int = CHECK_BATCH) -> dict[str, int]:
         ids = [row.id for row in rows if threshold.breach or not row.late]
         if not ids:
             continue
-        tickets = session.query(Ticket).filter(Ticket.id.in_(ids)).order_by(Ticket.id).all()
+        tickets = session.scalars(select(Ticket).where(Ticket.id.in_(ids)).order_by(Ticket.id)).unique().all()
         if threshold.breach:
             if admins is None:
                 admins = list(
-                    session.query(User).filter(User.role == Role.ADMIN, User.is_active.is_(True)).order_by(User.id)
+                    session.scalars(
+                        select(User).where(User.role == Role.ADMIN, User.is_active.is_(True)).order_by(User.id)
+                    )
                 )
             for ticket in tickets:
                 drafts += [_draft(ticket, threshold, admin) for admin in admins]
