@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import random
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -191,3 +192,33 @@ def test_humanize(seconds: float, text: str) -> None:
 def test_a_closed_schedule_is_refused() -> None:
     with pytest.raises(ValueError, match="opens on no day"):
         businesstime.parse_hours(" ; ")
+
+
+def _day_by_day(s: businesstime.Schedule, start: datetime, end: datetime) -> float:
+    """The reference: every day's opening ranges, clipped to the span."""
+    total = 0.0
+    day = start.astimezone(s.zone).date() - timedelta(days=1)
+    while businesstime._moment(day, 0, s.zone) < end:
+        for opens, closes in s.open_ranges(day):
+            total += max(0.0, (min(closes, end) - max(opens, start)).total_seconds())
+        day += timedelta(days=1)
+    return total
+
+
+@pytest.mark.parametrize(
+    ("zone", "hours", "holidays"),
+    [
+        ("Europe/Berlin", OFFICE, "2026-12-24,2026-12-25,2027-01-01,2027-04-05"),
+        ("America/New_York", "24/7", "2026-11-26"),
+        ("America/New_York", "mon-thu 08:00-12:00 13:00-17:00; fri 08:00-12:00; sun 01:00-03:00", ""),
+    ],
+)
+def test_whole_weeks_at_once_agree_with_day_by_day(zone: str, hours: str, holidays: str) -> None:
+    """Long spans (over clock changes and holidays) step a week at a time where they can: same answer."""
+    s = sched(zone, hours, holidays)
+    rng = random.Random(15)
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    for _ in range(60):
+        start = base + timedelta(minutes=rng.randrange(0, 60 * 24 * 500))
+        end = start + timedelta(minutes=rng.randrange(0, 60 * 24 * 200))
+        assert businesstime.elapsed(s, start, end) == _day_by_day(s, start, end)
