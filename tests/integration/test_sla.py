@@ -327,7 +327,10 @@ def test_the_overview_shows_attainment_per_priority(factory: Factory, hours) -> 
     assert inside and old
 
     with session_scope() as s:
-        rows = {r["priority"]: r for r in reports.ticket_overview(s, s.get(User, admin.id))["sla_attainment"]}
+        overview = reports.ticket_overview(s, s.get(User, admin.id))
+    rows = {r["priority"]: r for r in overview["sla_attainment"]}
+    assert overview["sla_policy"]["targets"]["high"] == {"first_response": 1, "resolution": 4}
+    assert (overview["sla_policy"]["business_hours"], overview["sla_policy"]["timezone"]) == ("24/7", "UTC")
     assert list(rows) == ["high", "medium", "low"]
     assert rows["high"]["first_response"] == {"met": 1, "missed": 1, "rate": 0.5}
     assert rows["high"]["resolution"] == {"met": 1, "missed": 1, "rate": 0.5}

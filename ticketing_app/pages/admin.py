@@ -428,7 +428,16 @@ def _sla_attainment() -> rx.Component:
         rx.table.root(
             rx.table.header(
                 rx.table.row(
-                    *[rx.table.column_header_cell(h) for h in ("Priority", "First response met", "Resolution met")]
+                    *[
+                        rx.table.column_header_cell(h)
+                        for h in (
+                            "Priority",
+                            "First response target",
+                            "First response met",
+                            "Resolution target",
+                            "Resolution met",
+                        )
+                    ]
                 )
             ),
             rx.table.body(
@@ -436,7 +445,9 @@ def _sla_attainment() -> rx.Component:
                     s.sla_attainment,
                     lambda row: rx.table.row(
                         _cell("Priority", priority_badge(row.priority, row.priority_label)),
+                        _cell("First response target", rx.text(row.first_response_target, size="2")),
                         _cell("First response met", rx.text(row.first_response, size="2")),
+                        _cell("Resolution target", rx.text(row.resolution_target, size="2")),
                         _cell("Resolution met", rx.text(row.resolution, size="2")),
                         id="sla-attainment-" + row.priority,
                     ),
@@ -445,10 +456,13 @@ def _sla_attainment() -> rx.Component:
             width="100%",
         ),
         rx.text(
-            "Of the tickets filed in the window whose target is met or missed, in business hours.",
+            "Of the tickets filed in the window whose target is met or missed. Targets in business hours: ",
+            AdminOverviewState.business_hours,
+            " (settings: BUSINESS_HOURS, BUSINESS_TIMEZONE, HOLIDAYS, SLA_*_HOURS_*).",
             size="1",
             color_scheme="gray",
             margin_top="0.5em",
+            id="business-hours",
         ),
         id="sla-attainment",
     )

@@ -71,6 +71,7 @@ def ticket_overview(session: Session, actor: User, *, days: int = 14) -> dict[st
         "total": total,
         "median_seconds_to_assignment": float(median_seconds) if median_seconds is not None else None,
         "sla_attainment": sla.attainment(session, since),
+        "sla_policy": sla.policy(),
     }
 
 

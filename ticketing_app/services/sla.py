@@ -319,6 +319,17 @@ _ATTAINMENT = text(
 )
 
 
+def policy() -> dict[str, Any]:
+    """The SLA settings as the overview shows them: opening hours, zone, holidays, targets per priority."""
+    settings = get_settings()
+    return {
+        "business_hours": settings.business_hours,
+        "timezone": schedule().zone.key,
+        "holidays": sorted(day.isoformat() for day in schedule().holidays),
+        "targets": {str(p): {str(t): target_hours(t, p) for t in SlaTarget} for p in Priority},
+    }
+
+
 def attainment(session: Session, since: datetime) -> list[dict[str, Any]]:
     """Per priority (most urgent first), of the tickets filed since `since`: how many met and missed each
     target, and the share met (None until one is decided). Tickets still inside their targets are left out."""

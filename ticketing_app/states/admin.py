@@ -47,6 +47,7 @@ from ticketing_app.states.formatting import (
     SeriesRow,
     SlaAttainmentRow,
     UserRow,
+    business_hours_text,
     sla_attainment_row,
     when,
 )
@@ -302,6 +303,7 @@ class AdminOverviewState(LiveMixin, AuthState):
     open_count: int = 0
     median_assignment: str = "—"
     sla_attainment: list[SlaAttainmentRow] = []
+    business_hours: str = ""
     job_counts: JobCounts = JobCounts()
     dead_jobs: list[DeadJobRow] = []
     emails: list[EmailRow] = []
@@ -335,7 +337,11 @@ class AdminOverviewState(LiveMixin, AuthState):
         self.total = int(o["total"])
         self.open_count = int(sum(o["by_status"].get(s, 0) for s in ACTIVE_STATUSES))
         self.median_assignment = human_duration(o["median_seconds_to_assignment"])
-        self.sla_attainment = [sla_attainment_row(entry) for entry in o.get("sla_attainment", [])]
+        policy = o.get("sla_policy") or {"business_hours": "", "timezone": "", "holidays": [], "targets": {}}
+        self.sla_attainment = [
+            sla_attainment_row(entry, policy["targets"].get(entry["priority"])) for entry in o.get("sla_attainment", [])
+        ]
+        self.business_hours = business_hours_text(policy)
         self.job_counts = JobCounts(**{k: int(v) for k, v in jobs["counts"].items()})
         self.dead_jobs = [
             DeadJobRow(

@@ -256,9 +256,15 @@ class SlaAttainmentRow:
     priority_label: str
     first_response: str
     resolution: str
+    first_response_target: str = ""  # "1h" (business hours)
+    resolution_target: str = ""
 
 
-def sla_attainment_row(entry: dict[str, Any]) -> SlaAttainmentRow:
+def _hours(value: float | None) -> str:
+    return "" if value is None else f"{value:g}h"
+
+
+def sla_attainment_row(entry: dict[str, Any], targets: dict[str, Any] | None = None) -> SlaAttainmentRow:
     def share(counts: dict[str, Any]) -> str:
         decided = counts["met"] + counts["missed"]
         return f"{counts['rate']:.0%} ({counts['met']} of {decided})" if decided else "—"
@@ -268,4 +274,12 @@ def sla_attainment_row(entry: dict[str, Any]) -> SlaAttainmentRow:
         priority_label=label(entry["priority"]),
         first_response=share(entry["first_response"]),
         resolution=share(entry["resolution"]),
+        first_response_target=_hours((targets or {}).get("first_response")),
+        resolution_target=_hours((targets or {}).get("resolution")),
     )
+
+
+def business_hours_text(policy: dict[str, Any]) -> str:
+    """ "mon-fri 09:00-17:00 (Europe/Berlin); closed 2026-12-25, 2026-12-26"."""
+    text = f"{policy['business_hours']} ({policy['timezone']})"
+    return f"{text}; closed {', '.join(policy['holidays'])}" if policy["holidays"] else text
