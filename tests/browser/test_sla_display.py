@@ -36,7 +36,7 @@ def test_the_queue_shows_time_left_and_the_ticket_page_both_targets(new_page, fa
     fresh = factory.ticket(requester, "Where is my invoice", "Billing: how do I download last month's invoice?")
     old = factory.ticket(requester, "Charged twice last month", "Billing: two charges for one invoice.")
     with session_scope() as s:
-        s.execute(text("UPDATE tickets SET created_at = now() - interval '30 days' WHERE id = :id"), {"id": old.id})
+        s.execute(text("UPDATE tickets SET created_at = now() - interval '10 days' WHERE id = :id"), {"id": old.id})
         s.execute(
             text("UPDATE tickets SET assigned_to_id = :m, assigned_at = now() WHERE id IN (:a, :b)"),
             {"m": moderator.id, "a": fresh.id, "b": old.id},

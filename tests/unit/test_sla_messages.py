@@ -48,6 +48,7 @@ NOW = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
         (NOW + timedelta(hours=3, minutes=20), False, False, False, "3h 20m left"),
         (NOW - timedelta(hours=1), True, False, False, "overdue 1h"),
         (NOW + timedelta(hours=1), False, False, True, "paused"),
+        (NOW - timedelta(hours=1), True, False, True, "paused (overdue)"),
         (NOW - timedelta(hours=1), True, True, False, "missed"),
         (NOW + timedelta(hours=1), False, True, False, "met"),
     ],

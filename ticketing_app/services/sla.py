@@ -111,13 +111,14 @@ class Clock:
     seconds_left: float | None  # None without a target, or once stopped
 
     def describe(self) -> str:
-        """For people: "3h 20m left", "overdue 1h", "paused", "met", "missed", or "" without a target."""
+        """For people: "3h 20m left", "overdue 1h", "paused" (or "paused (overdue)" when it stopped past its
+        due time), "met", "missed", or "" without a target."""
         if self.due_at is None:
             return ""
         if self.done:
             return "missed" if self.breached else "met"
         if self.paused:
-            return "paused"
+            return "paused (overdue)" if self.breached else "paused"
         left = self.seconds_left or 0.0
         if left < 0:
             return f"overdue {businesstime.humanize(left)}"
