@@ -364,3 +364,47 @@ def test_the_periodic_check_runs_in_its_own_transaction(factory: Factory, hours)
     # both targets missed: two breach mails to the one admin, once
     assert sum(n for (kind, _, _), n in _sla_mails().items() if kind == EmailKind.SLA_BREACHED) == 2
     assert not any(sla.check_deadlines().values())
+
+
+def test_the_upgrade_counts_tickets_already_past_due_as_told(database: str) -> None:
+    """Migration 0012 on a database with tickets: those already past due get no breach mail at the first check;
+    a pending ticket survives a downgrade as in progress."""
+    import secrets
+
+    from sqlalchemy import create_engine, make_url
+
+    from ticketing_app.migrations import downgrade_database, upgrade_database
+
+    url = make_url(database)
+    name = f"sla_upgrade_{secrets.token_hex(4)}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = create_engine(url.set(database=name))
+    try:
+        upgrade_database("0006", engine=engine)
+        with engine.begin() as conn:
+            user = conn.execute(
+                text("INSERT INTO users (name, email, password_hash) VALUES ('A', 'a@example.com', 'x') RETURNING id")
+            ).scalar_one()
+            for title, due in (("late", "now() - interval '1 day'"), ("on time", "now() + interval '1 day'")):
+                conn.execute(
+                    text(
+                        "INSERT INTO tickets (title, description, created_by_id, required_skills, priority, due_at)"
+                        f" VALUES (:title, 'x', :user, '{{}}', 'high', {due})"
+                    ),
+                    {"title": title, "user": user},
+                )
+        upgrade_database(engine=engine)
+        with engine.begin() as conn:
+            stamped = dict(conn.execute(text("SELECT title, sla_breach_mailed_at IS NOT NULL FROM tickets")).all())
+            assert stamped == {"late": True, "on time": False}
+            conn.execute(text("UPDATE tickets SET status = 'pending' WHERE title = 'late'"))
+        downgrade_database("0006", engine=engine)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT status FROM tickets WHERE title = 'late'")).scalar_one() == "in_progress"
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
