@@ -408,3 +408,17 @@ def test_the_upgrade_counts_tickets_already_past_due_as_told(database: str) -> N
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def test_pending_tickets_stay_in_the_active_queue(factory: Factory, hours) -> None:
+    from ticketing_app.schemas import TicketFilters
+
+    hours("24/7")
+    admin, _, ticket = _staffed(factory)
+    _update(admin, ticket.id, status="pending")
+    with session_scope() as s:
+        actor = s.get(User, admin.id)
+        active = tickets.list_queue(s, actor, TicketFilters(active=True, assigned="any"))
+        pending = tickets.list_queue(s, actor, TicketFilters(status="pending", assigned="any"))
+    assert [t.id for t in active.items] == [ticket.id] == [t.id for t in pending.items]
+    assert active.items[0].status == "pending" and active.items[0].sla.resolution.paused
