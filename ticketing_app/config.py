@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ticketing_app import businesstime
 from ticketing_app.domain import Category
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -139,10 +140,22 @@ class Settings(BaseSettings):
     imap_poll_seconds: float = Field(default=60, ge=1)
     imap_timeout_seconds: float = Field(default=30, gt=0)
 
-    # Target resolution times per priority, in hours: they set each ticket's due time.
-    sla_hours_high: float = 4
-    sla_hours_medium: float = 24
-    sla_hours_low: float = 72
+    # SLAs (README "SLAs"): targets per priority in business hours (BUSINESS_HOURS in BUSINESS_TIMEZONE, closed on
+    # HOLIDAYS). SLA_HOURS_* are the resolution targets (each ticket's due time), SLA_FIRST_RESPONSE_HOURS_* the
+    # first public staff reply's.
+    sla_hours_high: float = Field(default=4, gt=0)
+    sla_hours_medium: float = Field(default=24, gt=0)
+    sla_hours_low: float = Field(default=72, gt=0)
+    sla_first_response_hours_high: float = Field(default=1, gt=0)
+    sla_first_response_hours_medium: float = Field(default=4, gt=0)
+    sla_first_response_hours_low: float = Field(default=8, gt=0)
+    # `mon-fri 09:00-17:00`, `mon-thu 08:00-12:00 13:00-17:00; fri 08:00-12:00`, or `24/7` (wall-clock hours).
+    business_hours: str = "mon-fri 09:00-17:00"
+    business_timezone: str = "UTC"  # an IANA name: Europe/Berlin, America/New_York
+    holidays: str = ""  # comma-separated ISO dates: 2026-12-25,2026-12-26
+    # Share of a target elapsed when the assignee is warned; at 100% the admins are told of the breach.
+    sla_warning_percent: int = Field(default=80, ge=1, le=99)
+    sla_check_seconds: float = Field(default=60, gt=0)  # how often each worker looks for warnings and breaches
 
     worker_in_app: bool = True
     # Jobs run at once per worker process; unset: 32 when triage calls Gemini (threads wait on the network;
@@ -201,6 +214,23 @@ class Settings(BaseSettings):
         self.app_base_url = (self.app_base_url or f"http://localhost:{self.port}").rstrip("/")
         self.reflex_api_url = (self.reflex_api_url or self.app_base_url).rstrip("/")
         return self
+
+    @model_validator(mode="after")
+    def _business_hours_parse(self) -> Settings:
+        for name, parse, value in (
+            ("BUSINESS_HOURS", businesstime.parse_hours, self.business_hours),
+            ("BUSINESS_TIMEZONE", businesstime.parse_zone, self.business_timezone),
+            ("HOLIDAYS", businesstime.parse_holidays, self.holidays),
+        ):
+            try:
+                parse(value)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
+        return self
+
+    def business_schedule(self) -> businesstime.Schedule:
+        """BUSINESS_HOURS, BUSINESS_TIMEZONE and HOLIDAYS as one schedule."""
+        return businesstime.schedule(self.business_hours, self.business_timezone, self.holidays)
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -28,16 +28,19 @@ STAFF_ROLES = (Role.MODERATOR, Role.ADMIN)
 class TicketStatus(StrEnum):
     OPEN = "open"
     IN_PROGRESS = "in_progress"
+    PENDING = "pending"  # waiting on the requester: the resolution clock pauses (README "SLAs")
     RESOLVED = "resolved"
     CLOSED = "closed"
 
     @property
     def is_active(self) -> bool:
-        """Open or in progress: still waiting for work."""
+        """Open, in progress or pending: not finished, still someone's work."""
         return self in ACTIVE_STATUSES
 
 
-ACTIVE_STATUSES = (TicketStatus.OPEN, TicketStatus.IN_PROGRESS)
+ACTIVE_STATUSES = (TicketStatus.OPEN, TicketStatus.IN_PROGRESS, TicketStatus.PENDING)
+# Active and not paused: the SLA clocks run.
+CLOCK_RUNNING_STATUSES = (TicketStatus.OPEN, TicketStatus.IN_PROGRESS)
 
 
 class Priority(StrEnum):
@@ -75,6 +78,13 @@ class TriageStatus(StrEnum):
     PENDING = "pending"
     DONE = "done"
     FAILED = "failed"
+
+
+class SlaTarget(StrEnum):
+    """What an SLA times: the first public staff reply, or the resolution."""
+
+    FIRST_RESPONSE = "first_response"
+    RESOLUTION = "resolution"
 
 
 class CommentVia(StrEnum):
@@ -139,6 +149,9 @@ class EmailKind(StrEnum):
     REQUESTER_REPLY = "requester_reply"  # the requester answered, to the assignee
     TICKET_REOPENED = "ticket_reopened"  # to the assignee
     ADMIN_DIGEST = "admin_digest"
+    # SLA (services/sla.py): the assignee before a breach, the admins at it.
+    SLA_WARNING = "sla_warning"
+    SLA_BREACHED = "sla_breached"
 
 
 # Mails about the account itself (welcome; later password reset, verification): always sent, never muted.
@@ -150,8 +163,13 @@ REQUESTER_EMAIL_KINDS = (
     EmailKind.TICKET_STATUS,
     EmailKind.TICKET_RESOLVED,
 )
-STAFF_EMAIL_KINDS = (EmailKind.TICKET_ASSIGNED, EmailKind.REQUESTER_REPLY, EmailKind.TICKET_REOPENED)
-ADMIN_EMAIL_KINDS = (EmailKind.ADMIN_DIGEST,)
+STAFF_EMAIL_KINDS = (
+    EmailKind.TICKET_ASSIGNED,
+    EmailKind.REQUESTER_REPLY,
+    EmailKind.TICKET_REOPENED,
+    EmailKind.SLA_WARNING,
+)
+ADMIN_EMAIL_KINDS = (EmailKind.ADMIN_DIGEST, EmailKind.SLA_BREACHED)
 NOTIFICATION_EMAIL_KINDS = REQUESTER_EMAIL_KINDS + STAFF_EMAIL_KINDS + ADMIN_EMAIL_KINDS
 
 
@@ -206,6 +224,7 @@ TICKET_PREFIX = "TCK-"
 STATUS_COLORS: dict[TicketStatus, str] = {
     TicketStatus.OPEN: "blue",
     TicketStatus.IN_PROGRESS: "amber",
+    TicketStatus.PENDING: "purple",
     TicketStatus.RESOLVED: "green",
     TicketStatus.CLOSED: "gray",
 }

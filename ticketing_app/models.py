@@ -115,6 +115,20 @@ class Ticket(TimestampMixin, Base):
     due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # SLAs (services/sla.py, migration 0012). due_at above is the resolution target; *_warn_at are the moments
+    # a target is SLA_WARNING_PERCENT gone; the *_warned_at / *_breach_mailed_at stamps make each mail go once.
+    first_response_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    first_responded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    first_response_warn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    first_response_warned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    first_response_breach_mailed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sla_warn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sla_warned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sla_breach_mailed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the resolution clock stopped (pending, resolved, closed; None while it runs), and the business
+    # seconds it stood still before: due_at moves out by them.
+    sla_paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sla_paused_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     assigned_to: Mapped[User | None] = relationship(foreign_keys=[assigned_to_id], lazy="joined")
     created_by: Mapped[User] = relationship(foreign_keys=[created_by_id], lazy="joined")

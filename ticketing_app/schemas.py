@@ -141,7 +141,7 @@ class UserUpdate(StrictInput):
 
 class TicketFilters(StrictInput):
     status: StatusValue | None = None
-    active: bool = False  # only open and in-progress tickets
+    active: bool = False  # only open, in-progress and pending tickets
     priority: PriorityValue | None = None
     category: Annotated[Line, Field(max_length=50)] | None = None
     q: Annotated[Line, Field(max_length=200)] | None = None
@@ -209,6 +209,22 @@ class SatisfactionOut(Output):
     rated_at: datetime
 
 
+class SlaClockOut(Output):
+    due_at: datetime | None
+    breached: bool
+
+
+class ResolutionSlaOut(SlaClockOut):
+    paused: bool  # pending: the clock stands still
+
+
+class SlaOut(Output):
+    """Where a ticket stands against its targets (business time; README "SLAs")."""
+
+    first_response: SlaClockOut
+    resolution: ResolutionSlaOut
+
+
 class TicketOut(Output):
     id: int
     number: str
@@ -230,6 +246,9 @@ class TicketOut(Output):
     created_at: datetime
     updated_at: datetime
     resolved_at: datetime | None
+    first_response_due_at: datetime | None = None
+    first_responded_at: datetime | None = None
+    sla: SlaOut | None = None
     # Files on the ticket itself (a reply's files are under its comment).
     satisfaction: SatisfactionOut | None = None  # the requester's rating, once given
     attachments: list[AttachmentOut] = []

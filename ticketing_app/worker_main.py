@@ -17,11 +17,13 @@ def build_worker(**overrides: object) -> Worker:
     from ticketing_app.config import get_settings
     from ticketing_app.jobs import digest, retention
     from ticketing_app.jobs.handlers import HANDLERS, on_dead, reconcile
+    from ticketing_app.services import sla
 
     settings = get_settings()
     periodic: dict[str, Periodic] = {
         "reconcile": (settings.reconcile_seconds, reconcile),
         "retention": (settings.retention_interval_minutes * 60, retention.purge),
+        "sla": (settings.sla_check_seconds, sla.check_deadlines),
     }
     if settings.admin_digest_hours > 0:
         periodic["admin_digest"] = (digest.check_interval(settings.admin_digest_hours), digest.schedule)

@@ -31,6 +31,7 @@ from ticketing_app.mail.sender import SmtpSender
 from ticketing_app.models import EmailMessage, Job, Ticket, TicketEvent, User
 from ticketing_app.schemas import TicketUpdate
 from ticketing_app.services import routing as routing_module
+from ticketing_app.services import sla
 from ticketing_app.services import tickets as tickets_service
 from ticketing_app.skills import canonical_skill
 
@@ -258,7 +259,7 @@ def test_a_late_triage_keeps_what_staff_set_meanwhile(factory: Factory, provider
 
     kept = ticket(both.id)
     assert (kept.priority, kept.category) == ("low", "security")
-    assert kept.due_at == kept.created_at + timedelta(hours=get_settings().sla_hours_low)
+    assert kept.due_at == sla.due_time("low", kept.created_at)  # in business hours (README "SLAs")
     assert kept.triage_status == "done"  # the AI's other findings are stored
     assert (kept.summary, kept.helpful_notes, kept.required_skills) == (
         ai.summary,
@@ -272,7 +273,7 @@ def test_a_late_triage_keeps_what_staff_set_meanwhile(factory: Factory, provider
 
     partly = ticket(category_only.id)
     assert (partly.priority, partly.category) == (ai.priority, "security")
-    assert partly.due_at == partly.created_at + (ai.due_at - ai.created_at)
+    assert partly.due_at == sla.due_time(ai.priority, partly.created_at)
     assert events(category_only.id, "triaged")[0].data["kept_from_staff"] == {"category": "billing"}
     assert "kept_from_staff" not in events(untouched.id, "triaged")[0].data
 

@@ -11,6 +11,7 @@ from ticketing_app.config import Settings
 from ticketing_app.db import session_scope
 from ticketing_app.jobs import retention
 from ticketing_app.models import EmailMessage, Job, RevokedToken, ThrottleCounter
+from ticketing_app.services import sla
 from ticketing_app.worker_main import build_worker
 
 
@@ -101,12 +102,13 @@ def test_zero_days_keeps_forever(clean_db: str) -> None:
     }
 
 
-def test_the_worker_runs_retention_and_reconcile_periodically(clean_db: str) -> None:
+def test_the_worker_runs_retention_reconcile_and_the_sla_check_periodically(clean_db: str) -> None:
     worker = build_worker()
-    assert set(worker.periodic) == {"reconcile", "retention", "admin_digest"}
+    assert set(worker.periodic) == {"reconcile", "retention", "admin_digest", "sla"}
     assert worker.periodic["admin_digest"][0] == 300
     assert worker.periodic["retention"] == (3600, retention.purge)
     assert worker.periodic["reconcile"][0] == 30
+    assert worker.periodic["sla"] == (60, sla.check_deadlines)
 
 
 def test_presence_of_pages_closed_long_ago_goes(factory) -> None:

@@ -22,3 +22,22 @@ def priority_badge(priority: rx.Var, label: rx.Var) -> rx.Component:
 def plain_text(value: rx.Var, **props) -> rx.Component:
     """User or AI text, shown as text (React escapes it) with its line breaks kept."""
     return rx.text(value, white_space="pre-wrap", overflow_wrap="anywhere", **props)
+
+
+def sla_clock(name: str, text: rx.Var, late: rx.Var, id: rx.Var | str) -> rx.Component:
+    """One SLA clock ("Reply: 3h 20m left"), red once its target is missed; nothing without a target."""
+    return rx.cond(
+        text != "",
+        rx.flex(
+            rx.text(name + ":", size="1", color_scheme="gray"),
+            rx.cond(
+                late,
+                rx.badge(text, color_scheme="red", high_contrast=True, size="1"),
+                rx.text(text, size="1"),
+            ),
+            spacing="1",
+            align="center",
+            white_space="nowrap",
+            id=id,
+        ),
+    )

@@ -37,9 +37,8 @@ from ticketing_app.jobs.worker import BatchHandler, JobContext, PermanentJobErro
 from ticketing_app.mail import transport
 from ticketing_app.mail.sender import MailDeliveryError, MailSender
 from ticketing_app.models import EmailMessage, Ticket, TicketEvent
-from ticketing_app.services import events, inbound, notifications, routing
+from ticketing_app.services import events, inbound, notifications, routing, sla
 from ticketing_app.services.accounts import skill_vocabulary
-from ticketing_app.services.tickets import due_time
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +125,7 @@ def _store_triage(
         kept["priority"] = result.priority
     else:
         ticket.priority = result.priority
-        ticket.due_at = due_time(result.priority, ticket.created_at)
+        sla.set_targets(ticket)
     ticket.required_skills = result.required_skills
     ticket.summary = result.summary
     ticket.helpful_notes = result.helpful_notes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from ticketing_app.components.badges import priority_badge
 from ticketing_app.components.charts import bar_list_chart, chart_card, column_chart, donut_chart, stat_card
 from ticketing_app.components.layout import empty_state, error_callout, not_allowed, page
 from ticketing_app.components.pager import pager
@@ -369,7 +370,7 @@ def _stats() -> rx.Component:
     s = AdminOverviewState
     return rx.grid(
         stat_card("Total tickets", s.total, "all time", id="stat-total"),
-        stat_card("Open tickets", s.open_count, "open or in progress", id="stat-open"),
+        stat_card("Open tickets", s.open_count, "open, in progress or pending", id="stat-open"),
         stat_card(
             "Median time to assignment", s.median_assignment, "from submit to assignee, last 14 days", id="stat-median"
         ),
@@ -416,6 +417,54 @@ def _charts() -> rx.Component:
         columns=rx.breakpoints(initial="1", md="2"),
         spacing="3",
         width="100%",
+    )
+
+
+def _sla_attainment() -> rx.Component:
+    """Per priority, the share of tickets that met each SLA target (filed in the last 14 days)."""
+    s = AdminOverviewState
+    return chart_card(
+        "SLA attainment (last 14 days)",
+        rx.table.root(
+            rx.table.header(
+                rx.table.row(
+                    *[
+                        rx.table.column_header_cell(h)
+                        for h in (
+                            "Priority",
+                            "First response target",
+                            "First response met",
+                            "Resolution target",
+                            "Resolution met",
+                        )
+                    ]
+                )
+            ),
+            rx.table.body(
+                rx.foreach(
+                    s.sla_attainment,
+                    lambda row: rx.table.row(
+                        _cell("Priority", priority_badge(row.priority, row.priority_label)),
+                        _cell("First response target", rx.text(row.first_response_target, size="2")),
+                        _cell("First response met", rx.text(row.first_response, size="2")),
+                        _cell("Resolution target", rx.text(row.resolution_target, size="2")),
+                        _cell("Resolution met", rx.text(row.resolution, size="2")),
+                        id="sla-attainment-" + row.priority,
+                    ),
+                )
+            ),
+            width="100%",
+        ),
+        rx.text(
+            "Of the tickets filed in the window whose target is met or missed. Targets in business hours: ",
+            AdminOverviewState.business_hours,
+            " (settings: BUSINESS_HOURS, BUSINESS_TIMEZONE, HOLIDAYS, SLA_*_HOURS_*).",
+            size="1",
+            color_scheme="gray",
+            margin_top="0.5em",
+            id="business-hours",
+        ),
+        id="sla-attainment",
     )
 
 
@@ -636,6 +685,7 @@ def admin_overview_page() -> rx.Component:
                     _stats(),
                     _charts(),
                     _satisfaction(),
+                    _sla_attainment(),
                     _jobs(),
                     _emails(),
                     direction="column",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from ticketing_app.components.badges import priority_badge, status_badge
+from ticketing_app.components.badges import priority_badge, sla_clock, status_badge
 from ticketing_app.components.layout import empty_state, error_callout, not_allowed, page
 from ticketing_app.components.pager import pager
 from ticketing_app.config import get_settings
@@ -25,11 +25,13 @@ def _row(row: rx.Var) -> rx.Component:
         rx.table.cell(row.category_label),
         rx.table.cell(status_badge(row.status, row.status_label)),
         rx.table.cell(
-            rx.cond(
-                row.overdue,
-                rx.badge("Overdue " + row.due, color_scheme="red", high_contrast=True),
-                rx.text(row.due, size="1"),
-            )
+            rx.flex(
+                sla_clock("Reply", row.first_response_left, row.first_response_late, "sla-first-" + row.id.to_string()),
+                sla_clock("Resolve", row.resolution_left, row.resolution_late, "sla-resolution-" + row.id.to_string()),
+                direction="column",
+                spacing="1",
+            ),
+            title=rx.cond(row.due != "", "Due " + row.due, ""),
         ),
         rx.table.cell(row.assignee),
         rx.table.cell(
@@ -109,7 +111,7 @@ def queue_page() -> rx.Component:
                                                 "Priority",
                                                 "Category",
                                                 "Status",
-                                                "Due",
+                                                "Time left",
                                                 "Assignee",
                                                 "Quick status",
                                             )

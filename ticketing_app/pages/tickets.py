@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from ticketing_app.components.badges import plain_text, priority_badge, status_badge
+from ticketing_app.components.badges import plain_text, priority_badge, sla_clock, status_badge
 from ticketing_app.components.files import file_list, file_picker
 from ticketing_app.components.layout import empty_state, error_callout, page
 from ticketing_app.components.pager import pager
@@ -173,6 +173,40 @@ def _ai_panel() -> rx.Component:
     )
 
 
+def _sla_target(name: str, due: rx.Var, left: rx.Var, late: rx.Var, id: str) -> rx.Component:
+    return rx.flex(
+        rx.text(name, weight="medium", size="2"),
+        rx.text("due ", due, size="2", color_scheme="gray"),
+        sla_clock("Now", left, late, id),
+        direction="column",
+        spacing="1",
+    )
+
+
+def _sla_panel() -> rx.Component:
+    """Both SLA targets and where the ticket stands, in business time (staff working it only)."""
+    t = TicketState.ticket
+    return rx.cond(
+        TicketState.staff_view & ((t.first_response_due != "") | (t.due != "")),
+        rx.card(
+            rx.heading("Service level", size="4", margin_bottom="0.5em", as_="h2"),
+            rx.flex(
+                _sla_target(
+                    "First response", t.first_response_due, t.first_response_left, t.first_response_late, "sla-first"
+                ),
+                _sla_target("Resolution", t.due, t.resolution_left, t.resolution_late, "sla-resolution"),
+                direction="column",
+                spacing="3",
+            ),
+            rx.text(
+                "Counted in business hours; paused while pending.", size="1", color_scheme="gray", margin_top="0.5em"
+            ),
+            width="100%",
+            id="sla-panel",
+        ),
+    )
+
+
 def _comment(c: rx.Var) -> rx.Component:
     return rx.card(
         rx.flex(
@@ -195,6 +229,13 @@ def _actions() -> rx.Component:
             TicketState.can_manage,
             rx.flex(
                 rx.button("Start", on_click=TicketState.set_status(TicketStatus.IN_PROGRESS), variant="soft"),
+                rx.button(
+                    "Wait on requester",
+                    on_click=TicketState.set_status(TicketStatus.PENDING),
+                    variant="soft",
+                    color_scheme="purple",
+                    title="Pending: the SLA clock pauses until the requester replies",
+                ),
                 rx.button(
                     "Resolve",
                     on_click=TicketState.set_status(TicketStatus.RESOLVED),
@@ -489,6 +530,15 @@ def ticket_page() -> rx.Component:
                         error_callout(TicketState.error),
                         rx.cond(TicketState.notice != "", rx.callout(TicketState.notice, color_scheme="green")),
                         _viewers(),
+                        rx.cond(
+                            TicketState.is_requester & (t.status == TicketStatus.PENDING),
+                            rx.callout(
+                                "We are waiting for your reply: answer below and we pick the ticket up again.",
+                                icon="message-circle-question",
+                                color_scheme="purple",
+                                id="waiting-on-you",
+                            ),
+                        ),
                         _actions(),
                         _rating(),
                         _staff_forms(),
@@ -499,6 +549,7 @@ def ticket_page() -> rx.Component:
                         spacing="3",
                     ),
                     rx.flex(
+                        _sla_panel(),
                         _ai_panel(),
                         rx.card(
                             rx.heading("Timeline", size="4", margin_bottom="0.5em", as_="h2"),

@@ -14,6 +14,7 @@ from ticketing_app.domain import JobStatus
 from ticketing_app.errors import NotFound
 from ticketing_app.jobs import queue
 from ticketing_app.models import EmailMessage, Job, Ticket, User
+from ticketing_app.services import sla
 from ticketing_app.services.accounts import require_admin
 
 # The breakdowns the overview shows. One query groups by all four at once (a few hundred combinations) and the
@@ -69,6 +70,8 @@ def ticket_overview(session: Session, actor: User, *, days: int = 14) -> dict[st
         **breakdowns,
         "total": total,
         "median_seconds_to_assignment": float(median_seconds) if median_seconds is not None else None,
+        "sla_attainment": sla.attainment(session, since),
+        "sla_policy": sla.policy(),
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, text
@@ -43,7 +43,7 @@ from ticketing_app.schemas import (
     UserOut,
 )
 from ticketing_app.security import AccessClaims
-from ticketing_app.services import attachments, events, notifications, throttle
+from ticketing_app.services import attachments, events, notifications, sla, throttle
 from ticketing_app.services.accounts import SESSION_INVALID, assignable_staff, escape_like
 from ticketing_app.services.visibility import (
     can_manage,
@@ -55,8 +55,10 @@ from ticketing_app.services.visibility import (
 
 # Allowed status moves. Reopening (resolved/closed -> open) is allowed.
 TRANSITIONS: dict[str, set[str]] = {
-    TicketStatus.OPEN: {TicketStatus.IN_PROGRESS, TicketStatus.RESOLVED, TicketStatus.CLOSED},
-    TicketStatus.IN_PROGRESS: {TicketStatus.OPEN, TicketStatus.RESOLVED, TicketStatus.CLOSED},
+    TicketStatus.OPEN: {TicketStatus.IN_PROGRESS, TicketStatus.PENDING, TicketStatus.RESOLVED, TicketStatus.CLOSED},
+    TicketStatus.IN_PROGRESS: {TicketStatus.OPEN, TicketStatus.PENDING, TicketStatus.RESOLVED, TicketStatus.CLOSED},
+    # Waiting on the requester (the SLA clock pauses); their reply moves it back to in progress by itself.
+    TicketStatus.PENDING: {TicketStatus.OPEN, TicketStatus.IN_PROGRESS, TicketStatus.RESOLVED, TicketStatus.CLOSED},
     TicketStatus.RESOLVED: {TicketStatus.OPEN, TicketStatus.IN_PROGRESS, TicketStatus.CLOSED},
     TicketStatus.CLOSED: {TicketStatus.OPEN},
 }
@@ -99,6 +101,9 @@ def ticket_out(ticket: Ticket, actor: User) -> TicketOut:
         updated_at=ticket.updated_at,
         resolved_at=ticket.resolved_at,
         satisfaction=SatisfactionOut.model_validate(ticket.satisfaction) if ticket.satisfaction else None,
+        first_response_due_at=ticket.first_response_due_at,
+        first_responded_at=ticket.first_responded_at,
+        sla=sla.sla_out(ticket),
     )
 
 
@@ -208,6 +213,9 @@ class _FiledTicket:
     due_at: datetime | None = None
     resolved_at: datetime | None = None
     satisfaction: None = None
+    first_response_due_at: datetime | None = None
+    first_responded_at: datetime | None = None
+    sla_paused_at: datetime | None = None
 
     @property
     def reference(self) -> str:
@@ -474,7 +482,7 @@ def update_ticket(session: Session, actor: User, ticket_id: int, data: TicketUpd
             session, ticket, EventKind.PRIORITY_OVERRIDDEN, actor, old=ticket.priority, new=data.priority, reason=reason
         )
         ticket.priority = data.priority
-        ticket.due_at = due_time(ticket.priority, ticket.created_at)
+        sla.set_targets(ticket)
     if "category" in changes and data.category != ticket.category:
         category = (data.category or "").strip().lower()
         if category not in get_settings().triage_categories:
@@ -510,6 +518,7 @@ def _change_status(
     events.record(session, ticket, EventKind.STATUS_CHANGED, actor, old=ticket.status, new=new, reason=reason)
     old = ticket.status
     ticket.status = new
+    sla.on_status_change(ticket, new)
     if new == TicketStatus.RESOLVED:
         ticket.resolved_at = datetime.now(UTC)
     elif new == TicketStatus.OPEN and old in (TicketStatus.RESOLVED, TicketStatus.CLOSED):
@@ -579,7 +588,7 @@ def add_comment(
             window_seconds=settings.rate_window_seconds,
             message="You are commenting too quickly.",
         )
-    ticket = get_visible_ticket(session, actor, ticket_id)
+    ticket = get_visible_ticket(session, actor, ticket_id, lock=True)  # locked: the reply may move its SLA
     if data.internal and not sees_staff_view(actor, ticket):
         raise PermissionDenied("Only staff working on this ticket can add internal notes.")
     if data.last_seen_comment_id is not None:
@@ -593,6 +602,8 @@ def add_comment(
         attachments.count_upload(session, actor, address, len(files))
         for filename, content in files:
             attachments.store(session, actor, ticket, filename=filename, data=content, comment=comment)
+    if not data.internal:
+        _public_reply_moves_sla(session, actor, ticket)
     ticket.updated_at = datetime.now(UTC)
     session.flush()
     session.refresh(comment)
@@ -623,12 +634,19 @@ def _refuse_if_stale(session: Session, actor: User, ticket: Ticket, last_seen: i
         raise Conflict(STALE_REPLY)
 
 
-def due_time(priority: str | None, created_at: datetime) -> datetime | None:
-    """When a ticket of this priority should be resolved, from the SLA settings."""
-    if priority is None:
-        return None
-    hours = getattr(get_settings(), f"sla_hours_{priority}")
-    return created_at + timedelta(hours=hours)
+def _public_reply_moves_sla(session: Session, actor: User, ticket: Ticket) -> None:
+    """The requester's reply on a pending ticket puts it back in progress (the SLA clock runs again); the first
+    public reply by staff working the ticket is its first response."""
+    if actor.id == ticket.created_by_id:
+        if ticket.status == TicketStatus.PENDING:
+            new = TicketStatus.IN_PROGRESS
+            events.record(
+                session, ticket, EventKind.STATUS_CHANGED, actor, old=ticket.status, new=new, reason="requester replied"
+            )
+            ticket.status = new
+            sla.on_status_change(ticket, new)
+    elif sees_staff_view(actor, ticket) and ticket.first_responded_at is None:
+        ticket.first_responded_at = datetime.now(UTC)
 
 
 def change_marker(

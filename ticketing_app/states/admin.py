@@ -46,8 +46,11 @@ from ticketing_app.states.formatting import (
     JobCounts,
     SatisfactionRow,
     SeriesRow,
+    SlaAttainmentRow,
     UserRow,
+    business_hours_text,
     satisfaction_rows,
+    sla_attainment_row,
     when,
 )
 from ticketing_app.states.live import LiveMixin
@@ -301,6 +304,8 @@ class AdminOverviewState(LiveMixin, AuthState):
     total: int = 0
     open_count: int = 0
     median_assignment: str = "—"
+    sla_attainment: list[SlaAttainmentRow] = []
+    business_hours: str = ""
     job_counts: JobCounts = JobCounts()
     dead_jobs: list[DeadJobRow] = []
     emails: list[EmailRow] = []
@@ -323,7 +328,7 @@ class AdminOverviewState(LiveMixin, AuthState):
         self.forbidden = True
         self.per_day, self.by_category, self.by_priority, self.by_status, self.by_provider = [], [], [], [], []
         self.dead_jobs, self.emails, self.job_counts, self.total, self.open_count = [], [], JobCounts(), 0, 0
-        self.median_assignment, self.error = "—", ""
+        self.median_assignment, self.error, self.sla_attainment = "—", "", []
         self.satisfaction, self.satisfaction_summary = [], ""
         return None
 
@@ -344,6 +349,11 @@ class AdminOverviewState(LiveMixin, AuthState):
             if csat["share_good"] is not None
             else f"No ratings in the last {csat['days']} days."
         )
+        policy = o.get("sla_policy") or {"business_hours": "", "timezone": "", "holidays": [], "targets": {}}
+        self.sla_attainment = [
+            sla_attainment_row(entry, policy["targets"].get(entry["priority"])) for entry in o.get("sla_attainment", [])
+        ]
+        self.business_hours = business_hours_text(policy)
         self.job_counts = JobCounts(**{k: int(v) for k, v in jobs["counts"].items()})
         self.dead_jobs = [
             DeadJobRow(

@@ -11,8 +11,9 @@ import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
-from ticketing_app.domain import ACTIVE_STATUSES, EventKind, label
+from ticketing_app.domain import ACTIVE_STATUSES, CLOCK_RUNNING_STATUSES, EventKind, TicketStatus, label
 from ticketing_app.schemas import AttachmentOut, CommentOut, EventOut, TicketOut, UserOut
+from ticketing_app.services import sla
 
 
 def when(value: datetime | None) -> str:
@@ -51,6 +52,12 @@ class TicketRow:
     overdue: bool = False
     rating: str = ""  # the requester's "good" or "bad", "" before any
     rating_comment: str = ""
+    # SLA clocks in business time: "3h 20m left", "overdue 1h", "paused", "met", "missed" ("" without a target).
+    first_response_due: str = ""
+    first_response_left: str = ""
+    first_response_late: bool = False
+    resolution_left: str = ""
+    resolution_late: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +142,10 @@ class CannedOption:
 
 
 def ticket_row(t: TicketOut) -> TicketRow:
-    overdue = bool(t.due_at and t.status in ACTIVE_STATUSES and t.due_at < datetime.now(UTC))
+    now = datetime.now(UTC)
+    overdue = bool(t.due_at and t.status in CLOCK_RUNNING_STATUSES and t.due_at < now)
+    first_late = bool(t.sla and t.sla.first_response.breached)
+    resolution_late = bool(t.sla and t.sla.resolution.breached)
     return TicketRow(
         id=t.id,
         number=t.number,
@@ -163,6 +173,23 @@ def ticket_row(t: TicketOut) -> TicketRow:
         overdue=overdue,
         rating=t.satisfaction.rating if t.satisfaction else "",
         rating_comment=(t.satisfaction.comment or "") if t.satisfaction else "",
+        first_response_due=when(t.first_response_due_at),
+        first_response_left=sla.clock_text(
+            t.first_response_due_at,
+            breached=first_late,
+            stopped=t.first_responded_at is not None or t.status not in ACTIVE_STATUSES,
+            paused=False,
+            now=now,
+        ),
+        first_response_late=first_late,
+        resolution_left=sla.clock_text(
+            t.due_at,
+            breached=resolution_late,
+            stopped=t.status not in ACTIVE_STATUSES,
+            paused=t.status == TicketStatus.PENDING,
+            now=now,
+        ),
+        resolution_late=resolution_late,
     )
 
 
@@ -309,3 +336,40 @@ class EmailRow:
     created: str
     error: str  # shortened to one line
     error_full: str
+
+
+@dataclasses.dataclass(frozen=True)
+class SlaAttainmentRow:
+    """One priority's SLA attainment on the overview: "92% (23 of 25)", or "—" before any target is decided."""
+
+    priority: str
+    priority_label: str
+    first_response: str
+    resolution: str
+    first_response_target: str = ""  # "1h" (business hours)
+    resolution_target: str = ""
+
+
+def _hours(value: float | None) -> str:
+    return "" if value is None else f"{value:g}h"
+
+
+def sla_attainment_row(entry: dict[str, Any], targets: dict[str, Any] | None = None) -> SlaAttainmentRow:
+    def share(counts: dict[str, Any]) -> str:
+        decided = counts["met"] + counts["missed"]
+        return f"{counts['rate']:.0%} ({counts['met']} of {decided})" if decided else "—"
+
+    return SlaAttainmentRow(
+        priority=entry["priority"],
+        priority_label=label(entry["priority"]),
+        first_response=share(entry["first_response"]),
+        resolution=share(entry["resolution"]),
+        first_response_target=_hours((targets or {}).get("first_response")),
+        resolution_target=_hours((targets or {}).get("resolution")),
+    )
+
+
+def business_hours_text(policy: dict[str, Any]) -> str:
+    """ "mon-fri 09:00-17:00 (Europe/Berlin); closed 2026-12-25, 2026-12-26"."""
+    text = f"{policy['business_hours']} ({policy['timezone']})"
+    return f"{text}; closed {', '.join(policy['holidays'])}" if policy["holidays"] else text

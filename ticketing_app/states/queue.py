@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import reflex as rx
@@ -51,7 +52,8 @@ class QueueState(LiveMixin, PagedMixin, AuthState):
 
     def _marker_fn(self) -> Callable[[Session, User], str]:
         filters = self._filters()
-        return lambda s, u: tickets.change_marker(s, u, filters=filters)
+        # The minute too: the SLA time left moves with the clock, so the rows are re-read once a minute.
+        return lambda s, u: f"{tickets.change_marker(s, u, filters=filters)}:{datetime.now(UTC):%H%M}"
 
     def _denied(self, exc: PermissionDenied, *_args: Any, **_kwargs: Any) -> Any:
         """Not staff: the not-allowed view, and nothing of the queue kept."""
