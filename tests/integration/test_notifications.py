@@ -205,8 +205,9 @@ def test_each_role_sees_and_sets_the_kinds_it_can_receive(api, factory: Factory)
     mod = factory.user("moderator")
     user = factory.user()
     requester_kinds = {"ticket_received", "ticket_reply", "ticket_status", "ticket_resolved"}
-    staff_kinds = requester_kinds | {"ticket_assigned", "requester_reply", "ticket_reopened"}
-    for person, kinds in ((user, requester_kinds), (mod, staff_kinds), (admin, staff_kinds | {"admin_digest"})):
+    staff_kinds = requester_kinds | {"ticket_assigned", "requester_reply", "ticket_reopened", "sla_warning"}
+    admin_kinds = staff_kinds | {"admin_digest", "sla_breached"}
+    for person, kinds in ((user, requester_kinds), (mod, staff_kinds), (admin, admin_kinds)):
         got = api.get("/api/me/notifications", headers=factory.headers(person))
         assert got.status_code == 200 and got.json() == dict.fromkeys(kinds, True)
         assert "welcome" not in got.json()

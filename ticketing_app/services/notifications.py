@@ -51,6 +51,8 @@ KIND_LABELS: dict[str, str] = {
     EmailKind.REQUESTER_REPLY: "A requester replied on a ticket assigned to me",
     EmailKind.TICKET_REOPENED: "A ticket assigned to me was reopened",
     EmailKind.ADMIN_DIGEST: "Admin digest: unassigned tickets and dead-lettered jobs",
+    EmailKind.SLA_WARNING: "A ticket assigned to me is close to its service-level target",
+    EmailKind.SLA_BREACHED: "A ticket missed its service-level target",
 }
 
 
