@@ -229,6 +229,18 @@ class SatisfactionRating(Base):
     rated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class SavedFilter(Base):
+    """A person's named queue / list filter (TicketFilters as JSON)."""
+
+    __tablename__ = "saved_filters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(60))  # unique per person, ignoring case (migration 0016)
+    filters: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 class TicketViewer(Base):
     """Staff who have a ticket open, and whether they are typing a reply (collision detection).
 

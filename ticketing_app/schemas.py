@@ -106,6 +106,12 @@ class TicketUpdate(StrictInput):
     reason: Annotated[Text, Field(max_length=1000)] | None = None
 
 
+class BulkTicketUpdate(TicketUpdate):
+    """The same change for several tickets (the queue's bulk actions): each gets the rules of one update."""
+
+    ticket_ids: list[Id] = Field(min_length=1, max_length=100)
+
+
 class CommentCreate(StrictInput):
     body: Annotated[Text, Field(min_length=1, max_length=10_000)]
     internal: bool = False
@@ -148,6 +154,11 @@ class TicketFilters(StrictInput):
     assigned: Literal["me", "unassigned", "any"] = "any"
     limit: Annotated[int, Field(ge=1, le=100)] = 20
     offset: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+
+
+class SavedFilterIn(StrictInput):
+    name: Annotated[Line, Field(min_length=1, max_length=60)]
+    filters: TicketFilters
 
 
 class UserFilters(StrictInput):
@@ -300,3 +311,20 @@ class CannedReplyRendered(BaseModel):
 
     body: str
     status: StatusValue | None
+
+
+class BulkFailure(BaseModel):
+    id: int
+    detail: str
+
+
+class BulkResult(BaseModel):
+    updated: list[int]
+    failed: list[BulkFailure]
+
+
+class SavedFilterOut(Output):
+    id: int
+    name: str
+    filters: dict[str, Any]
+    created_at: datetime

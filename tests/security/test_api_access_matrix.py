@@ -435,6 +435,43 @@ def _rating_page(world: World) -> str:
     return good[good.index("/api/rate") :]
 
 
+def _admins_filter(world: World) -> int:
+    from ticketing_app.schemas import SavedFilterIn, TicketFilters
+    from ticketing_app.services import bulk
+
+    with session_scope() as s:
+        admin = s.get(User, world.user("admin").id)
+        data = SavedFilterIn(name=f"Filter {next(_emails)}", filters=TicketFilters(priority="high"))
+        return bulk.save_filter(s, admin, data).id
+
+
+CASES += [
+    Case(
+        ("POST", "/api/tickets/bulk"),
+        "close the requester's ticket in bulk",
+        lambda w, r: ("/api/tickets/bulk", {"ticket_ids": [w.ticket_id, w.other_ticket_id], "status": "closed"}),
+        by_role(401, 403, 403, 200, 200, 200),
+    ),
+    Case(
+        ("GET", "/api/me/filters"),
+        "my saved filters",
+        lambda w, r: ("/api/me/filters", None),
+        by_role(401, 200, 200, 200, 200, 200),
+    ),
+    Case(
+        ("POST", "/api/me/filters"),
+        "save a filter",
+        lambda w, r: ("/api/me/filters", {"name": "Mine", "filters": {"status": "open"}}),
+        by_role(401, 201, 201, 201, 201, 201),
+    ),
+    Case(
+        ("DELETE", "/api/me/filters/{filter_id}"),
+        "delete the admin's saved filter",
+        lambda w, r: (f"/api/me/filters/{_admins_filter(w)}", None),
+        by_role(401, 404, 404, 404, 404, 204),
+    ),
+]
+
 CASES += [
     Case(
         ("GET", "/api/rate"), "open the rating page from the mail", lambda w, r: (_rating_page(w), None), EVERYONE_200

@@ -49,6 +49,7 @@ ACTING = {
     "CannedRepliesState.delete",
     "TicketState.download_file",
     "QueueState.quick_status",
+    "QueueState.apply_bulk",
     "QueueState.load",
     "QueueState.follow",
     "QueueState.set_scope",
@@ -80,6 +81,10 @@ OWN_OR_LOCAL = {
     "CannedRepliesState.cancel_edit",
     "TicketState.files_rejected",
     "QueueState.next_page",
+    "QueueState.toggle_selected",
+    "QueueState.select_page",
+    "QueueState.apply_saved",
+    "QueueState.save_current",
     "QueueState.previous_page",
     "QueueState.set_status_filter",
     "QueueState.set_priority_filter",
@@ -428,6 +433,8 @@ WRONG_FLAGS = [None, {"a": 1}, [], [True], 1, 0, "true", 10**30]
 WRONG_TEXTS = [None, {"a": 1}, [], ["a"], 10**30, 1.5, True, "x" * 100_001]
 WRONG_CHOICES = [None, {"a": 1}, [], ["me", "any"], 10**30, 1.5, True, "", "x" * 300, "<script>", "ME"]
 FLAGS = {
+    "QueueState.toggle_selected.checked",
+    "QueueState.select_page.checked",
     "active",
     "AdminOverviewState.set_auto_refresh.value",
     "TicketState.set_internal_note.value",
@@ -488,6 +495,7 @@ VALID = {
     "user_id": "{other_user}",
     "role": "moderator",
     "active": False,
+    "checked": True,
     "skill": "billing",
     "ticket_id": "{ticket}",
     "status": "resolved",

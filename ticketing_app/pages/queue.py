@@ -19,6 +19,14 @@ PRIORITY_CHOICES = [str(p) for p in Priority]
 def _row(row: rx.Var) -> rx.Component:
     link = "/tickets/" + row.id.to_string()
     return rx.table.row(
+        rx.table.cell(
+            rx.checkbox(
+                checked=QueueState.selected.contains(row.id),
+                on_change=lambda checked: QueueState.toggle_selected(row.id, checked),
+                aria_label="Select " + row.number,
+                id="select-" + row.id.to_string(),
+            )
+        ),
         rx.table.cell(rx.link(row.number, href=link)),
         rx.table.cell(rx.link(row.title, href=link), max_width="22em"),
         rx.table.cell(priority_badge(row.priority, row.priority_label)),
@@ -85,6 +93,86 @@ def _filters() -> rx.Component:
     )
 
 
+def _select(name: str, label: str, first: str, options: rx.Var | list[tuple[str, str]]) -> rx.Component:
+    """A native <select> for a form (its value is submitted by name); "" is "leave as it is"."""
+    items = (
+        [rx.el.option(text, value=value) for value, text in options]
+        if isinstance(options, list)
+        else [rx.foreach(options, lambda o: rx.el.option(o.label, value=o.id))]
+    )
+    return rx.el.select(
+        rx.el.option(first, value=""),
+        *items,
+        name=name,
+        aria_label=label,
+        style={"padding": "0.35em", "border_radius": "6px", "max_width": "16em"},
+    )
+
+
+def _bulk_bar() -> rx.Component:
+    """Shown while tickets are ticked: one change for all of them."""
+    return rx.cond(
+        QueueState.selected.length() > 0,
+        rx.form(
+            rx.flex(
+                rx.text(QueueState.selected.length(), " selected", weight="medium"),
+                _select("status", "Set status of the selected tickets", "Status…", [(s, s) for s in STATUS_CHOICES]),
+                _select(
+                    "priority", "Set priority of the selected tickets", "Priority…", [(p, p) for p in PRIORITY_CHOICES]
+                ),
+                _select("assignee_id", "Assign the selected tickets to", "Assignee…", QueueState.staff_options),
+                rx.input(
+                    name="reason", placeholder="Reason (needed for priority)", aria_label="Reason", max_length=1000
+                ),
+                rx.button("Apply to selected", type="submit"),
+                rx.button("Clear", type="button", variant="soft", on_click=QueueState.select_page(False)),
+                spacing="2",
+                align="center",
+                wrap="wrap",
+            ),
+            on_submit=QueueState.apply_bulk,
+            reset_on_submit=True,
+            id="bulk-bar",
+            padding="0.5em",
+            border="1px solid var(--accent-a6)",
+            border_radius="8px",
+            margin_bottom="0.75em",
+        ),
+    )
+
+
+def _saved_filters() -> rx.Component:
+    return rx.flex(
+        rx.cond(
+            QueueState.saved_filters.length() > 0,
+            rx.el.select(
+                rx.el.option("Saved filters…", value="", disabled=True),
+                rx.foreach(QueueState.saved_filters, lambda o: rx.el.option(o.label, value=o.id)),
+                default_value="",
+                on_change=QueueState.apply_saved,
+                aria_label="Apply a saved filter",
+                id="saved-filter-picker",
+                style={"padding": "0.35em", "border_radius": "6px"},
+            ),
+        ),
+        rx.form(
+            rx.flex(
+                rx.input(
+                    name="name", placeholder="Name this filter", aria_label="Filter name", required=True, max_length=60
+                ),
+                rx.button("Save filter", type="submit", variant="soft"),
+                spacing="2",
+            ),
+            on_submit=QueueState.save_current,
+            reset_on_submit=True,
+        ),
+        spacing="3",
+        align="center",
+        wrap="wrap",
+        margin_bottom="0.75em",
+    )
+
+
 @route("/queue", title="Queue · Helpdesk", on_load=[QueueState.load, QueueState.follow])
 def queue_page() -> rx.Component:
     return page(
@@ -92,7 +180,9 @@ def queue_page() -> rx.Component:
             QueueState.allowed,
             rx.box(
                 _filters(),
+                _saved_filters(),
                 error_callout(QueueState.error),
+                _bulk_bar(),
                 rx.cond(
                     QueueState.loading & (QueueState.rows.length() == 0),
                     rx.center(rx.spinner(), padding="2em"),
@@ -103,6 +193,14 @@ def queue_page() -> rx.Component:
                             rx.table.root(
                                 rx.table.header(
                                     rx.table.row(
+                                        rx.table.column_header_cell(
+                                            rx.checkbox(
+                                                checked=QueueState.selected.length() == QueueState.rows.length(),
+                                                on_change=QueueState.select_page,
+                                                aria_label="Select all tickets on this page",
+                                                id="select-page",
+                                            )
+                                        ),
                                         *[
                                             rx.table.column_header_cell(h)
                                             for h in (
@@ -115,7 +213,7 @@ def queue_page() -> rx.Component:
                                                 "Assignee",
                                                 "Quick status",
                                             )
-                                        ]
+                                        ],
                                     )
                                 ),
                                 rx.table.body(rx.foreach(QueueState.rows, _row)),

@@ -13,10 +13,10 @@ from ticketing_app.config import get_settings
 from ticketing_app.domain import Priority, TicketStatus, label
 from ticketing_app.errors import PermissionDenied
 from ticketing_app.models import User
-from ticketing_app.schemas import TicketFilters, TicketUpdate
-from ticketing_app.services import tickets
-from ticketing_app.states.base import AuthState, an_id, one_of, presents_errors
-from ticketing_app.states.formatting import TicketRow, ticket_row
+from ticketing_app.schemas import BulkTicketUpdate, SavedFilterIn, TicketFilters, TicketUpdate
+from ticketing_app.services import accounts, bulk, tickets
+from ticketing_app.states.base import AuthState, a_flag, a_form, an_id, form_text, one_of, presents_errors
+from ticketing_app.states.formatting import StaffOption, TicketRow, staff_option, ticket_row
 from ticketing_app.states.live import LiveMixin
 from ticketing_app.states.paging import PagedMixin
 
@@ -36,6 +36,10 @@ class QueueState(LiveMixin, PagedMixin, AuthState):
     allowed: bool = True
     loading: bool = True
     error: str = ""
+    # Bulk actions: the rows ticked on this page, who tickets can go to, and this person's saved filters.
+    selected: list[int] = []
+    staff_options: list[StaffOption] = []
+    saved_filters: list[StaffOption] = []  # (id, name) pairs, shaped like the staff options for a <select>
     _known_ids: set[int] = set()
     _seen_once: bool = False  # no toast for what was already there when the page opened
 
@@ -82,8 +86,82 @@ class QueueState(LiveMixin, PagedMixin, AuthState):
     async def load(self) -> Any:
         self.loading = True
         self._known_ids, self._seen_once = set(), False
-        self.rows = []
+        self.rows, self.selected = [], []
+        result = await self._refresh()
+        if result is None and self.allowed:
+            await self._load_extras()
+        return result
+
+    @presents_errors
+    async def _load_extras(self) -> Any:
+        staff, saved = await self._actor_call(lambda s, u: (accounts.assignable_staff(s, u), bulk.list_filters(s, u)))
+        self.staff_options = [staff_option(u) for u in staff]
+        self.saved_filters = [StaffOption(id=str(f.id), label=f.name) for f in saved]
+        return None
+
+    @rx.event
+    @presents_errors
+    async def toggle_selected(self, ticket_id: int, checked: bool) -> None:
+        ticket_id, checked = an_id(ticket_id), a_flag(checked)
+        chosen = [i for i in self.selected if i != ticket_id]
+        self.selected = [*chosen, ticket_id] if checked else chosen
+
+    @rx.event
+    @presents_errors
+    async def select_page(self, checked: bool) -> None:
+        self.selected = [r.id for r in self.rows] if a_flag(checked) else []
+
+    @rx.event
+    @presents_errors
+    async def apply_bulk(self, form: dict[str, Any]) -> Any:
+        """The bulk bar: one change for every ticked ticket (each with the rules of one update)."""
+        form = a_form(form)
+        fields: dict[str, Any] = {}
+        if status := form_text(form, "status"):
+            fields["status"] = one_of(status, tuple(TicketStatus))
+        if priority := form_text(form, "priority"):
+            fields["priority"] = one_of(priority, tuple(Priority))
+        if assignee := form_text(form, "assignee_id"):
+            fields["assignee_id"] = an_id(int(one_of(assignee, [o.id for o in self.staff_options])))
+        if reason := form_text(form, "reason"):
+            fields["reason"] = reason
+        if not self.selected or not set(fields) - {"reason"}:
+            self.error = "Tick some tickets and choose a status, priority or assignee."
+            return None
+        data = BulkTicketUpdate(ticket_ids=self.selected, **fields)
+        result = await self._actor_call(lambda s, u: bulk.bulk_update(s, u, data))
+        self.selected, self.error = [f.id for f in result.failed], ""
+        await self._refresh()
+        message = f"Changed {len(result.updated)} ticket{'s' if len(result.updated) != 1 else ''}."
+        if result.failed:
+            reasons = "; ".join(sorted({f.detail for f in result.failed}))
+            self.error = f"{len(result.failed)} not changed (still ticked): {reasons}"
+        return rx.toast.success(message)
+
+    @rx.event
+    @presents_errors
+    async def apply_saved(self, value: str) -> Any:
+        """Switch to one of this person's saved filters."""
+        filter_id = int(one_of(value, [f.id for f in self.saved_filters]))
+        saved = await self._actor_call(
+            lambda s, u: next((f for f in bulk.list_filters(s, u) if f.id == filter_id), None)
+        )
+        if saved is None:
+            return await self._load_extras()
+        f = TicketFilters.model_validate(saved.filters)
+        self.status_filter = ACTIVE if f.active else (f.status or ANY)
+        self.priority_filter, self.category_filter = f.priority or ANY, f.category or ANY
+        self.scope = f.assigned if self.is_admin else "me"
+        self.page_index, self.selected = 0, []
         return await self._refresh()
+
+    @rx.event
+    @presents_errors
+    async def save_current(self, form: dict[str, Any]) -> Any:
+        data = SavedFilterIn(name=form_text(a_form(form), "name"), filters=self._filters())
+        await self._actor_call(lambda s, u: bulk.save_filter(s, u, data))
+        await self._load_extras()
+        return rx.toast.success(f"Filter saved as {data.name!r}.")
 
     @rx.event
     @presents_errors

@@ -10,6 +10,8 @@ from ticketing_app.api.deps import Token, acting, acting_as_claims, request_addr
 from ticketing_app.api.responses import model_response
 from ticketing_app.domain import CommentVia
 from ticketing_app.schemas import (
+    BulkResult,
+    BulkTicketUpdate,
     CommentCreate,
     CommentOut,
     Page,
@@ -19,7 +21,7 @@ from ticketing_app.schemas import (
     TicketOut,
     TicketUpdate,
 )
-from ticketing_app.services import tickets
+from ticketing_app.services import bulk, tickets
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
 
@@ -31,6 +33,14 @@ async def create_ticket(data: TicketCreate, token: Token, request: Request) -> R
     pool, claims = acting_as_claims(token)
     created = await tickets.create_ticket_async(pool, claims, data, address=request_address(request))
     return model_response(created, status.HTTP_201_CREATED)
+
+
+@router.post("/bulk", response_model=BulkResult)
+def bulk_update(data: BulkTicketUpdate, token: Token) -> Response:
+    """The same change (status, priority, assignee) for up to 100 tickets: each with the rules of one update;
+    `failed` says which were refused and why."""
+    with acting(token) as (session, user):
+        return model_response(bulk.bulk_update(session, user, data))
 
 
 @router.get("", response_model=Page[TicketOut])
