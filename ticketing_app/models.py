@@ -103,6 +103,8 @@ class Ticket(TimestampMixin, Base):
     triage_status: Mapped[str] = mapped_column(String(10), default=TriageStatus.PENDING)
     triage_provider: Mapped[str | None] = mapped_column(String(40))
     triage_confidence: Mapped[float | None] = mapped_column(Float)
+    # The triage's confidence was below TRIAGE_REVIEW_THRESHOLD: staff should check category and priority.
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     triaged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     assigned_to_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     assignment_reason: Mapped[str | None] = mapped_column(Text)

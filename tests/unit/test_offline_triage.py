@@ -353,4 +353,4 @@ def test_speed(provider: OfflineTriageProvider, devset: list[dict[str, str]]) ->
     start = time.process_time()
     for _ in range(20):
         provider.triage(long_request)
-    assert (time.process_time() - start) / 20 < 0.05  # sanity bound; the embedding reads the first 2,000 chars
+    assert (time.process_time() - start) / 20 < 0.05  # sanity bound; the embedding reads the first 1,000 chars

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 DIMENSIONS = 512
-MAX_EMBED_CHARS = 2000  # the encoder reads a ticket's gist; a pasted 10,000-char log only costs time
+MAX_EMBED_CHARS = 1000  # the encoder reads a ticket's gist (cost grows with length); a pasted log only costs time
 
 Vectors = NDArray[np.float32]
 
@@ -45,7 +45,7 @@ class Embedder:
         return np.asarray(vectors, dtype=np.float32).reshape(len(batch), DIMENSIONS)
 
     def encode_one(self, text: str) -> Vectors:
-        return self.encode([text])[0]
+        return np.asarray(self.encode([text])[0], dtype=np.float32)
 
 
 @lru_cache(maxsize=1)

@@ -7,6 +7,7 @@ average of the three within 0.05 of English; <= 20 ms per ticket on one core; <=
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections import defaultdict
@@ -115,7 +116,7 @@ def summarise(scored: list[Scored]) -> dict[str, Any]:
 def reliability(scored: list[Scored]) -> list[dict[str, Any]]:
     """Per confidence bin: tickets, mean confidence, category accuracy (calibrated: the two agree)."""
     rows = []
-    for low, high in zip(RELIABILITY_BINS, RELIABILITY_BINS[1:], strict=False):
+    for low, high in itertools.pairwise(RELIABILITY_BINS):
         inside = [r for r in scored if r.result.confidence is not None and low <= r.result.confidence < high]
         if inside:
             rows.append(
@@ -131,7 +132,7 @@ def reliability(scored: list[Scored]) -> list[dict[str, Any]]:
 
 def expected_calibration_error(scored: list[Scored]) -> float:
     total = len(scored) or 1
-    return sum(abs(b["confidence"] - b["accuracy"]) * b["n"] for b in reliability(scored)) / total
+    return float(sum(abs(b["confidence"] - b["accuracy"]) * b["n"] for b in reliability(scored))) / total
 
 
 def timing(provider: OfflineTriageProvider, examples: list[Example], rounds: int = 2) -> dict[str, float]:
@@ -199,44 +200,65 @@ def format_report(report: dict[str, Any]) -> str:
 
     t = report["timing"]
     lines.append(f"Offline triage on the held-out split: {a['n']} tickets ({s['non_en']['n']} not in English)")
-    lines.append(f"  {check(a['category'] >= TARGETS['category'])} category accuracy      {_pct(a['category'])}"
-                 f"  (target >= {TARGETS['category']})")
-    lines.append(f"  {check(a['priority'] >= TARGETS['priority'])} priority accuracy      {_pct(a['priority'])}"
-                 f"  (target >= {TARGETS['priority']})")
-    lines.append(f"  {check((a['high_recall'] or 0) >= TARGETS['high_recall'])} recall of high         "
-                 f"{_pct(a['high_recall'])}  (target >= {TARGETS['high_recall']})")
-    lines.append(f"  {check((a['routing'] or 0) >= TARGETS['routing'])} routing to a holder    "
-                 f"{_pct(a['routing'])}  (target >= {TARGETS['routing']}; {a['routing_n']} tickets a demo "
-                 "moderator can take)")
-    lines.append(f"  {check(worst_gap >= -TARGETS['language_gap'])} worst language gap     {worst_gap:+.3f}"
-                 f"  (average of the three vs English; target >= -{TARGETS['language_gap']})")
-    lines.append(f"  {check(t['cpu_ms'] <= TARGETS['ms_per_ticket'])} CPU ms per ticket      "
-                 f"{t['cpu_ms']:.1f}  (target <= 20 on one core; wall clock here {t['mean_ms']:.1f}, "
-                 f"p95 {t['p95_ms']:.1f}, batched {t['batch_ms']:.1f}; load average {os.getloadavg()[0]:.1f})")
-    lines.append(f"  {check(report['extra_mb'] <= TARGETS['extra_mb'])} extra memory           "
-                 f"{report['extra_mb']:.0f} MB  (target <= 300; model load {report['load_s']:.1f} s)")
+    lines.append(
+        f"  {check(a['category'] >= TARGETS['category'])} category accuracy      {_pct(a['category'])}"
+        f"  (target >= {TARGETS['category']})"
+    )
+    lines.append(
+        f"  {check(a['priority'] >= TARGETS['priority'])} priority accuracy      {_pct(a['priority'])}"
+        f"  (target >= {TARGETS['priority']})"
+    )
+    lines.append(
+        f"  {check((a['high_recall'] or 0) >= TARGETS['high_recall'])} recall of high         "
+        f"{_pct(a['high_recall'])}  (target >= {TARGETS['high_recall']})"
+    )
+    lines.append(
+        f"  {check((a['routing'] or 0) >= TARGETS['routing'])} routing to a holder    "
+        f"{_pct(a['routing'])}  (target >= {TARGETS['routing']}; {a['routing_n']} tickets a demo "
+        "moderator can take)"
+    )
+    lines.append(
+        f"  {check(worst_gap >= -TARGETS['language_gap'])} worst language gap     {worst_gap:+.3f}"
+        f"  (average of the three vs English; target >= -{TARGETS['language_gap']})"
+    )
+    lines.append(
+        f"  {check(t['cpu_ms'] <= TARGETS['ms_per_ticket'])} CPU ms per ticket      "
+        f"{t['cpu_ms']:.1f}  (target <= 20 on one core; wall clock here {t['mean_ms']:.1f}, "
+        f"p95 {t['p95_ms']:.1f}, batched {t['batch_ms']:.1f}; load average {os.getloadavg()[0]:.1f})"
+    )
+    lines.append(
+        f"  {check(report['extra_mb'] <= TARGETS['extra_mb'])} extra memory           "
+        f"{report['extra_mb']:.0f} MB  (target <= 300; model load {report['load_s']:.1f} s)"
+    )
     lines.append("")
     lines.append("  language    n  category priority  high-rec routing  average")
     for lang, row in [("ALL", a), ("en", s["en"]), ("non-en", s["non_en"]), *s["languages"].items()]:
         if lang == "en" and row is s["languages"].get("en"):
             continue
-        lines.append(f"  {lang:8s} {row['n']:4d}  {_pct(row['category'])}    {_pct(row['priority'])}    "
-                     f"{_pct(row['high_recall'])}    {_pct(row['routing'])}   {_pct(row['average'])}")
+        lines.append(
+            f"  {lang:8s} {row['n']:4d}  {_pct(row['category'])}    {_pct(row['priority'])}    "
+            f"{_pct(row['high_recall'])}    {_pct(row['routing'])}   {_pct(row['average'])}"
+        )
     lines.append("")
     lines.append(f"  reliability of the category confidence (ECE {report['ece']:.3f}):")
     lines.append("  confidence      n  mean conf  accuracy")
     for b in report["reliability"]:
         lines.append(f"  {b['bin']:12s} {b['n']:4d}     {b['confidence']:.3f}     {b['accuracy']:.3f}")
     r = report["review"]
-    lines.append(f"  TRIAGE_REVIEW_THRESHOLD={r['threshold']}: {r['needs_review']} marked 'needs review' "
-                 f"(category accuracy below {_pct(r['accuracy_below'])}, above {_pct(r['accuracy_above'])})")
+    lines.append(
+        f"  TRIAGE_REVIEW_THRESHOLD={r['threshold']}: {r['needs_review']} marked 'needs review' "
+        f"(category accuracy below {_pct(r['accuracy_below'])}, above {_pct(r['accuracy_above'])})"
+    )
     if "rules" in report:
         b = report["rules"]["all"]
         lines.append("")
-        lines.append(f"  baseline, keyword rules alone: category {_pct(b['category'])}, priority {_pct(b['priority'])}, "
-                     f"high recall {_pct(b['high_recall'])}, routing {_pct(b['routing'])}; "
-                     f"English avg {_pct(report['rules']['en']['average'])}, "
-                     f"others {_pct(report['rules']['non_en']['average'])}")
+        lines.append(
+            f"  baseline, keyword rules alone: category {_pct(b['category'])}, "
+            f"priority {_pct(b['priority'])}, "
+            f"high recall {_pct(b['high_recall'])}, routing {_pct(b['routing'])}; "
+            f"English avg {_pct(report['rules']['en']['average'])}, "
+            f"others {_pct(report['rules']['non_en']['average'])}"
+        )
     return "\n".join(lines)
 
 

@@ -34,7 +34,7 @@ _SENTENCES = re.compile(r"(?<=[.!?;。！？])\s*|\n+")
 # Alarm words and shouting punctuation: they say how the writer feels, not what happened.
 ALARM = re.compile(
     r"\b(urgent(e|issimo|e?ment)?|asap|critical|critic[oa]|crítico|critique|kritisch|dringend|spoed|"
-    r"emergency|severity\s*1|sev\s*1|p1|important|très|muito|molto|most|срочно|критично|важно)\b"
+    r"emergency|severity\s*1|sev\s*1|p1|important|très|muito|molto|срочно|критично|важно)\b"
     r"|至急|緊急|紧急|严重|非常|[!！]{2,}|[?？]{2,}",
     re.IGNORECASE,
 )
@@ -86,7 +86,7 @@ SIGNALS: dict[str, re.Pattern[str]] = {
     ),
     "security_incident": re.compile(
         r"\b(hacked|compromised|breach|ransomware|unauthori[sz]ed|not\s+me|wasn.?t\s+me|didn.?t\s+do|stolen|"
-        r"exposed|leak(ed)?|pastebin|abuse[d]?|xss|onerror|steal|unknown\s+ip|ip\w*\s+we\s+don.?t\s+know|"
+        r"exposed|(?<!memory\s)(?<!connection\s)leak(ed)?|pastebin|abuse[d]?|xss|onerror|steal|unknown\s+ip|ip\w*\s+we\s+don.?t\s+know|"
         r"pirat\w+|hacke\w+|comprometid\w+|kompromittiert|gehackt|angriff|datenleck|piraté|inconnue|"
         r"vazamento|expost\w+|violazione|sconosciut\w+|datalek|взлом\w*|шифровальщик|утечк\w*|не\s+я|"
         r"ransomware|no\s+fui\s+yo|veröffentlicht|öffentlich)\b"
@@ -100,8 +100,9 @@ SIGNALS: dict[str, re.Pattern[str]] = {
         re.IGNORECASE,
     ),
 }
-QUESTION = re.compile(r"[?？]|^\s*(how|where|what|can|is|do|does|¿|como|cómo|wie|wo|comment|où|come|hoe|как|где)\b",
-                      re.IGNORECASE)
+QUESTION = re.compile(
+    r"[?？]|^\s*(how|where|what|can|is|do|does|¿|como|cómo|wie|wo|comment|où|come|hoe|как|где)\b", re.IGNORECASE
+)
 MANY_PEOPLE = 20
 
 

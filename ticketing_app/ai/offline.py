@@ -174,8 +174,8 @@ def _prepare(request: TriageRequest) -> _Ticket:
     body, body_tags = _clean(request.description[: MAX_SCAN_CHARS + 1000])
     title, title_injection = _drop_injections(title[:MAX_TITLE_CHARS])
     body, body_injection = _drop_injections(body[:MAX_SCAN_CHARS])
-    title_list = _words(rules.ADDRESS.sub(" ", f"{title} {title_tags}"))
-    body_list = _words(rules.ADDRESS.sub(" ", f"{body} {body_tags}"))
+    title_list = _words(rules.BENIGN_LEAK.sub(r"\1 growth", rules.ADDRESS.sub(" ", f"{title} {title_tags}")))
+    body_list = _words(rules.BENIGN_LEAK.sub(r"\1 growth", rules.ADDRESS.sub(" ", f"{body} {body_tags}")))
     return _Ticket(
         title=title,
         description=body,
@@ -459,6 +459,12 @@ def model_inputs(analyses: list[Analysis], rule_categories: tuple[str, ...]) -> 
     ]
 
 
+def model_opinion(analysis: Analysis) -> Prediction | None:
+    """The trained model's reading of an analysed ticket (None without the artefact)."""
+    model = get_model()
+    return model.predict(model_inputs([analysis], model.rule_categories))[0] if model is not None else None
+
+
 def _allowed(detected: str, allowed: tuple[str, ...]) -> tuple[str, bool]:
     """The allowed category to return for a detected one; False when it had to fall back."""
     by_key = {_category_key(c): c for c in allowed}
@@ -489,12 +495,16 @@ class OfflineTriageProvider:
 
     def triage_many(self, requests: list[TriageRequest]) -> list[TriageResult]:
         """Triage several tickets with one embedding batch."""
+        from ticketing_app.ai.postprocess import finish  # it reads this module's analysis and model
+
         analyses = [analyse(request) for request in requests]
         model = get_model() if self.use_model else None
         if model is None:
-            return [self._by_rules(r, a) for r, a in zip(requests, analyses, strict=True)]
-        predictions = model.predict(model_inputs(analyses, model.rule_categories))
-        return [self._by_model(r, a, p) for r, a, p in zip(requests, analyses, predictions, strict=True)]
+            results = [self._by_rules(r, a) for r, a in zip(requests, analyses, strict=True)]
+        else:
+            predictions = model.predict(model_inputs(analyses, model.rule_categories))
+            results = [self._by_model(r, a, p) for r, a, p in zip(requests, analyses, predictions, strict=True)]
+        return [finish(r, result, a) for r, result, a in zip(requests, results, analyses, strict=True)]
 
     def _by_rules(self, request: TriageRequest, a: Analysis) -> TriageResult:
         detected, category, confidence = _pick_category(a.scores, request.categories)

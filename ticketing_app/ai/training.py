@@ -130,9 +130,7 @@ def choose_high_threshold(probs: Matrix, y: np.ndarray, classes: list[str]) -> t
     rest = [i for i in range(len(classes)) if i != hi]
     options = []
     for t in np.round(np.arange(0.15, 0.61, 0.05), 2):
-        pred = np.where(
-            probs[:, hi] >= t, "high", np.array(classes)[np.array(rest)[probs[:, rest].argmax(axis=1)]]
-        )
+        pred = np.where(probs[:, hi] >= t, "high", np.array(classes)[np.array(rest)[probs[:, rest].argmax(axis=1)]])
         accuracy = float(np.mean(pred == y))
         recall = float(np.mean(pred[y == "high"] == "high")) if np.any(y == "high") else 1.0
         options.append((float(t), accuracy, recall))
@@ -158,9 +156,7 @@ def train(examples: list[Example], inputs: list[Inputs] | None = None) -> tuple[
     pri = _search(lambda p: priority_features(inputs, p["evidence"], p["rules"]), pri_grid, y_pri)
     x_pri = priority_features(inputs, pri.params["evidence"], pri.params["rules"])
     pri_logits, pri_classes = _oof_logits(x_pri, y_pri, pri.params["C"])
-    threshold, pri_cv_acc, high_recall = choose_high_threshold(
-        softmax(pri_logits, pri.temperature), y_pri, pri_classes
-    )
+    threshold, pri_cv_acc, high_recall = choose_high_threshold(softmax(pri_logits, pri.temperature), y_pri, pri_classes)
     pri_model = _lr(pri.params["C"]).fit(x_pri, y_pri)
 
     emb = np.vstack([i.embedding for i in inputs]).astype(np.float64)

@@ -102,8 +102,9 @@ class TriageModel:
 
     def predict(self, inputs: list[Inputs]) -> list[Prediction]:
         m = self.meta
-        cat = softmax(category_features(inputs, m["cat_rules_weight"]) @ self.cat_coef.T + self.cat_bias,
-                      m["cat_temperature"])
+        cat = softmax(
+            category_features(inputs, m["cat_rules_weight"]) @ self.cat_coef.T + self.cat_bias, m["cat_temperature"]
+        )
         pri_x = priority_features(inputs, m["pri_evidence_weight"], m["pri_rules_weight"])
         pri = softmax(pri_x @ self.pri_coef.T + self.pri_bias, m["pri_temperature"])
         emb = np.vstack([i.embedding for i in inputs]).astype(np.float64)

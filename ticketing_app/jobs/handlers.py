@@ -8,6 +8,7 @@ reads, locks, commit (and SMTP session); alone, a job is a batch of one (bench/R
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -131,6 +132,7 @@ def _store_triage(
     ticket.summary = result.summary
     ticket.helpful_notes = result.helpful_notes
     ticket.triage_confidence = result.confidence
+    ticket.needs_review = needs_review(result.confidence)
     ticket.triage_provider = result.provider
     ticket.triage_status = TriageStatus.DONE
     ticket.triaged_at = datetime.now(UTC)
@@ -144,8 +146,26 @@ def _store_triage(
         priority=ticket.priority,
         skills=result.required_skills,
         provider=result.provider,
+        confidence=result.confidence,
+        needs_review=ticket.needs_review,
         fallback_reason=primary_error,
         **extra,
+    )
+
+
+def needs_review(confidence: float | None) -> bool:
+    """A triage below TRIAGE_REVIEW_THRESHOLD (or without a confidence) needs a person's look."""
+    return confidence is None or confidence < get_settings().triage_review_threshold
+
+
+def review_note(ticket: Ticket) -> str:
+    """The start of the routing reason of a ticket whose triage needs review ("" otherwise)."""
+    if not ticket.needs_review:
+        return ""
+    shown = "unknown" if ticket.triage_confidence is None else f"{ticket.triage_confidence:.2f}"
+    return (
+        f"needs review (triage confidence {shown} < {get_settings().triage_review_threshold:.2f}), "
+        "routed to the best available person; "
     )
 
 
@@ -184,6 +204,7 @@ def handle_assign(contexts: list[JobContext]) -> None:
                 session, list(ticket.required_skills or []), requester_id=ticket.created_by_id
             )
             now = datetime.now(UTC)
+            decision = dataclasses.replace(decision, reason=review_note(ticket) + decision.reason)
             ticket.assignment_reason = decision.reason
             ticket.assigned_at = now
             if decision.assignee is not None:

@@ -82,6 +82,7 @@ def ticket_out(ticket: Ticket, actor: User) -> TicketOut:
         triage_status=ticket.triage_status,
         triage_provider=ticket.triage_provider,
         triage_confidence=ticket.triage_confidence,
+        needs_review=bool(ticket.needs_review) if staff else False,
         assigned_to=_person(events.user_brief(ticket.assigned_to), actor, staff),
         assignment_reason=ticket.assignment_reason if staff else None,
         created_by=events.user_brief(ticket.created_by),
@@ -185,6 +186,7 @@ class _FiledTicket:
     triage_status: str = TriageStatus.PENDING
     triage_provider: str | None = None
     triage_confidence: float | None = None
+    needs_review: bool = False
     assigned_to_id: int | None = None
     assigned_to: None = None
     assignment_reason: str | None = None
@@ -279,6 +281,8 @@ def list_tickets(session: Session, actor: User, filters: TicketFilters, *, order
         query = query.where(Ticket.priority == filters.priority)
     if filters.category:
         query = query.where(Ticket.category == filters.category)
+    if filters.needs_review:
+        query = query.where(Ticket.needs_review)
     if filters.q and filters.q.strip():
         text = filters.q.strip()
         pattern = f"%{escape_like(text)}%"
@@ -436,6 +440,8 @@ def update_ticket(session: Session, actor: User, ticket_id: int, data: TicketUpd
             session, ticket, EventKind.CATEGORY_OVERRIDDEN, actor, old=ticket.category, new=category, reason=reason
         )
         ticket.category = category
+    if changes & {"priority", "category"}:
+        ticket.needs_review = False  # staff have looked at the triage's guess
     if "assignee_id" in changes and data.assignee_id != ticket.assigned_to_id:
         _reassign(session, actor, ticket, data.assignee_id, reason)
     session.flush()

@@ -39,6 +39,7 @@ class TicketRow:
     triage_status: str = ""
     triage_provider: str = ""
     confidence: str = ""
+    needs_review: bool = False
     assignee: str = ""
     assignee_id: int = 0
     assignment_reason: str = ""
@@ -96,6 +97,7 @@ def ticket_row(t: TicketOut) -> TicketRow:
         triage_status=t.triage_status,
         triage_provider=t.triage_provider or "",
         confidence="" if t.triage_confidence is None else f"{t.triage_confidence:.0%}",
+        needs_review=t.needs_review,
         assignee=t.assigned_to.name if t.assigned_to else "Unassigned",
         assignee_id=t.assigned_to.id if t.assigned_to else 0,
         assignment_reason=t.assignment_reason or "",

@@ -1,0 +1,78 @@
+"""Tickets the triage is unsure about: marked "needs review", still routed, found by the queue's filter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.factories import Factory
+from ticketing_app.ai import select as ai_select
+from ticketing_app.config import get_settings
+from ticketing_app.db import session_scope
+from ticketing_app.jobs.handlers import HANDLERS, on_dead
+from ticketing_app.jobs.worker import drain
+from ticketing_app.models import Job, Ticket, TicketEvent, User
+from ticketing_app.schemas import TicketFilters, TicketUpdate
+from ticketing_app.services import tickets as tickets_service
+
+
+@pytest.fixture()
+def offline(monkeypatch: pytest.MonkeyPatch, clean_db: str) -> Iterator[None]:
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    monkeypatch.setenv("TRIAGE_REVIEW_THRESHOLD", "0.6")
+    get_settings.cache_clear()
+    ai_select.default_triage.cache_clear()
+    yield
+    get_settings.cache_clear()
+    ai_select.default_triage.cache_clear()
+
+
+def run_pipeline() -> None:
+    for _ in range(50):
+        drain(HANDLERS, on_dead)
+        with session_scope() as s:
+            if not s.scalar(select(func.count()).select_from(Job).where(Job.status.in_(("queued", "running")))):
+                return
+    raise AssertionError("jobs left")
+
+
+def test_an_unsure_triage_is_marked_routed_with_a_reason_and_filtered(factory: Factory, offline: None) -> None:
+    admin = factory.admin()
+    factory.user("moderator", skills=["billing", "payments", "refunds"], name="Maya Billing")
+    requester = factory.user(name="Rita Requester")
+    clear = factory.ticket(requester, "Charged twice for March", "My card was charged twice for the March invoice.")
+    vague = factory.ticket(requester, "Problem", "It does not work since yesterday, please help.")
+    run_pipeline()
+
+    with session_scope() as s:
+        sure, unsure = s.get_one(Ticket, clear.id), s.get_one(Ticket, vague.id)
+        assert sure.triage_confidence is not None and sure.triage_confidence >= 0.6
+        assert not sure.needs_review
+        assert not (sure.assignment_reason or "").startswith("needs review")
+        assert unsure.triage_confidence is not None and unsure.triage_confidence < 0.6
+        assert unsure.needs_review
+        assert unsure.assigned_to_id is not None  # routed anyway, to the best available person
+        assert (unsure.assignment_reason or "").startswith("needs review (triage confidence")
+        triaged = s.scalars(
+            select(TicketEvent).where(TicketEvent.ticket_id == vague.id, TicketEvent.kind == "triaged")
+        ).one()
+        assert triaged.data["needs_review"] is True
+
+        actor = s.get_one(User, admin.id)
+        page = tickets_service.list_queue(s, actor, TicketFilters(assigned="any", needs_review=True))
+        assert [t.id for t in page.items] == [vague.id]
+        assert page.items[0].needs_review
+        everything = tickets_service.list_queue(s, actor, TicketFilters(assigned="any"))
+        assert {t.id for t in everything.items} == {clear.id, vague.id}
+        # A requester never sees the flag.
+        own = tickets_service.get_ticket_detail(s, s.get_one(User, requester.id), vague.id)
+        assert own.needs_review is False
+
+    with session_scope() as s:  # staff setting the category is the review
+        tickets_service.update_ticket(
+            s, s.get_one(User, admin.id), vague.id, TicketUpdate(category="other", reason="Checked: a test")
+        )
+    with session_scope() as s:
+        assert not s.get_one(Ticket, vague.id).needs_review
