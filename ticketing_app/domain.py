@@ -77,6 +77,14 @@ class TriageStatus(StrEnum):
     FAILED = "failed"
 
 
+class CorrectionField(StrEnum):
+    """What staff corrected after the AI's triage (triage_corrections.field): labelled examples it learns from."""
+
+    CATEGORY = "category"
+    PRIORITY = "priority"
+    ASSIGNEE = "assignee"
+
+
 class CommentVia(StrEnum):
     """How a comment reached us (ticket_comments.via)."""
 

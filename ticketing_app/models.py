@@ -28,6 +28,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from ticketing_app.domain import (
     ACTIVE_STATUSES,
     CommentVia,
+    CorrectionField,
     EmailStatus,
     JobStatus,
     Priority,
@@ -174,6 +175,23 @@ class TicketEvent(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     actor: Mapped[User | None] = relationship(lazy="joined")
+
+
+class TriageCorrection(Base):
+    """A staff change of a triaged ticket's category, priority or assignee: a labelled example for the offline
+    triage (the ticket's text is read from the ticket; `skills` are the new assignee's, for routing)."""
+
+    __tablename__ = "triage_corrections"
+    __table_args__ = (CheckConstraint(sql_in("field", CorrectionField), name="ck_triage_corrections_field"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    field: Mapped[str] = mapped_column(String(20))
+    ai_value: Mapped[str | None] = mapped_column(Text)
+    staff_value: Mapped[str] = mapped_column(Text)
+    skills: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class RevokedToken(Base):

@@ -9,11 +9,12 @@ from sqlalchemy import func, select
 
 from tests.factories import Factory
 from ticketing_app.ai import select as ai_select
+from ticketing_app.ai.corrections import correction_memory
 from ticketing_app.config import get_settings
 from ticketing_app.db import session_scope
 from ticketing_app.jobs.handlers import HANDLERS, on_dead
 from ticketing_app.jobs.worker import drain
-from ticketing_app.models import Job, Ticket, TicketEvent, User
+from ticketing_app.models import Job, Ticket, TicketEvent, TriageCorrection, User
 from ticketing_app.schemas import TicketFilters, TicketUpdate
 from ticketing_app.services import tickets as tickets_service
 
@@ -24,9 +25,11 @@ def offline(monkeypatch: pytest.MonkeyPatch, clean_db: str) -> Iterator[None]:
     monkeypatch.setenv("TRIAGE_REVIEW_THRESHOLD", "0.6")
     get_settings.cache_clear()
     ai_select.default_triage.cache_clear()
+    correction_memory().clear()  # ids restart with the emptied tables
     yield
     get_settings.cache_clear()
     ai_select.default_triage.cache_clear()
+    correction_memory().clear()
 
 
 def run_pipeline() -> None:
@@ -76,3 +79,45 @@ def test_an_unsure_triage_is_marked_routed_with_a_reason_and_filtered(factory: F
         )
     with session_scope() as s:
         assert not s.get_one(Ticket, vague.id).needs_review
+
+
+SYNC = ("Salesforce sync duplicated contacts", "The nightly Salesforce sync created about 300 duplicate contacts.")
+SIMILAR = ("Salesforce sync made duplicate contacts", "Last night the Salesforce sync duplicated roughly 250 contacts.")
+
+
+def test_staff_corrections_are_learned_for_the_same_kind_of_ticket(factory: Factory, offline: None) -> None:
+    admin = factory.admin()
+    factory.user("moderator", skills=["apis", "webhooks"], name="Lena Platform")
+    dana = factory.user("moderator", skills=["data", "imports", "exports"], name="Dana Data")
+    billing = factory.user("moderator", skills=["billing", "refunds"], name="Maya Billing")
+    requester = factory.user(name="Rita Requester")
+    first = factory.ticket(requester, *SYNC)
+    run_pipeline()
+    with session_scope() as s:
+        ai = s.get_one(Ticket, first.id)
+        assert (ai.category, ai.priority) == ("integration", "medium")  # what the model says on its own
+        routed_to = ai.assigned_to_id
+        tickets_service.update_ticket(
+            s,
+            s.get_one(User, admin.id),
+            first.id,
+            TicketUpdate(category="data", priority="high", assignee_id=dana.id, reason="CRM data is being corrupted"),
+        )
+    with session_scope() as s:
+        stored = s.scalars(select(TriageCorrection).order_by(TriageCorrection.id)).all()
+        assert [(c.field, c.ai_value, c.staff_value) for c in stored] == [
+            ("priority", "medium", "high"),
+            ("category", "integration", "data"),
+            ("assignee", str(routed_to), str(dana.id)),
+        ]
+        assert stored[2].skills == ["data", "imports", "exports"]
+
+    similar = factory.ticket(requester, *SIMILAR)
+    unrelated = factory.ticket(requester, "Charged twice", "My card was charged twice for the March invoice.")
+    run_pipeline()
+    with session_scope() as s:
+        learned = s.get_one(Ticket, similar.id)
+        assert (learned.category, learned.priority, learned.assigned_to_id) == ("data", "high", dana.id)
+        assert "staff corrected the category of a similar ticket" in (learned.helpful_notes or "")
+        other = s.get_one(Ticket, unrelated.id)
+        assert (other.category, other.assigned_to_id) == ("billing", billing.id)  # untouched by the correction

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 
 from ticketing_app.ai import evidence as ev
 from ticketing_app.ai import offline_rules as rules
+from ticketing_app.ai.corrections import Label, correction_memory
 from ticketing_app.ai.embedding import get_embedder
 from ticketing_app.ai.triage_model import Inputs, Prediction, get_model
 from ticketing_app.ai.types import MAX_NOTES_CHARS, MAX_SUMMARY_CHARS, TriageRequest, TriageResult
-from ticketing_app.domain import Category, Priority
+from ticketing_app.domain import Category, CorrectionField, Priority
 from ticketing_app.skills import SKILL_SYNONYMS, canonical_skill
 from ticketing_app.text import INVISIBLE, control_pattern
 
@@ -502,8 +503,18 @@ class OfflineTriageProvider:
         if model is None:
             results = [self._by_rules(r, a) for r, a in zip(requests, analyses, strict=True)]
         else:
-            predictions = model.predict(model_inputs(analyses, model.rule_categories))
-            results = [self._by_model(r, a, p) for r, a, p in zip(requests, analyses, predictions, strict=True)]
+            inputs = model_inputs(analyses, model.rule_categories)
+            predictions = model.predict(inputs)
+            memory = correction_memory()
+            learned = [memory.nearest(i.embedding) if len(memory) else {} for i in inputs]
+            results = [
+                self._by_model(r, a, p, labels, model.categories)
+                for r, a, p, labels in zip(requests, analyses, predictions, learned, strict=True)
+            ]
+            return [
+                finish(r, result, a, staff_priority=CorrectionField.PRIORITY in labels)
+                for r, result, a, labels in zip(requests, results, analyses, learned, strict=True)
+            ]
         return [finish(r, result, a) for r, result, a in zip(requests, results, analyses, strict=True)]
 
     def _by_rules(self, request: TriageRequest, a: Analysis) -> TriageResult:
@@ -511,10 +522,22 @@ class OfflineTriageProvider:
         priority, reasons = _decide_priority(detected, a.ticket)
         return self._result(request, a, detected, category, priority, reasons, confidence, "offline rules", [])
 
-    def _by_model(self, request: TriageRequest, a: Analysis, p: Prediction) -> TriageResult:
+    def _by_model(
+        self,
+        request: TriageRequest,
+        a: Analysis,
+        p: Prediction,
+        learned: dict[str, Label] | None = None,
+        known: tuple[str, ...] = (),
+    ) -> TriageResult:
+        learned = learned or {}
         detected = p.category
+        confidence = p.categories[detected]
+        staff_category = learned.get(CorrectionField.CATEGORY)
+        if staff_category is not None and staff_category.value in known:
+            detected, confidence = staff_category.value, max(confidence, staff_category.similarity)
         category, kept = _allowed(detected, request.categories)
-        confidence = p.categories[detected] if kept else p.categories[detected] * 0.5
+        confidence = confidence if kept else confidence * 0.5
         priority = Priority(p.priority)
         reasons = [f"model ({priority} {p.priorities[priority]:.2f})"]
         if a.evidence.signals:
@@ -522,7 +545,17 @@ class OfflineTriageProvider:
         if priority == Priority.HIGH and not a.evidence.supports_high() and a.rule_priority != Priority.HIGH:
             priority = Priority.MEDIUM  # "high" needs impact the text shows, not a model's hunch about tone
             reasons.append("high not supported by evidence of impact")
+        staff_priority = learned.get(CorrectionField.PRIORITY)
+        if staff_priority is not None and staff_priority.value in set(Priority):
+            priority = Priority(staff_priority.value)
+        for label in learned.values():
+            reasons.append(f"staff corrected the {label.field} of a similar ticket ({label.similarity:.2f})")
         extra = model_skills(p, request.skill_vocabulary) if request.skill_vocabulary else []
+        staff_assignee = learned.get(CorrectionField.ASSIGNEE)
+        if staff_assignee is not None and request.skill_vocabulary:
+            from ticketing_app.ai.postprocess import map_skills
+
+            extra = map_skills(list(staff_assignee.skills), request.skill_vocabulary) + extra
         return self._result(
             request, a, detected, category, priority, reasons, round(confidence, 3), "offline model", extra
         )

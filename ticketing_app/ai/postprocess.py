@@ -134,8 +134,11 @@ def _note(notes: str, line: str) -> str:
     return text if len(text) <= MAX_NOTES_CHARS else text[: MAX_NOTES_CHARS - 1] + "\u2026"
 
 
-def finish(request: TriageRequest, result: TriageResult, analysis: Analysis | None = None) -> TriageResult:
-    """Apply the shared post-processing (module docstring) to a provider's validated result."""
+def finish(
+    request: TriageRequest, result: TriageResult, analysis: Analysis | None = None, *, staff_priority: bool = False
+) -> TriageResult:
+    """Apply the shared post-processing (module docstring) to a provider's validated result. `staff_priority`:
+    the priority comes from staff's correction of a similar ticket, which needs no more evidence."""
     a = analysis if analysis is not None else analyse(request)
     update: dict[str, object] = {"required_skills": map_skills(result.required_skills, request.skill_vocabulary)}
     notes = result.helpful_notes
@@ -156,7 +159,12 @@ def finish(request: TriageRequest, result: TriageResult, analysis: Analysis | No
         if offline_priority.rank > priority.rank:  # rank 0 is high: only ever lowered
             priority = offline_priority
             notes = _note(notes, f"Priority set to {priority}: the ticket's instructions to the triage were ignored.")
-    if priority == Priority.HIGH and not a.evidence.supports_high() and a.rule_priority != Priority.HIGH:
+    if (
+        priority == Priority.HIGH
+        and not staff_priority
+        and not a.evidence.supports_high()
+        and a.rule_priority != Priority.HIGH
+    ):
         lowered = Priority(opinion.priority) if opinion is not None else Priority.MEDIUM
         priority = lowered if lowered != Priority.HIGH else Priority.MEDIUM
         notes = _note(

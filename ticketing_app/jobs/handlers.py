@@ -19,6 +19,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from ticketing_app.ai.corrections import correction_memory, learn
 from ticketing_app.ai.select import run_triage, triage_batch_size
 from ticketing_app.ai.types import TriageRequest, TriageResult
 from ticketing_app.config import get_settings
@@ -38,7 +39,7 @@ from ticketing_app.jobs.worker import BatchHandler, JobContext, PermanentJobErro
 from ticketing_app.mail import transport
 from ticketing_app.mail.sender import MailDeliveryError, MailSender
 from ticketing_app.models import EmailMessage, Ticket, TicketEvent
-from ticketing_app.services import events, notifications, routing
+from ticketing_app.services import corrections, events, notifications, routing
 from ticketing_app.services.accounts import skill_vocabulary
 from ticketing_app.services.tickets import due_time
 
@@ -79,6 +80,9 @@ def handle_triage(contexts: list[JobContext]) -> None:
             )
         ).all()
         vocabulary = tuple(skill_vocabulary(session)) if pending else ()
+        fresh = corrections.load_since(session, correction_memory().last_id) if pending else []
+    if fresh:  # staff corrections since the last batch: the offline triage learns them before triaging
+        learn((e.id, e.title, e.description, e.field, e.value, e.skills) for e in fresh)
     categories = tuple(get_settings().triage_categories)
     answers = {
         row.id: run_triage(

@@ -15,6 +15,7 @@ from ticketing_app.config import get_settings
 from ticketing_app.domain import (
     STAFF_ROLES,
     CommentVia,
+    CorrectionField,
     EventKind,
     JobKind,
     Role,
@@ -41,7 +42,7 @@ from ticketing_app.schemas import (
     UserOut,
 )
 from ticketing_app.security import AccessClaims
-from ticketing_app.services import events, notifications, throttle
+from ticketing_app.services import corrections, events, notifications, throttle
 from ticketing_app.services.accounts import SESSION_INVALID, assignable_staff, escape_like
 from ticketing_app.services.visibility import (
     can_manage,
@@ -428,6 +429,7 @@ def update_ticket(session: Session, actor: User, ticket_id: int, data: TicketUpd
         events.record(
             session, ticket, EventKind.PRIORITY_OVERRIDDEN, actor, old=ticket.priority, new=data.priority, reason=reason
         )
+        corrections.record(session, actor, ticket, CorrectionField.PRIORITY, ticket.priority, data.priority)
         ticket.priority = data.priority
         ticket.due_at = due_time(ticket.priority, ticket.created_at)
     if "category" in changes and data.category != ticket.category:
@@ -439,6 +441,7 @@ def update_ticket(session: Session, actor: User, ticket_id: int, data: TicketUpd
         events.record(
             session, ticket, EventKind.CATEGORY_OVERRIDDEN, actor, old=ticket.category, new=category, reason=reason
         )
+        corrections.record(session, actor, ticket, CorrectionField.CATEGORY, ticket.category, category)
         ticket.category = category
     if changes & {"priority", "category"}:
         ticket.needs_review = False  # staff have looked at the triage's guess
@@ -495,6 +498,10 @@ def _reassign(session: Session, actor: User, ticket: Ticket, assignee_id: int | 
         old=events.user_brief(ticket.assigned_to),
         new=events.user_brief(assignee),
         reason=reason,
+    )
+    old = str(ticket.assigned_to_id) if ticket.assigned_to_id is not None else None
+    corrections.record(
+        session, actor, ticket, CorrectionField.ASSIGNEE, old, str(assignee.id), list(assignee.skills or [])
     )
     ticket.assigned_to_id = assignee.id
     ticket.assigned_to = assignee
