@@ -121,3 +121,29 @@ def test_staff_corrections_are_learned_for_the_same_kind_of_ticket(factory: Fact
         assert "staff corrected the category of a similar ticket" in (learned.helpful_notes or "")
         other = s.get_one(Ticket, unrelated.id)
         assert (other.category, other.assigned_to_id) == ("billing", billing.id)  # untouched by the correction
+
+
+def test_ai_acceptance_rate_per_field_and_category(factory: Factory, offline: None) -> None:
+    from ticketing_app.services import reports
+
+    admin = factory.admin()
+    factory.user("moderator", skills=["billing", "payments", "refunds"], name="Maya Billing")
+    requester = factory.user(name="Rita Requester")
+    kept = factory.ticket(requester, "Charged twice for March", "My card was charged twice for the March invoice.")
+    changed = factory.ticket(requester, "Refund not received", "You confirmed a refund of $40 but it never arrived.")
+    still_open = factory.ticket(requester, "Charged twice", "Two charges of $49 on my card this month.")
+    run_pipeline()
+    with session_scope() as s:
+        actor = s.get_one(User, admin.id)
+        tickets_service.update_ticket(s, actor, changed.id, TicketUpdate(priority="high", reason="VIP customer"))
+        for ticket_id in (kept.id, changed.id):
+            tickets_service.update_ticket(s, actor, ticket_id, TicketUpdate(status="resolved"))
+    with session_scope() as s:
+        acceptance = reports.ai_acceptance(s, s.get_one(User, admin.id))
+        assert acceptance["closed"] == 2  # the open one does not count yet
+        assert acceptance["overall"] == {"category": 1.0, "priority": 0.5, "assignee": 1.0}
+        assert acceptance["per_category"] == [
+            {"category": "billing", "closed": 2, "kept": {"category": 1.0, "priority": 0.5, "assignee": 1.0}}
+        ]
+        assert reports.admin_overview(s, s.get_one(User, admin.id)).acceptance == acceptance
+        assert s.get_one(Ticket, still_open.id).status == "open"

@@ -40,12 +40,14 @@ from ticketing_app.states.base import (
     presents_errors,
 )
 from ticketing_app.states.formatting import (
+    AcceptanceRow,
     DayCount,
     DeadJobRow,
     EmailRow,
     JobCounts,
     SeriesRow,
     UserRow,
+    acceptance_rows,
     when,
 )
 from ticketing_app.states.live import LiveMixin
@@ -301,6 +303,7 @@ class AdminOverviewState(LiveMixin, AuthState):
     median_assignment: str = "—"
     job_counts: JobCounts = JobCounts()
     dead_jobs: list[DeadJobRow] = []
+    acceptance: list[AcceptanceRow] = []
     emails: list[EmailRow] = []
     updated_at: str = ""
     loading: bool = True
@@ -319,7 +322,7 @@ class AdminOverviewState(LiveMixin, AuthState):
         self.forbidden = True
         self.per_day, self.by_category, self.by_priority, self.by_status, self.by_provider = [], [], [], [], []
         self.dead_jobs, self.emails, self.job_counts, self.total, self.open_count = [], [], JobCounts(), 0, 0
-        self.median_assignment, self.error = "—", ""
+        self.median_assignment, self.error, self.acceptance = "—", "", []
         return None
 
     def _apply(self, data: reports.AdminOverview) -> None:
@@ -332,6 +335,7 @@ class AdminOverviewState(LiveMixin, AuthState):
         self.total = int(o["total"])
         self.open_count = int(sum(o["by_status"].get(s, 0) for s in ACTIVE_STATUSES))
         self.median_assignment = human_duration(o["median_seconds_to_assignment"])
+        self.acceptance = acceptance_rows(data.acceptance)
         self.job_counts = JobCounts(**{k: int(v) for k, v in jobs["counts"].items()})
         self.dead_jobs = [
             DeadJobRow(

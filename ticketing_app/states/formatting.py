@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
+from typing import Any
 
 from ticketing_app.domain import ACTIVE_STATUSES, EventKind, label
 from ticketing_app.schemas import CommentOut, EventOut, TicketOut, UserOut
@@ -197,6 +198,33 @@ class JobCounts:
     running: int = 0
     done: int = 0
     dead: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class AcceptanceRow:
+    """The AI acceptance rate of one category (or "All"): shares of AI-set fields staff left unchanged."""
+
+    category: str = ""
+    closed: int = 0
+    category_kept: str = "—"
+    priority_kept: str = "—"
+    assignee_kept: str = "—"
+
+
+def acceptance_rows(data: dict[str, Any] | None) -> list[AcceptanceRow]:
+    """Rows for the overview: all closed tickets first, then per category."""
+    if not data or not data.get("closed"):
+        return []
+
+    def pct(value: float | None) -> str:
+        return "—" if value is None else f"{value:.0%}"
+
+    def row(name: str, closed: int, rates: dict[str, Any]) -> AcceptanceRow:
+        return AcceptanceRow(name, closed, pct(rates["category"]), pct(rates["priority"]), pct(rates["assignee"]))
+
+    rows = [row("All", int(data["closed"]), data["overall"])]
+    rows += [row(label(r["category"]), int(r["closed"]), r["kept"]) for r in data["per_category"]]
+    return rows
 
 
 @dataclasses.dataclass(frozen=True)
