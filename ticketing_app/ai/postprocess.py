@@ -144,7 +144,14 @@ def finish(
     notes = result.helpful_notes
     category, priority = result.category, Priority(result.priority)
     own = result.provider.startswith("offline")  # the offline model already read the cleaned text
-    opinion = None if own else model_opinion(a)
+    unsupported_high = (
+        priority == Priority.HIGH
+        and not staff_priority
+        and not a.evidence.supports_high()
+        and a.rule_priority != Priority.HIGH
+    )
+    # The model's reading is needed only to overrule another provider (and then costs one embedding).
+    opinion = model_opinion(a) if not own and (a.injection or unsupported_high) else None
     if a.injection and opinion is not None:
         offline_category, confidence = opinion.category, opinion.categories[opinion.category]
         allowed = {c.casefold(): c for c in request.categories}
@@ -159,12 +166,7 @@ def finish(
         if offline_priority.rank > priority.rank:  # rank 0 is high: only ever lowered
             priority = offline_priority
             notes = _note(notes, f"Priority set to {priority}: the ticket's instructions to the triage were ignored.")
-    if (
-        priority == Priority.HIGH
-        and not staff_priority
-        and not a.evidence.supports_high()
-        and a.rule_priority != Priority.HIGH
-    ):
+    if priority == Priority.HIGH and unsupported_high:  # (still high: instructions did not lower it)
         lowered = Priority(opinion.priority) if opinion is not None else Priority.MEDIUM
         priority = lowered if lowered != Priority.HIGH else Priority.MEDIUM
         notes = _note(
