@@ -12,6 +12,7 @@ from ticketing_app.ai import select as ai_select
 from ticketing_app.ai.corrections import correction_memory
 from ticketing_app.config import get_settings
 from ticketing_app.db import session_scope
+from ticketing_app.errors import PermissionDenied
 from ticketing_app.jobs.handlers import HANDLERS, on_dead
 from ticketing_app.jobs.worker import drain
 from ticketing_app.models import Job, Ticket, TicketEvent, TriageCorrection, User
@@ -69,9 +70,11 @@ def test_an_unsure_triage_is_marked_routed_with_a_reason_and_filtered(factory: F
         assert page.items[0].needs_review
         everything = tickets_service.list_queue(s, actor, TicketFilters(assigned="any"))
         assert {t.id for t in everything.items} == {clear.id, vague.id}
-        # A requester never sees the flag.
+        # A requester never sees the flag, nor can filter by it.
         own = tickets_service.get_ticket_detail(s, s.get_one(User, requester.id), vague.id)
         assert own.needs_review is False
+        with pytest.raises(PermissionDenied):
+            tickets_service.list_tickets(s, s.get_one(User, requester.id), TicketFilters(needs_review=True))
 
     with session_scope() as s:  # staff setting the category is the review
         tickets_service.update_ticket(

@@ -283,6 +283,8 @@ def list_tickets(session: Session, actor: User, filters: TicketFilters, *, order
     if filters.category:
         query = query.where(Ticket.category == filters.category)
     if filters.needs_review:
+        if actor.role not in STAFF_ROLES:  # an internal flag: a requester must not learn it by filtering
+            raise PermissionDenied("Only staff can list the tickets that need review.")
         query = query.where(Ticket.needs_review)
     if filters.q and filters.q.strip():
         text = filters.q.strip()
