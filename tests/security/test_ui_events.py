@@ -72,6 +72,7 @@ OWN_OR_LOCAL = {
     "QueueState.set_status_filter",
     "QueueState.set_priority_filter",
     "QueueState.set_category_filter",
+    "QueueState.set_review_only",
     "AdminUsersState.apply_search",
     "AdminUsersState.set_role_filter",
     "AdminUsersState.next_page",
@@ -413,7 +414,12 @@ WRONG_IDS = [None, {"a": 1}, [], [1], 10**30, 2**31, -1, 0, 1.5, True, "5"]
 WRONG_FLAGS = [None, {"a": 1}, [], [True], 1, 0, "true", 10**30]
 WRONG_TEXTS = [None, {"a": 1}, [], ["a"], 10**30, 1.5, True, "x" * 100_001]
 WRONG_CHOICES = [None, {"a": 1}, [], ["me", "any"], 10**30, 1.5, True, "", "x" * 300, "<script>", "ME"]
-FLAGS = {"active", "AdminOverviewState.set_auto_refresh.value", "TicketState.set_internal_note.value"}
+FLAGS = {
+    "active",
+    "AdminOverviewState.set_auto_refresh.value",
+    "TicketState.set_internal_note.value",
+    "QueueState.set_review_only.value",
+}
 TEXTS = {"skill", "NewTicketState.count_title.value", "NewTicketState.count_description.value"}
 
 

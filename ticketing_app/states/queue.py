@@ -14,7 +14,7 @@ from ticketing_app.errors import PermissionDenied
 from ticketing_app.models import User
 from ticketing_app.schemas import TicketFilters, TicketUpdate
 from ticketing_app.services import tickets
-from ticketing_app.states.base import AuthState, an_id, one_of, presents_errors
+from ticketing_app.states.base import AuthState, a_flag, an_id, one_of, presents_errors
 from ticketing_app.states.formatting import TicketRow, ticket_row
 from ticketing_app.states.live import LiveMixin
 from ticketing_app.states.paging import PagedMixin
@@ -114,7 +114,7 @@ class QueueState(LiveMixin, PagedMixin, AuthState):
     @rx.event
     @presents_errors
     async def set_review_only(self, value: bool) -> Any:
-        self.review_only, self.page_index = value is True, 0
+        self.review_only, self.page_index = a_flag(value), 0
         return await self._refresh()
 
     @rx.event
