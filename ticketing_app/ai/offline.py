@@ -35,6 +35,7 @@ _TAG = re.compile(r"<!--.{0,2000}?-->|<\s*/?\s*!?([A-Za-z][A-Za-z0-9-]*)[^<>]{0,
 _CONTROL = control_pattern(keep="\t\n", line_separators=True, extra=INVISIBLE)
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 _SPACES = re.compile(r"[ \t\r\f\v]+")
+_SENTENCE_ENDS = ".!?\u3002\uff01\uff1f"  # and the full-width stops of Japanese and Chinese
 _REPEATED_PUNCT = re.compile(r"([!?.])[!?.]+")
 _SENTENCE_START = re.compile(r"(?:^|[.!?]\s+)[a-z]")
 _PRONOUN_I = re.compile(r"\bi\b")
@@ -372,9 +373,9 @@ def _summary(label: str, ticket: _Ticket) -> str:
     informative = [s for s in sentences if len(s.split()) >= 4 and s.lower() != title.lower()]
     sentence = _tidy(informative[0] if informative else max(sentences, key=len, default=""))
     head = f"{label}: {_shorten(title, 150)}" if title else label
-    head = head if head[-1] in ".!?" else head + "."
+    head = head if head[-1] in _SENTENCE_ENDS else head + "."
     tail = _shorten(sentence, MAX_SUMMARY_CHARS - len(head) - 1) if sentence else ""
-    tail = tail if not tail or tail[-1] in ".!?" else tail + "."
+    tail = tail if not tail or tail[-1] in _SENTENCE_ENDS else tail + "."
     return _shorten(f"{head} {tail}".strip(), MAX_SUMMARY_CHARS)
 
 
