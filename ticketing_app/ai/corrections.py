@@ -50,11 +50,14 @@ class CorrectionMemory:
         if not new:
             return 0
         vectors = get_embedder().encode([text for _, text, _, _, _ in new])
-        with self._lock:
-            self._vectors = np.vstack([self._vectors, vectors])
-            self._labels.extend((cid, field, value, skills) for cid, _, field, value, skills in new)
-            self.last_id = max(self.last_id, max(e[0] for e in new))
-        return len(new)
+        with self._lock:  # another thread may have added some of them meanwhile: keep each id once
+            keep = [n for n, e in enumerate(new) if e[0] > self.last_id]
+            if not keep:
+                return 0
+            self._vectors = np.vstack([self._vectors, vectors[keep]])
+            self._labels.extend(new[n][:1] + new[n][2:] for n in keep)
+            self.last_id = max(self.last_id, max(new[n][0] for n in keep))
+        return len(keep)
 
     def nearest(self, vector: Vectors, threshold: float = SIMILAR) -> dict[str, Label]:
         """Per corrected field, the label of the most similar corrected ticket at or above `threshold` (the
