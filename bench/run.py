@@ -1,5 +1,5 @@
-"""`python -m bench [--quick] [--only intake,pipeline,recovery,routing,pages,inbound,attachments]`: run the
-benchmarks, print a table, save JSON.
+"""`python -m bench [--quick] [--only intake,pipeline,recovery,routing,pages,inbound,attachments,triage]`:
+run the benchmarks, print a table, save JSON.
 
 Full mode writes bench/results.json; --quick writes bench/out/results-quick.json (so a quick check never
 replaces the figures bench/README.md quotes). Everything runs against a throwaway embedded PostgreSQL in a
@@ -23,7 +23,7 @@ from typing import Any
 from bench import harness as h
 from bench import report
 
-ALL = ("intake", "pipeline", "recovery", "routing", "pages", "inbound", "attachments")
+ALL = ("intake", "pipeline", "recovery", "routing", "pages", "inbound", "attachments", "triage")
 
 FULL = {
     "intake_clients": [1, 8, 32],
@@ -281,6 +281,12 @@ def main(argv: list[str] | None = None) -> int:
                     results["pages"] = pages.run(
                         data=data, app_url=app_url if app else None, repeat=sizes["page_repeat"]
                     )
+            if "triage" in only:
+                from bench import triage
+
+                sampler.set_phase("triage")
+                h.log("offline triage: eval-triage on the held-out split, in its own process")
+                results["triage"] = triage.eval_triage()
             sampler.set_phase("end")
             results["calibration_end"] = calibrate(pg, database, 2 if args.quick else 5, h.OUT_DIR / "pgbench")
         finally:
@@ -296,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
     results["runtime_s"] = round(time.monotonic() - began, 1)
     h.write_json(out, results)
     print(report.table(results))
+    if "triage" in results:
+        from ticketing_app.ai.evaluation import format_report
+
+        print("\n" + format_report(results["triage"]))
     print(f"\nresults: {out}  (runtime {results['runtime_s']:.0f} s; logs in {log_dir})")
     return 0
 

@@ -1,4 +1,5 @@
-"""Operator commands: python -m ticketing_app.cli {run,migrate,prestart,create-admin,demo,worker,mail-in}."""
+"""Operator commands: python -m ticketing_app.cli
+{run,migrate,prestart,create-admin,demo,worker,mail-in,train-triage,eval-triage}."""
 
 from __future__ import annotations
 
@@ -103,6 +104,32 @@ def cmd_mail_in(_: argparse.Namespace) -> int:
     return mail_in()
 
 
+def cmd_train_triage(_: argparse.Namespace) -> int:
+    """Train the offline triage model on the dataset's train split and write the artefact."""
+    import json
+
+    from ticketing_app.ai import training
+    from ticketing_app.ai.triage_model import reset_model
+
+    arrays, report = training.train(training.load_dataset())
+    path = training.save(arrays)
+    reset_model()
+    print(json.dumps(report, indent=2, sort_keys=True))
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_eval_triage(args: argparse.Namespace) -> int:
+    """Print the offline triage's figures on the held-out split against the targets."""
+    import json
+
+    from ticketing_app.ai import evaluation, training
+
+    report = evaluation.evaluate(training.load_dataset(), get_settings().triage_review_threshold)
+    print(json.dumps(report, default=str) if args.json else evaluation.format_report(report))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="python -m ticketing_app.cli")
@@ -119,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
         ("mail-in", cmd_mail_in, "receive mail: the SMTP listener (INBOUND_SMTP_PORT) and IMAP polling (IMAP_HOST)"),
     ):
         sub.add_parser(name, help=text).set_defaults(func=fn)
+    sub.add_parser("train-triage", help="train the offline triage model (needs scikit-learn)").set_defaults(
+        func=cmd_train_triage
+    )
+    evaluate = sub.add_parser("eval-triage", help="measure the offline triage on the held-out split")
+    evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
+    evaluate.set_defaults(func=cmd_eval_triage)
     args = parser.parse_args(argv)
     return args.func(args) or 0
 

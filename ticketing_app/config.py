@@ -105,6 +105,8 @@ class Settings(BaseSettings):
     gemini_thinking_budget: int = Field(default=512, ge=0, le=24576)
 
     triage_categories: list[str] = Field(default_factory=lambda: [str(category) for category in Category])
+    # Below this triage confidence (calibrated for the offline model) a ticket is marked "needs review".
+    triage_review_threshold: float = Field(default=0.6, ge=0.0, le=1.0)
 
     smtp_host: str | None = None
     smtp_port: int = 587

@@ -87,6 +87,14 @@ class SlaTarget(StrEnum):
     RESOLUTION = "resolution"
 
 
+class CorrectionField(StrEnum):
+    """What staff corrected after the AI's triage (triage_corrections.field): labelled examples it learns from."""
+
+    CATEGORY = "category"
+    PRIORITY = "priority"
+    ASSIGNEE = "assignee"
+
+
 class CommentVia(StrEnum):
     """How a comment reached us (ticket_comments.via)."""
 

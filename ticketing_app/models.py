@@ -28,6 +28,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from ticketing_app.domain import (
     ACTIVE_STATUSES,
     CommentVia,
+    CorrectionField,
     EmailStatus,
     InboundSource,
     InboundStatus,
@@ -108,6 +109,8 @@ class Ticket(TimestampMixin, Base):
     triage_status: Mapped[str] = mapped_column(String(10), default=TriageStatus.PENDING)
     triage_provider: Mapped[str | None] = mapped_column(String(40))
     triage_confidence: Mapped[float | None] = mapped_column(Float)
+    # The triage's confidence was below TRIAGE_REVIEW_THRESHOLD: staff should check category and priority.
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     triaged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     assigned_to_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     assignment_reason: Mapped[str | None] = mapped_column(Text)
@@ -254,6 +257,23 @@ class TicketViewer(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     typing_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TriageCorrection(Base):
+    """A staff change of a triaged ticket's category, priority or assignee: a labelled example for the offline
+    triage (the ticket's text is read from the ticket; `skills` are the new assignee's, for routing)."""
+
+    __tablename__ = "triage_corrections"
+    __table_args__ = (CheckConstraint(sql_in("field", CorrectionField), name="ck_triage_corrections_field"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    field: Mapped[str] = mapped_column(String(20))
+    ai_value: Mapped[str | None] = mapped_column(Text)
+    staff_value: Mapped[str] = mapped_column(Text)
+    skills: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class RevokedToken(Base):

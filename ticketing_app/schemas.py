@@ -152,6 +152,7 @@ class TicketFilters(StrictInput):
     category: Annotated[Line, Field(max_length=50)] | None = None
     q: Annotated[Line, Field(max_length=200)] | None = None
     assigned: Literal["me", "unassigned", "any"] = "any"
+    needs_review: bool = False  # only tickets whose triage was not confident enough
     limit: Annotated[int, Field(ge=1, le=100)] = 20
     offset: Annotated[int, Field(ge=0, le=1_000_000)] = 0
 
@@ -250,6 +251,7 @@ class TicketOut(Output):
     triage_status: TriageStatusValue
     triage_provider: str | None
     triage_confidence: float | None
+    needs_review: bool = False
     assigned_to: PersonRef | None
     assignment_reason: str | None
     created_by: UserRef

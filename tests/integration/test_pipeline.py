@@ -372,11 +372,12 @@ def test_gemini_answer_is_used(factory: Factory, gemini: FakeGeminiServer) -> No
     t = factory.ticket(requester, BILLING_TITLE, BILLING_TEXT)
     run_until(no_job_left)
     found = ticket(t.id)
+    # Gemini's "high" is lowered: a double charge shows no impact that makes it high (issue 16's evidence rule).
     assert (found.triage_provider, found.triage_status, found.category, found.priority) == (
         "gemini",
         "done",
         "billing",
-        "high",
+        "medium",
     )
     assert found.required_skills == ["payments"]
     assert found.summary == "Customer was charged twice."

@@ -89,6 +89,7 @@ OWN_OR_LOCAL = {
     "QueueState.set_status_filter",
     "QueueState.set_priority_filter",
     "QueueState.set_category_filter",
+    "QueueState.set_review_only",
     "AdminUsersState.apply_search",
     "AdminUsersState.set_role_filter",
     "AdminUsersState.next_page",
@@ -439,6 +440,7 @@ FLAGS = {
     "AdminOverviewState.set_auto_refresh.value",
     "TicketState.set_internal_note.value",
     "NotificationSettingsState.toggle.enabled",
+    "QueueState.set_review_only.value",
 }
 TEXTS = {"skill", "NewTicketState.count_title.value", "NewTicketState.count_description.value"}
 

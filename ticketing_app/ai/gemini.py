@@ -23,6 +23,7 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
+from ticketing_app.ai.postprocess import finish
 from ticketing_app.ai.types import (
     MAX_NOTES_CHARS,
     MAX_SUMMARY_CHARS,
@@ -190,11 +191,13 @@ class GeminiTriageProvider:
             raise TriageError(f"Gemini call failed: {type(exc).__name__}.") from exc
 
         try:
-            return validate_answer(_extract_answer(response), categories)
+            result = validate_answer(_extract_answer(response), categories)
         except TriageError:
             raise
         except Exception as exc:  # defensive: an unexpected response shape must still be a TriageError
             raise TriageError(f"Gemini answer could not be read: {type(exc).__name__}.") from exc
+        # The shared post-processing: skills onto the vocabulary, evidence for "high", instructions ignored.
+        return finish(request, result)
 
     def _api_error_message(self, exc: genai_errors.APIError) -> str:
         code = getattr(exc, "code", None)

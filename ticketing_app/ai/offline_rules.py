@@ -1006,6 +1006,10 @@ GREETING = re.compile(
     re.IGNORECASE,
 )
 
+# A leak of memory or connections is a performance problem, not a security one ("memory leak" made tickets
+# security/high): the phrase is rewritten before scoring.
+BENIGN_LEAK = re.compile(r"\b(memory|ram|resource|handle|connection|file\s+descriptor)\s+leak(s|ing|ed)?\b", re.I)
+
 # ---- prompt injection ----
 # A sentence matching this addresses the triage system instead of describing the problem; it is dropped.
 INJECTION = re.compile(

@@ -8,6 +8,7 @@ reads, locks, commit (and SMTP session); alone, a job is a batch of one (bench/R
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -18,6 +19,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from ticketing_app.ai.corrections import correction_memory, learn
 from ticketing_app.ai.select import run_triage, triage_batch_size
 from ticketing_app.ai.types import TriageRequest, TriageResult
 from ticketing_app.config import get_settings
@@ -37,7 +39,7 @@ from ticketing_app.jobs.worker import BatchHandler, JobContext, PermanentJobErro
 from ticketing_app.mail import transport
 from ticketing_app.mail.sender import MailDeliveryError, MailSender
 from ticketing_app.models import EmailMessage, Ticket, TicketEvent
-from ticketing_app.services import events, inbound, notifications, routing, sla
+from ticketing_app.services import corrections, events, inbound, notifications, routing, sla
 from ticketing_app.services.accounts import skill_vocabulary
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,9 @@ def handle_triage(contexts: list[JobContext]) -> None:
             )
         ).all()
         vocabulary = tuple(skill_vocabulary(session)) if pending else ()
+        fresh = corrections.load_since(session, correction_memory().last_id) if pending else []
+    if fresh:  # staff corrections since the last batch: the offline triage learns them before triaging
+        learn((e.id, e.title, e.description, e.field, e.value, e.skills) for e in fresh)
     categories = tuple(get_settings().triage_categories)
     answers = {
         row.id: run_triage(
@@ -130,6 +135,7 @@ def _store_triage(
     ticket.summary = result.summary
     ticket.helpful_notes = result.helpful_notes
     ticket.triage_confidence = result.confidence
+    ticket.needs_review = needs_review(result.confidence)
     ticket.triage_provider = result.provider
     ticket.triage_status = TriageStatus.DONE
     ticket.triaged_at = datetime.now(UTC)
@@ -143,8 +149,26 @@ def _store_triage(
         priority=ticket.priority,
         skills=result.required_skills,
         provider=result.provider,
+        confidence=result.confidence,
+        needs_review=ticket.needs_review,
         fallback_reason=primary_error,
         **extra,
+    )
+
+
+def needs_review(confidence: float | None) -> bool:
+    """A triage below TRIAGE_REVIEW_THRESHOLD (or without a confidence) needs a person's look."""
+    return confidence is None or confidence < get_settings().triage_review_threshold
+
+
+def review_note(ticket: Ticket) -> str:
+    """The start of the routing reason of a ticket whose triage needs review ("" otherwise)."""
+    if not ticket.needs_review:
+        return ""
+    shown = "unknown" if ticket.triage_confidence is None else f"{ticket.triage_confidence:.2f}"
+    return (
+        f"needs review (triage confidence {shown} < {get_settings().triage_review_threshold:.2f}), "
+        "routed to the best available person; "
     )
 
 
@@ -183,6 +207,7 @@ def handle_assign(contexts: list[JobContext]) -> None:
                 session, list(ticket.required_skills or []), requester_id=ticket.created_by_id
             )
             now = datetime.now(UTC)
+            decision = dataclasses.replace(decision, reason=review_note(ticket) + decision.reason)
             ticket.assignment_reason = decision.reason
             ticket.assigned_at = now
             if decision.assignee is not None:

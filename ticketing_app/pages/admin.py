@@ -468,6 +468,43 @@ def _sla_attainment() -> rx.Component:
     )
 
 
+def _acceptance_row(row: rx.Var) -> rx.Component:
+    return rx.table.row(
+        rx.table.row_header_cell(row.category),
+        rx.table.cell(row.closed),
+        rx.table.cell(row.category_kept),
+        rx.table.cell(row.priority_kept),
+        rx.table.cell(row.assignee_kept),
+    )
+
+
+def _acceptance() -> rx.Component:
+    """The AI acceptance rate: what staff left of the AI's category, priority and assignee on closed tickets."""
+    s = AdminOverviewState
+    return rx.card(
+        rx.heading("AI acceptance rate", size="3", as_="h2"),
+        rx.text("Share of AI-set fields still unchanged when tickets were resolved or closed.", size="2"),
+        rx.cond(
+            s.acceptance.length() > 0,
+            rx.table.root(
+                rx.table.header(
+                    rx.table.row(
+                        *[
+                            rx.table.column_header_cell(h)
+                            for h in ("Category (as triaged)", "Closed", "Category", "Priority", "Assignee")
+                        ]
+                    )
+                ),
+                rx.table.body(rx.foreach(s.acceptance, _acceptance_row)),
+                size="1",
+            ),
+            empty_state("No triaged ticket has been closed yet."),
+        ),
+        id="ai-acceptance",
+        width="100%",
+    )
+
+
 def _count_pill(status: JobStatus, color: str) -> rx.Component:
     key = str(status)
     return rx.flex(
@@ -686,6 +723,7 @@ def admin_overview_page() -> rx.Component:
                     _charts(),
                     _satisfaction(),
                     _sla_attainment(),
+                    _acceptance(),
                     _jobs(),
                     _emails(),
                     direction="column",

@@ -28,7 +28,11 @@ def _row(row: rx.Var) -> rx.Component:
             )
         ),
         rx.table.cell(rx.link(row.number, href=link)),
-        rx.table.cell(rx.link(row.title, href=link), max_width="22em"),
+        rx.table.cell(
+            rx.link(row.title, href=link),
+            rx.cond(row.needs_review, rx.badge("Needs review", color_scheme="amber", high_contrast=True, ml="2")),
+            max_width="22em",
+        ),
         rx.table.cell(priority_badge(row.priority, row.priority_label)),
         rx.table.cell(row.category_label),
         rx.table.cell(status_badge(row.status, row.status_label)),
@@ -87,7 +91,14 @@ def _filters() -> rx.Component:
             on_change=QueueState.set_category_filter,
             custom_attrs={"aria-label": "Category"},
         ),
+        rx.checkbox(
+            "Needs review",
+            checked=QueueState.review_only,
+            on_change=QueueState.set_review_only,
+            id="queue-needs-review",
+        ),
         spacing="3",
+        align="center",
         wrap="wrap",
         margin_bottom="1em",
     )

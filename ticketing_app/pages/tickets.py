@@ -164,6 +164,10 @@ def _ai_panel() -> rx.Component:
                     ),
                 ),
                 rx.text("By ", t.triage_provider, " ", t.confidence, size="1", color_scheme="gray"),
+                rx.cond(
+                    t.needs_review,
+                    rx.badge("Needs review: low triage confidence", color_scheme="amber", high_contrast=True),
+                ),
                 direction="column",
                 spacing="2",
                 id="triage-result",

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, cast, func, select
+from sqlalchemy import Date, cast, func, select, text
 from sqlalchemy.orm import Session
 
-from ticketing_app.domain import JobStatus
+from ticketing_app.domain import CorrectionField, JobStatus, TicketStatus, TriageStatus
 from ticketing_app.errors import NotFound
 from ticketing_app.jobs import queue
 from ticketing_app.models import EmailMessage, Job, Ticket, User
@@ -75,6 +75,49 @@ def ticket_overview(session: Session, actor: User, *, days: int = 14) -> dict[st
     }
 
 
+# Per closed ticket the AI triaged: its category as the AI set it (before any correction), and whether staff
+# corrected each field. Read in one pass over the closed tickets with one look-up per field.
+_KEPT = ", ".join(
+    f"count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM triage_corrections c "
+    f"WHERE c.ticket_id = t.id AND c.field = '{field}')) AS {field}_kept"
+    for field in CorrectionField
+)
+_ACCEPTANCE = f"""
+    SELECT coalesce(
+               (SELECT c.ai_value FROM triage_corrections c
+                WHERE c.ticket_id = t.id AND c.field = '{CorrectionField.CATEGORY}' ORDER BY c.id LIMIT 1),
+               t.category, 'untriaged') AS category,
+           count(*) AS closed, {_KEPT}
+    FROM tickets t
+    WHERE t.triage_status = '{TriageStatus.DONE}' AND t.status IN ('{TicketStatus.RESOLVED}', '{TicketStatus.CLOSED}')
+    GROUP BY 1
+    ORDER BY 2 DESC, 1
+"""
+
+
+def ai_acceptance(session: Session, actor: User) -> dict[str, Any]:
+    """The AI acceptance rate: the share of AI-set fields (category, priority, assignee) still unchanged by staff
+    when tickets are resolved or closed, overall and per category (as the AI set it). Rates are None when no
+    ticket is closed: {"closed": n, "overall": {field: rate}, "per_category": [{"category", "closed", "kept"}]}."""
+    require_admin(actor)
+    rows = session.execute(text(_ACCEPTANCE)).all()
+    fields = [str(f) for f in CorrectionField]
+
+    def rates(closed: int, kept: dict[str, int]) -> dict[str, float | None]:
+        return {f: (kept[f] / closed if closed else None) for f in fields}
+
+    per_category = []
+    totals = dict.fromkeys(fields, 0)
+    closed_total = 0
+    for row in rows:
+        kept = {f: int(getattr(row, f"{f}_kept")) for f in fields}
+        per_category.append({"category": row.category, "closed": int(row.closed), "kept": rates(int(row.closed), kept)})
+        closed_total += int(row.closed)
+        for f in fields:
+            totals[f] += kept[f]
+    return {"closed": closed_total, "overall": rates(closed_total, totals), "per_category": per_category}
+
+
 def job_health(session: Session, actor: User, *, limit: int = 20) -> dict[str, Any]:
     """Queue counts by status (done estimated on a very large table), and the dead-lettered jobs."""
     require_admin(actor)
@@ -123,6 +166,7 @@ class AdminOverview:
     jobs: dict[str, Any]  # job_health
     emails: list[EmailMessage]  # recent_emails
     satisfaction: dict[str, Any]  # satisfaction.satisfaction_overview
+    acceptance: dict[str, Any] | None = None  # ai_acceptance
 
 
 def admin_overview(session: Session, actor: User) -> AdminOverview:
@@ -134,4 +178,5 @@ def admin_overview(session: Session, actor: User) -> AdminOverview:
         jobs=job_health(session, actor),
         emails=recent_emails(session, actor),
         satisfaction=satisfaction_overview(session, actor),
+        acceptance=ai_acceptance(session, actor),
     )

@@ -16,6 +16,7 @@ from ticketing_app.config import get_settings
 from ticketing_app.domain import (
     STAFF_ROLES,
     CommentVia,
+    CorrectionField,
     EventKind,
     JobKind,
     Role,
@@ -43,7 +44,7 @@ from ticketing_app.schemas import (
     UserOut,
 )
 from ticketing_app.security import AccessClaims
-from ticketing_app.services import attachments, events, notifications, sla, throttle
+from ticketing_app.services import attachments, corrections, events, notifications, sla, throttle
 from ticketing_app.services.accounts import SESSION_INVALID, assignable_staff, escape_like
 from ticketing_app.services.visibility import (
     can_manage,
@@ -93,6 +94,7 @@ def ticket_out(ticket: Ticket, actor: User) -> TicketOut:
         triage_status=ticket.triage_status,
         triage_provider=ticket.triage_provider,
         triage_confidence=ticket.triage_confidence,
+        needs_review=bool(ticket.needs_review) if staff else False,
         assigned_to=_person(events.user_brief(ticket.assigned_to), actor, staff),
         assignment_reason=ticket.assignment_reason if staff else None,
         created_by=events.user_brief(ticket.created_by),
@@ -207,6 +209,7 @@ class _FiledTicket:
     triage_status: str = TriageStatus.PENDING
     triage_provider: str | None = None
     triage_confidence: float | None = None
+    needs_review: bool = False
     assigned_to_id: int | None = None
     assigned_to: None = None
     assignment_reason: str | None = None
@@ -329,6 +332,10 @@ def list_tickets(session: Session, actor: User, filters: TicketFilters, *, order
         query = query.where(Ticket.priority == filters.priority)
     if filters.category:
         query = query.where(Ticket.category == filters.category)
+    if filters.needs_review:
+        if actor.role not in STAFF_ROLES:  # an internal flag: a requester must not learn it by filtering
+            raise PermissionDenied("Only staff can list the tickets that need review.")
+        query = query.where(Ticket.needs_review)
     if filters.q and filters.q.strip():
         text = filters.q.strip()
         pattern = f"%{escape_like(text)}%"
@@ -481,6 +488,7 @@ def update_ticket(session: Session, actor: User, ticket_id: int, data: TicketUpd
         events.record(
             session, ticket, EventKind.PRIORITY_OVERRIDDEN, actor, old=ticket.priority, new=data.priority, reason=reason
         )
+        corrections.record(session, actor, ticket, CorrectionField.PRIORITY, ticket.priority, data.priority)
         ticket.priority = data.priority
         sla.set_targets(ticket)
     if "category" in changes and data.category != ticket.category:
@@ -492,7 +500,10 @@ def update_ticket(session: Session, actor: User, ticket_id: int, data: TicketUpd
         events.record(
             session, ticket, EventKind.CATEGORY_OVERRIDDEN, actor, old=ticket.category, new=category, reason=reason
         )
+        corrections.record(session, actor, ticket, CorrectionField.CATEGORY, ticket.category, category)
         ticket.category = category
+    if changes & {"priority", "category"}:
+        ticket.needs_review = False  # staff have looked at the triage's guess
     if "assignee_id" in changes and data.assignee_id != ticket.assigned_to_id:
         _reassign(session, actor, ticket, data.assignee_id, reason)
     session.flush()
@@ -547,6 +558,10 @@ def _reassign(session: Session, actor: User, ticket: Ticket, assignee_id: int | 
         old=events.user_brief(ticket.assigned_to),
         new=events.user_brief(assignee),
         reason=reason,
+    )
+    old = str(ticket.assigned_to_id) if ticket.assigned_to_id is not None else None
+    corrections.record(
+        session, actor, ticket, CorrectionField.ASSIGNEE, old, str(assignee.id), list(assignee.skills or [])
     )
     ticket.assigned_to_id = assignee.id
     ticket.assigned_to = assignee

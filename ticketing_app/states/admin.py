@@ -40,6 +40,7 @@ from ticketing_app.states.base import (
     presents_errors,
 )
 from ticketing_app.states.formatting import (
+    AcceptanceRow,
     DayCount,
     DeadJobRow,
     EmailRow,
@@ -48,6 +49,7 @@ from ticketing_app.states.formatting import (
     SeriesRow,
     SlaAttainmentRow,
     UserRow,
+    acceptance_rows,
     business_hours_text,
     satisfaction_rows,
     sla_attainment_row,
@@ -308,6 +310,7 @@ class AdminOverviewState(LiveMixin, AuthState):
     business_hours: str = ""
     job_counts: JobCounts = JobCounts()
     dead_jobs: list[DeadJobRow] = []
+    acceptance: list[AcceptanceRow] = []
     emails: list[EmailRow] = []
     satisfaction: list[SatisfactionRow] = []
     satisfaction_summary: str = ""
@@ -329,6 +332,7 @@ class AdminOverviewState(LiveMixin, AuthState):
         self.per_day, self.by_category, self.by_priority, self.by_status, self.by_provider = [], [], [], [], []
         self.dead_jobs, self.emails, self.job_counts, self.total, self.open_count = [], [], JobCounts(), 0, 0
         self.median_assignment, self.error, self.sla_attainment = "—", "", []
+        self.acceptance = []
         self.satisfaction, self.satisfaction_summary = [], ""
         return None
 
@@ -354,6 +358,7 @@ class AdminOverviewState(LiveMixin, AuthState):
             sla_attainment_row(entry, policy["targets"].get(entry["priority"])) for entry in o.get("sla_attainment", [])
         ]
         self.business_hours = business_hours_text(policy)
+        self.acceptance = acceptance_rows(data.acceptance)
         self.job_counts = JobCounts(**{k: int(v) for k, v in jobs["counts"].items()})
         self.dead_jobs = [
             DeadJobRow(

@@ -41,6 +41,7 @@ class TicketRow:
     triage_status: str = ""
     triage_provider: str = ""
     confidence: str = ""
+    needs_review: bool = False
     assignee: str = ""
     assignee_id: int = 0
     assignment_reason: str = ""
@@ -162,6 +163,7 @@ def ticket_row(t: TicketOut) -> TicketRow:
         triage_status=t.triage_status,
         triage_provider=t.triage_provider or "",
         confidence="" if t.triage_confidence is None else f"{t.triage_confidence:.0%}",
+        needs_review=t.needs_review,
         assignee=t.assigned_to.name if t.assigned_to else "Unassigned",
         assignee_id=t.assigned_to.id if t.assigned_to else 0,
         assignment_reason=t.assignment_reason or "",
@@ -313,6 +315,33 @@ class JobCounts:
     running: int = 0
     done: int = 0
     dead: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class AcceptanceRow:
+    """The AI acceptance rate of one category (or "All"): shares of AI-set fields staff left unchanged."""
+
+    category: str = ""
+    closed: int = 0
+    category_kept: str = "—"
+    priority_kept: str = "—"
+    assignee_kept: str = "—"
+
+
+def acceptance_rows(data: dict[str, Any] | None) -> list[AcceptanceRow]:
+    """Rows for the overview: all closed tickets first, then per category."""
+    if not data or not data.get("closed"):
+        return []
+
+    def pct(value: float | None) -> str:
+        return "—" if value is None else f"{value:.0%}"
+
+    def row(name: str, closed: int, rates: dict[str, Any]) -> AcceptanceRow:
+        return AcceptanceRow(name, closed, pct(rates["category"]), pct(rates["priority"]), pct(rates["assignee"]))
+
+    rows = [row("All", int(data["closed"]), data["overall"])]
+    rows += [row(label(r["category"]), int(r["closed"]), r["kept"]) for r in data["per_category"]]
+    return rows
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,6 +33,7 @@ class QueueState(LiveMixin, PagedMixin, AuthState):
     status_filter: str = ACTIVE
     priority_filter: str = ANY
     category_filter: str = ANY
+    review_only: bool = False  # only tickets whose triage needs review
     allowed: bool = True
     loading: bool = True
     error: str = ""
@@ -50,6 +51,7 @@ class QueueState(LiveMixin, PagedMixin, AuthState):
             priority=None if self.priority_filter == ANY else self.priority_filter,
             category=None if self.category_filter == ANY else self.category_filter,
             assigned=self.scope,
+            needs_review=self.review_only,
             limit=PAGE_SIZE,
             offset=self._offset(),
         )
@@ -187,6 +189,12 @@ class QueueState(LiveMixin, PagedMixin, AuthState):
     @presents_errors
     async def set_category_filter(self, value: str) -> Any:
         self.category_filter, self.page_index = one_of(value, (ANY, *get_settings().triage_categories)), 0
+        return await self._refresh()
+
+    @rx.event
+    @presents_errors
+    async def set_review_only(self, value: bool) -> Any:
+        self.review_only, self.page_index = a_flag(value), 0
         return await self._refresh()
 
     @rx.event

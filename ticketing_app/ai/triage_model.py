@@ -1,0 +1,144 @@
+"""The trained offline triage model: logistic-regression heads over multilingual sentence embeddings.
+
+Inputs per ticket: the embedding of its text (instructions to the triage and alarm words removed), the keyword
+rules' category scores, the multilingual evidence signals and the rules' priority. Heads: category and priority
+(softmax, temperature-calibrated on cross-validated training predictions) and one yes/no per skill. The
+artefact (`data/triage_model.npz`, about 100 KB) is written by `python -m ticketing_app.cli train-triage`
+and read once per process; prediction is numpy only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ticketing_app.ai.evidence import SIGNALS
+
+log = logging.getLogger(__name__)
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+ARTEFACT = DATA_DIR / "triage_model.npz"
+DATASET = DATA_DIR / "triage_dataset.jsonl"
+PRIORITY_ORDER = ("high", "medium", "low")
+
+Matrix = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """One ticket's model inputs (see the module docstring)."""
+
+    embedding: NDArray[np.float32]
+    rule_scores: Matrix  # per category of `categories`, the keyword rules' raw scores
+    evidence: Matrix  # evidence.Evidence.vector()
+    rule_priority: str
+
+
+def category_features(inputs: list[Inputs], rules_weight: float) -> Matrix:
+    emb = np.vstack([i.embedding for i in inputs]).astype(np.float64)
+    rules = np.log1p(np.maximum(np.vstack([i.rule_scores for i in inputs]), 0.0)) * rules_weight
+    return np.hstack([emb, rules])
+
+
+def priority_features(inputs: list[Inputs], evidence_weight: float, rules_weight: float) -> Matrix:
+    emb = np.vstack([i.embedding for i in inputs]).astype(np.float64)
+    ev = np.vstack([i.evidence for i in inputs]) * evidence_weight
+    rp = np.array([[float(i.rule_priority == p) for p in PRIORITY_ORDER] for i in inputs]) * rules_weight
+    return np.hstack([emb, ev, rp])
+
+
+def softmax(logits: Matrix, temperature: float = 1.0) -> Matrix:
+    z = logits / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return np.asarray(e / e.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    categories: dict[str, float]  # calibrated probabilities
+    priorities: dict[str, float]
+    skills: dict[str, float]  # per known skill, the probability that it is needed
+    high_threshold: float
+
+    @property
+    def category(self) -> str:
+        return max(self.categories, key=self.categories.__getitem__)
+
+    @property
+    def priority(self) -> str:
+        if self.priorities.get("high", 0.0) >= self.high_threshold:
+            return "high"
+        rest = {p: v for p, v in self.priorities.items() if p != "high"}
+        return max(rest, key=rest.__getitem__)
+
+
+class TriageModel:
+    """The heads read from the artefact."""
+
+    def __init__(self, arrays: dict[str, Any]) -> None:
+        self.meta: dict[str, Any] = json.loads(str(arrays["meta"]))
+        self.categories: tuple[str, ...] = tuple(self.meta["categories"])
+        self.priorities: tuple[str, ...] = tuple(self.meta["priorities"])
+        self.skills: tuple[str, ...] = tuple(self.meta["skills"])
+        self.rule_categories: tuple[str, ...] = tuple(self.meta["rule_categories"])
+        self.cat_coef, self.cat_bias = arrays["cat_coef"], arrays["cat_bias"]
+        self.pri_coef, self.pri_bias = arrays["pri_coef"], arrays["pri_bias"]
+        self.skill_coef, self.skill_bias = arrays["skill_coef"], arrays["skill_bias"]
+        if self.meta.get("signals") != list(SIGNALS):
+            raise ValueError("the triage model was trained with other evidence signals: run train-triage")
+
+    @classmethod
+    def load(cls, path: Path = ARTEFACT) -> TriageModel:
+        with np.load(path, allow_pickle=False) as data:
+            return cls({name: data[name] for name in data.files})
+
+    def predict(self, inputs: list[Inputs]) -> list[Prediction]:
+        m = self.meta
+        cat = softmax(
+            category_features(inputs, m["cat_rules_weight"]) @ self.cat_coef.T + self.cat_bias, m["cat_temperature"]
+        )
+        pri_x = priority_features(inputs, m["pri_evidence_weight"], m["pri_rules_weight"])
+        pri = softmax(pri_x @ self.pri_coef.T + self.pri_bias, m["pri_temperature"])
+        emb = np.vstack([i.embedding for i in inputs]).astype(np.float64)
+        skills = 1.0 / (1.0 + np.exp(-(emb @ self.skill_coef.T + self.skill_bias)))
+        return [
+            Prediction(
+                categories=dict(zip(self.categories, map(float, cat[n]), strict=True)),
+                priorities=dict(zip(self.priorities, map(float, pri[n]), strict=True)),
+                skills=dict(zip(self.skills, map(float, skills[n]), strict=True)),
+                high_threshold=float(m["high_threshold"]),
+            )
+            for n in range(len(inputs))
+        ]
+
+
+_lock = threading.Lock()
+_loaded: list[TriageModel | None] = []
+
+
+def get_model() -> TriageModel | None:
+    """The process's model, read once; None (the rules alone then triage) when it is missing or unreadable."""
+    if not _loaded:
+        with _lock:
+            if not _loaded:
+                model: TriageModel | None = None
+                try:
+                    model = TriageModel.load()
+                except (OSError, ValueError, KeyError) as exc:
+                    log.warning("offline triage model unavailable, using the keyword rules alone: %s", exc)
+                _loaded.append(model)
+    return _loaded[0]
+
+
+def reset_model() -> None:
+    """Forget the loaded model (after train-triage wrote a new one, and in tests)."""
+    with _lock:
+        _loaded.clear()
