@@ -123,6 +123,20 @@ class EmailKind(StrEnum):
     TICKET_ASSIGNED = "ticket_assigned"
     TICKET_RECEIVED = "ticket_received"
     TICKET_RESOLVED = "ticket_resolved"
+    # Account mails: always sent, never unsubscribable (ACCOUNT_EMAIL_KINDS).
+    PASSWORD_RESET = "password_reset"
+    VERIFY_EMAIL = "verify_email"
+
+
+# Mails about the account itself (the welcome mail carries the first verify link): no preference turns them off.
+ACCOUNT_EMAIL_KINDS = (EmailKind.WELCOME, EmailKind.PASSWORD_RESET, EmailKind.VERIFY_EMAIL)
+
+
+class AccountTokenPurpose(StrEnum):
+    """What a single-use link mailed to a user does (account_tokens.purpose)."""
+
+    PASSWORD_RESET = "password_reset"
+    VERIFY_EMAIL = "verify_email"
 
 
 class EmailStatus(StrEnum):
@@ -146,6 +160,9 @@ class ThrottleBucket(StrEnum):
     TICKET_ADDRESS = "ticket_address"
     COMMENT_USER = "comment_user"
     COMMENT_ADDRESS = "comment_address"
+    RESET_EMAIL = "reset_email"  # password-reset requests per e-mail address asked for (known or not)
+    RESET_ADDRESS = "reset_address"  # password-reset requests per client address
+    VERIFY_USER = "verify_user"  # verification mails re-sent per user
 
 
 # ----- how the words look to people -----

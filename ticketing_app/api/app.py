@@ -7,7 +7,7 @@ from fastapi_offline import FastAPIOffline
 
 from ticketing_app.api.errors import install_error_handlers
 from ticketing_app.api.limits import BodySizeLimit
-from ticketing_app.api.routes import auth, tickets
+from ticketing_app.api.routes import auth, me, tickets, users
 from ticketing_app.db import ping
 
 
@@ -28,6 +28,8 @@ def create_api() -> FastAPI:
     # against each level of nesting. Tickets first: POST /api/tickets is the busiest route.
     app.include_router(tickets.router, prefix="/api")
     app.include_router(auth.router, prefix="/api")
+    app.include_router(me.router, prefix="/api")
+    app.include_router(users.router, prefix="/api")
 
     @app.get("/api/health", tags=["health"])
     def health() -> dict[str, object]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, text
+from sqlalchemy import ColumnElement, Connection, and_, func, select, text
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.orm import Session, selectinload
 
@@ -21,7 +21,6 @@ from ticketing_app.domain import (
     ThrottleBucket,
     TicketStatus,
     TriageStatus,
-    parse_ticket_reference,
     ticket_reference,
 )
 from ticketing_app.errors import InvalidInput, NotAuthenticated, NotFound, PermissionDenied
@@ -41,8 +40,8 @@ from ticketing_app.schemas import (
     UserOut,
 )
 from ticketing_app.security import AccessClaims
-from ticketing_app.services import events, notifications, throttle
-from ticketing_app.services.accounts import SESSION_INVALID, assignable_staff, escape_like
+from ticketing_app.services import events, notifications, search, throttle
+from ticketing_app.services.accounts import SESSION_INVALID, assignable_staff
 from ticketing_app.services.visibility import (
     can_manage,
     can_see,
@@ -263,33 +262,22 @@ def _in_scope(actor: User, assigned: str) -> ColumnElement[bool]:
 
 
 def list_tickets(session: Session, actor: User, filters: TicketFilters, *, order: str = "newest") -> Page[TicketOut]:
-    """Tickets visible to `actor`, filtered; newest first, or queue order (priority, then due time)."""
+    """Tickets visible to `actor`, filtered; newest first, or queue order (priority, then due time). With `q`,
+    the tickets that match it, best first, each with its highlighted title and snippet (services/search.py)."""
+    conditions = [_in_scope(actor, filters.assigned)]
+    if filters.status:
+        conditions.append(Ticket.status == filters.status)
+    if filters.active:
+        conditions.append(TICKET_IS_ACTIVE)
+    if filters.priority:
+        conditions.append(Ticket.priority == filters.priority)
+    if filters.category:
+        conditions.append(Ticket.category == filters.category)
+    if filters.q and filters.q.strip():
+        return _search(session, actor, conditions, filters)
     # People are loaded for the page's rows only (selectin): joined to every matching ticket before the sort
     # and limit, they made a large queue sort every matching row at full width.
-    query = (
-        select(Ticket)
-        .where(_in_scope(actor, filters.assigned))
-        .options(selectinload(Ticket.assigned_to), selectinload(Ticket.created_by))
-    )
-    if filters.status:
-        query = query.where(Ticket.status == filters.status)
-    if filters.active:
-        query = query.where(TICKET_IS_ACTIVE)
-    if filters.priority:
-        query = query.where(Ticket.priority == filters.priority)
-    if filters.category:
-        query = query.where(Ticket.category == filters.category)
-    if filters.q and filters.q.strip():
-        text = filters.q.strip()
-        pattern = f"%{escape_like(text)}%"
-        conditions: list[ColumnElement[bool]] = [
-            Ticket.title.ilike(pattern, escape="\\"),
-            Ticket.description.ilike(pattern, escape="\\"),
-        ]
-        number = parse_ticket_reference(text)
-        if number is not None:
-            conditions.append(Ticket.number == number)
-        query = query.where(or_(*conditions))
+    query = select(Ticket).where(*conditions).options(selectinload(Ticket.assigned_to), selectinload(Ticket.created_by))
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     if order == "queue":
         # Served by the queue indexes (migration 0004) when the active filter is on: no sort of every match.
@@ -298,6 +286,18 @@ def list_tickets(session: Session, actor: User, filters: TicketFilters, *, order
         query = query.order_by(Ticket.created_at.desc(), Ticket.id.desc())
     tickets = session.scalars(query.limit(filters.limit).offset(filters.offset)).unique().all()
     return Page[TicketOut](items=[ticket_out(t, actor) for t in tickets], total=total)
+
+
+def _search(
+    session: Session, actor: User, conditions: list[ColumnElement[bool]], filters: TicketFilters
+) -> Page[TicketOut]:
+    query = search.parse_query(filters.q or "")
+    if query.empty:  # only punctuation: no word to look for
+        return Page[TicketOut](items=[], total=0)
+    found = search.find(session, actor, conditions, query, limit=filters.limit, offset=filters.offset)
+    hits = search.hits(session, actor, found.tickets, query)
+    items = [ticket_out(t, actor).model_copy(update={"search": hits[t.id]}) for t, _ in found.tickets]
+    return Page[TicketOut](items=items, total=found.total)
 
 
 def list_queue(session: Session, actor: User, filters: TicketFilters) -> Page[TicketOut]:

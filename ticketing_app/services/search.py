@@ -1,0 +1,241 @@
+"""Full-text search over tickets: title, description and comments, in any language, ignoring accents.
+
+PostgreSQL does the matching (migration 0010): each ticket's words, unaccented and lower-cased with the
+`simple` configuration (no stemming: it knows no language, so it works the same for every one), in
+`search_doc` (title, weight A; description, weight B), `search_comments` and `search_internal` (weight C), one
+GIN index over the three. Query words match as prefixes ("pass" finds "password"); CJK text, written without
+spaces, is indexed a character at a time and searched as a phrase, so any run of characters is found.
+
+Ranking: the RANK_WINDOW most recent matches that the person may see are ranked (`ts_rank`, so a title hit
+outranks one in a comment) and the page is cut from them; `total` counts at most RANK_WINDOW. A word found in
+a tenth of a million tickets would otherwise have every match ranked for each page: this keeps a search
+within milliseconds at any size (bench/search.py), and in a helpdesk the recent matches are the ones looked for.
+
+Highlighting is done here, not by `ts_headline`: it returns the text as pieces, each marked or not, which the
+pages render as text (never as HTML) and the API returns as they are.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Boolean, ColumnElement, String, bindparam, case, func, literal_column, select, text
+from sqlalchemy.dialects.postgresql import TSVECTOR
+from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
+
+from ticketing_app.domain import parse_ticket_reference
+from ticketing_app.models import Comment, Ticket, User
+from ticketing_app.schemas import SearchHit, TextPiece
+from ticketing_app.services.visibility import sees_staff_view, staff_view_tickets
+
+RANK_WINDOW = 1000
+MAX_TERMS = 12
+SNIPPET_CHARS = 200
+SNIPPET_LEAD = 60
+# The scripts written without spaces (as in migration 0010's helpdesk_search_text).
+CJK_CLASS = r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\uac00-\ud7af]"
+_CJK = re.compile(CJK_CLASS)
+_CJK_RUNS = re.compile(f"{CJK_CLASS}+|(?:(?!{CJK_CLASS})[^\\W_])+")
+_WORD = re.compile(r"[^\W_]+")  # letters and digits: what people search for; never a tsquery operator
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """What was typed, as words (folded, for highlighting) and as a tsquery text (before unaccent)."""
+
+    words: tuple[str, ...]
+    cjk: tuple[str, ...]
+    tsquery: str
+    number: int | None  # "TCK-1042" also finds ticket 1042
+
+    @property
+    def empty(self) -> bool:
+        return not self.tsquery and self.number is None
+
+
+def fold(value: str) -> str:
+    """Lower case without accents, as unaccent and the `simple` configuration see a word."""
+    decomposed = unicodedata.normalize("NFKD", value)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+
+
+def parse_query(raw: str) -> SearchQuery:
+    """The words of a search box: letters and digits only, so nothing typed can be a tsquery operator."""
+    words: list[str] = []
+    cjk: list[str] = []
+    parts: list[str] = []
+    for run in _CJK_RUNS.findall(raw)[:MAX_TERMS]:
+        if _CJK.match(run):
+            cjk.append(run)
+            parts.append("(" + " <-> ".join(f"'{ch}'" for ch in run) + ")" if len(run) > 1 else f"'{run}'")
+        else:
+            words.append(fold(run))
+            parts.append(f"'{run}':*")
+    return SearchQuery(tuple(words), tuple(cjk), " & ".join(parts), parse_ticket_reference(raw))
+
+
+def _vector(*columns: ColumnElement[Any] | InstrumentedAttribute[Any]) -> ColumnElement[Any]:
+    vector: ColumnElement[Any] = columns[0].op("||", return_type=TSVECTOR())(columns[1])
+    for column in columns[2:]:
+        vector = vector.op("||", return_type=TSVECTOR())(column)
+    return vector
+
+
+# The indexed expression (ix_tickets_search) and what a requester's view holds (no internal notes).
+ALL_TEXT = _vector(Ticket.search_doc, Ticket.search_comments, Ticket.search_internal)
+PUBLIC_TEXT = _vector(Ticket.search_doc, Ticket.search_comments)
+
+
+def _matches(vector: ColumnElement[Any], tsquery: ColumnElement[Any]) -> ColumnElement[bool]:
+    return vector.op("@@", return_type=Boolean())(tsquery)
+
+
+@dataclass(frozen=True)
+class Found:
+    tickets: list[tuple[Ticket, float]]
+    total: int
+
+
+def find(
+    session: Session,
+    actor: User,
+    conditions: Sequence[ColumnElement[bool]],
+    query: SearchQuery,
+    *,
+    limit: int,
+    offset: int,
+) -> Found:
+    """The visible tickets (`conditions` hold the visibility and the filters) that match, best first."""
+    # Plan each search for its own words: a plan cached for the first query's rare word would be wrong for a
+    # common one (index scan of the newest tickets versus the GIN index).
+    session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    staff = staff_view_tickets(actor)
+    matched: list[ColumnElement[bool]] = []
+    rank: ColumnElement[float] = literal_column("0.0")
+    if query.tsquery:
+        tsquery = func.to_tsquery(
+            literal_column("'simple'::regconfig"),
+            func.helpdesk_unaccent(bindparam("tsquery", query.tsquery, type_=String())),
+        )
+        # Internal notes count only where the person works the ticket as staff.
+        matched.append(_matches(ALL_TEXT, tsquery) & (staff | _matches(PUBLIC_TEXT, tsquery)))
+        rank = func.ts_rank(case((staff, ALL_TEXT), else_=PUBLIC_TEXT), tsquery)
+    if query.number is not None:
+        matched.append(Ticket.number == query.number)
+        rank = rank + case((Ticket.number == query.number, 10.0), else_=0.0)
+    candidates = (
+        select(Ticket.id)
+        .where(*conditions, matched[0] if len(matched) == 1 else matched[0] | matched[1])
+        .order_by(Ticket.id.desc())
+        .limit(RANK_WINDOW)
+        .subquery("candidates")
+    )
+    rank_col = rank.label("rank")
+    rows = session.execute(
+        select(Ticket, rank_col, func.count().over().label("total"))
+        .join(candidates, candidates.c.id == Ticket.id)
+        .options(selectinload(Ticket.assigned_to), selectinload(Ticket.created_by))
+        .order_by(rank_col.desc(), Ticket.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    if rows:
+        total = int(rows[0].total)
+    elif offset:  # past the last page: the count alone
+        total = session.scalar(select(func.count()).select_from(candidates)) or 0
+    else:
+        total = 0
+    return Found([(row.Ticket, float(row.rank)) for row in rows], total)
+
+
+# ----- highlighting -----
+
+
+def pieces(value: str, query: SearchQuery) -> list[TextPiece]:
+    """`value` cut into pieces, the words that match the query marked (adjacent pieces of a kind merged)."""
+    out: list[TextPiece] = []
+
+    def add(chunk: str, match: bool) -> None:
+        if not chunk:
+            return
+        if out and out[-1].match == match:
+            out[-1] = TextPiece(text=out[-1].text + chunk, match=match)
+        else:
+            out.append(TextPiece(text=chunk, match=match))
+
+    position = 0
+    for word in _WORD.finditer(value):
+        add(value[position : word.start()], False)
+        _mark_word(word.group(), query, add)
+        position = word.end()
+    add(value[position:], False)
+    return out
+
+
+def _mark_word(word: str, query: SearchQuery, add: Callable[[str, bool], None]) -> None:
+    if query.cjk and _CJK.search(word):
+        spans = sorted((m.start(), m.end()) for run in query.cjk for m in re.finditer(re.escape(run), word))
+        position = 0
+        for start, end in spans:
+            if start < position:
+                continue
+            add(word[position:start], False)
+            add(word[start:end], True)
+            position = end
+        add(word[position:], False)
+        return
+    folded = fold(word)
+    add(word, any(folded.startswith(term) for term in query.words))
+
+
+def _has_match(value: str, query: SearchQuery) -> bool:
+    return any(piece.match for piece in pieces(value, query))
+
+
+def snippet(value: str, query: SearchQuery) -> list[TextPiece]:
+    """About SNIPPET_CHARS of `value` around its first match (cut at spaces), as pieces."""
+    flat = " ".join(value.split())
+    first = 0
+    offset = 0
+    for piece in pieces(flat, query):
+        if piece.match:
+            first = offset
+            break
+        offset += len(piece.text)
+    start = max(0, first - SNIPPET_LEAD)
+    if start:
+        space = flat.find(" ", start)
+        start = space + 1 if 0 <= space < first else start
+    end = min(len(flat), start + SNIPPET_CHARS)
+    if end < len(flat):
+        space = flat.rfind(" ", start, end)
+        end = space if space > first else end
+    cut = ("… " if start else "") + flat[start:end] + (" …" if end < len(flat) else "")
+    return pieces(cut, query)
+
+
+def hits(session: Session, actor: User, found: list[tuple[Ticket, float]], query: SearchQuery) -> dict[int, SearchHit]:
+    """Each found ticket's rank, title in pieces, and a snippet of where it matched: the description, else the
+    first comment the person may read that matches."""
+    staff_view = {ticket.id for ticket, _ in found if sees_staff_view(actor, ticket)}
+    comments: dict[int, list[str]] = {}
+    needs_comment = [ticket.id for ticket, _ in found if not _has_match(ticket.description, query)]
+    if needs_comment:
+        for ticket_id, body, internal in session.execute(
+            select(Comment.ticket_id, Comment.body, Comment.internal)
+            .where(Comment.ticket_id.in_(needs_comment))
+            .order_by(Comment.created_at, Comment.id)
+        ):
+            if not internal or ticket_id in staff_view:
+                comments.setdefault(ticket_id, []).append(body)
+    result = {}
+    for ticket, rank in found:
+        source = ticket.description
+        if ticket.id in comments:
+            source = next((body for body in comments[ticket.id] if _has_match(body, query)), source)
+        result[ticket.id] = SearchHit(rank=rank, title=pieces(ticket.title, query), snippet=snippet(source, query))
+    return result
