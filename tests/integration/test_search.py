@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001 - the Russian test text is Cyrillic on purpose
 """Full-text search (services/search.py through GET /api/tickets?q=): languages, accents, ranking, highlighting
 and, above all, visibility for every role."""
 
