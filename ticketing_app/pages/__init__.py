@@ -28,7 +28,7 @@ def route(path: str, *, title: str, on_load: Any = None) -> Callable[[PageFn], P
 
 
 def add_pages(app: rx.App) -> None:
-    from ticketing_app.pages import admin, auth, queue, tickets  # noqa: F401 - importing declares the routes
+    from ticketing_app.pages import account, admin, auth, queue, tickets  # noqa: F401 - importing declares the routes
 
     for render, kwargs in ROUTES:
         app.add_page(render, **kwargs)

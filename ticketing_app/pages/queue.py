@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from ticketing_app.components.badges import priority_badge, status_badge
+from ticketing_app.components.badges import priority_badge, status_badge, ticket_title
 from ticketing_app.components.layout import empty_state, error_callout, not_allowed, page
 from ticketing_app.components.pager import pager
 from ticketing_app.config import get_settings
@@ -20,7 +20,7 @@ def _row(row: rx.Var) -> rx.Component:
     link = "/tickets/" + row.id.to_string()
     return rx.table.row(
         rx.table.cell(rx.link(row.number, href=link)),
-        rx.table.cell(rx.link(row.title, href=link), max_width="22em"),
+        rx.table.cell(ticket_title(row, link), max_width="24em"),
         rx.table.cell(priority_badge(row.priority, row.priority_label)),
         rx.table.cell(row.category_label),
         rx.table.cell(status_badge(row.status, row.status_label)),
@@ -76,6 +76,15 @@ def _filters() -> rx.Component:
             value=QueueState.category_filter,
             on_change=QueueState.set_category_filter,
             custom_attrs={"aria-label": "Category"},
+        ),
+        rx.form(
+            rx.flex(
+                rx.input(name="q", placeholder="Search tickets", aria_label="Search", id="search-box"),
+                rx.button("Search", type="submit", variant="soft"),
+                spacing="2",
+            ),
+            on_submit=QueueState.apply_search,
+            reset_on_submit=False,
         ),
         spacing="3",
         wrap="wrap",

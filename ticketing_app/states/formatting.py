@@ -21,6 +21,14 @@ def when(value: datetime | None) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
+class Piece:
+    """A piece of a search result's text; `match`: it matched (shown marked, as text)."""
+
+    text: str
+    match: bool
+
+
+@dataclasses.dataclass(frozen=True)
 class TicketRow:
     """One ticket as the lists and the ticket page show it; the blank row (id 0) stands for "no ticket"."""
 
@@ -48,6 +56,10 @@ class TicketRow:
     updated: str = ""
     due: str = ""
     overdue: bool = False
+    # In search results: the title and a snippet, cut into pieces with the matches marked.
+    searched: bool = False
+    title_pieces: list[Piece] = dataclasses.field(default_factory=list)
+    snippet_pieces: list[Piece] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +117,9 @@ def ticket_row(t: TicketOut) -> TicketRow:
         updated=when(t.updated_at),
         due=when(t.due_at),
         overdue=overdue,
+        searched=t.search is not None,
+        title_pieces=[Piece(p.text, p.match) for p in t.search.title] if t.search else [],
+        snippet_pieces=[Piece(p.text, p.match) for p in t.search.snippet] if t.search else [],
     )
 
 
@@ -169,6 +184,7 @@ class UserRow:
     dirty: bool
     load: str  # open tickets, for staff
     is_self: bool
+    verified: bool = True
     error: str = ""
     notice: str = ""
 

@@ -14,7 +14,7 @@ from ticketing_app.errors import PermissionDenied
 from ticketing_app.models import User
 from ticketing_app.schemas import TicketFilters, TicketUpdate
 from ticketing_app.services import tickets
-from ticketing_app.states.base import AuthState, an_id, one_of, presents_errors
+from ticketing_app.states.base import AuthState, a_form, an_id, form_text, one_of, presents_errors
 from ticketing_app.states.formatting import TicketRow, ticket_row
 from ticketing_app.states.live import LiveMixin
 from ticketing_app.states.paging import PagedMixin
@@ -32,6 +32,7 @@ class QueueState(LiveMixin, PagedMixin, AuthState):
     status_filter: str = ACTIVE
     priority_filter: str = ANY
     category_filter: str = ANY
+    search: str = ""
     allowed: bool = True
     loading: bool = True
     error: str = ""
@@ -44,6 +45,7 @@ class QueueState(LiveMixin, PagedMixin, AuthState):
             status=None if self.status_filter in (ACTIVE, ANY) else self.status_filter,
             priority=None if self.priority_filter == ANY else self.priority_filter,
             category=None if self.category_filter == ANY else self.category_filter,
+            q=self.search or None,
             assigned=self.scope,
             limit=PAGE_SIZE,
             offset=self._offset(),
@@ -107,6 +109,12 @@ class QueueState(LiveMixin, PagedMixin, AuthState):
     @presents_errors
     async def set_category_filter(self, value: str) -> Any:
         self.category_filter, self.page_index = one_of(value, (ANY, *get_settings().triage_categories)), 0
+        return await self._refresh()
+
+    @rx.event
+    @presents_errors
+    async def apply_search(self, form: dict[str, Any]) -> Any:
+        self.search, self.page_index = form_text(a_form(form), "q").strip()[:200], 0
         return await self._refresh()
 
     @rx.event
