@@ -1,5 +1,5 @@
-"""`python -m bench [--quick] [--only intake,pipeline,recovery,routing,pages]`: run the benchmarks, print a table,
-save JSON.
+"""`python -m bench [--quick] [--only intake,pipeline,recovery,routing,pages,search]`: run the benchmarks, print a
+table, save JSON.
 
 Full mode writes bench/results.json; --quick writes bench/out/results-quick.json (so a quick check never
 replaces the figures bench/README.md quotes). Everything runs against a throwaway embedded PostgreSQL in a
@@ -23,7 +23,7 @@ from typing import Any
 from bench import harness as h
 from bench import report
 
-ALL = ("intake", "pipeline", "recovery", "routing", "pages")
+ALL = ("intake", "pipeline", "recovery", "routing", "pages", "search")
 
 FULL = {
     "intake_clients": [1, 8, 32],
@@ -35,6 +35,8 @@ FULL = {
     "busy_tickets": 10_000,
     "decisions": 2000,
     "page_repeat": 50,
+    "search_tickets": 1_000_000,
+    "search_repeat": 40,
 }
 QUICK = {
     "intake_clients": [1, 8, 32],
@@ -46,6 +48,8 @@ QUICK = {
     "busy_tickets": 1_000,
     "decisions": 300,
     "page_repeat": 15,
+    "search_tickets": 50_000,
+    "search_repeat": 15,
 }
 
 
@@ -260,6 +264,11 @@ def main(argv: list[str] | None = None) -> int:
                     results["pages"] = pages.run(
                         data=data, app_url=app_url if app else None, repeat=sizes["page_repeat"]
                     )
+            if "search" in only:  # last: it replaces the data set with its own
+                from bench import search
+
+                sampler.set_phase("search")
+                results["search"] = search.run(tickets=sizes["search_tickets"], repeat=sizes["search_repeat"])
             sampler.set_phase("end")
             results["calibration_end"] = calibrate(pg, database, 2 if args.quick else 5, h.OUT_DIR / "pgbench")
         finally:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,75 +155,85 @@ def find(
 # ----- highlighting -----
 
 
-def pieces(value: str, query: SearchQuery) -> list[TextPiece]:
-    """`value` cut into pieces, the words that match the query marked (adjacent pieces of a kind merged)."""
-    out: list[TextPiece] = []
+class Highlighter:
+    """Marks the words of texts that match one query (each distinct word is looked at once)."""
 
-    def add(chunk: str, match: bool) -> None:
-        if not chunk:
-            return
-        if out and out[-1].match == match:
-            out[-1] = TextPiece(text=out[-1].text + chunk, match=match)
-        else:
-            out.append(TextPiece(text=chunk, match=match))
+    def __init__(self, query: SearchQuery) -> None:
+        self.query = query
+        self._spans: dict[str, tuple[tuple[int, int], ...]] = {}
 
-    position = 0
-    for word in _WORD.finditer(value):
-        add(value[position : word.start()], False)
-        _mark_word(word.group(), query, add)
-        position = word.end()
-    add(value[position:], False)
-    return out
+    def spans(self, word: str) -> tuple[tuple[int, int], ...]:
+        """Where `word` (letters and digits) matches: all of it for a prefix match, runs of CJK characters."""
+        found = self._spans.get(word)
+        if found is None:
+            found = self._spans[word] = self._find(word)
+        return found
 
+    def _find(self, word: str) -> tuple[tuple[int, int], ...]:
+        if self.query.cjk and _CJK.search(word):
+            spans: list[tuple[int, int]] = []
+            for start, end in sorted(
+                (m.start(), m.end()) for run in self.query.cjk for m in re.finditer(re.escape(run), word)
+            ):
+                if not spans or start >= spans[-1][1]:
+                    spans.append((start, end))
+            return tuple(spans)
+        folded = fold(word)
+        return ((0, len(word)),) if any(folded.startswith(term) for term in self.query.words) else ()
 
-def _mark_word(word: str, query: SearchQuery, add: Callable[[str, bool], None]) -> None:
-    if query.cjk and _CJK.search(word):
-        spans = sorted((m.start(), m.end()) for run in query.cjk for m in re.finditer(re.escape(run), word))
+    def first_match(self, value: str) -> int | None:
+        """Where the first matching word of `value` starts; None when nothing matches."""
+        for word in _WORD.finditer(value):
+            spans = self.spans(word.group())
+            if spans:
+                return word.start() + spans[0][0]
+        return None
+
+    def pieces(self, value: str) -> list[TextPiece]:
+        """`value` cut into pieces, the matches marked (adjacent pieces of a kind merged)."""
+        cuts: list[tuple[int, int]] = []
+        for word in _WORD.finditer(value):
+            cuts += [(word.start() + start, word.start() + end) for start, end in self.spans(word.group())]
+        out: list[TextPiece] = []
         position = 0
-        for start, end in spans:
-            if start < position:
-                continue
-            add(word[position:start], False)
-            add(word[start:end], True)
+        for start, end in cuts:
+            if out and start == position:  # touches the previous match: one piece
+                out[-1] = TextPiece(text=out[-1].text + value[start:end], match=True)
+            else:
+                if start > position:
+                    out.append(TextPiece(text=value[position:start], match=False))
+                out.append(TextPiece(text=value[start:end], match=True))
             position = end
-        add(word[position:], False)
-        return
-    folded = fold(word)
-    add(word, any(folded.startswith(term) for term in query.words))
+        if position < len(value):
+            out.append(TextPiece(text=value[position:], match=False))
+        return out
+
+    def snippet(self, value: str) -> list[TextPiece]:
+        """About SNIPPET_CHARS of `value` around its first match (cut at spaces), as pieces."""
+        flat = " ".join(value.split())
+        first = self.first_match(flat) or 0
+        start = max(0, first - SNIPPET_LEAD)
+        if start:
+            space = flat.find(" ", start)
+            start = space + 1 if 0 <= space < first else start
+        end = min(len(flat), start + SNIPPET_CHARS)
+        if end < len(flat):
+            space = flat.rfind(" ", start, end)
+            end = space if space > first else end
+        return self.pieces(("… " if start else "") + flat[start:end] + (" …" if end < len(flat) else ""))
 
 
-def _has_match(value: str, query: SearchQuery) -> bool:
-    return any(piece.match for piece in pieces(value, query))
-
-
-def snippet(value: str, query: SearchQuery) -> list[TextPiece]:
-    """About SNIPPET_CHARS of `value` around its first match (cut at spaces), as pieces."""
-    flat = " ".join(value.split())
-    first = 0
-    offset = 0
-    for piece in pieces(flat, query):
-        if piece.match:
-            first = offset
-            break
-        offset += len(piece.text)
-    start = max(0, first - SNIPPET_LEAD)
-    if start:
-        space = flat.find(" ", start)
-        start = space + 1 if 0 <= space < first else start
-    end = min(len(flat), start + SNIPPET_CHARS)
-    if end < len(flat):
-        space = flat.rfind(" ", start, end)
-        end = space if space > first else end
-    cut = ("… " if start else "") + flat[start:end] + (" …" if end < len(flat) else "")
-    return pieces(cut, query)
+def pieces(value: str, query: SearchQuery) -> list[TextPiece]:
+    return Highlighter(query).pieces(value)
 
 
 def hits(session: Session, actor: User, found: list[tuple[Ticket, float]], query: SearchQuery) -> dict[int, SearchHit]:
     """Each found ticket's rank, title in pieces, and a snippet of where it matched: the description, else the
     first comment the person may read that matches."""
+    marker = Highlighter(query)
     staff_view = {ticket.id for ticket, _ in found if sees_staff_view(actor, ticket)}
     comments: dict[int, list[str]] = {}
-    needs_comment = [ticket.id for ticket, _ in found if not _has_match(ticket.description, query)]
+    needs_comment = [ticket.id for ticket, _ in found if marker.first_match(ticket.description) is None]
     if needs_comment:
         for ticket_id, body, internal in session.execute(
             select(Comment.ticket_id, Comment.body, Comment.internal)
@@ -236,6 +246,6 @@ def hits(session: Session, actor: User, found: list[tuple[Ticket, float]], query
     for ticket, rank in found:
         source = ticket.description
         if ticket.id in comments:
-            source = next((body for body in comments[ticket.id] if _has_match(body, query)), source)
-        result[ticket.id] = SearchHit(rank=rank, title=pieces(ticket.title, query), snippet=snippet(source, query))
+            source = next((body for body in comments[ticket.id] if marker.first_match(body) is not None), source)
+        result[ticket.id] = SearchHit(rank=rank, title=marker.pieces(ticket.title), snippet=marker.snippet(source))
     return result
