@@ -42,7 +42,9 @@ class ResetPasswordState(AuthState):
 
     @rx.event
     def on_open(self) -> None:
-        self.error = "" if _link_token(self) else "This page needs the link from your e-mail. Ask for a new one."
+        # Never clears: a submit sent before the page finished loading may already have been answered.
+        if not _link_token(self):
+            self.error = "This page needs the link from your e-mail. Ask for a new one."
 
     @rx.event
     @presents_errors
