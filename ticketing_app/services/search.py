@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Boolean, ColumnElement, String, bindparam, case, func, literal_column, select, text
 from sqlalchemy.dialects.postgresql import TSVECTOR
-from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, selectinload
 
 from ticketing_app.domain import parse_ticket_reference
 from ticketing_app.models import Comment, Ticket, User
@@ -135,13 +135,21 @@ def find(
         .subquery("candidates")
     )
     rank_col = rank.label("rank")
-    rows = session.execute(
-        select(Ticket, rank_col, func.count().over().label("total"))
+    # Ranked narrow (id, rank) and cut to the page; only the page's rows are then read in full.
+    ranked = (
+        select(Ticket.id, rank_col, func.count().over().label("total"))
         .join(candidates, candidates.c.id == Ticket.id)
-        .options(selectinload(Ticket.assigned_to), selectinload(Ticket.created_by))
         .order_by(rank_col.desc(), Ticket.id.desc())
         .limit(limit)
         .offset(offset)
+        .subquery("ranked")
+    )
+    found = aliased(Ticket, name="found")
+    rows = session.execute(
+        select(found, ranked.c.rank, ranked.c.total)
+        .join(ranked, ranked.c.id == found.id)
+        .options(selectinload(found.assigned_to), selectinload(found.created_by))
+        .order_by(ranked.c.rank.desc(), found.id.desc())
     ).all()
     if rows:
         total = int(rows[0].total)
@@ -149,7 +157,7 @@ def find(
         total = session.scalar(select(func.count()).select_from(candidates)) or 0
     else:
         total = 0
-    return Found([(row.Ticket, float(row.rank)) for row in rows], total)
+    return Found([(row[0], float(row.rank)) for row in rows], total)
 
 
 # ----- highlighting -----
