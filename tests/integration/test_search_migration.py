@@ -24,7 +24,7 @@ def test_a_missing_extension_fails_with_a_clear_message(database):
 
     module = _migration()
     with get_engine().connect() as conn, Operations.context(MigrationContext.configure(conn)):
-        with pytest.raises(RuntimeError, match="does not offer.*postgresql-contrib"):
+        with pytest.raises(RuntimeError, match=r"does not offer.*postgresql-contrib"):
             module._require_extension("no_such_extension_here")
         assert module._require_extension("unaccent")  # present: its schema
 
