@@ -123,12 +123,7 @@ def load(*, tickets: int, seed: int = 5) -> dict[str, Any]:
             {"words": VOCABULARY, "nw": len(VOCABULARY)},
         )
         log("search data: tickets written; building the GIN index")
-        conn.execute(
-            text(
-                "CREATE INDEX ix_tickets_search ON tickets USING gin "
-                "(((search_doc || search_comments) || search_internal))"
-            )
-        )
+        conn.execute(text("CREATE INDEX ix_tickets_search ON tickets USING gin (search_all)"))
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE users"))
         conn.execute(text("VACUUM ANALYZE tickets"))

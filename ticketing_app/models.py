@@ -125,10 +125,14 @@ class Ticket(TimestampMixin, Base):
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     # Full-text search (migration 0010, services/search.py): title and description (generated), public
-    # replies and internal notes (appended by a trigger on ticket_comments). Deferred: only search reads them.
+    # replies and internal notes (appended by a trigger on ticket_comments), and all of it in one generated
+    # column (the GIN-indexed one). Deferred: only search reads them.
     search_doc: Mapped[Any] = mapped_column(TSVECTOR, Computed(SEARCH_DOC_SQL, persisted=True), deferred=True)
     search_comments: Mapped[Any] = mapped_column(TSVECTOR, server_default="", deferred=True)
     search_internal: Mapped[Any] = mapped_column(TSVECTOR, server_default="", deferred=True)
+    search_all: Mapped[Any] = mapped_column(
+        TSVECTOR, Computed(f"{SEARCH_DOC_SQL} || search_comments || search_internal", persisted=True), deferred=True
+    )
 
     assigned_to: Mapped[User | None] = relationship(foreign_keys=[assigned_to_id], lazy="joined")
     created_by: Mapped[User] = relationship(foreign_keys=[created_by_id], lazy="joined")

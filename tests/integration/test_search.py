@@ -195,12 +195,34 @@ def test_the_queue_search_shows_a_moderator_only_their_queue(factory, world):
         assert tickets.list_queue(s, admin, TicketFilters(q="secretword", assigned="me")).total == 0
 
 
-def test_parse_query_never_passes_operators():
-    query = search.parse_query("pass' & !x | (y) <-> z:* 東京")
-    assert query.words == ("pass", "x", "y", "z")
-    assert query.tsquery == "'pass':* & 'x':* & 'y':* & 'z':* & ('東' <-> '京')"
+def test_parse_query_never_passes_operators(session):
+    query = search.parse_query("pass' & !x | (y) <-> z:* 東京 Ünïcode")
+    assert query.words == ("pass", "x", "y", "z", "unicode")
+    assert search.tsquery_text(session, query) == "'pass':* & 'x':* & 'y':* & 'z':* & 'unicode':* & ('東' <-> '京')"
     assert search.parse_query("%_\\").empty
+
+
+@pytest.mark.parametrize("typed", ["ʼ", "donʼt", "ː:", "aʹb", "‘quoted’", "½", "x×y", "«a»"])
+def test_letters_that_unaccent_turns_into_tsquery_syntax_are_harmless(api, factory, typed):
+    user = factory.user()
+    factory.ticket(user, "Don't panic", "a b x y 1/2")
+    r = api.get("/api/tickets", params={"q": typed}, headers=factory.headers(user))
+    assert r.status_code == 200, r.text
 
 
 def test_fold_matches_unaccent():
     assert search.fold("Ça Été Über Größe") == "ca ete uber grosse"
+
+
+def test_the_newest_matches_are_found_through_widening_windows(api, factory, monkeypatch):
+    monkeypatch.setattr(search, "RANK_WINDOW", 3)
+    monkeypatch.setattr(search, "WINDOWS", (5, 12))
+    user = factory.user()
+    made = [
+        factory.ticket(user, f"{'alpha' if n in (1, 2, 3, 18) else 'beta'} ticket {n}", "text") for n in range(1, 21)
+    ]
+    page = find(api, factory.headers(user), "alpha")
+    assert page["total"] == 3  # the three newest matches: one in the newest window, two only in the whole table
+    assert {item["id"] for item in page["items"]} == {made[17].id, made[2].id, made[1].id}
+    page = find(api, factory.headers(user), "beta")
+    assert {item["id"] for item in page["items"]} == {made[19].id, made[18].id, made[16].id}

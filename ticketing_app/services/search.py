@@ -2,9 +2,9 @@
 
 PostgreSQL does the matching (migration 0010): each ticket's words, unaccented and lower-cased with the
 `simple` configuration (no stemming: it knows no language, so it works the same for every one), in
-`search_doc` (title, weight A; description, weight B), `search_comments` and `search_internal` (weight C), one
-GIN index over the three. Query words match as prefixes ("pass" finds "password"); CJK text, written without
-spaces, is indexed a character at a time and searched as a phrase, so any run of characters is found.
+`search_doc` (title, weight A; description, weight B), `search_comments` and `search_internal` (weight C), and all
+three in the generated `search_all`, GIN-indexed. Query words match as prefixes ("pass" finds "password"); CJK text,
+written without spaces, is indexed a character at a time and searched as a phrase, so any run of characters is found.
 
 Ranking: the RANK_WINDOW most recent matches that the person may see are ranked (`ts_rank`, so a title hit
 outranks one in a comment) and the page is cut from them; `total` counts at most RANK_WINDOW. A word found in
@@ -23,7 +23,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, String, bindparam, case, func, literal_column, select, text
+from sqlalchemy import (
+    ARRAY,
+    Boolean,
+    ColumnElement,
+    Integer,
+    String,
+    any_,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, selectinload
 
@@ -33,6 +47,8 @@ from ticketing_app.schemas import SearchHit, TextPiece
 from ticketing_app.services.visibility import sees_staff_view, staff_view_tickets
 
 RANK_WINDOW = 1000
+# The newest ids looked in first, then ten times as many, then all (see _newest_matches).
+WINDOWS = (20_000, 200_000)
 MAX_TERMS = 12
 SNIPPET_CHARS = 200
 SNIPPET_LEAD = 60
@@ -45,16 +61,15 @@ _WORD = re.compile(r"[^\W_]+")  # letters and digits: what people search for; ne
 
 @dataclass(frozen=True)
 class SearchQuery:
-    """What was typed, as words (folded, for highlighting) and as a tsquery text (before unaccent)."""
+    """What was typed: words (folded, each a prefix), runs of CJK characters (each a phrase), a ticket number."""
 
     words: tuple[str, ...]
     cjk: tuple[str, ...]
-    tsquery: str
     number: int | None  # "TCK-1042" also finds ticket 1042
 
     @property
     def empty(self) -> bool:
-        return not self.tsquery and self.number is None
+        return not self.words and not self.cjk and self.number is None
 
 
 def fold(value: str) -> str:
@@ -67,30 +82,40 @@ def parse_query(raw: str) -> SearchQuery:
     """The words of a search box: letters and digits only, so nothing typed can be a tsquery operator."""
     words: list[str] = []
     cjk: list[str] = []
-    parts: list[str] = []
     for run in _CJK_RUNS.findall(raw)[:MAX_TERMS]:
-        if _CJK.match(run):
-            cjk.append(run)
-            parts.append("(" + " <-> ".join(f"'{ch}'" for ch in run) + ")" if len(run) > 1 else f"'{run}'")
-        else:
-            words.append(fold(run))
-            parts.append(f"'{run}':*")
-    return SearchQuery(tuple(words), tuple(cjk), " & ".join(parts), parse_ticket_reference(raw))
+        (cjk if _CJK.match(run) else words).append(run if _CJK.match(run) else fold(run))
+    return SearchQuery(tuple(words), tuple(cjk), parse_ticket_reference(raw))
 
 
-def _vector(*columns: ColumnElement[Any] | InstrumentedAttribute[Any]) -> ColumnElement[Any]:
-    vector: ColumnElement[Any] = columns[0].op("||", return_type=TSVECTOR())(columns[1])
-    for column in columns[2:]:
-        vector = vector.op("||", return_type=TSVECTOR())(column)
-    return vector
+def tsquery_text(session: Session, query: SearchQuery) -> str:
+    """The query as to_tsquery text: every word a quoted prefix, every CJK run a phrase, all required.
+
+    The words go through the database's own unaccent first (one round trip), then are cut to letters and digits
+    again: unaccent turns some letters into punctuation (U+02BC, a letter, becomes an apostrophe), which would
+    otherwise reach the tsquery's syntax.
+    """
+    parts: list[str] = []
+    if query.words:
+        plain = session.scalar(select(func.helpdesk_unaccent(bindparam("words", "\n".join(query.words), String()))))
+        parts += [f"'{word}':*" for line in (plain or "").split("\n") for word in _WORD.findall(line)]
+    for run in query.cjk:
+        parts.append("(" + " <-> ".join(f"'{ch}'" for ch in run) + ")" if len(run) > 1 else f"'{run}'")
+    return " & ".join(parts)
 
 
-# The indexed expression (ix_tickets_search) and what a requester's view holds (no internal notes).
-ALL_TEXT = _vector(Ticket.search_doc, Ticket.search_comments, Ticket.search_internal)
+def _vector(first: InstrumentedAttribute[Any], second: InstrumentedAttribute[Any]) -> ColumnElement[Any]:
+    return first.op("||", return_type=TSVECTOR())(second)
+
+
+# The indexed column (ix_tickets_search), and what a requester's view holds (no internal notes): built only for
+# rows that matched already, where the person does not work the ticket as staff.
+ALL_TEXT = Ticket.search_all
 PUBLIC_TEXT = _vector(Ticket.search_doc, Ticket.search_comments)
 
 
-def _matches(vector: ColumnElement[Any], tsquery: ColumnElement[Any]) -> ColumnElement[bool]:
+def _matches(
+    vector: ColumnElement[Any] | InstrumentedAttribute[Any], tsquery: ColumnElement[Any]
+) -> ColumnElement[bool]:
     return vector.op("@@", return_type=Boolean())(tsquery)
 
 
@@ -116,29 +141,25 @@ def find(
     staff = staff_view_tickets(actor)
     matched: list[ColumnElement[bool]] = []
     rank: ColumnElement[float] = literal_column("0.0")
-    if query.tsquery:
-        tsquery = func.to_tsquery(
-            literal_column("'simple'::regconfig"),
-            func.helpdesk_unaccent(bindparam("tsquery", query.tsquery, type_=String())),
-        )
+    text_query = tsquery_text(session, query)
+    if text_query:
+        tsquery = func.to_tsquery(literal_column("'simple'::regconfig"), bindparam("tsquery", text_query, String()))
         # Internal notes count only where the person works the ticket as staff.
         matched.append(_matches(ALL_TEXT, tsquery) & (staff | _matches(PUBLIC_TEXT, tsquery)))
         rank = func.ts_rank(case((staff, ALL_TEXT), else_=PUBLIC_TEXT), tsquery)
     if query.number is not None:
         matched.append(Ticket.number == query.number)
         rank = rank + case((Ticket.number == query.number, 10.0), else_=0.0)
-    candidates = (
-        select(Ticket.id)
-        .where(*conditions, matched[0] if len(matched) == 1 else matched[0] | matched[1])
-        .order_by(Ticket.id.desc())
-        .limit(RANK_WINDOW)
-        .subquery("candidates")
-    )
+    if not matched:  # nothing left to look for (e.g. only letters that unaccent makes punctuation)
+        return Found([], 0)
+    ids = _newest_matches(session, [*conditions, or_(*matched)])
+    if not ids:
+        return Found([], 0)
     rank_col = rank.label("rank")
     # Ranked narrow (id, rank) and cut to the page; only the page's rows are then read in full.
     ranked = (
-        select(Ticket.id, rank_col, func.count().over().label("total"))
-        .join(candidates, candidates.c.id == Ticket.id)
+        select(Ticket.id, rank_col)
+        .where(Ticket.id == any_(bindparam("ids", ids, ARRAY(Integer()))))
         .order_by(rank_col.desc(), Ticket.id.desc())
         .limit(limit)
         .offset(offset)
@@ -146,18 +167,32 @@ def find(
     )
     found = aliased(Ticket, name="found")
     rows = session.execute(
-        select(found, ranked.c.rank, ranked.c.total)
+        select(found, ranked.c.rank)
         .join(ranked, ranked.c.id == found.id)
         .options(selectinload(found.assigned_to), selectinload(found.created_by))
         .order_by(ranked.c.rank.desc(), found.id.desc())
     ).all()
-    if rows:
-        total = int(rows[0].total)
-    elif offset:  # past the last page: the count alone
-        total = session.scalar(select(func.count()).select_from(candidates)) or 0
-    else:
-        total = 0
-    return Found([(row[0], float(row.rank)) for row in rows], total)
+    return Found([(row[0], float(row.rank)) for row in rows], len(ids))
+
+
+def _newest_matches(session: Session, where: list[ColumnElement[bool]]) -> list[int]:
+    """The ids of the RANK_WINDOW newest tickets that satisfy `where`, looked for among the newest ids first.
+
+    Each round's work is bounded by its window, whichever plan PostgreSQL picks (a word's frequency is only
+    estimated, and a wrong guess would otherwise have the GIN path fetch a third of the table, or the newest-first
+    scan read all of it): a frequent word fills the window from the newest WINDOW_IDS tickets; a rare one is found
+    in the last round, where the index hands over only its few rows.
+    """
+    top = session.scalar(select(func.max(Ticket.id))) or 0
+    ids: list[int] = []
+    for window in (*(w for w in WINDOWS if w < top), None):
+        newest = [] if window is None else [Ticket.id > top - window]
+        ids = list(
+            session.scalars(select(Ticket.id).where(*where, *newest).order_by(Ticket.id.desc()).limit(RANK_WINDOW))
+        )
+        if len(ids) == RANK_WINDOW:
+            break
+    return ids
 
 
 # ----- highlighting -----
