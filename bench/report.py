@@ -267,6 +267,26 @@ def table(results: dict[str, Any]) -> str:
                 s["ratio_p50_over_health"],
             )
 
+    search = results.get("search")
+    if search:
+        o = search["overall"]
+        add(
+            "search",
+            f"{search['data']['tickets']:,} tickets: p50 / p99 ms",
+            f"{_f(o['p50_ms'])} / {_f(o['p99_ms'])}",
+            f"worst {search['worst_kind']}",
+            None,
+            "p99 <= 50 ms",
+            search["target_met"],
+        )
+        for name, s in search["kinds"].items():
+            add(
+                "search",
+                f"{name} p50 / p99 ms",
+                f"{_f(s['p50_ms'])} / {_f(s['p99_ms'])}",
+                f"~{s['median_total']} found",
+            )
+
     mem = results.get("memory")
     if mem:
         add(

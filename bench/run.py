@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only intake,pipeline,recovery,routing,pages,inbound,attachments,triage]`:
+"""`python -m bench [--quick] [--only intake,pipeline,recovery,routing,pages,inbound,attachments,triage,search]`:
 run the benchmarks, print a table, save JSON.
 
 Full mode writes bench/results.json; --quick writes bench/out/results-quick.json (so a quick check never
@@ -23,7 +23,7 @@ from typing import Any
 from bench import harness as h
 from bench import report
 
-ALL = ("intake", "pipeline", "recovery", "routing", "pages", "inbound", "attachments", "triage")
+ALL = ("intake", "pipeline", "recovery", "routing", "pages", "inbound", "attachments", "triage", "search")
 
 FULL = {
     "intake_clients": [1, 8, 32],
@@ -38,6 +38,8 @@ FULL = {
     "page_repeat": 50,
     "inbound_mails": 1000,
     "attachment_seconds": 5.0,
+    "search_tickets": 1_000_000,
+    "search_repeat": 40,
 }
 QUICK = {
     "intake_clients": [1, 8, 32],
@@ -52,6 +54,8 @@ QUICK = {
     "page_repeat": 15,
     "inbound_mails": 200,
     "attachment_seconds": 1.5,
+    "search_tickets": 50_000,
+    "search_repeat": 15,
 }
 
 
@@ -287,6 +291,11 @@ def main(argv: list[str] | None = None) -> int:
                 sampler.set_phase("triage")
                 h.log("offline triage: eval-triage on the held-out split, in its own process")
                 results["triage"] = triage.eval_triage()
+            if "search" in only:  # last: it replaces the data set with its own
+                from bench import search
+
+                sampler.set_phase("search")
+                results["search"] = search.run(tickets=sizes["search_tickets"], repeat=sizes["search_repeat"])
             sampler.set_phase("end")
             results["calibration_end"] = calibrate(pg, database, 2 if args.quick else 5, h.OUT_DIR / "pgbench")
         finally:

@@ -90,6 +90,14 @@ class Settings(BaseSettings):
     tickets_max_per_address: int = Field(default=300, ge=0)
     comments_max_per_user: int = Field(default=60, ge=0)
     comments_max_per_address: int = Field(default=600, ge=0)
+    # Account links (README "Accounts"): a password-reset link lives PASSWORD_RESET_MINUTES, a verify link
+    # EMAIL_VERIFY_HOURS. Reset requests per RATE_WINDOW_SECONDS: per e-mail asked for and per client address;
+    # verification mails re-sent per user (0: no limit).
+    password_reset_minutes: int = Field(default=30, ge=5, le=24 * 60)
+    email_verify_hours: int = Field(default=72, ge=1, le=24 * 30)
+    password_reset_max_per_email: int = Field(default=3, ge=0)
+    password_reset_max_per_address: int = Field(default=20, ge=0)
+    verify_email_max_per_user: int = Field(default=3, ge=0)
     # Reverse proxies whose X-Forwarded-For is believed (comma-separated addresses or CIDRs). Empty: the client
     # address is the socket's peer and X-Forwarded-For is ignored.
     trusted_proxies: str = ""

@@ -160,10 +160,22 @@ class EmailKind(StrEnum):
     # SLA (services/sla.py): the assignee before a breach, the admins at it.
     SLA_WARNING = "sla_warning"
     SLA_BREACHED = "sla_breached"
+    # Account mails: always sent, never unsubscribable (ACCOUNT_EMAIL_KINDS).
+    PASSWORD_RESET = "password_reset"
+    VERIFY_EMAIL = "verify_email"
 
 
-# Mails about the account itself (welcome; later password reset, verification): always sent, never muted.
-ACCOUNT_EMAIL_KINDS = (EmailKind.WELCOME,)
+# Mails about the account itself (the welcome mail carries the first verify link): no preference turns them off.
+ACCOUNT_EMAIL_KINDS = (EmailKind.WELCOME, EmailKind.PASSWORD_RESET, EmailKind.VERIFY_EMAIL)
+
+
+class AccountTokenPurpose(StrEnum):
+    """What a single-use link mailed to a user does (account_tokens.purpose)."""
+
+    PASSWORD_RESET = "password_reset"
+    VERIFY_EMAIL = "verify_email"
+
+
 # Notification mails each person may turn off, by who receives them.
 REQUESTER_EMAIL_KINDS = (
     EmailKind.TICKET_RECEIVED,
@@ -222,6 +234,9 @@ class ThrottleBucket(StrEnum):
     COMMENT_ADDRESS = "comment_address"
     ATTACHMENT_USER = "attachment_user"
     ATTACHMENT_ADDRESS = "attachment_address"
+    RESET_EMAIL = "reset_email"  # password-reset requests per e-mail address asked for (known or not)
+    RESET_ADDRESS = "reset_address"  # password-reset requests per client address
+    VERIFY_USER = "verify_user"  # verification mails re-sent per user
 
 
 # ----- how the words look to people -----

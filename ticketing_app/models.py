@@ -22,11 +22,12 @@ from sqlalchemy import (
     func,
     literal_column,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from ticketing_app.domain import (
     ACTIVE_STATUSES,
+    AccountTokenPurpose,
     CommentVia,
     CorrectionField,
     EmailStatus,
@@ -48,6 +49,12 @@ ticket_number_seq = Sequence("ticket_number_seq", start=1001)
 # can hold it; that migration writes out the same expression.
 PRIORITY_RANK_SQL = (
     f"CASE priority {' '.join(f'WHEN {str(p)!r} THEN {p.rank}' for p in Priority)} ELSE {len(Priority)} END"
+)
+
+# The search document of a ticket; migration 0010 writes out the same expression.
+SEARCH_DOC_SQL = (
+    "setweight(to_tsvector('simple'::regconfig, helpdesk_search_text(title)), 'A') || "
+    "setweight(to_tsvector('simple'::regconfig, helpdesk_search_text(description)), 'B')"
 )
 
 
@@ -83,6 +90,12 @@ class User(TimestampMixin, Base):
     token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Notification mail kinds (EmailKind) this person turned off; account mails are always sent.
     muted_email_kinds: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list, server_default="{}")
+    # When they proved they read the address (a verify or reset link); None: not yet (README "Accounts").
+    email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
 
 
 class Ticket(TimestampMixin, Base):
@@ -132,6 +145,16 @@ class Ticket(TimestampMixin, Base):
     # seconds it stood still before: due_at moves out by them.
     sla_paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sla_paused_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    # Full-text search (migration 0010, services/search.py): title and description (generated), public
+    # replies and internal notes (appended by a trigger on ticket_comments), and all of it in one generated
+    # column (the GIN-indexed one). Deferred: only search reads them.
+    search_doc: Mapped[Any] = mapped_column(TSVECTOR, Computed(SEARCH_DOC_SQL, persisted=True), deferred=True)
+    search_comments: Mapped[Any] = mapped_column(TSVECTOR, server_default="", deferred=True)
+    search_internal: Mapped[Any] = mapped_column(TSVECTOR, server_default="", deferred=True)
+    search_all: Mapped[Any] = mapped_column(
+        TSVECTOR, Computed(f"{SEARCH_DOC_SQL} || search_comments || search_internal", persisted=True), deferred=True
+    )
 
     assigned_to: Mapped[User | None] = relationship(foreign_keys=[assigned_to_id], lazy="joined")
     created_by: Mapped[User] = relationship(foreign_keys=[created_by_id], lazy="joined")
@@ -283,6 +306,21 @@ class RevokedToken(Base):
 
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AccountToken(Base):
+    """A single-use link mailed to a user (password reset, e-mail verification); only its SHA-256 is kept."""
+
+    __tablename__ = "account_tokens"
+    __table_args__ = (CheckConstraint(sql_in("purpose", AccountTokenPurpose), name="ck_account_tokens_purpose"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(20))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class ThrottleCounter(Base):

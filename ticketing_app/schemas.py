@@ -93,6 +93,27 @@ class PasswordChange(StrictInput):
     new_password: Annotated[Password, Field(min_length=8, max_length=256)]
 
 
+# A token from one of our links: token_urlsafe(32) is 43 characters of [A-Za-z0-9_-].
+LinkToken = Annotated[str, Field(min_length=16, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class PasswordResetRequest(StrictInput):
+    email: Email
+
+
+class PasswordResetConfirm(StrictInput):
+    token: LinkToken
+    password: Annotated[Password, Field(min_length=8, max_length=256)]
+
+
+class VerifyEmailIn(StrictInput):
+    token: LinkToken
+
+
+class ProfileUpdate(StrictInput):
+    name: Annotated[Line, Field(min_length=1, max_length=100)]
+
+
 class TicketCreate(StrictInput):
     title: Annotated[Line, Field(min_length=3, max_length=200)]
     description: Annotated[Text, Field(min_length=1, max_length=10_000)]
@@ -195,8 +216,15 @@ class UserOut(UserRef):
     role: RoleValue
     skills: list[str]
     is_active: bool
+    email_verified: bool = True  # False until they use a link mailed to them (README "Accounts")
     created_at: datetime
     open_tickets: int | None = None
+
+
+class MessageOut(BaseModel):
+    """An answer that is only words for the person (e.g. "we have sent a link")."""
+
+    detail: str
 
 
 class AuthOut(BaseModel):
@@ -237,6 +265,21 @@ class SlaOut(Output):
     resolution: ResolutionSlaOut
 
 
+class TextPiece(BaseModel):
+    """A piece of text; `match`: it matched the search (pages mark it; it is text either way, never HTML)."""
+
+    text: str
+    match: bool
+
+
+class SearchHit(BaseModel):
+    """Why a ticket is in a search's results: its rank, and its title and a snippet with the matches marked."""
+
+    rank: float
+    title: list[TextPiece]
+    snippet: list[TextPiece]
+
+
 class TicketOut(Output):
     id: int
     number: str
@@ -265,6 +308,7 @@ class TicketOut(Output):
     # Files on the ticket itself (a reply's files are under its comment).
     satisfaction: SatisfactionOut | None = None  # the requester's rating, once given
     attachments: list[AttachmentOut] = []
+    search: SearchHit | None = None  # only in the results of a search (`q`)
 
 
 class CommentOut(Output):

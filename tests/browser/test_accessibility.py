@@ -47,6 +47,11 @@ def open_role_menu(page: Page) -> None:
     page.get_by_role("combobox", name="Filter by role").click()
 
 
+def search_billing(page: Page) -> None:
+    page.fill("#search-box", "billing")
+    page.get_by_role("button", name="Search").click()
+
+
 # An open Radix select is modal: it traps the focus in its listbox and marks the rest of the page
 # aria-hidden (the aria-hidden package's hideOthers). axe cannot see the focus trap and reports the page
 # behind as "aria-hidden element contains focusable elements" (it skips this rule only for role=dialog).
@@ -63,6 +68,12 @@ PAGES: list[tuple[str, str, str, Callable[[Page], None] | None]] = [
     ("anonymous", "/login", "[role=alert]", wrong_password),
     ("anonymous", "/signup", "#name", None),
     ("anonymous", "/", "#email", None),  # redirects to /login
+    ("anonymous", "/forgot-password", "#email", None),
+    ("anonymous", "/reset-password?token=" + "A" * 43, "#confirm", None),
+    ("anonymous", "/verify-email?token=" + "A" * 43, "[role=alert]", None),
+    ("user", "/profile", "#email-unverified", None),
+    ("user", "/tickets", "mark", search_billing),
+    ("admin", "/profile", "#email-verified", None),
     ("user", "/tickets", f"a:text('{TRIAGED_TITLE}')", None),
     ("user", "/tickets/new", "#title", None),
     ("user", "/tickets/{triaged}", "#triage-result", None),

@@ -77,6 +77,14 @@ def _check_list(world: World, role: str, r) -> None:
     assert _ids(r) == expected and r.json()["total"] == len(expected)
 
 
+def _check_search_words(world: World, role: str, r) -> None:
+    """ "charged" is only in the requester's ticket; Otto searches his own words."""
+    t, o = world.ticket_id, world.other_ticket_id
+    expected = {"user": {t}, "other_user": {o}, "moderator": set(), "assigned_moderator": {t}, "admin": {t}}[role]
+    assert _ids(r) == expected, (role, _ids(r))
+    assert all(item["search"]["title"] for item in r.json()["items"])
+
+
 def _check_created(world: World, role: str, r) -> None:
     body = r.json()
     assert body["created_by"]["id"] == world.user(role).id and body["priority"] is None
@@ -276,6 +284,55 @@ CASES = [
         lambda w, r: (FORGED_UNSUBSCRIBE, None),
         by_role(400, 400, 400, 400, 400, 400),
     ),
+    Case(
+        ("POST", "/api/auth/password-reset"),
+        "ask for a password reset",
+        lambda w, r: ("/api/auth/password-reset", {"email": _own_email(w, r)}),
+        by_role(202, 202, 202, 202, 202, 202),
+    ),
+    Case(
+        ("POST", "/api/auth/password-reset/confirm"),
+        "reset a password with a made-up link",
+        lambda w, r: ("/api/auth/password-reset/confirm", {"token": "A" * 43, "password": "a brand new password"}),
+        by_role(422, 422, 422, 422, 422, 422),
+    ),
+    Case(
+        ("POST", "/api/auth/verify-email"),
+        "verify with a made-up link",
+        lambda w, r: ("/api/auth/verify-email", {"token": "A" * 43}),
+        by_role(422, 422, 422, 422, 422, 422),
+    ),
+    Case(
+        ("POST", "/api/auth/verify-email/resend"),
+        "mail me a verify link",
+        lambda w, r: ("/api/auth/verify-email/resend", None),
+        by_role(401, 202, 202, 202, 202, 202),
+    ),
+    Case(
+        ("GET", "/api/me"),
+        "my profile",
+        lambda w, r: ("/api/me", None),
+        by_role(401, 200, 200, 200, 200, 200),
+        _check_me,
+    ),
+    Case(
+        ("PATCH", "/api/me"),
+        "rename myself",
+        lambda w, r: ("/api/me", {"name": "Renamed"}),
+        by_role(401, 200, 200, 200, 200, 200),
+    ),
+    Case(
+        ("PATCH", "/api/me"),
+        "make myself an admin through my profile",
+        lambda w, r: ("/api/me", {"name": "Renamed", "role": "admin"}),
+        by_role(401, 422, 422, 422, 422, 422),
+    ),
+    Case(
+        ("POST", "/api/users/{user_id}/password-reset"),
+        "send someone a password reset",
+        lambda w, r: (f"/api/users/{w.user('other_user').id}/password-reset", None),
+        by_role(401, 403, 403, 403, 403, 202),
+    ),
     Case(("GET", "/api/auth/users"), "list users", lambda w, r: ("/api/auth/users", None), STAFF_ONLY_ADMIN),
     Case(
         ("POST", "/api/auth/update-user"),
@@ -308,6 +365,13 @@ CASES = [
         lambda w, r: ("/api/tickets?assigned=any&limit=100", None),
         by_role(401, 200, 200, 200, 200, 200),
         _check_list,
+    ),
+    Case(
+        ("GET", "/api/tickets"),
+        "search for each ticket's own words",
+        lambda w, r: (f"/api/tickets?q={'otto private' if r in ('other_user',) else 'charged'}", None),
+        by_role(401, 200, 200, 200, 200, 200),
+        lambda w, r, resp: _check_search_words(w, r, resp),
     ),
     Case(
         ("POST", "/api/tickets"),

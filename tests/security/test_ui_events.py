@@ -57,6 +57,7 @@ ACTING = {
     "AdminUsersState.change_role",
     "AdminUsersState.set_active",
     "AdminUsersState.save_skills",
+    "AdminUsersState.send_reset",
     "AdminOverviewState.load",
     "AdminOverviewState.refresh",
     "AdminOverviewState.retry",
@@ -106,6 +107,16 @@ OWN_OR_LOCAL = {
     "AuthState.logout",
     "NotificationSettingsState.load",
     "NotificationSettingsState.toggle",
+    "QueueState.apply_search",
+    "ForgotPasswordState.on_open",
+    "ForgotPasswordState.submit",
+    "ResetPasswordState.on_open",
+    "ResetPasswordState.submit",
+    "VerifyEmailState.on_open",
+    "ProfileState.load",
+    "ProfileState.save_name",
+    "ProfileState.change_password",
+    "ProfileState.resend_verification",
 }
 
 
@@ -391,6 +402,31 @@ def test_admin_user_edits_with_rows_in_state_are_refused(factory, attempt: str):
             assert state.forbidden and state.rows == [], role
 
 
+@pytest.mark.parametrize("role", ROLES)
+def test_admin_send_reset_by_role(world: World, role: str):
+    """Only an admin's click mails a reset link; a row in anyone else's state gives no power."""
+    from sqlalchemy import func
+
+    from ticketing_app.models import EmailMessage
+    from ticketing_app.services import accounts
+    from ticketing_app.states.admin import AdminUsersState, user_row
+
+    target = world.user("other_user")
+    state = make_state(AdminUsersState, world, role)
+    with session_scope() as s:
+        state.rows = [user_row(accounts.user_out(s.get(User, target.id)), 0)]
+    result = fire(state, "send_reset", target.id)
+    with session_scope() as s:
+        sent = s.scalar(
+            select(func.count()).where(EmailMessage.kind == "password_reset", EmailMessage.to_address == target.email)
+        )
+    if role == "admin":
+        assert sent == 1 and "on its way" in state.rows[0].notice
+    else:
+        assert sent == 0
+        assert _redirects_to_login(result) if role == "anonymous" else state.forbidden and state.rows == []
+
+
 @pytest.fixture()
 def dead_job(world: World) -> int:
     with session_scope() as s:
@@ -483,6 +519,10 @@ FORM_FIELDS = (
     "assignee_id",
     "user_id",
     "skill",
+    "confirm",
+    "current_password",
+    "new_password",
+    "confirm_password",
 )
 WRONG_FORMS = [
     None,

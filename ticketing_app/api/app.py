@@ -7,7 +7,17 @@ from fastapi_offline import FastAPIOffline
 
 from ticketing_app.api.errors import install_error_handlers
 from ticketing_app.api.limits import BodySizeLimit
-from ticketing_app.api.routes import attachments, auth, canned_replies, filters, notifications, satisfaction, tickets
+from ticketing_app.api.routes import (
+    attachments,
+    auth,
+    canned_replies,
+    filters,
+    me,
+    notifications,
+    satisfaction,
+    tickets,
+    users,
+)
 from ticketing_app.db import ping
 
 
@@ -33,6 +43,8 @@ def create_api() -> FastAPI:
     app.include_router(satisfaction.router, prefix="/api")
     app.include_router(filters.router, prefix="/api")
     app.include_router(attachments.router, prefix="/api")
+    app.include_router(me.router, prefix="/api")
+    app.include_router(users.router, prefix="/api")
 
     @app.get("/api/health", tags=["health"])
     def health() -> dict[str, object]:

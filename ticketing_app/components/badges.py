@@ -41,3 +41,26 @@ def sla_clock(name: str, text: rx.Var, late: rx.Var, id: rx.Var | str) -> rx.Com
             id=id,
         ),
     )
+
+
+def highlighted(pieces: rx.Var, **props) -> rx.Component:
+    """A search result's text: its pieces as text, the matching ones in <mark> (never HTML from the data)."""
+    return rx.text(
+        rx.foreach(pieces, lambda piece: rx.cond(piece.match, rx.el.mark(piece.text), rx.text.span(piece.text))),
+        as_="span",
+        **props,
+    )
+
+
+def ticket_title(row: rx.Var, link: rx.Var) -> rx.Component:
+    """A list row's title: highlighted with a snippet of where it matched in search results."""
+    return rx.cond(
+        row.searched,
+        rx.flex(
+            rx.link(highlighted(row.title_pieces), href=link, class_name="search-title"),
+            highlighted(row.snippet_pieces, size="1", color_scheme="gray", class_name="search-snippet"),
+            direction="column",
+            spacing="1",
+        ),
+        rx.link(row.title, href=link),
+    )

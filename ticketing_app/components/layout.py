@@ -43,7 +43,17 @@ def navbar() -> rx.Component:
             rx.cond(
                 AuthState.logged_in,
                 rx.flex(
-                    rx.text(AuthState.user_name, " (", AuthState.user_role, ")", size="2", color_scheme="gray"),
+                    rx.link(
+                        AuthState.user_name,
+                        " (",
+                        AuthState.user_role,
+                        ")",
+                        href="/profile",
+                        size="2",
+                        color_scheme="gray",
+                        title="Your profile",
+                        id="profile-link",
+                    ),
                     nav_link("Notifications", "/settings/notifications"),
                     rx.button("Log out", on_click=AuthState.logout, variant="soft", size="2"),
                     spacing="3",

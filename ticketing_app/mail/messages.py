@@ -30,11 +30,13 @@ __all__ = [
     "admin_digest_email",
     "assignment_email",
     "format_ticket_number",
+    "password_reset_email",
     "ticket_received_email",
     "ticket_reopened_email",
     "ticket_reply_email",
     "ticket_resolved_email",
     "ticket_status_email",
+    "verify_email_email",
     "welcome_email",
 ]
 
@@ -236,30 +238,76 @@ _WELCOME_BODY = (
 )
 
 
-def welcome_email(*, to: str, name: str, app_url: str) -> OutgoingEmail:
-    """Sent once after sign-up."""
-    url = _url(app_url)
+_VERIFY_BODY = "Please confirm that this is your e-mail address, so that we know our replies reach you."
+
+
+def welcome_email(*, to: str, name: str, app_url: str, verify_url: str | None = None) -> OutgoingEmail:
+    """Sent once after sign-up; with `verify_url`, it also asks to confirm the address (its one link)."""
+    url = _url(verify_url or app_url)
     greeting = _greeting(name)
     subject = _subject("Welcome to the helpdesk")
-    text = _text_document(
-        [
-            greeting,
-            "",
-            _WELCOME_BODY,
-            "",
-            f"Open the helpdesk: {url}",
-        ]
+    label = "Confirm your e-mail address" if verify_url else "Open the helpdesk"
+    lines = [greeting, "", _WELCOME_BODY, ""]
+    blocks = [_p(html.escape(greeting)), _p(html.escape(_WELCOME_BODY))]
+    if verify_url:
+        lines += [_VERIFY_BODY, ""]
+        blocks.append(_p(html.escape(_VERIFY_BODY)))
+    lines.append(f"{label}: {url}")
+    html_body = _html_document(heading="Welcome to the helpdesk", blocks=blocks, link_url=url, link_label=label)
+    return OutgoingEmail(
+        to=_address(to), subject=subject, text=_text_document(lines), html=html_body, kind=EmailKind.WELCOME
     )
+
+
+def _account_email(
+    *, to: str, name: str, kind: EmailKind, subject: str, paragraphs: Sequence[str], link_label: str, link_url: str
+) -> OutgoingEmail:
+    """An account mail: a greeting, fixed paragraphs (our own text, escaped anyway) and one link."""
+    url = _url(link_url)
+    greeting = _greeting(name)
+    text = _text_document([greeting, "", *(line for p in paragraphs for line in (p, "")), f"{link_label}: {url}"])
     html_body = _html_document(
-        heading="Welcome to the helpdesk",
-        blocks=[
-            _p(html.escape(greeting)),
-            _p(html.escape(_WELCOME_BODY)),
-        ],
+        heading=html.escape(subject),
+        blocks=[_p(html.escape(greeting)), *(_p(html.escape(p)) for p in paragraphs)],
         link_url=url,
-        link_label="Open the helpdesk",
+        link_label=html.escape(link_label),
     )
-    return OutgoingEmail(to=_address(to), subject=subject, text=text, html=html_body, kind=EmailKind.WELCOME)
+    return OutgoingEmail(to=_address(to), subject=_subject(subject), text=text, html=html_body, kind=kind)
+
+
+def password_reset_email(*, to: str, name: str, reset_url: str, minutes: int, by_admin: bool = False) -> OutgoingEmail:
+    """A single-use link to choose a new password."""
+    why = (
+        "An administrator of the helpdesk sent you this link to set your password."
+        if by_admin
+        else "Someone (hopefully you) asked to reset the password of your helpdesk account."
+    )
+    return _account_email(
+        to=to,
+        name=name,
+        kind=EmailKind.PASSWORD_RESET,
+        subject="Reset your helpdesk password",
+        paragraphs=[
+            why,
+            f"The link below works once, for {minutes} minutes. Setting a new password logs you out everywhere.",
+            "If you did not ask for this, ignore this mail: your password stays as it is.",
+        ],
+        link_label="Choose a new password",
+        link_url=reset_url,
+    )
+
+
+def verify_email_email(*, to: str, name: str, verify_url: str) -> OutgoingEmail:
+    """A link that confirms the account's address."""
+    return _account_email(
+        to=to,
+        name=name,
+        kind=EmailKind.VERIFY_EMAIL,
+        subject="Confirm your e-mail address",
+        paragraphs=[_VERIFY_BODY, "If you did not create a helpdesk account, ignore this mail."],
+        link_label="Confirm your e-mail address",
+        link_url=verify_url,
+    )
 
 
 def assignment_email(

@@ -28,7 +28,15 @@ def route(path: str, *, title: str, on_load: Any = None) -> Callable[[PageFn], P
 
 
 def add_pages(app: rx.App) -> None:
-    from ticketing_app.pages import admin, auth, canned, queue, settings, tickets  # noqa: F401 - importing declares the routes
+    from ticketing_app.pages import (  # noqa: F401 - importing declares the routes
+        account,
+        admin,
+        auth,
+        canned,
+        queue,
+        settings,
+        tickets,
+    )
 
     for render, kwargs in ROUTES:
         app.add_page(render, **kwargs)

@@ -30,6 +30,7 @@ def login_page() -> rx.Component:
                     _field("E-mail", "email", "email", auto_complete="username"),
                     _field("Password", "password", "password", auto_complete="current-password"),
                     rx.button("Log in", type="submit", size="3", width="100%"),
+                    rx.link("Forgot your password?", href="/forgot-password", underline="always", size="2"),
                     rx.text("No account yet? ", rx.link("Sign up", href="/signup", underline="always"), size="2"),
                     direction="column",
                     spacing="4",

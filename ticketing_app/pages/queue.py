@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from ticketing_app.components.badges import priority_badge, sla_clock, status_badge
+from ticketing_app.components.badges import priority_badge, sla_clock, status_badge, ticket_title
 from ticketing_app.components.layout import empty_state, error_callout, not_allowed, page
 from ticketing_app.components.pager import pager
 from ticketing_app.config import get_settings
@@ -29,9 +29,9 @@ def _row(row: rx.Var) -> rx.Component:
         ),
         rx.table.cell(rx.link(row.number, href=link)),
         rx.table.cell(
-            rx.link(row.title, href=link),
+            ticket_title(row, link),
             rx.cond(row.needs_review, rx.badge("Needs review", color_scheme="amber", high_contrast=True, ml="2")),
-            max_width="22em",
+            max_width="24em",
         ),
         rx.table.cell(priority_badge(row.priority, row.priority_label)),
         rx.table.cell(row.category_label),
@@ -96,6 +96,15 @@ def _filters() -> rx.Component:
             checked=QueueState.review_only,
             on_change=QueueState.set_review_only,
             id="queue-needs-review",
+        ),
+        rx.form(
+            rx.flex(
+                rx.input(name="q", placeholder="Search tickets", aria_label="Search", id="search-box"),
+                rx.button("Search", type="submit", variant="soft"),
+                spacing="2",
+            ),
+            on_submit=QueueState.apply_search,
+            reset_on_submit=False,
         ),
         spacing="3",
         align="center",

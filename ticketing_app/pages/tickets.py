@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from ticketing_app.components.badges import plain_text, priority_badge, sla_clock, status_badge
+from ticketing_app.components.badges import plain_text, priority_badge, sla_clock, status_badge, ticket_title
 from ticketing_app.components.files import file_list, file_picker
 from ticketing_app.components.layout import empty_state, error_callout, page
 from ticketing_app.components.pager import pager
@@ -23,7 +23,7 @@ from ticketing_app.states.tickets import (
 def _ticket_row(row: rx.Var) -> rx.Component:
     return rx.table.row(
         rx.table.cell(rx.link(row.number, href="/tickets/" + row.id.to_string())),
-        rx.table.cell(rx.link(row.title, href="/tickets/" + row.id.to_string())),
+        rx.table.cell(ticket_title(row, "/tickets/" + row.id.to_string()), max_width="28em"),
         rx.table.cell(status_badge(row.status, row.status_label)),
         rx.table.cell(priority_badge(row.priority, row.priority_label)),
         rx.table.cell(row.category_label),
@@ -44,7 +44,12 @@ def my_tickets_page() -> rx.Component:
             ),
             rx.form(
                 rx.flex(
-                    rx.input(name="q", placeholder="Search title, text or TCK-number", aria_label="Search"),
+                    rx.input(
+                        name="q",
+                        placeholder="Search title, text, replies or TCK-number",
+                        aria_label="Search",
+                        id="search-box",
+                    ),
                     rx.button("Search", type="submit", variant="soft"),
                     spacing="2",
                 ),

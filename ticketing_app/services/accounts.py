@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from ticketing_app.config import get_settings
-from ticketing_app.domain import STAFF_ROLES, Role, ThrottleBucket
+from ticketing_app.domain import STAFF_ROLES, AccountTokenPurpose, Role, ThrottleBucket
 from ticketing_app.errors import (
     Conflict,
     InvalidInput,
@@ -30,7 +30,7 @@ from ticketing_app.security import (
     hash_password,
     verify_password,
 )
-from ticketing_app.services import notifications, routing, throttle
+from ticketing_app.services import account_links, notifications, routing, throttle
 from ticketing_app.services.routing import open_load
 from ticketing_app.skills import SkillError, canonical_skill, normalize_skills
 
@@ -52,8 +52,9 @@ def find_user_by_email(session: Session, email: str) -> User | None:
     return session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
 
 
-def signup(session: Session, data: SignupIn, *, address: str | None = None) -> tuple[User, str]:
-    """Create a `user` account and queue its welcome e-mail; returns the user and an access token.
+def signup(session: Session, data: SignupIn, *, address: str | None = None, verified: bool = False) -> tuple[User, str]:
+    """Create a `user` account and queue its welcome e-mail, which carries the link that verifies the address
+    (`verified`: already vouched for, e.g. the demo data: no link); returns the user and an access token.
 
     At most SIGNUP_MAX_PER_ADDRESS per RATE_WINDOW_SECONDS from one client address (counted before the
     password is hashed, and kept even when the sign-up then fails: a taken e-mail costs a hash too).
@@ -75,9 +76,11 @@ def signup(session: Session, data: SignupIn, *, address: str | None = None) -> t
     if find_user_by_email(session, data.email) is not None:
         raise Conflict("An account with this e-mail already exists. Log in instead.")
     user = User(name=data.name, email=data.email, password_hash=password_hash, role=Role.USER, skills=[])
+    user.email_verified_at = datetime.now(UTC) if verified else None
     session.add(user)
     session.flush()
-    notifications.welcome(session, user)
+    verify_url = None if verified else account_links.issue(session, user, AccountTokenPurpose.VERIFY_EMAIL)
+    notifications.welcome(session, user, verify_url=verify_url)
     return user, issue_token(user)
 
 
@@ -323,6 +326,7 @@ def ensure_admin(session: Session, email: str, password: str, name: str = "Admin
         return existing, False
     check_password_policy(password, email)
     user = User(name=name, email=email.strip().lower(), password_hash=hash_password(password), role=Role.ADMIN)
+    user.email_verified_at = datetime.now(UTC)  # set up by whoever runs the app: nobody to send a link to
     session.add(user)
     session.flush()
     return user, True

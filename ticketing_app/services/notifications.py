@@ -166,8 +166,26 @@ def queue_email(session: Session, draft: Draft) -> EmailMessage | None:
     return rows[0] if rows else None
 
 
-def welcome(session: Session, user: User) -> EmailMessage | None:
-    email = messages.welcome_email(to=user.email, name=user.name, app_url=get_settings().app_base_url)
+def welcome(session: Session, user: User, *, verify_url: str | None = None) -> EmailMessage | None:
+    email = messages.welcome_email(
+        to=user.email, name=user.name, app_url=get_settings().app_base_url, verify_url=verify_url
+    )
+    return queue_email(session, Draft(email, user_id=user.id))
+
+
+def password_reset(session: Session, user: User, reset_url: str, *, by_admin: bool = False) -> EmailMessage | None:
+    email = messages.password_reset_email(
+        to=user.email,
+        name=user.name,
+        reset_url=reset_url,
+        minutes=get_settings().password_reset_minutes,
+        by_admin=by_admin,
+    )
+    return queue_email(session, Draft(email, user_id=user.id))
+
+
+def verification(session: Session, user: User, verify_url: str) -> EmailMessage | None:
+    email = messages.verify_email_email(to=user.email, name=user.name, verify_url=verify_url)
     return queue_email(session, Draft(email, user_id=user.id))
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, text
+from sqlalchemy import ColumnElement, Connection, and_, func, select, text
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.orm import Session, selectinload
 
@@ -23,7 +23,6 @@ from ticketing_app.domain import (
     ThrottleBucket,
     TicketStatus,
     TriageStatus,
-    parse_ticket_reference,
     ticket_reference,
 )
 from ticketing_app.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, PermissionDenied
@@ -44,8 +43,8 @@ from ticketing_app.schemas import (
     UserOut,
 )
 from ticketing_app.security import AccessClaims
-from ticketing_app.services import attachments, corrections, events, notifications, sla, throttle
-from ticketing_app.services.accounts import SESSION_INVALID, assignable_staff, escape_like
+from ticketing_app.services import attachments, corrections, events, notifications, search, sla, throttle
+from ticketing_app.services.accounts import SESSION_INVALID, assignable_staff
 from ticketing_app.services.visibility import (
     can_manage,
     can_see,
@@ -316,37 +315,26 @@ def _in_scope(actor: User, assigned: str) -> ColumnElement[bool]:
 
 
 def list_tickets(session: Session, actor: User, filters: TicketFilters, *, order: str = "newest") -> Page[TicketOut]:
-    """Tickets visible to `actor`, filtered; newest first, or queue order (priority, then due time)."""
-    # People are loaded for the page's rows only (selectin): joined to every matching ticket before the sort
-    # and limit, they made a large queue sort every matching row at full width.
-    query = (
-        select(Ticket)
-        .where(_in_scope(actor, filters.assigned))
-        .options(selectinload(Ticket.assigned_to), selectinload(Ticket.created_by))
-    )
+    """Tickets visible to `actor`, filtered; newest first, or queue order (priority, then due time). With `q`,
+    the tickets that match it, best first, each with its highlighted title and snippet (services/search.py)."""
+    conditions = [_in_scope(actor, filters.assigned)]
     if filters.status:
-        query = query.where(Ticket.status == filters.status)
+        conditions.append(Ticket.status == filters.status)
     if filters.active:
-        query = query.where(TICKET_IS_ACTIVE)
+        conditions.append(TICKET_IS_ACTIVE)
     if filters.priority:
-        query = query.where(Ticket.priority == filters.priority)
+        conditions.append(Ticket.priority == filters.priority)
     if filters.category:
-        query = query.where(Ticket.category == filters.category)
+        conditions.append(Ticket.category == filters.category)
     if filters.needs_review:
         if actor.role not in STAFF_ROLES:  # an internal flag: a requester must not learn it by filtering
             raise PermissionDenied("Only staff can list the tickets that need review.")
-        query = query.where(Ticket.needs_review)
+        conditions.append(Ticket.needs_review.is_(True))
     if filters.q and filters.q.strip():
-        text = filters.q.strip()
-        pattern = f"%{escape_like(text)}%"
-        conditions: list[ColumnElement[bool]] = [
-            Ticket.title.ilike(pattern, escape="\\"),
-            Ticket.description.ilike(pattern, escape="\\"),
-        ]
-        number = parse_ticket_reference(text)
-        if number is not None:
-            conditions.append(Ticket.number == number)
-        query = query.where(or_(*conditions))
+        return _search(session, actor, conditions, filters)
+    # People are loaded for the page's rows only (selectin): joined to every matching ticket before the sort
+    # and limit, they made a large queue sort every matching row at full width.
+    query = select(Ticket).where(*conditions).options(selectinload(Ticket.assigned_to), selectinload(Ticket.created_by))
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     if order == "queue":
         # Served by the queue indexes (migration 0004) when the active filter is on: no sort of every match.
@@ -357,6 +345,22 @@ def list_tickets(session: Session, actor: User, filters: TicketFilters, *, order
     files, _ = attachments.visible_attachments(session, [t.id for t in tickets])  # one query for the page
     items = [ticket_out(t, actor).model_copy(update={"attachments": files.get(t.id, [])}) for t in tickets]
     return Page[TicketOut](items=items, total=total)
+
+
+def _search(
+    session: Session, actor: User, conditions: list[ColumnElement[bool]], filters: TicketFilters
+) -> Page[TicketOut]:
+    query = search.parse_query(filters.q or "")
+    if query.empty:  # only punctuation: no word to look for
+        return Page[TicketOut](items=[], total=0)
+    found = search.find(session, actor, conditions, query, limit=filters.limit, offset=filters.offset)
+    hits = search.hits(session, actor, found.tickets, query)
+    files, _ = attachments.visible_attachments(session, [t.id for t, _ in found.tickets])
+    items = [
+        ticket_out(t, actor).model_copy(update={"search": hits[t.id], "attachments": files.get(t.id, [])})
+        for t, _ in found.tickets
+    ]
+    return Page[TicketOut](items=items, total=found.total)
 
 
 def list_queue(session: Session, actor: User, filters: TicketFilters) -> Page[TicketOut]:

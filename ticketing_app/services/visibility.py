@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, or_, true
+from sqlalchemy import ColumnElement, and_, false, or_, true
 
 from ticketing_app.domain import STAFF_ROLES, Role
 from ticketing_app.models import Ticket, User
@@ -49,3 +49,12 @@ def sees_staff_view(actor: User, ticket: Ticket) -> bool:
     if actor.role == Role.ADMIN:
         return True
     return can_manage(actor, ticket) and ticket.created_by_id != actor.id
+
+
+def staff_view_tickets(actor: User) -> ColumnElement[bool]:
+    """SQL condition for `sees_staff_view`: the tickets whose internal notes `actor` may read."""
+    if actor.role == Role.ADMIN:
+        return true()
+    if actor.role == Role.MODERATOR:
+        return and_(Ticket.assigned_to_id == actor.id, Ticket.created_by_id != actor.id)
+    return false()

@@ -26,7 +26,7 @@ from ticketing_app.domain import (
 from ticketing_app.errors import DomainError, PermissionDenied
 from ticketing_app.models import User
 from ticketing_app.schemas import UserFilters, UserOut, UserUpdate
-from ticketing_app.services import accounts, reports
+from ticketing_app.services import accounts, reports, self_service
 from ticketing_app.skills import canonical_skill, normalize_skill
 from ticketing_app.states.base import (
     AuthState,
@@ -79,6 +79,7 @@ def user_row(u: UserOut, actor_id: int) -> UserRow:
         dirty=False,
         load=str(u.open_tickets or 0) if Role(u.role).is_staff else "—",
         is_self=u.id == actor_id,
+        verified=u.email_verified,
     )
 
 
@@ -239,6 +240,20 @@ class AdminUsersState(PagedMixin, AuthState):
             return
         draft = [s for s in row.draft if s != skill]
         self._patch(user_id, draft=draft, dirty=draft != row.skills, error="", notice="")
+
+    @rx.event
+    @presents_errors
+    async def send_reset(self, user_id: int) -> Any:
+        """Mail this person a password-reset link (an account made for them, or a forgotten password)."""
+        row = self._find(an_id(user_id))
+        return None if row is None else await self._send_reset(row.id)
+
+    @presents_errors(refused=_row_refused)
+    async def _send_reset(self, user_id: int) -> Any:
+        self._patch(user_id, error="", notice="")
+        notice = await self._actor_call(lambda s, u: self_service.send_password_reset(s, u, user_id))
+        self._patch(user_id, notice=notice)
+        return rx.toast.success(notice, duration=3000)
 
     @rx.event
     @presents_errors

@@ -23,6 +23,14 @@ def when(value: datetime | None) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
+class Piece:
+    """A piece of a search result's text; `match`: it matched (shown marked, as text)."""
+
+    text: str
+    match: bool
+
+
+@dataclasses.dataclass(frozen=True)
 class TicketRow:
     """One ticket as the lists and the ticket page show it; the blank row (id 0) stands for "no ticket"."""
 
@@ -59,6 +67,10 @@ class TicketRow:
     first_response_late: bool = False
     resolution_left: str = ""
     resolution_late: bool = False
+    # In search results: the title and a snippet, cut into pieces with the matches marked.
+    searched: bool = False
+    title_pieces: list[Piece] = dataclasses.field(default_factory=list)
+    snippet_pieces: list[Piece] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,6 +204,9 @@ def ticket_row(t: TicketOut) -> TicketRow:
             now=now,
         ),
         resolution_late=resolution_late,
+        searched=t.search is not None,
+        title_pieces=[Piece(p.text, p.match) for p in t.search.title] if t.search else [],
+        snippet_pieces=[Piece(p.text, p.match) for p in t.search.snippet] if t.search else [],
     )
 
 
@@ -289,6 +304,7 @@ class UserRow:
     dirty: bool
     load: str  # open tickets, for staff
     is_self: bool
+    verified: bool = True
     error: str = ""
     notice: str = ""
 

@@ -34,6 +34,7 @@ class QueueState(LiveMixin, PagedMixin, AuthState):
     priority_filter: str = ANY
     category_filter: str = ANY
     review_only: bool = False  # only tickets whose triage needs review
+    search: str = ""
     allowed: bool = True
     loading: bool = True
     error: str = ""
@@ -50,6 +51,7 @@ class QueueState(LiveMixin, PagedMixin, AuthState):
             status=None if self.status_filter in (ACTIVE, ANY) else self.status_filter,
             priority=None if self.priority_filter == ANY else self.priority_filter,
             category=None if self.category_filter == ANY else self.category_filter,
+            q=self.search or None,
             assigned=self.scope,
             needs_review=self.review_only,
             limit=PAGE_SIZE,
@@ -195,6 +197,12 @@ class QueueState(LiveMixin, PagedMixin, AuthState):
     @presents_errors
     async def set_review_only(self, value: bool) -> Any:
         self.review_only, self.page_index = a_flag(value), 0
+        return await self._refresh()
+
+    @rx.event
+    @presents_errors
+    async def apply_search(self, form: dict[str, Any]) -> Any:
+        self.search, self.page_index = form_text(a_form(form), "q").strip()[:200], 0
         return await self._refresh()
 
     @rx.event

@@ -10,8 +10,21 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from ticketing_app.api.deps import Token, acting, request_address
 from ticketing_app.api.responses import model_response
 from ticketing_app.db import session_scope
-from ticketing_app.schemas import AuthOut, LoginIn, Page, PasswordChange, SignupIn, UserFilters, UserOut, UserUpdate
-from ticketing_app.services import accounts
+from ticketing_app.schemas import (
+    AuthOut,
+    LoginIn,
+    MessageOut,
+    Page,
+    PasswordChange,
+    PasswordResetConfirm,
+    PasswordResetRequest,
+    SignupIn,
+    UserFilters,
+    UserOut,
+    UserUpdate,
+    VerifyEmailIn,
+)
+from ticketing_app.services import accounts, self_service
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -44,6 +57,39 @@ def change_password(data: PasswordChange, token: Token) -> Response:
     with acting(token) as (session, user):
         new_token = accounts.change_password(session, user, data)
         return model_response(AuthOut(user=accounts.user_out(user), access_token=new_token))
+
+
+@router.post("/password-reset", status_code=status.HTTP_202_ACCEPTED, response_model=MessageOut)
+def request_password_reset(data: PasswordResetRequest, request: Request) -> Response:
+    """Mail a single-use link to choose a new password; the same answer whether or not the address has an
+    account."""
+    with session_scope() as session:
+        answer = self_service.request_password_reset(session, data.email, address=request_address(request))
+        return model_response(MessageOut(detail=answer), status.HTTP_202_ACCEPTED)
+
+
+@router.post("/password-reset/confirm", response_model=MessageOut)
+def confirm_password_reset(data: PasswordResetConfirm) -> Response:
+    """Set the password through a reset link; every earlier session of the account ends."""
+    with session_scope() as session:
+        self_service.confirm_password_reset(session, data)
+        return model_response(MessageOut(detail="Your password is changed. Log in with the new one."))
+
+
+@router.post("/verify-email", response_model=MessageOut)
+def verify_email(data: VerifyEmailIn) -> Response:
+    """Confirm the account's address through the link mailed to it."""
+    with session_scope() as session:
+        user = self_service.verify_email(session, data.token)
+        return model_response(MessageOut(detail=f"Thank you: {user.email} is verified."))
+
+
+@router.post("/verify-email/resend", status_code=status.HTTP_202_ACCEPTED, response_model=MessageOut)
+def resend_verification(token: Token) -> Response:
+    """Mail yourself a new verify link."""
+    with acting(token) as (session, user):
+        answer = self_service.resend_verification(session, user)
+        return model_response(MessageOut(detail=answer), status.HTTP_202_ACCEPTED)
 
 
 @router.get("/me", response_model=UserOut)
