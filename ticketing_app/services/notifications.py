@@ -227,8 +227,9 @@ def received_draft(ticket: Ticket, requester: User, assignee: User | None) -> Dr
     return Draft(email, ticket_id=ticket.id, user_id=requester.id, due_since=ticket.created_at)
 
 
-def resolved(session: Session, ticket: Ticket, requester: User) -> EmailMessage | None:
-    email = messages.ticket_resolved_email(
+def _resolved_email(ticket: Ticket, requester: User) -> messages.OutgoingEmail:
+    """The "resolved" mail, asking for a rating."""
+    return messages.ticket_resolved_email(
         to=requester.email,
         requester_name=requester.name,
         number=ticket.reference,
@@ -237,7 +238,10 @@ def resolved(session: Session, ticket: Ticket, requester: User) -> EmailMessage 
         unsubscribe_url=unsubscribe_url(requester.id, EmailKind.TICKET_RESOLVED),
         rating_urls=rating_urls(ticket.id, requester.id),
     )
-    return queue_email(session, Draft(email, ticket_id=ticket.id, user_id=requester.id))
+
+
+def resolved(session: Session, ticket: Ticket, requester: User) -> EmailMessage | None:
+    return queue_email(session, Draft(_resolved_email(ticket, requester), ticket_id=ticket.id, user_id=requester.id))
 
 
 # ----- the conversation: replies and status changes -----
@@ -293,15 +297,7 @@ def status_changed(session: Session, actor: User, ticket: Ticket, old: str, new:
     url = ticket_url(ticket)
     if requester.id != actor.id and (new in _REQUESTER_TOLD or reopened):
         if new == TicketStatus.RESOLVED:
-            email = messages.ticket_resolved_email(
-                to=requester.email,
-                requester_name=requester.name,
-                number=ticket.reference,
-                title=ticket.title,
-                ticket_url=url,
-                unsubscribe_url=unsubscribe_url(requester.id, EmailKind.TICKET_RESOLVED),
-                rating_urls=rating_urls(ticket.id, requester.id),
-            )
+            email = _resolved_email(ticket, requester)
         else:
             email = messages.ticket_status_email(
                 to=requester.email,
