@@ -74,7 +74,9 @@ def _identity(row: rx.Var) -> rx.Component:
         rx.flex(
             rx.text(row.name, weight="medium", color=rx.cond(row.active, "var(--gray-12)", "var(--gray-11)")),
             rx.cond(row.is_self, rx.badge("You", variant="outline", size="1")),
-            rx.cond(~row.verified, rx.badge("E-mail not verified", color_scheme="orange", size="1")),
+            rx.cond(
+                ~row.verified, rx.badge("E-mail not verified", color_scheme="orange", size="1", high_contrast=True)
+            ),
             spacing="2",
             align="center",
             wrap="wrap",
@@ -217,7 +219,7 @@ def _active_cell(row: rx.Var) -> rx.Component:
             size="1",
             variant="soft",
             high_contrast=True,
-            aria_label="Send a password-reset link to " + email,
+            aria_label="Send reset link to " + email,
             on_click=AdminUsersState.send_reset(row.id),
             disabled=~active,
         ),
