@@ -372,14 +372,12 @@ def settle(timeout: float = 30.0) -> None:
     from sqlalchemy import func, select
 
     from ticketing_app.db import session_scope
-    from ticketing_app.models import Job, Ticket
+    from ticketing_app.models import Job
 
     deadline = time.monotonic() + timeout
     while True:
         with session_scope() as s:
             busy = s.scalar(select(func.count()).select_from(Job).where(Job.status.in_(("queued", "running"))))
-            # A ticket still waiting for triage has a job coming even if none is visible at this instant.
-            busy += s.scalar(select(func.count()).select_from(Ticket).where(Ticket.triage_status == "pending")) or 0
         if not busy:
             return
         assert time.monotonic() < deadline, f"{busy} job(s) still queued or running after {timeout} s"
