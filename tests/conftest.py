@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,19 +84,32 @@ def database() -> Iterator[str]:
 def empty_tables() -> None:
     """Every table of the test database emptied, ids and ticket numbers restarted."""
     from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
 
     from ticketing_app.db import get_engine
 
-    with get_engine().begin() as conn:
-        tables = (
-            conn.execute(
-                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")
-            )
-            .scalars()
-            .all()
-        )
-        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        conn.execute(text("ALTER SEQUENCE ticket_number_seq RESTART WITH 1001"))
+    # A running app (browser tests) may hold a row lock on one table while waiting for another that TRUNCATE
+    # already locked; PostgreSQL then aborts one side as a deadlock. The app retries its jobs; so do we.
+    for attempt in range(5):
+        try:
+            with get_engine().begin() as conn:
+                tables = (
+                    conn.execute(
+                        text(
+                            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                            "AND tablename <> 'alembic_version'"
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+                conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+                conn.execute(text("ALTER SEQUENCE ticket_number_seq RESTART WITH 1001"))
+            return
+        except OperationalError as exc:
+            if attempt == 4 or "deadlock" not in str(exc.orig).lower():
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 @pytest.fixture()
