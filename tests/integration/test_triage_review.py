@@ -47,7 +47,7 @@ def test_an_unsure_triage_is_marked_routed_with_a_reason_and_filtered(factory: F
     factory.user("moderator", skills=["billing", "payments", "refunds"], name="Maya Billing")
     requester = factory.user(name="Rita Requester")
     clear = factory.ticket(requester, "Charged twice for March", "My card was charged twice for the March invoice.")
-    vague = factory.ticket(requester, "Problem", "It does not work since yesterday, please help.")
+    vague = factory.ticket(requester, "Issue", "Since the update the thing with the report and the login is weird.")
     run_pipeline()
 
     with session_scope() as s:

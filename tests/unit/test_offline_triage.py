@@ -24,7 +24,7 @@ from ticketing_app.skills import canonical_skill
 
 DEVSET = Path(__file__).resolve().parents[1] / "data" / "triage_devset.jsonl"
 # Floors a little below what the rules reach today, so a regression fails but noise does not.
-FLOORS = {"dev": (0.92, 0.95), "holdout": (0.88, 0.88)}  # (category, priority)
+FLOORS = {"dev": (0.92, 0.90), "holdout": (0.88, 0.88)}  # (category, priority)
 HTML_TAG = re.compile(r"<\s*/?\s*[A-Za-z!]")
 
 

@@ -24,32 +24,38 @@ def examples() -> list[training.Example]:
 
 
 @pytest.fixture(scope="module")
+def holdout() -> list[training.Example]:
+    return training.load_holdout()
+
+
+@pytest.fixture(scope="module")
 def provider() -> OfflineTriageProvider:
     return OfflineTriageProvider()
 
 
 @pytest.fixture(scope="module")
-def held_out(provider: OfflineTriageProvider, examples: list[training.Example]) -> list[evaluation.Scored]:
-    return evaluation.score(provider, [e for e in examples if e.split == "test"])
+def held_out(provider: OfflineTriageProvider, holdout: list[training.Example]) -> list[evaluation.Scored]:
+    return evaluation.score(provider, holdout)
 
 
 # ---------------------------------------------------------------- the dataset
 
 
-def test_dataset_shape(examples: list[training.Example]) -> None:
+def test_dataset_shape(examples: list[training.Example], holdout: list[training.Example]) -> None:
     assert len(examples) >= 400
-    assert len({e.id for e in examples}) == len(examples)
-    languages = Counter(e.lang for e in examples if e.lang != "en")
-    assert sum(languages.values()) >= 0.25 * len(examples)
-    assert len([lang for lang, n in languages.items() if n >= 15]) >= 6
-    for split in ("train", "test"):
-        rows = [e for e in examples if e.split == split]
-        assert {e.category for e in rows} == set(DEFAULT_CATEGORIES), split
-        assert {e.priority for e in rows} == {"low", "medium", "high"}, split
-    assert {e.split for e in examples} == {"train", "test"}
-    assert all(set(e.skills) <= set(DEMO_VOCABULARY) for e in examples)
-    texts = Counter((e.title, e.description) for e in examples)
-    assert max(texts.values()) == 1  # no ticket in both splits
+    assert {e.split for e in examples} == {"train"}  # the held-out tickets live in their own file
+    assert {e.split for e in holdout} == {"holdout"}
+    for rows in (examples, holdout):
+        assert len({e.id for e in rows}) == len(rows)
+        languages = Counter(e.lang for e in rows if e.lang != "en")
+        assert sum(languages.values()) >= 0.25 * len(rows)
+        assert len([lang for lang, n in languages.items() if n >= 15]) >= 6
+        assert {e.category for e in rows} == set(DEFAULT_CATEGORIES)
+        assert {e.priority for e in rows} == {"low", "medium", "high"}
+        assert all(set(e.skills) <= set(DEMO_VOCABULARY) for e in rows)
+    assert len({e.id for e in examples} | {e.id for e in holdout}) == len(examples) + len(holdout)
+    texts = Counter((e.title, e.description) for e in examples + holdout)
+    assert max(texts.values()) == 1  # no ticket both trained on and held out
 
 
 def test_the_committed_model_was_trained_on_this_dataset() -> None:
@@ -67,19 +73,18 @@ def test_the_committed_model_was_trained_on_this_dataset() -> None:
 def test_held_out_targets(held_out: list[evaluation.Scored]) -> None:
     summary = evaluation.summarise(held_out)["all"]
     print(json.dumps(summary, indent=1))
-    # Floors a little below what the committed model reaches (0.92 / 0.85 / 0.92 / 0.94), so noise does not fail.
-    assert summary["category"] >= 0.88
-    assert summary["priority"] >= 0.82
-    assert summary["high_recall"] >= 0.85
-    assert summary["routing"] >= 0.90
+    # Floors a little below what the committed model reaches on the held-out tickets (see README "Offline AI"),
+    # so a regression fails but noise does not; the targets are printed by eval-triage, not assumed.
+    assert summary["category"] >= 0.84
+    assert summary["priority"] >= 0.76
+    assert summary["high_recall"] >= 0.88
+    assert summary["routing"] >= 0.85
 
 
 def test_the_model_beats_the_keyword_rules_most_on_other_languages(
-    held_out: list[evaluation.Scored], examples: list[training.Example]
+    held_out: list[evaluation.Scored], holdout: list[training.Example]
 ) -> None:
-    rules = evaluation.summarise(
-        evaluation.score(OfflineTriageProvider(use_model=False), [e for e in examples if e.split == "test"])
-    )
+    rules = evaluation.summarise(evaluation.score(OfflineTriageProvider(use_model=False), holdout))
     model = evaluation.summarise(held_out)
     assert model["non_en"]["average"] >= rules["non_en"]["average"] + 0.25
     assert model["en"]["average"] >= rules["en"]["average"]

@@ -1,4 +1,4 @@
-"""Measure the offline triage on the dataset's held-out split (`python -m ticketing_app.cli eval-triage`).
+"""Measure the offline triage on the held-out tickets (`python -m ticketing_app.cli eval-triage`).
 
 Targets (issue 16): category accuracy >= 0.90; priority accuracy >= 0.85 with recall of "high" >= 0.90;
 routing to a moderator holding a needed skill >= 0.90 (with the demo moderators' skills); every language's
@@ -199,7 +199,10 @@ def format_report(report: dict[str, Any]) -> str:
         return "ok " if ok else "MISS"
 
     t = report["timing"]
-    lines.append(f"Offline triage on the held-out split: {a['n']} tickets ({s['non_en']['n']} not in English)")
+    lines.append(
+        f"Offline triage on the held-out tickets (triage_holdout.jsonl): {a['n']} tickets "
+        f"({s['non_en']['n']} not in English)"
+    )
     lines.append(
         f"  {check(a['category'] >= TARGETS['category'])} category accuracy      {_pct(a['category'])}"
         f"  (target >= {TARGETS['category']})"
@@ -263,8 +266,8 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 def evaluate(examples: list[Example], review_threshold: float, *, with_rules: bool = True) -> dict[str, Any]:
-    """Everything `format_report` prints, measured on the examples' "test" split."""
-    test = [e for e in examples if e.split == "test"]
+    """Everything `format_report` prints, measured on `examples` (the held-out tickets)."""
+    test = list(examples)
     before = rss_mb()
     start = time.perf_counter()
     provider = OfflineTriageProvider()

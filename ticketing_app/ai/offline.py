@@ -543,9 +543,9 @@ class OfflineTriageProvider:
         reasons = [f"model ({priority} {p.priorities[priority]:.2f})"]
         if a.evidence.signals:
             reasons.append("evidence: " + ", ".join(s.replace("_", " ") for s in a.evidence.signals))
-        if priority == Priority.HIGH and not a.evidence.supports_high() and a.rule_priority != Priority.HIGH:
-            priority = Priority.MEDIUM  # "high" needs impact the text shows, not a model's hunch about tone
-            reasons.append("high not supported by evidence of impact")
+        if priority == Priority.HIGH and not p.shows_impact:
+            # Cleared the stricter bar the training set for text without a recognised sign of impact.
+            reasons.append(f"high without a recognised sign of impact (P {p.priorities[priority]:.2f})")
         staff_priority = learned.get(CorrectionField.PRIORITY)
         if staff_priority is not None and staff_priority.value in set(Priority):
             priority = Priority(staff_priority.value)

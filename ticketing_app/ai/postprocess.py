@@ -6,7 +6,8 @@
   similarity floor; the rest is dropped, since no moderator could be routed on it.
 - "high" needs evidence of impact in the text (many affected, an outage, blocked work, data loss, a
   security incident, money lost): without it the priority becomes the offline model's reading of the
-  text with instructions and alarm words removed (at most medium).
+  text with instructions and alarm words removed, which calls such a text "high" only above a stricter bar
+  (`plain_high_threshold`, chosen by cross-validation in training).
 - A ticket that tries to instruct the triage gets the offline model's category and priority when a
   provider that read the raw text (Gemini) disagrees with them: the instructions are allowed to change
   nothing the content does not support.
@@ -146,6 +147,7 @@ def finish(
     own = result.provider.startswith("offline")  # the offline model already read the cleaned text
     unsupported_high = (
         priority == Priority.HIGH
+        and not own  # the offline model already held "high" without evidence to its stricter bar
         and not staff_priority
         and not a.evidence.supports_high()
         and a.rule_priority != Priority.HIGH
@@ -167,8 +169,9 @@ def finish(
             priority = offline_priority
             notes = _note(notes, f"Priority set to {priority}: the ticket's instructions to the triage were ignored.")
     if priority == Priority.HIGH and unsupported_high:  # (still high: instructions did not lower it)
-        lowered = Priority(opinion.priority) if opinion is not None else Priority.MEDIUM
-        priority = lowered if lowered != Priority.HIGH else Priority.MEDIUM
+        # The offline model's reading of the cleaned text, which holds "high" without evidence to a higher bar.
+        priority = Priority(opinion.priority) if opinion is not None else Priority.MEDIUM
+    if priority != Priority.HIGH and unsupported_high and result.priority == Priority.HIGH and not a.injection:
         notes = _note(
             notes,
             f"Priority lowered to {priority}: the text shows no impact that makes it high (many affected, an "

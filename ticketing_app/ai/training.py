@@ -2,7 +2,8 @@
 
 Only the dataset's "train" split is read; every choice (feature weights, regularisation, calibration
 temperature, the threshold for "high") is made by 5-fold cross-validation on it, with fixed seeds, so the
-same data gives the same artefact. The "test" split is left for `eval-triage`. Needs scikit-learn
+same data gives the same artefact. The held-out tickets live in another file (`triage_holdout.jsonl`) that
+only `eval-triage` reads. Needs scikit-learn
 (requirements-test.txt); the app itself only reads the artefact with numpy.
 """
 
@@ -21,6 +22,7 @@ from ticketing_app.ai.offline import analyse, model_inputs
 from ticketing_app.ai.triage_model import (
     ARTEFACT,
     DATASET,
+    HOLDOUT,
     PRIORITY_ORDER,
     Inputs,
     Matrix,
@@ -64,6 +66,11 @@ def load_dataset(path: Path = DATASET) -> list[Example]:
                 row["skills"] = tuple(row.get("skills", ()))
                 examples.append(Example(**row))
     return examples
+
+
+def load_holdout() -> list[Example]:
+    """The held-out tickets (`triage_holdout.jsonl`): evaluation only, never read by `train`."""
+    return load_dataset(HOLDOUT)
 
 
 def featurise(examples: list[Example]) -> list[Inputs]:
@@ -123,19 +130,29 @@ def _search(build: Any, grid: list[dict[str, float]], y: np.ndarray) -> Choice:
     return Choice(params, accuracy, fit_temperature(logits, y, classes), scored)
 
 
-def choose_high_threshold(probs: Matrix, y: np.ndarray, classes: list[str]) -> tuple[float, float, float]:
-    """(threshold on P(high), accuracy, recall of high) on cross-validated predictions: the most accurate
-    threshold whose recall of "high" reaches the target, else the one with the best recall."""
+def choose_high_threshold(
+    probs: Matrix, y: np.ndarray, classes: list[str], impact: np.ndarray | None = None
+) -> tuple[float, float, float, float]:
+    """(threshold on P(high) when the text shows evidence of impact, threshold when it does not, accuracy, recall
+    of high) on cross-validated predictions: the most accurate pair whose recall of "high" reaches the target
+    (ties: the stricter bar without evidence), else the pair with the best recall.
+
+    Without evidence "high" needs a bar at least as high as with it: alarm words are stripped before the model
+    reads the text, but a model could still learn tone; the data decides how much higher."""
     hi = classes.index("high")
     rest = [i for i in range(len(classes)) if i != hi]
+    impact = np.ones(len(y), dtype=bool) if impact is None else impact
+    otherwise = np.array(classes)[np.array(rest)[probs[:, rest].argmax(axis=1)]]
     options = []
     for t in np.round(np.arange(0.15, 0.61, 0.05), 2):
-        pred = np.where(probs[:, hi] >= t, "high", np.array(classes)[np.array(rest)[probs[:, rest].argmax(axis=1)]])
-        accuracy = float(np.mean(pred == y))
-        recall = float(np.mean(pred[y == "high"] == "high")) if np.any(y == "high") else 1.0
-        options.append((float(t), accuracy, recall))
-    good = [o for o in options if o[2] >= HIGH_RECALL_TARGET]
-    return max(good, key=lambda o: (o[1], o[0])) if good else max(options, key=lambda o: (o[2], o[1]))
+        for plain in (*np.round(np.arange(max(t, 0.3), 0.96, 0.05), 2), 1.01):
+            bar = np.where(impact, t, plain)
+            pred = np.where(probs[:, hi] >= bar, "high", otherwise)
+            accuracy = float(np.mean(pred == y))
+            recall = float(np.mean(pred[y == "high"] == "high")) if np.any(y == "high") else 1.0
+            options.append((float(t), float(plain), accuracy, recall))
+    good = [o for o in options if o[3] >= HIGH_RECALL_TARGET]
+    return max(good, key=lambda o: (o[2], o[1], o[0])) if good else max(options, key=lambda o: (o[3], o[2], o[1]))
 
 
 def train(examples: list[Example], inputs: list[Inputs] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -156,7 +173,10 @@ def train(examples: list[Example], inputs: list[Inputs] | None = None) -> tuple[
     pri = _search(lambda p: priority_features(inputs, p["evidence"], p["rules"]), pri_grid, y_pri)
     x_pri = priority_features(inputs, pri.params["evidence"], pri.params["rules"])
     pri_logits, pri_classes = _oof_logits(x_pri, y_pri, pri.params["C"])
-    threshold, pri_cv_acc, high_recall = choose_high_threshold(softmax(pri_logits, pri.temperature), y_pri, pri_classes)
+    impact = np.array([i.shows_impact for i in inputs])
+    threshold, plain_threshold, pri_cv_acc, high_recall = choose_high_threshold(
+        softmax(pri_logits, pri.temperature), y_pri, pri_classes, impact
+    )
     pri_model = _lr(pri.params["C"]).fit(x_pri, y_pri)
 
     emb = np.vstack([i.embedding for i in inputs]).astype(np.float64)
@@ -189,6 +209,7 @@ def train(examples: list[Example], inputs: list[Inputs] | None = None) -> tuple[
         "pri_rules_weight": pri.params["rules"],
         "pri_temperature": pri.temperature,
         "high_threshold": threshold,
+        "plain_high_threshold": plain_threshold,
     }
     arrays = {
         "meta": np.array(json.dumps(meta, sort_keys=True)),
@@ -207,6 +228,7 @@ def train(examples: list[Example], inputs: list[Inputs] | None = None) -> tuple[
             "cv_accuracy_argmax": pri.cv_accuracy,
             "temperature": pri.temperature,
             "high_threshold": threshold,
+            "plain_high_threshold": plain_threshold,
             "cv_accuracy_with_threshold": pri_cv_acc,
             "cv_high_recall": high_recall,
         },

@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 ARTEFACT = DATA_DIR / "triage_model.npz"
-DATASET = DATA_DIR / "triage_dataset.jsonl"
+DATASET = DATA_DIR / "triage_dataset.jsonl"  # what training reads (its "train" rows)
+# Written apart from the model's design and never trained or tuned on: what `eval-triage` reports.
+HOLDOUT = DATA_DIR / "triage_holdout.jsonl"
 PRIORITY_ORDER = ("high", "medium", "low")
 
 Matrix = NDArray[np.float64]
@@ -39,6 +41,11 @@ class Inputs:
     rule_scores: Matrix  # per category of `categories`, the keyword rules' raw scores
     evidence: Matrix  # evidence.Evidence.vector()
     rule_priority: str
+
+    @property
+    def shows_impact(self) -> bool:
+        """The text shows evidence of impact (evidence.Evidence.supports_high), or the rules already call it high."""
+        return bool(np.any(self.evidence[: len(SIGNALS)] > 0)) or self.rule_priority == "high"
 
 
 def category_features(inputs: list[Inputs], rules_weight: float) -> Matrix:
@@ -66,7 +73,8 @@ class Prediction:
     categories: dict[str, float]  # calibrated probabilities
     priorities: dict[str, float]
     skills: dict[str, float]  # per known skill, the probability that it is needed
-    high_threshold: float
+    high_threshold: float  # the bar P(high) must clear: higher when the text shows no evidence of impact
+    shows_impact: bool = True
 
     @property
     def category(self) -> str:
@@ -114,7 +122,10 @@ class TriageModel:
                 categories=dict(zip(self.categories, map(float, cat[n]), strict=True)),
                 priorities=dict(zip(self.priorities, map(float, pri[n]), strict=True)),
                 skills=dict(zip(self.skills, map(float, skills[n]), strict=True)),
-                high_threshold=float(m["high_threshold"]),
+                high_threshold=float(
+                    m["high_threshold"] if inputs[n].shows_impact else m.get("plain_high_threshold", 1.01)
+                ),
+                shows_impact=inputs[n].shows_impact,
             )
             for n in range(len(inputs))
         ]
