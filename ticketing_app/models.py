@@ -146,7 +146,7 @@ class Ticket(TimestampMixin, Base):
     sla_paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sla_paused_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Set once this ticket was merged, as a duplicate, into another (services/merge.py, migration 0018).
-    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
 
     # Full-text search (migration 0010, services/search.py): title and description (generated), public
     # replies and internal notes (appended by a trigger on ticket_comments), and all of it in one generated

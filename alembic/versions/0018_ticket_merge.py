@@ -21,7 +21,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column("tickets", sa.Column("merged_into_id", sa.Integer, sa.ForeignKey("tickets.id"), nullable=True))
+    op.add_column(
+        "tickets",
+        sa.Column("merged_into_id", sa.Integer, sa.ForeignKey("tickets.id", ondelete="SET NULL"), nullable=True),
+    )
     op.create_check_constraint("ck_tickets_not_merged_into_self", "tickets", "merged_into_id <> id")
     op.create_index(
         "ix_tickets_merged_into",

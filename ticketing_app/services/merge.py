@@ -47,6 +47,8 @@ class MergeTarget:
 def find_target(session: Session, actor: User, duplicate_id: int, reference: str | int) -> MergeTarget:
     """The ticket named by `reference` ("TCK-1042", "1042" or an id as int) checked as a merge target for
     `duplicate_id`, without changing anything: the same refusals as `merge_ticket`."""
+    if actor.role not in STAFF_ROLES:  # before the number is looked up: nobody else learns which exist
+        raise PermissionDenied("Only staff can merge tickets.")
     number = reference if isinstance(reference, int) else parse_ticket_reference(reference)
     if number is None or not 0 < number <= MAX_ID:
         raise NotFound(TARGET_NOT_FOUND)
