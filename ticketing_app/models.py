@@ -162,12 +162,14 @@ class Ticket(TimestampMixin, Base):
     created_by: Mapped[User] = relationship(foreign_keys=[created_by_id], lazy="joined")
     # One query for a whole page of tickets (selectin), none on intake's path (it builds its output itself).
     satisfaction: Mapped[SatisfactionRating | None] = relationship(lazy="selectin", viewonly=True)
-    # The merge links, both ways (selectin: one query per page of tickets, none when nothing was merged).
+    # The merge links, both ways: selectin, one query per page of tickets (none for merged_into when nothing on
+    # the page was merged). join_depth=1: a self-referential eager load otherwise never starts, and each ticket
+    # would read its links one by one.
     merged_into: Mapped[Ticket | None] = relationship(
-        foreign_keys=[merged_into_id], remote_side=[id], lazy="selectin", viewonly=True
+        foreign_keys=[merged_into_id], remote_side=[id], lazy="selectin", viewonly=True, join_depth=1
     )
     merged_from: Mapped[list[Ticket]] = relationship(
-        foreign_keys=[merged_into_id], lazy="selectin", viewonly=True, order_by="Ticket.id"
+        foreign_keys=[merged_into_id], lazy="selectin", viewonly=True, order_by="Ticket.id", join_depth=1
     )
     # Loaded only when a visibility check gets that far (the requester, assignee and admins never need it).
     followers: Mapped[list[TicketFollower]] = relationship(lazy="select", viewonly=True)

@@ -358,3 +358,29 @@ def test_rest_merge_answers_with_the_original_and_clear_refusals(api, factory: F
     dup = api.get(f"/api/tickets/{w['duplicate']}", headers=factory.headers(w["b"])).json()
     assert dup["merged_into"] == {"id": w["original"], "number": "TCK-1001"} and dup["status"] == "closed"
     assert api.post(url, json={"into_ticket_id": w["original"]}, headers=factory.headers(w["b"])).status_code == 403
+
+
+def test_a_list_reads_the_merge_links_in_one_query_not_one_per_ticket(world, factory: Factory) -> None:
+    from sqlalchemy import event
+
+    w = world
+    for i in range(5):
+        factory.ticket(w["a"], f"Filler {i}", "x")
+    do_merge(w["admin"], w["duplicate"], w["original"])
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, params, context, executemany) -> None:
+        statements.append(statement)
+
+    with session_scope() as s:
+        event.listen(s.get_bind(), "before_cursor_execute", count)
+        try:
+            page = tickets.list_tickets(s, s.get(User, w["admin"].id), TicketFilters())
+        finally:
+            event.remove(s.get_bind(), "before_cursor_execute", count)
+    by_id = {t.id: t for t in page.items}
+    assert by_id[w["original"]].merged_from[0].id == w["duplicate"]
+    assert by_id[w["duplicate"]].merged_into is not None
+    # a fixed number, whatever the page size: no per-ticket lazy load of the links
+    assert not [st for st in statements if "= tickets.merged_into_id" in st], statements
+    assert len(statements) <= 12, statements
