@@ -384,3 +384,18 @@ def test_a_list_reads_the_merge_links_in_one_query_not_one_per_ticket(world, fac
     # a fixed number, whatever the page size: no per-ticket lazy load of the links
     assert not [st for st in statements if "= tickets.merged_into_id" in st], statements
     assert len(statements) <= 12, statements
+
+
+def test_the_merged_mail_can_be_answered_and_the_reply_lands_on_the_original(world) -> None:
+    from tests.fakes.mails import mail as raw_mail
+    from tests.integration.test_inbound_mail import delivered_and_processed
+
+    w = world
+    do_merge(w["mod"], w["duplicate"], w["original"])
+    with session_scope() as s:
+        sent = s.scalar(select(EmailMessage).where(EmailMessage.kind == "ticket_merged"))
+        address = sent.headers["Reply-To"]
+    row = delivered_and_processed(raw_mail(sender=w["b"].email, to=address, body="Still broken here."), rcpt=address)
+    with session_scope() as s:
+        added = s.get(Comment, row.comment_id)
+        assert (added.ticket_id, added.author_id, added.body) == (w["original"], w["b"].id, "Still broken here.")
