@@ -2,8 +2,9 @@
 never in a request.
 
 Who is mailed (never about their own action; internal notes never reach anyone by mail):
-- the requester: on every public staff reply, and when the ticket goes in progress, resolved, closed or is
-  reopened;
+- the requester and the ticket's followers (the requester's side, services/visibility.py): on every public
+  reply by someone else, when the ticket goes in progress, resolved, closed or is reopened, and when their
+  ticket is merged into another (services/merge.py);
 - the assignee: on every reply of the requester, on a reopen, and when the ticket is (re)assigned to them;
 - admins: a periodic digest (jobs/digest.py).
 Each person may turn off any notification kind (settings page, REST, one-click unsubscribe); a muted kind is
