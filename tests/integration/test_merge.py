@@ -13,7 +13,7 @@ from ticketing_app.db import session_scope
 from ticketing_app.errors import BadRequest, Conflict, NotFound, PermissionDenied
 from ticketing_app.models import Attachment, Comment, EmailMessage, Ticket, TicketEvent, TicketFollower, User
 from ticketing_app.schemas import CommentCreate, TicketFilters, TicketUpdate
-from ticketing_app.services import merge, tickets
+from ticketing_app.services import attachments, merge, tickets
 
 
 def as_user(user: User, fn):
@@ -71,6 +71,8 @@ def world(factory: Factory):
 
 def test_merge_copies_the_conversation_closes_the_duplicate_and_links_both(world) -> None:
     w = world
+    with session_scope() as s:  # a file on the duplicate itself (filed with it)
+        attachments.store(s, s.get(User, w["b"].id), s.get(Ticket, w["duplicate"]), filename="a.txt", data=b"A\n")
     comment(w["b"], w["duplicate"], "Also on wifi, zebrafish.", files=[("log.txt", b"line one\n")])
     comment(w["mod"], w["duplicate"], "Checking the concentrator.", internal=True)
     comment(w["mod"], w["duplicate"], "Could you send a trace?")
@@ -97,7 +99,11 @@ def test_merge_copies_the_conversation_closes_the_duplicate_and_links_both(world
         files = s.execute(
             select(Attachment.comment_id, Attachment.filename, Attachment.data).where(Attachment.ticket_id == orig.id)
         ).all()
-        assert [(f.comment_id, f.filename, f.data) for f in files] == [(copied[1].id, "log.txt", b"line one\n")]
+        assert sorted((f.comment_id, f.filename, f.data) for f in files) == [
+            (copied[0].id, "a.txt", b"A\n"),  # the duplicate's own file goes with its description
+            (copied[1].id, "log.txt", b"line one\n"),
+        ]
+        assert s.scalar(select(func.count()).where(Attachment.ticket_id == dup.id)) == 2  # the duplicate keeps its
         kinds = {e.kind for e in s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == dup.id))}
         assert {"merged_into", "status_changed", "commented"} <= kinds
         merged_from = s.scalar(

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, literal, select
+from sqlalchemy import Integer, column, func, insert, literal, select, values
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -182,25 +182,26 @@ def _copy_conversation(session: Session, duplicate: Ticket, original: Ticket) ->
     ]
     session.add_all(copies)
     session.flush()
-    _copy_files(session, duplicate, original, None, opening.id)  # files on the duplicate itself: its description
-    for old, new in zip(comments, copies, strict=True):
-        _copy_files(session, duplicate, original, old.id, new.id)
+    # Files on the duplicate itself go with its description; each comment's with its copy. Two statements in all.
+    _copy_files(session, duplicate, original, [(None, opening.id)])
+    _copy_files(session, duplicate, original, [(old.id, new.id) for old, new in zip(comments, copies, strict=True)])
     return len(copies) + 1
 
 
-def _copy_files(
-    session: Session, duplicate: Ticket, original: Ticket, old_comment: int | None, new_comment: int
-) -> None:
-    """Copy one comment's files (or the duplicate's own, `old_comment` None), bytes and previews, inside the
-    database: nothing is read into this process."""
-    on = Attachment.comment_id.is_(None) if old_comment is None else Attachment.comment_id == old_comment
+def _copy_files(session: Session, duplicate: Ticket, original: Ticket, moves: list[tuple[int | None, int]]) -> None:
+    """Copy the files of comments (old comment id -> new; None: the files on the duplicate itself), bytes and
+    previews, inside the database: nothing is read into this process."""
+    if not moves:
+        return
+    pairs = values(column("old_id", Integer), column("new_id", Integer), name="moves").data(
+        [(old or 0, new) for old, new in moves]
+    )
+    same_comment = func.coalesce(Attachment.comment_id, 0) == pairs.c.old_id  # 0 stands for "on the ticket"
     rows = (
-        select(
-            literal(original.id),
-            literal(new_comment),
-            *(getattr(Attachment, name) for name in _FILE_COLUMNS),
-        )
-        .where(Attachment.ticket_id == duplicate.id, on)
+        select(literal(original.id), pairs.c.new_id, *(getattr(Attachment, name) for name in _FILE_COLUMNS))
+        .select_from(Attachment)
+        .join(pairs, same_comment)
+        .where(Attachment.ticket_id == duplicate.id)
         .order_by(Attachment.id)
     )
     session.execute(insert(Attachment).from_select(["ticket_id", "comment_id", *_FILE_COLUMNS], rows))
