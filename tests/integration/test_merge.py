@@ -405,3 +405,20 @@ def test_the_merged_mail_can_be_answered_and_the_reply_lands_on_the_original(wor
     with session_scope() as s:
         added = s.get(Comment, row.comment_id)
         assert (added.ticket_id, added.author_id, added.body) == (w["original"], w["b"].id, "Still broken here.")
+
+
+def test_a_merged_ticket_takes_no_more_replies_and_a_mailed_reply_goes_to_the_original(world) -> None:
+    from tests.fakes.mails import mail as raw_mail
+    from tests.integration.test_inbound_mail import delivered_and_processed
+    from ticketing_app.mail import tokens
+
+    w = world
+    do_merge(w["mod"], w["duplicate"], w["original"])
+    with pytest.raises(Conflict, match="merged into TCK-1001: reply there"):
+        comment(w["b"], w["duplicate"], "hello?")
+    # an answer to an older mail about the duplicate (its own reply address) is added to the original
+    address = tokens.reply_address(w["duplicate"], w["b"].id)
+    row = delivered_and_processed(raw_mail(sender=w["b"].email, to=address, body="Any news?"), rcpt=address)
+    with session_scope() as s:
+        added = s.get(Comment, row.comment_id)
+        assert (added.ticket_id, added.body) == (w["original"], "Any news?")

@@ -646,7 +646,7 @@ def ticket_page() -> rx.Component:
                         _merge_control(),
                         rx.heading("Conversation", size="4", as_="h2"),
                         rx.foreach(TicketState.comments, _comment),
-                        _reply_form(),
+                        rx.cond(t.merged_into_id == 0, _reply_form()),  # a merged ticket's conversation moved
                         direction="column",
                         spacing="3",
                     ),

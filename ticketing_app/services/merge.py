@@ -27,7 +27,15 @@ from ticketing_app.schemas import MAX_ID, MergeIn
 from ticketing_app.services import events, notifications, sla
 from ticketing_app.services.visibility import can_manage, can_see
 
-__all__ = ["MAX_NOTE", "MergeTarget", "find_target", "merge_from_input", "merge_ticket", "ticket_id_for_number"]
+__all__ = [
+    "MAX_NOTE",
+    "MergeTarget",
+    "final_ticket_id",
+    "find_target",
+    "merge_from_input",
+    "merge_ticket",
+    "ticket_id_for_number",
+]
 
 MAX_NOTE = 2000
 NOT_FOUND = "Ticket not found."
@@ -69,6 +77,20 @@ def ticket_id_for_number(session: Session, reference: str | int) -> int:
     if found is None:
         raise NotFound(TARGET_NOT_FOUND)
     return found
+
+
+MAX_HOPS = 20
+
+
+def final_ticket_id(session: Session, ticket_id: int) -> int:
+    """The ticket that `ticket_id` was merged into, following merges (itself when never merged): where a reply
+    to an older mail of a merged ticket belongs."""
+    for _ in range(MAX_HOPS):
+        into = session.scalar(select(Ticket.merged_into_id).where(Ticket.id == ticket_id))
+        if into is None:
+            return ticket_id
+        ticket_id = into
+    return ticket_id
 
 
 def merge_from_input(session: Session, actor: User, duplicate_id: int, data: MergeIn) -> Ticket:

@@ -623,6 +623,8 @@ def add_comment(
             message="You are commenting too quickly.",
         )
     ticket = get_visible_ticket(session, actor, ticket_id, lock=True)  # locked: the reply may move its SLA
+    if ticket.merged_into is not None:  # closed for good: its conversation goes on in the original
+        raise Conflict(f"This ticket was merged into {ticket.merged_into.reference}: reply there.")
     if data.internal and not sees_staff_view(actor, ticket):
         raise PermissionDenied("Only staff working on this ticket can add internal notes.")
     if data.last_seen_comment_id is not None:
