@@ -119,6 +119,9 @@ class EventKind(StrEnum):
     COMMENTED = "commented"
     RATED = "rated"  # the requester's satisfaction rating
     ATTACHED = "attached"  # a file on the ticket or on one of its comments
+    MERGED_INTO = "merged_into"  # on a duplicate: merged into another ticket (services/merge.py)
+    MERGED_FROM = "merged_from"  # on the original: a duplicate's conversation was merged in
+    FOLLOWER_ADDED = "follower_added"  # someone now follows the ticket on the requester's side
 
 
 class Rating(StrEnum):
@@ -154,6 +157,7 @@ class EmailKind(StrEnum):
     TICKET_RESOLVED = "ticket_resolved"
     TICKET_REPLY = "ticket_reply"  # a public staff reply, to the requester
     TICKET_STATUS = "ticket_status"  # in progress, closed or reopened, to the requester
+    TICKET_MERGED = "ticket_merged"  # the requester's ticket was merged into another, to its requester
     REQUESTER_REPLY = "requester_reply"  # the requester answered, to the assignee
     TICKET_REOPENED = "ticket_reopened"  # to the assignee
     ADMIN_DIGEST = "admin_digest"
@@ -182,6 +186,7 @@ REQUESTER_EMAIL_KINDS = (
     EmailKind.TICKET_REPLY,
     EmailKind.TICKET_STATUS,
     EmailKind.TICKET_RESOLVED,
+    EmailKind.TICKET_MERGED,
 )
 STAFF_EMAIL_KINDS = (
     EmailKind.TICKET_ASSIGNED,

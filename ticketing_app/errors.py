@@ -21,6 +21,12 @@ class InvalidInput(DomainError):
         self.field = field
 
 
+class BadRequest(DomainError):
+    """A request that cannot be right whatever the data's state (e.g. merging a ticket into itself)."""
+
+    status_code = 400
+
+
 class InvalidLink(DomainError):
     """A signed link (e.g. one-click unsubscribe) that is forged, altered or cut."""
 

@@ -145,6 +145,8 @@ class Ticket(TimestampMixin, Base):
     # seconds it stood still before: due_at moves out by them.
     sla_paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sla_paused_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Set once this ticket was merged, as a duplicate, into another (services/merge.py, migration 0018).
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
 
     # Full-text search (migration 0010, services/search.py): title and description (generated), public
     # replies and internal notes (appended by a trigger on ticket_comments), and all of it in one generated
@@ -160,6 +162,17 @@ class Ticket(TimestampMixin, Base):
     created_by: Mapped[User] = relationship(foreign_keys=[created_by_id], lazy="joined")
     # One query for a whole page of tickets (selectin), none on intake's path (it builds its output itself).
     satisfaction: Mapped[SatisfactionRating | None] = relationship(lazy="selectin", viewonly=True)
+    # The merge links, both ways: selectin, one query per page of tickets (none for merged_into when nothing on
+    # the page was merged). join_depth=1: a self-referential eager load otherwise never starts, and each ticket
+    # would read its links one by one.
+    merged_into: Mapped[Ticket | None] = relationship(
+        foreign_keys=[merged_into_id], remote_side=[id], lazy="selectin", viewonly=True, join_depth=1
+    )
+    merged_from: Mapped[list[Ticket]] = relationship(
+        foreign_keys=[merged_into_id], lazy="selectin", viewonly=True, order_by="Ticket.id", join_depth=1
+    )
+    # Loaded only when a visibility check gets that far (the requester, assignee and admins never need it).
+    followers: Mapped[list[TicketFollower]] = relationship(lazy="select", viewonly=True)
 
     @property
     def reference(self) -> str:
@@ -171,6 +184,20 @@ class Ticket(TimestampMixin, Base):
 # (migration 0004) serve a query only when the planner can prove their predicate, which it cannot do for a
 # parameter in a prepared statement's generic plan.
 TICKET_IS_ACTIVE = Ticket.status.in_([literal_column(repr(str(status))) for status in ACTIVE_STATUSES])
+
+
+class TicketFollower(Base):
+    """Someone on the requester's side of a ticket besides its requester (e.g. a merged duplicate's requester):
+    they see it as the requester does (no internal notes), may reply, and get the requester's mails."""
+
+    __tablename__ = "ticket_followers"
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    added_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id], lazy="joined")
 
 
 class Comment(Base):

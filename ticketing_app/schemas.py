@@ -10,7 +10,7 @@ import unicodedata
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from ticketing_app.domain import PRIORITIES_LOW_TO_HIGH, Priority, Role, TicketStatus, TriageStatus, literal
 from ticketing_app.text import control_pattern
@@ -139,6 +139,21 @@ class CommentCreate(StrictInput):
     # The newest comment the writer had seen (0: none). When someone else has commented since, the comment is
     # refused with 409 so that they read it first; leave it out to send regardless.
     last_seen_comment_id: Annotated[int, Field(ge=0, le=MAX_ID)] | None = None
+
+
+class MergeIn(StrictInput):
+    """Merge this ticket (the duplicate) into another: name it by id or by number ("TCK-1042" or 1042)."""
+
+    into_ticket_id: Id | None = None
+    into_ticket_number: Annotated[str, Field(min_length=1, max_length=20)] | int | None = None
+    # Added to the public "Merged into" comment on the duplicate, which its requester reads.
+    note: Annotated[Text, Field(max_length=2000)] | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> MergeIn:
+        if (self.into_ticket_id is None) == (self.into_ticket_number is None):
+            raise ValueError("Give the ticket to merge into: into_ticket_id or into_ticket_number, not both.")
+        return self
 
 
 class SatisfactionIn(StrictInput):
@@ -280,6 +295,13 @@ class SearchHit(BaseModel):
     snippet: list[TextPiece]
 
 
+class TicketRef(BaseModel):
+    """Another ticket named in this one's output (merge links): its id and its number ("TCK-1042")."""
+
+    id: int
+    number: str
+
+
 class TicketOut(Output):
     id: int
     number: str
@@ -309,6 +331,10 @@ class TicketOut(Output):
     satisfaction: SatisfactionOut | None = None  # the requester's rating, once given
     attachments: list[AttachmentOut] = []
     search: SearchHit | None = None  # only in the results of a search (`q`)
+    # Merging (services/merge.py): the original this duplicate was merged into (null: not merged), and the
+    # duplicates merged into this one, oldest merge first.
+    merged_into: TicketRef | None = None
+    merged_from: list[TicketRef] = []
 
 
 class CommentOut(Output):

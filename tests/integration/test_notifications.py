@@ -204,7 +204,7 @@ def test_each_role_sees_and_sets_the_kinds_it_can_receive(api, factory: Factory)
     admin = factory.admin()
     mod = factory.user("moderator")
     user = factory.user()
-    requester_kinds = {"ticket_received", "ticket_reply", "ticket_status", "ticket_resolved"}
+    requester_kinds = {"ticket_received", "ticket_reply", "ticket_status", "ticket_resolved", "ticket_merged"}
     staff_kinds = requester_kinds | {"ticket_assigned", "requester_reply", "ticket_reopened", "sla_warning"}
     admin_kinds = staff_kinds | {"admin_digest", "sla_breached"}
     for person, kinds in ((user, requester_kinds), (mod, staff_kinds), (admin, admin_kinds)):

@@ -20,7 +20,8 @@ from tests.security.conftest import ROLES, World, build_world, reset_database
 from ticketing_app.api.app import create_api
 from ticketing_app.db import session_scope
 from ticketing_app.models import Attachment, Comment, Ticket, TicketEvent, User
-from ticketing_app.services import attachments
+from ticketing_app.schemas import TicketCreate
+from ticketing_app.services import attachments, tickets
 
 _emails = itertools.count(1)
 
@@ -508,6 +509,60 @@ def _admins_filter(world: World) -> int:
         data = SavedFilterIn(name=f"Filter {next(_emails)}", filters=TicketFilters(priority="high"))
         return bulk.save_filter(s, admin, data).id
 
+
+def _second_ticket(world: World) -> int:
+    """Another ticket of the requester, assigned to the same moderator: a merge target they both see."""
+    with session_scope() as s:
+        requester = s.get(User, world.user("user").id)
+        created = tickets.create_ticket(s, requester, TicketCreate(title="Charged twice again", description="Dup."))
+        s.get(Ticket, created.id).assigned_to_id = world.user("assigned_moderator").id
+        return created.id
+
+
+def _second_number(world: World) -> str:
+    with session_scope() as s:
+        return s.get(Ticket, _second_ticket(world)).reference
+
+
+M = T + "/merge"
+CASES += [
+    Case(
+        ("POST", M),
+        "merge the requester's ticket into their other one",
+        lambda w, r: (f"/api/tickets/{w.ticket_id}/merge", {"into_ticket_id": _second_ticket(w)}),
+        by_role(401, 403, 403, 404, 200, 200),
+    ),
+    Case(
+        ("POST", M),
+        "merge by ticket number",
+        lambda w, r: (f"/api/tickets/{w.ticket_id}/merge", {"into_ticket_number": _second_number(w)}),
+        by_role(401, 403, 403, 404, 200, 200),
+    ),
+    Case(
+        ("POST", M),
+        "merge into another user's ticket",
+        lambda w, r: (f"/api/tickets/{w.ticket_id}/merge", {"into_ticket_id": w.other_ticket_id}),
+        by_role(401, 403, 403, 404, 404, 200),
+    ),
+    Case(
+        ("POST", M),
+        "merge another user's ticket",
+        lambda w, r: (f"/api/tickets/{w.other_ticket_id}/merge", {"into_ticket_id": w.ticket_id}),
+        by_role(401, 403, 403, 404, 404, 200),
+    ),
+    Case(
+        ("POST", M),
+        "merge a ticket into itself",
+        lambda w, r: (f"/api/tickets/{w.ticket_id}/merge", {"into_ticket_id": w.ticket_id}),
+        by_role(401, 403, 403, 400, 400, 400),  # refused on the ids alone, so the bystander learns nothing
+    ),
+    Case(
+        ("POST", M),
+        "merge with no target",
+        lambda w, r: (f"/api/tickets/{w.ticket_id}/merge", {"note": "x"}),
+        by_role(401, 422, 422, 422, 422, 422),
+    ),
+]
 
 CASES += [
     Case(

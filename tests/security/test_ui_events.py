@@ -48,6 +48,8 @@ ACTING = {
     "CannedRepliesState.edit",
     "CannedRepliesState.delete",
     "TicketState.download_file",
+    "TicketState.find_merge_target",
+    "TicketState.confirm_merge",
     "QueueState.quick_status",
     "QueueState.apply_bulk",
     "QueueState.load",
@@ -79,6 +81,7 @@ OWN_OR_LOCAL = {
     "TicketState.set_internal_note",
     "TicketState.clear_reply_status",
     "TicketState.typing",
+    "TicketState.cancel_merge",
     "CannedRepliesState.cancel_edit",
     "TicketState.files_rejected",
     "QueueState.next_page",
@@ -256,6 +259,50 @@ def test_ticket_page_actions_on_the_requesters_ticket(factory, action: str):
         if role not in CAN_SEE:
             assert state.error == "Ticket not found." and state.ticket == TicketRow(), role
             assert not [f for f in FOREIGN if f in state_text(state)], role
+
+
+def test_merge_from_the_ticket_page_by_every_role(factory):
+    """ "Merge into…" on /tickets/<id>: find the target by number, confirm. Only the assigned moderator and
+    admins merge; a forged target (another person's ticket, set on the server-side var) is still refused."""
+    from ticketing_app.schemas import TicketCreate
+    from ticketing_app.services import tickets as tickets_service
+    from ticketing_app.states.tickets import TicketState
+
+    for role in ROLES:
+        w = _fresh_marked_world(factory)
+        with session_scope() as s:
+            requester = s.get(User, w.user("user").id)
+            target = tickets_service.create_ticket(
+                s, requester, TicketCreate(title="Charged twice, again", description="x")
+            )
+            s.get(Ticket, target.id).assigned_to_id = w.user("assigned_moderator").id
+            number = s.get(Ticket, target.id).reference
+        state = make_state(TicketState, w, role, ticket_id=str(w.ticket_id))
+        before = snapshot()
+        result = fire(state, "find_merge_target", {"into": number})
+        if role == "anonymous":
+            assert _redirects_to_login(result) and snapshot() == before
+            continue
+        if role not in MANAGERS:
+            assert state.error and state.merge_target_number == "" and state._merge_target_id == 0, role
+            state._merge_target_id = target.id  # as if the confirm step had been reached
+            fire(state, "confirm_merge", {"note": ""})
+            assert snapshot() == before and state.error, role
+            assert not [f for f in FOREIGN if f in state_text(state)], role
+            continue
+        assert (state.merge_target_number, state.merge_target_title) == (number, "Charged twice, again")
+        state._merge_target_id = w.other_ticket_id  # forged: a ticket the moderator does not see
+        fire(state, "confirm_merge", {"note": ""})
+        if role == "assigned_moderator":
+            assert state.error == "No ticket with that number that you can see." and snapshot() == before
+            assert "Only Otto may read this" not in state_text(state)
+        state._merge_target_id = target.id
+        fire(state, "confirm_merge", {"note": "Same issue"})
+        if role == "assigned_moderator":
+            assert state.error == "" and state.notice == f"Merged into {number}.", state.error
+            assert state.ticket.merged_into_number == number and state.ticket.status == "closed"
+        with session_scope() as s:
+            assert s.get(Ticket, w.ticket_id).merged_into_id is not None
 
 
 @pytest.mark.parametrize("role", ["user", "moderator", "assigned_moderator"])
@@ -523,6 +570,8 @@ FORM_FIELDS = (
     "current_password",
     "new_password",
     "confirm_password",
+    "into",
+    "note",
 )
 WRONG_FORMS = [
     None,

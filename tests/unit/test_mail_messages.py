@@ -15,6 +15,7 @@ from ticketing_app.mail.messages import (
     OutgoingEmail,
     assignment_email,
     format_ticket_number,
+    ticket_merged_email,
     ticket_received_email,
     ticket_resolved_email,
     welcome_email,
@@ -54,7 +55,7 @@ def parse_html(markup: str) -> _Collector:
 
 ALLOWED_TAGS = {
     *("html", "head", "meta", "body", "div", "h1", "h2", "p", "br"),
-    *("table", "tr", "td", "a", "ul", "li"),
+    *("table", "tr", "td", "a", "ul", "li", "blockquote"),
 }
 
 
@@ -99,10 +100,20 @@ def build_all(value: str = EVIL, url: str = URL, to: str = "someone@example.com"
             assignee_name=value,
         ),
         "resolved": ticket_resolved_email(to=to, requester_name=value, number=1042, title=value, ticket_url=url),
+        "merged": ticket_merged_email(
+            to=to,
+            recipient_name=value,
+            number=1042,
+            title=value,
+            into_number="TCK-1001",
+            into_title=value,
+            ticket_url=url,
+            note=value,
+        ),
     }
 
 
-ALL_KINDS = ["welcome", "assigned", "reassigned_notes_list", "received", "resolved"]
+ALL_KINDS = ["welcome", "assigned", "reassigned_notes_list", "received", "resolved", "merged"]
 
 
 @pytest.mark.parametrize("which", ALL_KINDS)

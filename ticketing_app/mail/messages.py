@@ -661,6 +661,62 @@ def ticket_reopened_email(
     return OutgoingEmail(to=_address(to), subject=subject, text=text, html=html_body, kind=EmailKind.TICKET_REOPENED)
 
 
+def ticket_merged_email(
+    *,
+    to: str,
+    recipient_name: str,
+    number: int | str,
+    title: str,
+    into_number: int | str,
+    into_title: str,
+    ticket_url: str,
+    note: str | None = None,
+    unsubscribe_url: str | None = None,
+) -> OutgoingEmail:
+    """To the requester (and followers) of a duplicate: it was merged into another ticket, where the
+    conversation goes on; `ticket_url` is the original's page."""
+    url = _url(ticket_url)
+    ref, into_ref = format_ticket_number(number), format_ticket_number(into_number)
+    one_line_title, one_line_into = _one_line(title), _one_line(into_title)
+    subject = _subject(f"[{ref}] Merged into {into_ref}: {one_line_title}")
+    intro = f"Your request {ref} was merged into {into_ref}, which is about the same issue."
+    after = (
+        f"Its messages and files are now on {into_ref}; you will hear from us there. "
+        f"Replying to this e-mail adds to {into_ref}."
+    )
+    text = _text_document(
+        [
+            _greeting(recipient_name),
+            "",
+            intro,
+            *(["", _multiline(note)] if note and note.strip() else []),
+            "",
+            f"Your request: {ref} ({one_line_title})",
+            f"Continued in: {into_ref} ({one_line_into})",
+            "",
+            after,
+            f"Open {into_ref}: {url}",
+        ],
+        unsubscribe_url,
+    )
+    html_body = _html_document(
+        heading=f"{_h(ref)} merged into {_h(into_ref)}",
+        blocks=[
+            _p(html.escape(_greeting(recipient_name))),
+            _p(html.escape(intro)),
+            _quoted_html(note) if note and note.strip() else "",
+            _facts_table(
+                [("Your request", f"{ref} ({one_line_title})"), ("Continued in", f"{into_ref} ({one_line_into})")]
+            ),
+            _p(html.escape(after)),
+        ],
+        link_url=url,
+        link_label=f"Open {_h(into_ref)}",
+        unsubscribe_url=unsubscribe_url,
+    )
+    return OutgoingEmail(to=_address(to), subject=subject, text=text, html=html_body, kind=EmailKind.TICKET_MERGED)
+
+
 @dataclass(frozen=True, slots=True)
 class TicketLine:
     """A ticket listed in the admin digest."""

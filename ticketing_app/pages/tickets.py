@@ -388,6 +388,97 @@ def _staff_forms() -> rx.Component:
     )
 
 
+def _merge_control() -> rx.Component:
+    """ "Merge into…" for staff who manage this ticket: find the original by number, see its title, confirm."""
+    return rx.cond(
+        TicketState.can_manage & (TicketState.ticket.merged_into_id == 0),
+        rx.card(
+            rx.heading("Merge into…", size="3", margin_bottom="0.5em", as_="h2"),
+            rx.cond(
+                TicketState.merge_target_number == "",
+                rx.form(
+                    rx.flex(
+                        rx.input(
+                            name="into",
+                            id="merge-into",
+                            placeholder="Ticket number, e.g. TCK-1042",
+                            aria_label="Number of the ticket to merge into",
+                            max_length=40,
+                            required=True,
+                        ),
+                        rx.button("Find ticket", type="submit", variant="soft", id="merge-find"),
+                        spacing="2",
+                        wrap="wrap",
+                    ),
+                    on_submit=TicketState.find_merge_target,
+                    reset_on_submit=True,
+                ),
+                rx.form(
+                    rx.text(
+                        "Merge this ticket into ",
+                        rx.text.strong(TicketState.merge_target_number),
+                        ": ",
+                        TicketState.merge_target_title,
+                        "? Its conversation is copied there, its requester follows that ticket and is told by"
+                        " e-mail, and this ticket is closed.",
+                        size="2",
+                        id="merge-confirm-text",
+                    ),
+                    rx.input(
+                        name="note",
+                        placeholder="Note for the requester (optional)",
+                        aria_label="Note for the requester",
+                        max_length=2000,
+                        margin_top="0.5em",
+                    ),
+                    rx.flex(
+                        rx.button("Merge", type="submit", color_scheme="orange", id="merge-confirm"),
+                        rx.button("Cancel", type="button", variant="soft", on_click=TicketState.cancel_merge),
+                        spacing="2",
+                        margin_top="0.5em",
+                    ),
+                    on_submit=TicketState.confirm_merge,
+                    reset_on_submit=True,
+                ),
+            ),
+            width="100%",
+        ),
+    )
+
+
+def _merged_into() -> rx.Component:
+    t = TicketState.ticket
+    return rx.cond(
+        t.merged_into_id > 0,
+        rx.callout(
+            rx.text(
+                "Merged into ",
+                rx.link(t.merged_into_number, href="/tickets/" + t.merged_into_id.to_string(), id="merged-into-link"),
+                ": the conversation continues there.",
+            ),
+            icon="git_merge",
+            color_scheme="gray",
+            id="merged-into",
+        ),
+    )
+
+
+def _timeline_line(e: rx.Var) -> rx.Component:
+    return rx.box(
+        rx.text(
+            e.who,
+            " ",
+            e.what,
+            rx.cond(e.link != "", rx.fragment(" ", rx.link(e.link_label, href=e.link))),
+            size="2",
+            weight="medium",
+        ),
+        rx.cond(e.detail != "", plain_text(e.detail, size="1")),
+        rx.text(e.created, size="1", color_scheme="gray"),
+        padding_y="0.3em",
+    )
+
+
 def _canned_picker() -> rx.Component:
     """Staff fill the reply box with a canned reply; a status it sets is shown and can be dropped."""
     return rx.cond(
@@ -521,6 +612,7 @@ def ticket_page() -> rx.Component:
                             align="center",
                         ),
                         rx.heading(t.title, size="6", as_="h2"),
+                        _merged_into(),
                         rx.text(
                             "From ",
                             t.requester,
@@ -551,9 +643,10 @@ def ticket_page() -> rx.Component:
                         _actions(),
                         _rating(),
                         _staff_forms(),
+                        _merge_control(),
                         rx.heading("Conversation", size="4", as_="h2"),
                         rx.foreach(TicketState.comments, _comment),
-                        _reply_form(),
+                        rx.cond(t.merged_into_id == 0, _reply_form()),  # a merged ticket's conversation moved
                         direction="column",
                         spacing="3",
                     ),
@@ -562,15 +655,7 @@ def ticket_page() -> rx.Component:
                         _ai_panel(),
                         rx.card(
                             rx.heading("Timeline", size="4", margin_bottom="0.5em", as_="h2"),
-                            rx.foreach(
-                                TicketState.timeline,
-                                lambda e: rx.box(
-                                    rx.text(e.who, " ", e.what, size="2", weight="medium"),
-                                    rx.cond(e.detail != "", plain_text(e.detail, size="1")),
-                                    rx.text(e.created, size="1", color_scheme="gray"),
-                                    padding_y="0.3em",
-                                ),
-                            ),
+                            rx.foreach(TicketState.timeline, _timeline_line),
                             width="100%",
                         ),
                         direction="column",

@@ -36,7 +36,7 @@ from ticketing_app.mail import inbound as mail_in
 from ticketing_app.mail import tokens
 from ticketing_app.models import EmailMessage, InboundEmail, Ticket, User
 from ticketing_app.schemas import CommentCreate, TicketCreate, clean_email
-from ticketing_app.services import accounts, attachments, tickets
+from ticketing_app.services import accounts, attachments, merge, tickets
 
 __all__ = ["mark_failed", "process", "receive"]
 
@@ -291,6 +291,7 @@ def _reply(
         )
     files, notes = _acceptable_files(parsed)
     body = _body(parsed.text, notes, empty="(empty reply)")
+    ticket_id = merge.final_ticket_id(session, ticket_id)  # a reply to a merged ticket's mail joins the original
     comment = tickets.add_comment(session, sender, ticket_id, CommentCreate(body=body), via=CommentVia.EMAIL)
     ticket = session.get(Ticket, ticket_id)
     assert ticket is not None  # add_comment found it

@@ -2,8 +2,9 @@
 never in a request.
 
 Who is mailed (never about their own action; internal notes never reach anyone by mail):
-- the requester: on every public staff reply, and when the ticket goes in progress, resolved, closed or is
-  reopened;
+- the requester and the ticket's followers (the requester's side, services/visibility.py): on every public
+  reply by someone else, when the ticket goes in progress, resolved, closed or is reopened, and when their
+  ticket is merged into another (services/merge.py);
 - the assignee: on every reply of the requester, on a reopen, and when the ticket is (re)assigned to them;
 - admins: a periodic digest (jobs/digest.py).
 Each person may turn off any notification kind (settings page, REST, one-click unsubscribe); a muted kind is
@@ -12,7 +13,7 @@ not queued at all. Account mails (welcome) are always sent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import make_msgid, parseaddr
 from urllib.parse import quote
@@ -47,6 +48,7 @@ KIND_LABELS: dict[str, str] = {
     EmailKind.TICKET_REPLY: "Staff replied on my ticket",
     EmailKind.TICKET_STATUS: "My ticket's status changed (in progress, closed, reopened)",
     EmailKind.TICKET_RESOLVED: "My ticket was resolved",
+    EmailKind.TICKET_MERGED: "My ticket was merged into another ticket",
     EmailKind.TICKET_ASSIGNED: "A ticket was assigned to me",
     EmailKind.REQUESTER_REPLY: "A requester replied on a ticket assigned to me",
     EmailKind.TICKET_REOPENED: "A ticket assigned to me was reopened",
@@ -256,62 +258,83 @@ def _files(session: Session, ticket: Ticket, comment: Comment) -> list[messages.
     return [messages.FileLink(name=name, url=f"{base}#attachment-{attachment_id}") for attachment_id, name in rows]
 
 
+def requester_side(ticket: Ticket) -> list[User]:
+    """The requester and the ticket's followers (services/visibility.py): everyone who gets the requester's mails."""
+    people = [ticket.created_by, *(follower.user for follower in ticket.followers)]
+    return list({person.id: person for person in people}.values())
+
+
 def comment_added(session: Session, actor: User, ticket: Ticket, comment: Comment) -> list[EmailMessage]:
     """Tell the other side of the conversation about a reply, in the caller's transaction.
 
-    An internal note is never mailed. The requester's reply goes to the assignee; anyone else's public
-    reply (staff) goes to the requester. Nobody is mailed about their own reply. Call it once the
-    comment's attachments are stored (services.tickets.add_comment does, unless told `notify=False`).
+    An internal note is never mailed. A reply from the requester's side (the requester or a follower) goes to
+    the assignee; every public reply goes to the requester and the followers. Nobody is mailed about their own
+    reply. Call it once the comment's attachments are stored (services.tickets.add_comment does, unless told
+    `notify=False`).
     """
     if comment.internal:
         return []
-    from_requester = comment.author_id == ticket.created_by_id
-    recipient = ticket.assigned_to if from_requester else ticket.created_by
-    if recipient is None or recipient.id == actor.id or not recipient.is_active:
-        return []
-    kind = EmailKind.REQUESTER_REPLY if from_requester else EmailKind.TICKET_REPLY
-    email = messages.ticket_reply_email(
-        to=recipient.email,
-        recipient_name=recipient.name,
-        author_name=actor.name,
-        number=ticket.reference,
-        title=ticket.title,
-        body=comment.body,
-        ticket_url=ticket_url(ticket),
-        from_requester=from_requester,
-        files=_files(session, ticket, comment),
-        unsubscribe_url=unsubscribe_url(recipient.id, kind),
-    )
-    return queue_emails(session, [Draft(email, ticket_id=ticket.id, user_id=recipient.id)])
+    side = requester_side(ticket)
+    from_requester = any(person.id == comment.author_id for person in side)
+    recipients = [ticket.assigned_to] if from_requester else []
+    recipients += side
+    files = _files(session, ticket, comment)
+    drafts: list[Draft] = []
+    seen: set[int] = set()
+    for recipient in recipients:
+        if recipient is None or recipient.id in seen | {actor.id} or not recipient.is_active:
+            continue
+        seen.add(recipient.id)
+        to_staff = from_requester and recipient.id == ticket.assigned_to_id
+        kind = EmailKind.REQUESTER_REPLY if to_staff else EmailKind.TICKET_REPLY
+        email = messages.ticket_reply_email(
+            to=recipient.email,
+            recipient_name=recipient.name,
+            author_name=actor.name,
+            number=ticket.reference,
+            title=ticket.title,
+            body=comment.body,
+            ticket_url=ticket_url(ticket),
+            from_requester=to_staff,
+            files=files,
+            unsubscribe_url=unsubscribe_url(recipient.id, kind),
+        )
+        drafts.append(Draft(email, ticket_id=ticket.id, user_id=recipient.id))
+    return queue_emails(session, drafts)
 
 
 _REQUESTER_TOLD = (TicketStatus.IN_PROGRESS, TicketStatus.RESOLVED, TicketStatus.CLOSED)
 
 
 def status_changed(session: Session, actor: User, ticket: Ticket, old: str, new: str) -> list[EmailMessage]:
-    """Tell the requester about in progress, resolved, closed and reopened; the assignee about a reopen.
-    Nobody is mailed about their own change."""
+    """Tell the requester (and the followers) about in progress, resolved, closed and reopened; the assignee
+    about a reopen. Nobody is mailed about their own change. Only the requester is asked for a rating."""
     reopened = new == TicketStatus.OPEN and old in (TicketStatus.RESOLVED, TicketStatus.CLOSED)
     drafts: list[Draft] = []
     requester = ticket.created_by
     url = ticket_url(ticket)
-    if requester.id != actor.id and (new in _REQUESTER_TOLD or reopened):
-        if new == TicketStatus.RESOLVED:
+    side = requester_side(ticket)
+    for person in side if new in _REQUESTER_TOLD or reopened else []:
+        if person.id == actor.id or (person.id != requester.id and not person.is_active):
+            continue
+        if new == TicketStatus.RESOLVED and person.id == requester.id:
             email = _resolved_email(ticket, requester)
         else:
             email = messages.ticket_status_email(
-                to=requester.email,
-                recipient_name=requester.name,
+                to=person.email,
+                recipient_name=person.name,
                 actor_name=actor.name,
                 number=ticket.reference,
                 title=ticket.title,
                 new_status=new,
                 ticket_url=url,
-                unsubscribe_url=unsubscribe_url(requester.id, EmailKind.TICKET_STATUS),
+                unsubscribe_url=unsubscribe_url(person.id, _status_kind(new)),
             )
-        drafts.append(Draft(email, ticket_id=ticket.id, user_id=requester.id))
+            email = replace(email, kind=_status_kind(new))
+        drafts.append(Draft(email, ticket_id=ticket.id, user_id=person.id))
     assignee = ticket.assigned_to
-    if reopened and assignee is not None and assignee.id not in (actor.id, requester.id) and assignee.is_active:
+    side_ids = {person.id for person in side}
+    if reopened and assignee is not None and assignee.id not in side_ids | {actor.id} and assignee.is_active:
         email = messages.ticket_reopened_email(
             to=assignee.email,
             recipient_name=assignee.name,
@@ -322,6 +345,37 @@ def status_changed(session: Session, actor: User, ticket: Ticket, old: str, new:
             unsubscribe_url=unsubscribe_url(assignee.id, EmailKind.TICKET_REOPENED),
         )
         drafts.append(Draft(email, ticket_id=ticket.id, user_id=assignee.id))
+    return queue_emails(session, drafts)
+
+
+def _status_kind(new: str) -> EmailKind:
+    """A follower's "resolved" mail is a status mail without the rating links, but muted with "resolved"."""
+    return EmailKind.TICKET_RESOLVED if new == TicketStatus.RESOLVED else EmailKind.TICKET_STATUS
+
+
+def merged(
+    session: Session, actor: User, duplicate: Ticket, original: Ticket, people: list[User], note: str | None
+) -> list[EmailMessage]:
+    """Tell each person on the duplicate's requester side that it was merged into `original` (not the actor)."""
+    drafts = [
+        Draft(
+            messages.ticket_merged_email(
+                to=person.email,
+                recipient_name=person.name,
+                number=duplicate.reference,
+                title=duplicate.title,
+                into_number=original.reference,
+                into_title=original.title,
+                note=note,
+                ticket_url=ticket_url(original),
+                unsubscribe_url=unsubscribe_url(person.id, EmailKind.TICKET_MERGED),
+            ),
+            ticket_id=original.id,  # a reply to the mail lands on the original, where they now follow
+            user_id=person.id,
+        )
+        for person in people
+        if person.id != actor.id and person.is_active
+    ]
     return queue_emails(session, drafts)
 
 

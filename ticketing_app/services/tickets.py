@@ -39,6 +39,7 @@ from ticketing_app.schemas import (
     TicketDetail,
     TicketFilters,
     TicketOut,
+    TicketRef,
     TicketUpdate,
     UserOut,
 )
@@ -48,6 +49,7 @@ from ticketing_app.services.accounts import SESSION_INVALID, assignable_staff
 from ticketing_app.services.visibility import (
     can_manage,
     can_see,
+    is_requester_side,
     sees_staff_view,
     visible_tickets,
     visible_tickets_assigned_to,
@@ -105,7 +107,13 @@ def ticket_out(ticket: Ticket, actor: User) -> TicketOut:
         first_response_due_at=ticket.first_response_due_at,
         first_responded_at=ticket.first_responded_at,
         sla=sla.sla_out(ticket),
+        merged_into=_ref(ticket.merged_into),
+        merged_from=[TicketRef(id=t.id, number=t.reference) for t in ticket.merged_from],
     )
+
+
+def _ref(ticket: Ticket | None) -> TicketRef | None:
+    return None if ticket is None else TicketRef(id=ticket.id, number=ticket.reference)
 
 
 def create_ticket(
@@ -218,6 +226,8 @@ class _FiledTicket:
     first_response_due_at: datetime | None = None
     first_responded_at: datetime | None = None
     sla_paused_at: datetime | None = None
+    merged_into: None = None
+    merged_from: tuple[()] = ()
 
     @property
     def reference(self) -> str:
@@ -446,6 +456,9 @@ _REQUESTER_EVENT_FIELDS: dict[str, frozenset[str]] = {
     EventKind.CATEGORY_OVERRIDDEN: frozenset({"old", "new"}),
     EventKind.COMMENTED: frozenset({"comment_id", "internal", "via"}),
     EventKind.ATTACHED: frozenset({"attachment_id", "filename", "comment_id", "internal"}),
+    EventKind.MERGED_INTO: frozenset({"into", "comments"}),
+    EventKind.MERGED_FROM: frozenset({"from", "comments"}),
+    EventKind.FOLLOWER_ADDED: frozenset({"user"}),
 }
 
 
@@ -523,6 +536,8 @@ def _require_reason(reason: str | None, what: str) -> None:
 def _change_status(
     session: Session, actor: User, ticket: Ticket, new: str, reason: str | None, *, manager: bool
 ) -> None:
+    if not manager and ticket.created_by_id != actor.id:  # a follower replies, but the requester decides
+        raise PermissionDenied("Only the requester, the assigned moderator or an admin can change this ticket.")
     allowed = TRANSITIONS if manager else REQUESTER_TRANSITIONS
     if new not in allowed.get(ticket.status, set()):
         if not manager and ticket.created_by_id == actor.id:
@@ -608,6 +623,8 @@ def add_comment(
             message="You are commenting too quickly.",
         )
     ticket = get_visible_ticket(session, actor, ticket_id, lock=True)  # locked: the reply may move its SLA
+    if ticket.merged_into is not None:  # closed for good: its conversation goes on in the original
+        raise Conflict(f"This ticket was merged into {ticket.merged_into.reference}: reply there.")
     if data.internal and not sees_staff_view(actor, ticket):
         raise PermissionDenied("Only staff working on this ticket can add internal notes.")
     if data.last_seen_comment_id is not None:
@@ -655,8 +672,8 @@ def _refuse_if_stale(session: Session, actor: User, ticket: Ticket, last_seen: i
 
 def _public_reply_moves_sla(session: Session, actor: User, ticket: Ticket) -> None:
     """The requester's reply on a pending ticket puts it back in progress (the SLA clock runs again); the first
-    public reply by staff working the ticket is its first response."""
-    if actor.id == ticket.created_by_id:
+    public reply by staff working the ticket is its first response. A follower's reply counts as the requester's."""
+    if is_requester_side(actor, ticket):
         if ticket.status == TicketStatus.PENDING:
             new = TicketStatus.IN_PROGRESS
             events.record(

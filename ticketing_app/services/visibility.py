@@ -1,20 +1,42 @@
-"""Who may see and who may manage a ticket. Every ticket read and write goes through these."""
+"""Who may see and who may manage a ticket. Every ticket read and write goes through these.
+
+The requester's side of a ticket is its requester and its followers (ticket_followers, e.g. the requester of a
+duplicate merged into it): they see it as the requester does (public view, no internal notes) and may reply.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, false, or_, true
+from typing import Any
+
+from sqlalchemy import ColumnElement, Integer, and_, any_, cast, false, func, literal_column, not_, or_, select, true
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from ticketing_app.domain import STAFF_ROLES, Role
-from ticketing_app.models import Ticket, User
+from ticketing_app.models import Ticket, TicketFollower, User
+
+
+def followed_ids(actor: User) -> ColumnElement[Any]:
+    """The ids of the tickets `actor` follows, as one array computed once per query (an uncorrelated InitPlan):
+    `id = ANY(array)` can then be read through the primary key and OR'ed with the requester's index (a
+    correlated EXISTS or IN would be checked row by row over the whole table)."""
+    ids = select(func.coalesce(func.array_agg(TicketFollower.ticket_id), literal_column("'{}'::integer[]"))).where(
+        TicketFollower.user_id == actor.id
+    )
+    # The cast keeps PostgreSQL from reading `ANY ((SELECT ...))` as a subquery's rows (integer = integer[]).
+    return cast(ids.scalar_subquery(), ARRAY(Integer()))
+
+
+def _requester_side(actor: User) -> ColumnElement[bool]:
+    return or_(Ticket.created_by_id == actor.id, Ticket.id == any_(followed_ids(actor)))
 
 
 def visible_tickets(actor: User) -> ColumnElement[bool]:
-    """SQL condition for the tickets `actor` may see: own, assigned to them (staff), or all (admin)."""
+    """SQL condition for the tickets `actor` may see: own or followed, assigned to them (staff), or all (admin)."""
     if actor.role == Role.ADMIN:
         return true()
     if actor.role == Role.MODERATOR:
-        return or_(Ticket.created_by_id == actor.id, Ticket.assigned_to_id == actor.id)
-    return Ticket.created_by_id == actor.id
+        return or_(_requester_side(actor), Ticket.assigned_to_id == actor.id)
+    return _requester_side(actor)
 
 
 def visible_tickets_assigned_to(actor: User) -> ColumnElement[bool]:
@@ -26,12 +48,24 @@ def visible_tickets_assigned_to(actor: User) -> ColumnElement[bool]:
     return and_(Ticket.assigned_to_id == actor.id, visible_tickets(actor))
 
 
+def follows(actor: User, ticket: Ticket) -> bool:
+    """`actor` follows `ticket` (reads its followers, once per loaded ticket)."""
+    return any(follower.user_id == actor.id for follower in ticket.followers)
+
+
+def is_requester_side(actor: User, ticket: Ticket) -> bool:
+    """The requester or a follower: sees the requester's view, replies as the requester, gets their mails."""
+    return ticket.created_by_id == actor.id or follows(actor, ticket)
+
+
 def can_see(actor: User, ticket: Ticket) -> bool:
     if actor.role == Role.ADMIN:
         return True
     if ticket.created_by_id == actor.id:
         return True
-    return actor.role == Role.MODERATOR and ticket.assigned_to_id == actor.id
+    if actor.role == Role.MODERATOR and ticket.assigned_to_id == actor.id:
+        return True
+    return follows(actor, ticket)
 
 
 def can_manage(actor: User, ticket: Ticket) -> bool:
@@ -44,11 +78,11 @@ def can_manage(actor: User, ticket: Ticket) -> bool:
 def sees_staff_view(actor: User, ticket: Ticket) -> bool:
     """Internal notes, AI notes for the agent and the assignment reason: staff working the ticket only.
 
-    A moderator who filed a ticket as a customer sees it as its requester does.
+    A moderator who filed (or follows) a ticket as a customer sees it as its requester does.
     """
     if actor.role == Role.ADMIN:
         return True
-    return can_manage(actor, ticket) and ticket.created_by_id != actor.id
+    return can_manage(actor, ticket) and not is_requester_side(actor, ticket)
 
 
 def staff_view_tickets(actor: User) -> ColumnElement[bool]:
@@ -56,5 +90,5 @@ def staff_view_tickets(actor: User) -> ColumnElement[bool]:
     if actor.role == Role.ADMIN:
         return true()
     if actor.role == Role.MODERATOR:
-        return and_(Ticket.assigned_to_id == actor.id, Ticket.created_by_id != actor.id)
+        return and_(Ticket.assigned_to_id == actor.id, not_(_requester_side(actor)))
     return false()

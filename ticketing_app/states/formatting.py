@@ -71,6 +71,9 @@ class TicketRow:
     searched: bool = False
     title_pieces: list[Piece] = dataclasses.field(default_factory=list)
     snippet_pieces: list[Piece] = dataclasses.field(default_factory=list)
+    # Merging: the original this duplicate went into (0 / "" when not merged).
+    merged_into_id: int = 0
+    merged_into_number: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +131,9 @@ class EventRow:
     what: str
     detail: str
     created: str
+    # A ticket the line names (merges): its page, and its number as the link's text ("" none).
+    link: str = ""
+    link_label: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,6 +193,8 @@ def ticket_row(t: TicketOut) -> TicketRow:
         overdue=overdue,
         rating=t.satisfaction.rating if t.satisfaction else "",
         rating_comment=(t.satisfaction.comment or "") if t.satisfaction else "",
+        merged_into_id=t.merged_into.id if t.merged_into else 0,
+        merged_into_number=t.merged_into.number if t.merged_into else "",
         first_response_due=when(t.first_response_due_at),
         first_response_left=sla.clock_text(
             t.first_response_due_at,
@@ -259,6 +267,9 @@ _EVENT_TEXT: dict[str, str] = {
     EventKind.CATEGORY_OVERRIDDEN: "overrode category",
     EventKind.COMMENTED: "commented",
     EventKind.ATTACHED: "attached a file",
+    EventKind.MERGED_INTO: "merged this ticket into",
+    EventKind.MERGED_FROM: "merged in",
+    EventKind.FOLLOWER_ADDED: "added a follower",
 }
 
 
@@ -276,6 +287,9 @@ def event_row(e: EventOut) -> EventRow:
         detail = "by e-mail"
     elif e.kind == EventKind.ATTACHED:
         detail = str(d.get("filename") or "")
+    elif e.kind == EventKind.FOLLOWER_ADDED:
+        detail = str((d.get("user") or {}).get("name") or "")
+    link, link_label = _merge_link(e)
     if d.get("reason"):
         detail = f"{detail} — {d['reason']}" if detail else str(d["reason"])
     return EventRow(
@@ -284,7 +298,20 @@ def event_row(e: EventOut) -> EventRow:
         what=_EVENT_TEXT.get(e.kind, e.kind),
         detail=detail,
         created=when(e.created_at),
+        link=link,
+        link_label=link_label,
     )
+
+
+def _merge_link(e: EventOut) -> tuple[str, str]:
+    """The other ticket of a merge line: ("/tickets/12", "TCK-1042"), or ("", "")."""
+    other = (e.data or {}).get("into" if e.kind == EventKind.MERGED_INTO else "from")
+    if e.kind not in (EventKind.MERGED_INTO, EventKind.MERGED_FROM) or not isinstance(other, dict):
+        return "", ""
+    ticket_id, number = other.get("id"), other.get("number")
+    if not isinstance(ticket_id, int) or not isinstance(number, str):
+        return "", ""
+    return f"/tickets/{ticket_id}", number
 
 
 # ----- the admin pages -----

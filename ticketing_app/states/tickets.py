@@ -16,7 +16,7 @@ from ticketing_app.domain import TicketStatus, label
 from ticketing_app.errors import Conflict, DomainError, InvalidInput, TooLarge
 from ticketing_app.models import User
 from ticketing_app.schemas import CommentCreate, TicketCreate, TicketFilters, TicketUpdate
-from ticketing_app.services import attachments, canned_replies, presence, satisfaction, tickets
+from ticketing_app.services import attachments, canned_replies, merge, presence, satisfaction, tickets
 from ticketing_app.states.base import (
     AuthState,
     UnexpectedEventArgument,
@@ -223,6 +223,10 @@ class TicketState(LiveMixin, AuthState):
     # The status a canned reply sets when the reply is sent ("" none); cleared after every send.
     reply_status: str = ""
     reply_status_label: str = ""
+    # "Merge into…": the target found by number, shown for confirmation (its id stays on the server side).
+    merge_target_number: str = ""
+    merge_target_title: str = ""
+    _merge_target_id: int = 0
 
     @rx.event
     @presents_errors
@@ -282,6 +286,7 @@ class TicketState(LiveMixin, AuthState):
     async def load(self) -> Any:
         self.error = self.notice = ""
         self.reply_status = self.reply_status_label = ""
+        self._forget_merge_target()
         self.viewers = []
         result = await self._refresh()
         if result is not None or self.not_found:  # signed out (to the log-in page), or not this person's
@@ -421,6 +426,44 @@ class TicketState(LiveMixin, AuthState):
             return self._refused(UnexpectedEventArgument())
         fields = {"assignee_id": int(raw), "reason": form_text(form, "reason") or None}
         return await self._update(fields, "Reassigned.")
+
+    def _forget_merge_target(self) -> None:
+        self.merge_target_number = self.merge_target_title = ""
+        self._merge_target_id = 0
+
+    @rx.event
+    @presents_errors
+    async def find_merge_target(self, form: dict[str, Any]) -> Any:
+        """The first step of "Merge into…": look the number up (the same checks as the merge) and ask to confirm."""
+        self.error = self.notice = ""
+        self._forget_merge_target()
+        reference, ticket_id = form_text(a_form(form), "into", 40).strip(), self._ticket_id()
+        if not reference:
+            self.error = "Enter the number of the ticket to merge into, e.g. TCK-1042."
+            return None
+        target = await self._actor_call(lambda s, u: merge.find_target(s, u, ticket_id, reference))
+        self.merge_target_number, self.merge_target_title = target.number, target.title
+        self._merge_target_id = target.id
+        return None
+
+    @rx.event
+    @presents_errors
+    async def confirm_merge(self, form: dict[str, Any]) -> Any:
+        """The second step: merge this ticket into the target confirmed on the page (all rules checked again)."""
+        self.error = self.notice = ""
+        note, ticket_id, target = form_text(a_form(form), "note").strip(), self._ticket_id(), self._merge_target_id
+        if not target:
+            self.error = "Find the ticket to merge into first."
+            return None
+        original = await self._actor_call(lambda s, u: merge.merge_ticket(s, u, ticket_id, target, note or None))
+        self.notice = f"Merged into {original.reference}."
+        self._forget_merge_target()
+        return await self._refresh()
+
+    @rx.event
+    @presents_errors
+    async def cancel_merge(self) -> None:
+        self._forget_merge_target()
 
 
 def _view_with_previews(session: Session, actor: User, ticket_id: int) -> tuple[tickets.TicketView, dict[int, str]]:

@@ -14,6 +14,7 @@ from ticketing_app.schemas import (
     BulkTicketUpdate,
     CommentCreate,
     CommentOut,
+    MergeIn,
     Page,
     TicketCreate,
     TicketDetail,
@@ -21,7 +22,7 @@ from ticketing_app.schemas import (
     TicketOut,
     TicketUpdate,
 )
-from ticketing_app.services import bulk, tickets
+from ticketing_app.services import bulk, merge, tickets
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
 
@@ -74,3 +75,13 @@ def add_comment(ticket_id: int, data: CommentCreate, token: Token, request: Requ
         )
         comment = CommentOut.model_validate(added)
         return model_response(comment, status.HTTP_201_CREATED)
+
+
+@router.post("/{ticket_id}/merge", response_model=TicketOut)
+def merge_ticket(ticket_id: int, data: MergeIn, token: Token) -> Response:
+    """Merge this ticket (a duplicate) into the one named by `into_ticket_id` or `into_ticket_number`; answers
+    with the original. 400 into itself, 403 not staff or not managing it, 404 either ticket not visible, 409
+    already merged, merged target or closed target."""
+    with acting(token) as (session, user):
+        original = merge.merge_from_input(session, user, ticket_id, data)
+        return model_response(tickets.full_ticket_out(session, original, user))
