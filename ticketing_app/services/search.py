@@ -35,9 +35,11 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import TSVECTOR
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload
+from sqlalchemy.sql import CompoundSelect, Select
 from sqlalchemy.sql.util import ClauseAdapter
 
 from ticketing_app.domain import parse_ticket_reference
@@ -153,17 +155,25 @@ def find(
     if not text_query and query.number is None:  # nothing left to look for (only letters unaccent drops)
         return Found([], 0)
     rare = None if query.number is not None else _rare_part(session, text_query)
-    candidates: list[tuple[int, float]] = []
-    for part, staff in visible_parts(actor, assigned):
-        match = _match(text_query, query.number, staff=staff)
-        where = [part, *filters]
-        candidates += _rare_matches(session, where, match, rare) if rare else _part_matches(session, where, match)
+    parts = [
+        ([part, *filters], _match(text_query, query.number, staff=staff))
+        for part, staff in visible_parts(actor, assigned)
+    ]
+    candidates = _rare_matches(session, parts, rare) if rare else _newest_matches(session, parts)
     candidates = sorted(candidates, reverse=True)[:RANK_WINDOW]  # the newest (ids grow with time)
     page = sorted(candidates, key=lambda c: (-c[1], -c[0]))[offset : offset + limit]
     if not page:
         return Found([], len(candidates))
     # The page's rows only, with their people (joined, as the model says): the compiled statement is cached.
-    rows = session.scalars(select(Ticket).where(Ticket.id.in_([ticket_id for ticket_id, _ in page]))).unique().all()
+    rows = (
+        session.scalars(
+            select(Ticket)
+            .where(Ticket.id.in_([ticket_id for ticket_id, _ in page]))
+            .options(joinedload(Ticket.satisfaction))  # in the same statement (the model's default is a second one)
+        )
+        .unique()
+        .all()
+    )
     by_id = {ticket.id: ticket for ticket in rows}
     return Found([(by_id[i], rank) for i, rank in page if i in by_id], len(candidates))
 
@@ -173,6 +183,10 @@ class _Match:
     condition: ColumnElement[bool]
     rank: ColumnElement[float]
     columns: tuple[InstrumentedAttribute[Any], ...]  # what the condition and the rank read
+
+
+# One part of what someone sees (its conditions, with the filters) and how a ticket matches there.
+_Part = tuple[list[ColumnElement[bool]], _Match]
 
 
 def _match(text_query: str, number: int | None, *, staff: bool) -> _Match:
@@ -233,61 +247,77 @@ def _lexeme_frequencies(session: Session) -> dict[str, float]:
 
 
 def _rare_matches(
-    session: Session, where: list[ColumnElement[bool]], match: _Match, rare: str
+    session: Session, parts: list[tuple[list[ColumnElement[bool]], _Match]], rare: str
 ) -> list[tuple[int, float]]:
-    """(id, rank) of the RANK_WINDOW newest matches in one part, found through the GIN index by the query's rarest
+    """(id, rank) of the RANK_WINDOW newest matches of each part, found through the GIN index by the query's rarest
     part only (a frequent word next to it would have its whole bitmap built); the whole query is then tested on
-    those few rows."""
+    those few rows. All parts in one statement."""
     rare_query = func.to_tsquery(literal_column("'simple'::regconfig"), bindparam("rare", rare, String()))
-    candidates = select(*match.columns).where(*where, _matches(ALL_TEXT, rare_query)).offset(0).subquery("candidates")
-    adapt = ClauseAdapter(candidates).traverse
-    return [
-        (row[0], float(row[1]))
-        for row in session.execute(
-            select(candidates.c.id, adapt(match.rank))
+    branches = []
+    for n, (where, match) in enumerate(parts):
+        candidates = (
+            select(*match.columns).where(*where, _matches(ALL_TEXT, rare_query)).offset(0).subquery(f"candidates{n}")
+        )
+        adapt = ClauseAdapter(candidates).traverse
+        branches.append(
+            select(candidates.c.id, adapt(match.rank).label("rank"))
             .where(adapt(match.condition))
             .order_by(candidates.c.id.desc())
             .limit(RANK_WINDOW)
         )
-    ]
+    return [(row[0], float(row[1])) for row in session.execute(_union(branches))]
 
 
-def _part_matches(session: Session, where: list[ColumnElement[bool]], match: _Match) -> list[tuple[int, float]]:
-    """(id, rank) of the RANK_WINDOW newest tickets of one part of what the person sees that match.
+def _union(branches: list[Select[Any]]) -> Select[Any] | CompoundSelect[Any]:
+    """One statement for the parts, each branch keeping its own ORDER BY and LIMIT."""
+    if len(branches) == 1:
+        return branches[0]
+    return union_all(*(select(*branch.subquery().c) for branch in branches))
 
-    First the part's newest SCAN_NEWEST tickets are read in id order (the primary key for everything; for the
+
+def _newest_matches(session: Session, parts: list[_Part]) -> list[tuple[int, float]]:
+    """(id, rank) of the RANK_WINDOW newest matches of each part of what the person sees.
+
+    First each part's newest SCAN_NEWEST tickets are read in id order (the primary key for everything; for the
     tickets assigned to someone, the covering index of migration 0019, which holds the text vectors, so no table
-    row is read) and tested one by one: a frequent word fills the window from the newest few thousand, and the
-    GIN index, which would build the whole bitmap of a word found in a third of all tickets, is not used.
-    Where that part holds more tickets and fewer than ENOUGH_TO_RANK matched among its newest SCAN_NEWEST, the
-    word is rare there: the older ones are searched through the GIN index (a rare word's few entries). Where at
-    least ENOUGH_TO_RANK matched, those are the candidates: the search ranks the matches among the newest
+    row is read) and tested one by one, all parts in one statement: a frequent word fills the window from the
+    newest few thousand, and the GIN index, which would build the whole bitmap of a word found in a third of all
+    tickets, is not used. Where a part holds more tickets and fewer than ENOUGH_TO_RANK matched among its newest
+    SCAN_NEWEST, the word is rare there after all: its older tickets are searched through the GIN index. Where at
+    least ENOUGH_TO_RANK matched, those are the part's candidates: the search ranks the matches among the newest
     SCAN_NEWEST tickets (at most RANK_WINDOW of them) rather than read on through older ones.
     """
-    newest = select(*match.columns).where(*where).order_by(Ticket.id.desc()).limit(SCAN_NEWEST).subquery("newest")
-    adapt = ClauseAdapter(newest).traverse
-    found = [
-        (row[0], float(row[1]))
-        for row in session.execute(
-            select(newest.c.id, adapt(match.rank))
+    branches = []
+    for n, (where, match) in enumerate(parts):
+        newest = (
+            select(*match.columns).where(*where).order_by(Ticket.id.desc()).limit(SCAN_NEWEST).subquery(f"newest{n}")
+        )
+        adapt = ClauseAdapter(newest).traverse
+        branches.append(
+            select(newest.c.id, adapt(match.rank).label("rank"), literal_column(str(n)).label("part"))
             .where(adapt(match.condition))
             .order_by(newest.c.id.desc())
             .limit(RANK_WINDOW)
         )
-    ]
-    if len(found) >= ENOUGH_TO_RANK:
-        return found
-    # The oldest ticket read above, if the part holds more than that.
-    cutoff = session.scalar(select(Ticket.id).where(*where).order_by(Ticket.id.desc()).offset(SCAN_NEWEST - 1).limit(1))
-    if cutoff is None:
-        return found
-    older = session.execute(
-        select(Ticket.id, match.rank)
-        .where(*where, Ticket.id < cutoff, match.condition)
-        .order_by(Ticket.id.desc())
-        .limit(RANK_WINDOW - len(found))
-    )
-    return found + [(row[0], float(row[1])) for row in older]
+    rows = session.execute(_union(branches)).all()
+    found = [(row[0], float(row[1])) for row in rows]
+    for n, (where, match) in enumerate(parts):
+        if sum(1 for row in rows if row[2] == n) >= ENOUGH_TO_RANK:
+            continue
+        # The oldest ticket read above, if the part holds more than that.
+        cutoff = session.scalar(
+            select(Ticket.id).where(*where).order_by(Ticket.id.desc()).offset(SCAN_NEWEST - 1).limit(1)
+        )
+        if cutoff is None:
+            continue
+        older = session.execute(
+            select(Ticket.id, match.rank)
+            .where(*where, Ticket.id < cutoff, match.condition)
+            .order_by(Ticket.id.desc())
+            .limit(RANK_WINDOW)
+        )
+        found += [(row[0], float(row[1])) for row in older]
+    return found
 
 
 # ----- highlighting -----
