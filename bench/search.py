@@ -139,19 +139,30 @@ def load(*, tickets: int, seed: int = 5) -> dict[str, Any]:
 
 
 def run(*, tickets: int, repeat: int) -> dict[str, Any]:
+    return measure(load(tickets=tickets), repeat=repeat)
+
+
+def measure(
+    data: dict[str, Any], *, repeat: int, kinds: list[str] | None = None, roles: list[str] | None = None
+) -> dict[str, Any]:
+    """Time every query kind for every role against the loaded data (bench/search_lab.py reuses one load)."""
     from ticketing_app.db import session_scope
     from ticketing_app.models import User
     from ticketing_app.schemas import TicketFilters
     from ticketing_app.services import tickets as ticket_service
 
-    data = load(tickets=tickets)
+    tickets = data["tickets"]
     rng = random.Random(3)
     results: dict[str, Any] = {"data": data, "kinds": {}, "by_role": {}}
     everything: list[float] = []
     matches: dict[str, list[int]] = {}
     for role, actor_id in data["actors"].items():
+        if roles and role not in roles:
+            continue
         role_durations: list[float] = []
         for kind, make in QUERIES.items():
+            if kinds and kind not in kinds:
+                continue
             durations = []
             for i in range(repeat + 3):
                 q = make(rng, tickets)
