@@ -7,9 +7,16 @@ three in the generated `search_all`, GIN-indexed. Query words match as prefixes 
 written without spaces, is indexed a character at a time and searched as a phrase, so any run of characters is found.
 
 Ranking: the RANK_WINDOW most recent matches that the person may see are ranked (`ts_rank`, so a title hit
-outranks one in a comment) and the page is cut from them; `total` counts at most RANK_WINDOW. A word found in
-a tenth of a million tickets would otherwise have every match ranked for each page: this keeps a search
-within milliseconds at any size (bench/search.py), and in a helpdesk the recent matches are the ones looked for.
+outranks one in a comment) and the page is cut from them; `total` counts those candidates. A frequent word's
+candidates are the matches among the newest SCAN_NEWEST tickets of each part of what the person sees, once that
+holds ENOUGH_TO_RANK of them (at most RANK_WINDOW): a word found in a tenth of a million tickets would otherwise have
+every match read and ranked for each page. In a helpdesk the recent matches are the ones looked for; an older one
+is found by adding a word.
+
+At scale (bench/README.md, "Search"): what a person sees is read in parts (visibility.visible_parts), newest first
+through each part's index, the tickets a moderator works through a covering index that holds their vectors
+(migration 0019); the GIN index is used only when PostgreSQL's statistics say the query's rarest word is rare, and
+then for that word alone (a frequent prefix's whole posting list would otherwise be decoded).
 
 Highlighting is done here, not by `ts_headline`: it returns the text as pieces, each marked or not, which the
 pages render as text (never as HTML) and the API returns as they are.
