@@ -158,10 +158,12 @@ def measure(
 ) -> dict[str, Any]:
     """Time every query kind for every role against the loaded data (bench/search_lab.py reuses one load)."""
     from ticketing_app.db import session_scope
+    from ticketing_app.lifespan import freeze_startup_objects
     from ticketing_app.models import User
     from ticketing_app.schemas import TicketFilters
     from ticketing_app.services import tickets as ticket_service
 
+    freeze_startup_objects()  # as the web process does once started (lifespan), before it serves anything
     tickets = data["tickets"]
     rng = random.Random(3)
     results: dict[str, Any] = {"data": data, "kinds": {}, "by_role": {}}
