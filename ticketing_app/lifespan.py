@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -18,6 +19,7 @@ async def app_lifespan() -> AsyncIterator[None]:
 
     # Safe with many processes starting at once: migrations run under an advisory lock.
     await asyncio.to_thread(upgrade_database)
+    freeze_startup_objects()
     worker = None
     stop_listener = None
     if get_settings().worker_in_app:
@@ -33,3 +35,12 @@ async def app_lifespan() -> AsyncIterator[None]:
             await asyncio.to_thread(stop_listener)
         if worker is not None:
             await asyncio.to_thread(worker.stop, True)
+
+
+def freeze_startup_objects() -> None:
+    """Put everything alive after start-up (modules, classes, the app's routes and pages, ~130,000 objects) out of
+    the cyclic garbage collector's reach. A full collection otherwise walks all of it now and then, in the middle of
+    a request: one paused a search for 105 ms at a million tickets (bench/README.md, "Search"), against 3-4 ms
+    once frozen. What is allocated afterwards is collected as before."""
+    gc.collect()
+    gc.freeze()

@@ -1,14 +1,15 @@
-"""Queue work in bulk in the browser: tick tickets, change them at once, save the filter and use it again."""
+"""Queue work in bulk in the browser: tick tickets, change them at once, save the filter, use it again and
+delete it."""
 
 from __future__ import annotations
 
 import pytest
 from playwright.sync_api import expect
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from tests.browser.test_journeys import log_in
 from ticketing_app.db import session_scope
-from ticketing_app.models import Job, Ticket
+from ticketing_app.models import Job, SavedFilter, Ticket
 
 pytestmark = pytest.mark.browser
 
@@ -53,3 +54,9 @@ def test_moderator_changes_several_tickets_at_once_and_saves_a_filter(new_page, 
     page.select_option("#saved-filter-picker", label="Working on")
     expect(page.locator(f"#queue-row-{ids[2]}")).to_have_count(0)
     expect(page.locator(f"#queue-row-{ids[0]}")).to_be_visible()
+
+    page.get_by_role("button", name="Delete saved filter Working on").click()
+    expect(page.get_by_text("Filter 'Working on' deleted.")).to_be_visible()
+    expect(page.locator("#saved-filter-picker")).to_have_count(0)  # no saved filter left to pick
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(SavedFilter)) == 0

@@ -214,16 +214,91 @@ def test_fold_matches_unaccent():
     assert search.fold("Ça Été Über Größe") == "ca ete uber grosse"
 
 
-def test_the_newest_matches_are_found_through_widening_windows(api, factory, monkeypatch):
+@pytest.fixture(params=["scan", "index"])
+def search_path(request, monkeypatch):
+    """Each search either reads the newest tickets first ("scan": the words are frequent) or goes through the GIN
+    index by its rarest word ("index"): the statistics decide at run time; here each test runs both ways."""
+    if request.param == "scan":
+        monkeypatch.setattr(search, "_rare_part", lambda session, text_query: None)
+    else:
+        monkeypatch.setattr(search, "_rare_part", lambda session, text_query: text_query.split(" & ")[-1])
+    return request.param
+
+
+def test_every_role_finds_only_what_it_may_see_either_way(api, factory, world, search_path):
+    test_every_role_finds_only_what_it_may_see(api, factory, world)
+    test_the_queue_search_shows_a_moderator_only_their_queue(factory, world)
+
+
+def test_the_parts_of_what_someone_sees_are_disjoint_and_exactly_what_they_see(factory, world):
+    """Search reads what a person may see in parts (visibility.visible_parts), each with or without the staff view:
+    together they must be exactly the list's tickets for every role and "assigned" choice, and the staff flag
+    must agree with sees_staff_view ticket by ticket."""
+    from sqlalchemy import select
+
+    from ticketing_app.services.visibility import sees_staff_view, visible_parts
+
+    own_assigned = factory.ticket(world["mod_a"], "Moderator A self-assigned", "Mine to work.")
+    assign(world["admin"], own_assigned, world["mod_a"])
+    with session_scope() as s:
+        for who in ("admin", "mod_a", "mod_b", "alice", "bob"):
+            actor = s.get(User, world[who].id)
+            for assigned in ("any", "me", "unassigned"):
+                listed = {
+                    t.id for t in tickets.list_tickets(s, actor, TicketFilters(assigned=assigned, limit=100)).items
+                }
+                seen: list[int] = []
+                for part, staff in visible_parts(actor, assigned):
+                    for ticket in s.scalars(select(Ticket).where(part)).unique():
+                        seen.append(ticket.id)
+                        assert sees_staff_view(actor, ticket) == staff, (who, assigned, ticket.title)
+                assert sorted(seen) == sorted(listed), (who, assigned)
+                assert len(seen) == len(set(seen)), (who, assigned)
+
+
+def test_the_newest_matches_are_found_first_among_the_newest_tickets(api, factory, monkeypatch, search_path):
     monkeypatch.setattr(search, "RANK_WINDOW", 3)
-    monkeypatch.setattr(search, "WINDOWS", (5, 12))
+    monkeypatch.setattr(search, "SCAN_NEWEST", 5)
+    monkeypatch.setattr(search, "ENOUGH_TO_RANK", 2)
     user, admin = factory.user(), factory.admin()
     made = [
         factory.ticket(user, f"{'alpha' if n in (1, 2, 3, 18) else 'beta'} ticket {n}", "text") for n in range(1, 21)
     ]
-    for who in (user, admin):  # the admin's search goes through the windows; the requester's has none
+    for who in (user, admin):
         page = find(api, factory.headers(who), "alpha")
-        assert page["total"] == 3  # the three newest matches: one in the newest window, two in the whole table
+        # the three newest matches: one among the newest five tickets (fewer than ENOUGH_TO_RANK), two older
+        assert page["total"] == 3
         assert {item["id"] for item in page["items"]} == {made[17].id, made[2].id, made[1].id}
         page = find(api, factory.headers(who), "beta")
         assert {item["id"] for item in page["items"]} == {made[19].id, made[18].id, made[16].id}
+
+
+def test_a_frequent_words_candidates_are_the_matches_among_the_newest_tickets(api, factory, monkeypatch):
+    """Where the newest SCAN_NEWEST tickets hold ENOUGH_TO_RANK matches, those are ranked: older ones are not read."""
+    monkeypatch.setattr(search, "_rare_part", lambda session, text_query: None)
+    monkeypatch.setattr(search, "SCAN_NEWEST", 5)
+    monkeypatch.setattr(search, "ENOUGH_TO_RANK", 2)
+    admin = factory.admin()
+    made = [factory.ticket(admin, f"{'gamma' if n in (1, 2, 17, 19) else 'delta'} {n}", "text") for n in range(1, 21)]
+    page = find(api, factory.headers(admin), "gamma")
+    assert page["total"] == 2 and {item["id"] for item in page["items"]} == {made[16].id, made[18].id}
+    monkeypatch.setattr(search, "ENOUGH_TO_RANK", 3)  # two are not enough: the older ones come from the index
+    page = find(api, factory.headers(admin), "gamma")
+    assert page["total"] == 4
+
+
+def test_the_rarest_part_is_chosen_from_the_statistics(session, monkeypatch):
+    frequencies = {"printer": 0.3, "print": 0.1, "password": 0.2, "東": 0.2, "京": 0.00001, "ref12": 0.00001}
+    monkeypatch.setattr(search, "_lexeme_frequencies", lambda s: frequencies)
+    assert search._rare_part(session, "'print':*") is None  # 0.4 of all tickets
+    assert search._rare_part(session, "'printer':* & 'ref1':*") == "'ref1':*"
+    assert search._rare_part(session, "'pass':* & 'zzz':*") == "'zzz':*"  # no common lexeme starts it
+    assert search._rare_part(session, "'printer':* & ('東' <-> '京')") == "('東' <-> '京')"
+    assert search._rare_part(session, "'printer':* & ('東' <-> 'ー')") == "('東' <-> 'ー')"
+    monkeypatch.setattr(search, "_lexeme_frequencies", lambda s: {**frequencies, "京": 0.2, "ー": 0.2})
+    assert search._rare_part(session, "'printer':* & ('東' <-> '京')") is None
+
+
+def test_the_statistics_are_read_from_postgresql(session):
+    search._stats["read_at"] = None
+    assert isinstance(search._lexeme_frequencies(session), dict)

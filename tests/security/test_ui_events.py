@@ -89,6 +89,7 @@ OWN_OR_LOCAL = {
     "QueueState.select_page",
     "QueueState.apply_saved",
     "QueueState.save_current",
+    "QueueState.delete_saved",
     "QueueState.previous_page",
     "QueueState.set_status_filter",
     "QueueState.set_priority_filter",
@@ -383,6 +384,39 @@ def test_queue_load_and_scope(world: World, role: str):
         assert not [f for f in (*FOREIGN, "Only Otto") if f in state_text(state)]
     else:
         assert state.allowed and ids == expected
+
+
+def test_queue_delete_saved_deletes_only_the_actors_own_filter(world: World):
+    """The delete button sends one of the page's saved filter ids; a crafted id (someone else's filter), even
+    slipped into the page's own list, deletes nothing."""
+    from ticketing_app.models import SavedFilter
+    from ticketing_app.states.formatting import StaffOption
+    from ticketing_app.states.queue import QueueState
+
+    with session_scope() as s:
+        mine = SavedFilter(user_id=world.user("moderator").id, name="Mine", filters={"active": True})
+        theirs = SavedFilter(user_id=world.user("assigned_moderator").id, name="Theirs", filters={"active": True})
+        s.add_all([mine, theirs])
+        s.flush()
+        mine_id, theirs_id = mine.id, theirs.id
+    state = make_state(QueueState, world, "moderator")
+    fire(state, "load")
+    assert [f.label for f in state.saved_filters] == ["Mine"]
+    for crafted in (str(theirs_id), theirs_id, "Mine", "", None, "1 OR 1=1"):
+        state.error = ""
+        fire(state, "delete_saved", crafted)
+        assert state.error, crafted
+    state.saved_filters = [*state.saved_filters, StaffOption(id=str(theirs_id), label="Theirs")]
+    state.error = ""
+    fire(state, "delete_saved", str(theirs_id))
+    assert state.error
+    with session_scope() as s:
+        assert set(s.scalars(select(SavedFilter.id))) == {mine_id, theirs_id}
+    state.error = ""
+    fire(state, "delete_saved", str(mine_id))
+    assert state.error == "" and state.saved_filters == []
+    with session_scope() as s:
+        assert set(s.scalars(select(SavedFilter.id))) == {theirs_id}
 
 
 # ----- admin states -----

@@ -175,6 +175,19 @@ def _saved_filters() -> rx.Component:
                 style={"padding": "0.35em", "border_radius": "6px"},
             ),
         ),
+        rx.foreach(
+            QueueState.saved_filters,
+            lambda o: rx.button(
+                rx.icon("x", size=14),
+                o.label,
+                on_click=QueueState.delete_saved(o.id),
+                variant="ghost",
+                color_scheme="gray",
+                size="1",
+                aria_label="Delete saved filter " + o.label,
+                title="Delete saved filter " + o.label,
+            ),
+        ),
         rx.form(
             rx.flex(
                 rx.input(

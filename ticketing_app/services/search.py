@@ -7,9 +7,16 @@ three in the generated `search_all`, GIN-indexed. Query words match as prefixes 
 written without spaces, is indexed a character at a time and searched as a phrase, so any run of characters is found.
 
 Ranking: the RANK_WINDOW most recent matches that the person may see are ranked (`ts_rank`, so a title hit
-outranks one in a comment) and the page is cut from them; `total` counts at most RANK_WINDOW. A word found in
-a tenth of a million tickets would otherwise have every match ranked for each page: this keeps a search
-within milliseconds at any size (bench/search.py), and in a helpdesk the recent matches are the ones looked for.
+outranks one in a comment) and the page is cut from them; `total` counts those candidates. A frequent word's
+candidates are the matches among the newest SCAN_NEWEST tickets of each part of what the person sees, once that
+holds ENOUGH_TO_RANK of them (at most RANK_WINDOW): a word found in a tenth of a million tickets would otherwise have
+every match read and ranked for each page. In a helpdesk the recent matches are the ones looked for; an older one
+is found by adding a word.
+
+At scale (bench/README.md, "Search"): what a person sees is read in parts (visibility.visible_parts), newest first
+through each part's index, the tickets a moderator works through a covering index that holds their vectors
+(migration 0019); the GIN index is used only when PostgreSQL's statistics say the query's rarest word is rare, and
+then for that word alone (a frequent prefix's whole posting list would otherwise be decoded).
 
 Highlighting is done here, not by `ts_headline`: it returns the text as pieces, each marked or not, which the
 pages render as text (never as HTML) and the API returns as they are.
@@ -18,18 +25,16 @@ pages render as text (never as HTML) and the API returns as they are.
 from __future__ import annotations
 
 import re
+import time
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
-    ARRAY,
     Boolean,
     ColumnElement,
-    Integer,
     String,
-    any_,
     bindparam,
     case,
     func,
@@ -37,19 +42,23 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import TSVECTOR
-from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, selectinload
+from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload
+from sqlalchemy.sql import CompoundSelect, Select
 from sqlalchemy.sql.util import ClauseAdapter
 
-from ticketing_app.domain import Role, parse_ticket_reference
+from ticketing_app.domain import parse_ticket_reference
 from ticketing_app.models import Comment, Ticket, User
 from ticketing_app.schemas import SearchHit, TextPiece
-from ticketing_app.services.visibility import sees_staff_view, staff_view_tickets
+from ticketing_app.services.visibility import sees_staff_view, visible_parts
 
 RANK_WINDOW = 1000
-# The newest ids looked in first, then ten times as many, then all (see _newest_matches).
-WINDOWS = (20_000, 200_000)
+# Each part of what someone sees is read newest first, this many tickets; where at least ENOUGH_TO_RANK of them
+# match, those are ranked, else the older ones are searched through the GIN index (see _part_matches).
+SCAN_NEWEST = 20_000
+ENOUGH_TO_RANK = 100
 MAX_TERMS = 12
 SNIPPET_CHARS = 200
 SNIPPET_LEAD = 60
@@ -112,6 +121,10 @@ def _vector(first: InstrumentedAttribute[Any], second: InstrumentedAttribute[Any
 # rows that matched already, where the person does not work the ticket as staff.
 ALL_TEXT = Ticket.search_all
 PUBLIC_TEXT = _vector(Ticket.search_doc, Ticket.search_comments)
+# What the newest-first reading takes from each ticket (besides what the filters name): where the person works the
+# tickets as staff, all of it is in the covering index ix_tickets_assignee_search (migration 0019).
+STAFF_COLUMNS = (Ticket.id, Ticket.number, Ticket.search_all)
+PUBLIC_COLUMNS = (Ticket.id, Ticket.number, Ticket.search_doc, Ticket.search_comments)
 
 
 def _matches(
@@ -129,98 +142,189 @@ class Found:
 def find(
     session: Session,
     actor: User,
-    conditions: Sequence[ColumnElement[bool]],
+    assigned: str,
+    filters: Sequence[ColumnElement[bool]],
     query: SearchQuery,
     *,
     limit: int,
     offset: int,
 ) -> Found:
-    """The visible tickets (`conditions` hold the visibility and the filters) that match, best first."""
+    """The tickets `actor` may see (narrowed by `assigned` and `filters`) that match, best first.
+
+    What `actor` may see comes in disjoint parts (visibility.visible_parts: for a moderator, the tickets they work
+    and the ones they filed), each searched on its own (_part_matches) for its newest matches with their rank.
+    Their union's RANK_WINDOW newest are the candidates, ranked, and the page is cut from them.
+    """
     # Plan each search for its own words: a plan cached for the first query's rare word would be wrong for a
     # common one (index scan of the newest tickets versus the GIN index).
     session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-    staff = staff_view_tickets(actor)
-    matched: list[ColumnElement[bool]] = []
-    rank: ColumnElement[float] = literal_column("0.0")
     text_query = tsquery_text(session, query)
+    if not text_query and query.number is None:  # nothing left to look for (only letters unaccent drops)
+        return Found([], 0)
+    rare = None if query.number is not None else _rare_part(session, text_query)
+    parts = [
+        ([part, *filters], _match(text_query, query.number, staff=staff))
+        for part, staff in visible_parts(actor, assigned)
+    ]
+    candidates = _rare_matches(session, parts, rare) if rare else _newest_matches(session, parts)
+    candidates = sorted(candidates, reverse=True)[:RANK_WINDOW]  # the newest (ids grow with time)
+    page = sorted(candidates, key=lambda c: (-c[1], -c[0]))[offset : offset + limit]
+    if not page:
+        return Found([], len(candidates))
+    # The page's rows only, with their people (joined, as the model says): the compiled statement is cached.
+    rows = (
+        session.scalars(
+            select(Ticket)
+            .where(Ticket.id.in_([ticket_id for ticket_id, _ in page]))
+            .options(joinedload(Ticket.satisfaction))  # in the same statement (the model's default is a second one)
+        )
+        .unique()
+        .all()
+    )
+    by_id = {ticket.id: ticket for ticket in rows}
+    return Found([(by_id[i], rank) for i, rank in page if i in by_id], len(candidates))
+
+
+@dataclass(frozen=True)
+class _Match:
+    condition: ColumnElement[bool]
+    rank: ColumnElement[float]
+    columns: tuple[InstrumentedAttribute[Any], ...]  # what the condition and the rank read
+
+
+# One part of what someone sees (its conditions, with the filters) and how a ticket matches there.
+_Part = tuple[list[ColumnElement[bool]], _Match]
+
+
+def _match(text_query: str, number: int | None, *, staff: bool) -> _Match:
+    """A ticket matches by its text (internal notes only where `actor` works it as staff) or by its number."""
+    vector = ALL_TEXT if staff else PUBLIC_TEXT
+    conditions: list[ColumnElement[bool]] = []
+    rank: ColumnElement[float] = literal_column("0.0")
     if text_query:
         tsquery = func.to_tsquery(literal_column("'simple'::regconfig"), bindparam("tsquery", text_query, String()))
-        # Internal notes count only where the person works the ticket as staff.
-        matched.append(_matches(ALL_TEXT, tsquery) & (staff | _matches(PUBLIC_TEXT, tsquery)))
-        rank = func.ts_rank(case((staff, ALL_TEXT), else_=PUBLIC_TEXT), tsquery)
-    if query.number is not None:
-        matched.append(Ticket.number == query.number)
-        rank = rank + case((Ticket.number == query.number, 10.0), else_=0.0)
-    if not matched:  # nothing left to look for (e.g. only letters that unaccent makes punctuation)
-        return Found([], 0)
-    if actor.role == Role.ADMIN:  # every ticket: the newest first, in widening windows
-        ids = _newest_matches(session, [*conditions, or_(*matched)], WINDOWS)
-    else:
-        ids = _matches_in_scope(session, conditions, or_(*matched))
-    if not ids:
-        return Found([], 0)
-    rank_col = rank.label("rank")
-    # Ranked narrow (id, rank) and cut to the page; only the page's rows are then read in full.
-    ranked = (
-        select(Ticket.id, rank_col)
-        .where(Ticket.id == any_(bindparam("ids", ids, ARRAY(Integer()))))
-        .order_by(rank_col.desc(), Ticket.id.desc())
-        .limit(limit)
-        .offset(offset)
-        .subquery("ranked")
-    )
-    found = aliased(Ticket, name="found")
-    rows = session.execute(
-        select(found, ranked.c.rank)
-        .join(ranked, ranked.c.id == found.id)
-        .options(selectinload(found.assigned_to), selectinload(found.created_by))
-        .order_by(ranked.c.rank.desc(), found.id.desc())
-    ).all()
-    return Found([(row[0], float(row.rank)) for row in rows], len(ids))
+        conditions.append(_matches(vector, tsquery))
+        rank = func.ts_rank(vector, tsquery)
+    if number is not None:
+        conditions.append(Ticket.number == number)
+        rank = rank + case((Ticket.number == number, 10.0), else_=0.0)
+    return _Match(or_(*conditions), rank, STAFF_COLUMNS if staff else PUBLIC_COLUMNS)
 
 
-def _matches_in_scope(
-    session: Session, conditions: Sequence[ColumnElement[bool]], matched: ColumnElement[bool]
-) -> list[int]:
-    """The RANK_WINDOW newest matches among someone's own tickets (or those assigned to them): few enough to read
-    through the visibility's index and test one by one. The OFFSET 0 fence keeps PostgreSQL from building the
-    GIN bitmap of a frequent word (hundreds of thousands of entries) just to intersect it with them."""
-    scoped = (
-        select(
-            Ticket.id,
-            Ticket.number,
-            Ticket.assigned_to_id,
-            Ticket.created_by_id,
-            Ticket.search_all,
-            Ticket.search_doc,
-            Ticket.search_comments,
-        )
-        .where(*conditions)
-        .offset(0)
-        .subquery("scoped")
-    )
-    condition = ClauseAdapter(scoped).traverse(matched)
-    return list(session.scalars(select(scoped.c.id).where(condition).order_by(scoped.c.id.desc()).limit(RANK_WINDOW)))
+def _rare_part(session: Session, text_query: str) -> str | None:
+    """The query's rarest part (a word, or a CJK phrase) if PostgreSQL's statistics say it is rare enough that the
+    newest SCAN_NEWEST tickets would hold fewer than ENOUGH_TO_RANK of it; else None.
 
-
-def _newest_matches(session: Session, where: list[ColumnElement[bool]], windows: tuple[int, ...]) -> list[int]:
-    """The ids of the RANK_WINDOW newest tickets that satisfy `where`, looked for among the newest ids first.
-
-    Each round's work is bounded by its window, whichever plan PostgreSQL picks (a word's frequency is only
-    estimated, and a wrong guess would otherwise have the GIN path fetch a third of the table, or the newest-first
-    scan read all of it): a frequent word fills the window from the newest WINDOW_IDS tickets; a rare one is found
-    in the last round, where the index hands over only its few rows.
+    ANALYZE keeps the most common lexemes of `search_all` with their frequencies (pg_stats.most_common_elems, about
+    the thousand most common at the default statistics target). A word that no kept lexeme starts with is rarer
+    than all of them, and counted as rare. Read once per STATS_SECONDS per process.
     """
-    top = (session.scalar(select(func.max(Ticket.id))) or 0) if windows else 0
-    ids: list[int] = []
-    for window in (*(w for w in windows if w < top), None):
-        newest = [] if window is None else [Ticket.id > top - window]
-        ids = list(
-            session.scalars(select(Ticket.id).where(*where, *newest).order_by(Ticket.id.desc()).limit(RANK_WINDOW))
+    frequencies = _lexeme_frequencies(session)
+    best: tuple[float, str] | None = None
+    for part in text_query.split(" & "):
+        lexemes = _LEXEME.findall(part)
+        if part.endswith(":*"):  # one word, a prefix: all the kept lexemes it starts
+            estimate = min(1.0, sum(f for lexeme, f in frequencies.items() if lexeme.startswith(lexemes[0])))
+        else:  # CJK characters, all required: no more frequent than its rarest character
+            estimate = min(frequencies.get(lexeme, 0.0) for lexeme in lexemes)
+        if best is None or estimate < best[0]:
+            best = (estimate, part)
+    if best is None or best[0] * SCAN_NEWEST >= ENOUGH_TO_RANK:
+        return None
+    return best[1]
+
+
+_LEXEME = re.compile(r"'([^']*)'")
+STATS_SECONDS = 600.0
+_stats: dict[str, Any] = {"read_at": None, "frequencies": {}}
+
+
+def _lexeme_frequencies(session: Session) -> dict[str, float]:
+    now = time.monotonic()
+    if _stats["read_at"] is None or now - _stats["read_at"] > STATS_SECONDS:
+        row = session.execute(
+            text(
+                "SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats "
+                "WHERE schemaname = current_schema() AND tablename = 'tickets' AND attname = 'search_all'"
+            )
+        ).first()
+        lexemes, freqs = (row[0], row[1]) if row is not None and row[0] else ([], [])
+        _stats.update(read_at=now, frequencies=dict(zip(lexemes, freqs, strict=False)))  # freqs has 3 more
+    return dict(_stats["frequencies"])
+
+
+def _rare_matches(
+    session: Session, parts: list[tuple[list[ColumnElement[bool]], _Match]], rare: str
+) -> list[tuple[int, float]]:
+    """(id, rank) of the RANK_WINDOW newest matches of each part, found through the GIN index by the query's rarest
+    part only (a frequent word next to it would have its whole bitmap built); the whole query is then tested on
+    those few rows. All parts in one statement."""
+    rare_query = func.to_tsquery(literal_column("'simple'::regconfig"), bindparam("rare", rare, String()))
+    branches = []
+    for n, (where, match) in enumerate(parts):
+        candidates = (
+            select(*match.columns).where(*where, _matches(ALL_TEXT, rare_query)).offset(0).subquery(f"candidates{n}")
         )
-        if len(ids) == RANK_WINDOW:
-            break
-    return ids
+        adapt = ClauseAdapter(candidates).traverse
+        branches.append(
+            select(candidates.c.id, adapt(match.rank).label("rank"))
+            .where(adapt(match.condition))
+            .order_by(candidates.c.id.desc())
+            .limit(RANK_WINDOW)
+        )
+    return [(row[0], float(row[1])) for row in session.execute(_union(branches))]
+
+
+def _union(branches: list[Select[Any]]) -> Select[Any] | CompoundSelect[Any]:
+    """One statement for the parts, each branch keeping its own ORDER BY and LIMIT."""
+    if len(branches) == 1:
+        return branches[0]
+    return union_all(*(select(*branch.subquery().c) for branch in branches))
+
+
+def _newest_matches(session: Session, parts: list[_Part]) -> list[tuple[int, float]]:
+    """(id, rank) of the RANK_WINDOW newest matches of each part of what the person sees.
+
+    First each part's newest SCAN_NEWEST tickets are read in id order (the primary key for everything; for the
+    tickets assigned to someone, the covering index of migration 0019, which holds the text vectors, so no table
+    row is read) and tested one by one, all parts in one statement: a frequent word fills the window from the
+    newest few thousand, and the GIN index, which would build the whole bitmap of a word found in a third of all
+    tickets, is not used. Where a part holds more tickets and fewer than ENOUGH_TO_RANK matched among its newest
+    SCAN_NEWEST, the word is rare there after all: its older tickets are searched through the GIN index. Where at
+    least ENOUGH_TO_RANK matched, those are the part's candidates: the search ranks the matches among the newest
+    SCAN_NEWEST tickets (at most RANK_WINDOW of them) rather than read on through older ones.
+    """
+    branches = []
+    for n, (where, match) in enumerate(parts):
+        newest = (
+            select(*match.columns).where(*where).order_by(Ticket.id.desc()).limit(SCAN_NEWEST).subquery(f"newest{n}")
+        )
+        adapt = ClauseAdapter(newest).traverse
+        branches.append(
+            select(newest.c.id, adapt(match.rank).label("rank"), literal_column(str(n)).label("part"))
+            .where(adapt(match.condition))
+            .order_by(newest.c.id.desc())
+            .limit(RANK_WINDOW)
+        )
+    rows = session.execute(_union(branches)).all()
+    found = [(row[0], float(row[1])) for row in rows]
+    for n, (where, match) in enumerate(parts):
+        if sum(1 for row in rows if row[2] == n) >= ENOUGH_TO_RANK:
+            continue
+        # The oldest ticket read above, if the part holds more than that.
+        cutoff = session.scalar(
+            select(Ticket.id).where(*where).order_by(Ticket.id.desc()).offset(SCAN_NEWEST - 1).limit(1)
+        )
+        if cutoff is None:
+            continue
+        older = session.execute(
+            select(Ticket.id, match.rank)
+            .where(*where, Ticket.id < cutoff, match.condition)
+            .order_by(Ticket.id.desc())
+            .limit(RANK_WINDOW)
+        )
+        found += [(row[0], float(row[1])) for row in older]
+    return found
 
 
 # ----- highlighting -----

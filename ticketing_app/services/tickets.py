@@ -363,7 +363,10 @@ def _search(
     query = search.parse_query(filters.q or "")
     if query.empty:  # only punctuation: no word to look for
         return Page[TicketOut](items=[], total=0)
-    found = search.find(session, actor, conditions, query, limit=filters.limit, offset=filters.offset)
+    # conditions[0] is what the person may see: search reads it in parts, each through its own index.
+    found = search.find(
+        session, actor, filters.assigned, conditions[1:], query, limit=filters.limit, offset=filters.offset
+    )
     hits = search.hits(session, actor, found.tickets, query)
     files, _ = attachments.visible_attachments(session, [t.id for t, _ in found.tickets])
     items = [

@@ -92,3 +92,28 @@ def staff_view_tickets(actor: User) -> ColumnElement[bool]:
     if actor.role == Role.MODERATOR:
         return and_(Ticket.assigned_to_id == actor.id, not_(_requester_side(actor)))
     return false()
+
+
+def visible_parts(actor: User, assigned: str) -> list[tuple[ColumnElement[bool], bool]]:
+    """What `actor` may see under the "assigned" filter (me, unassigned or any), as disjoint parts, each with
+    whether `actor` sees those tickets' staff view (`sees_staff_view`). Together they are exactly the tickets
+    of `visible_tickets` (narrowed as list_tickets narrows them); search reads each part newest first through
+    its own index (the assignee's or the requester's, migration 0019)."""
+    me = actor.id
+    if actor.role == Role.ADMIN:
+        if assigned == "me":
+            return [(Ticket.assigned_to_id == me, True)]
+        if assigned == "unassigned":
+            return [(Ticket.assigned_to_id.is_(None), True)]
+        return [(true(), True)]
+    own = Ticket.created_by_id == me
+    if assigned == "unassigned":
+        return [(and_(own, Ticket.assigned_to_id.is_(None)), False)]
+    if actor.role == Role.MODERATOR:
+        worked = and_(Ticket.assigned_to_id == me, Ticket.created_by_id != me)
+        if assigned == "me":
+            return [(worked, True), (and_(Ticket.assigned_to_id == me, own), False)]
+        return [(worked, True), (own, False)]
+    if assigned == "me":  # someone demoted to user keeps no view of tickets still assigned to them
+        return [(and_(Ticket.assigned_to_id == me, own), False)]
+    return [(own, False)]

@@ -161,6 +161,16 @@ class QueueState(LiveMixin, PagedMixin, AuthState):
 
     @rx.event
     @presents_errors
+    async def delete_saved(self, value: str) -> Any:
+        """Delete one of this person's saved filters (the service refuses anyone else's)."""
+        chosen = one_of(value, [f.id for f in self.saved_filters])
+        name, filter_id = next(f.label for f in self.saved_filters if f.id == chosen), int(chosen)
+        await self._actor_call(lambda s, u: bulk.delete_filter(s, u, filter_id))
+        await self._load_extras()
+        return rx.toast.success(f"Filter {name!r} deleted.")
+
+    @rx.event
+    @presents_errors
     async def save_current(self, form: dict[str, Any]) -> Any:
         data = SavedFilterIn(name=form_text(a_form(form), "name"), filters=self._filters())
         await self._actor_call(lambda s, u: bulk.save_filter(s, u, data))
