@@ -1,7 +1,7 @@
 """Indexes for reading someone's tickets newest first in search (issue 15, search at a million tickets).
 
 Revision ID: 0019
-Revises: 0010
+Revises: 0018
 Create Date: 2026-12-02
 
 Search reads each part of what a person may see newest first and tests the words on each ticket
@@ -22,7 +22,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0019"
-down_revision = "0010"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 

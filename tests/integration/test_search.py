@@ -236,10 +236,19 @@ def test_the_parts_of_what_someone_sees_are_disjoint_and_exactly_what_they_see(f
     must agree with sees_staff_view ticket by ticket."""
     from sqlalchemy import select
 
+    from ticketing_app.models import TicketFollower
     from ticketing_app.services.visibility import sees_staff_view, visible_parts
 
     own_assigned = factory.ticket(world["mod_a"], "Moderator A self-assigned", "Mine to work.")
     assign(world["admin"], own_assigned, world["mod_a"])
+    # Followers (a merged duplicate's requester): alice follows one of bob's tickets; moderator A follows a ticket
+    # assigned to them (requester's view, no staff view) and moderator B one they do not work.
+    followed = factory.ticket(world["bob"], "Bob's followed ticket", "Alice follows this one.")
+    followed_worked = factory.ticket(world["bob"], "Followed and worked", "Moderator A follows and works it.")
+    assign(world["admin"], followed_worked, world["mod_a"])
+    with session_scope() as s:
+        for ticket, who in ((followed, "alice"), (followed_worked, "mod_a"), (followed, "mod_b")):
+            s.add(TicketFollower(ticket_id=ticket.id, user_id=world[who].id))
     with session_scope() as s:
         for who in ("admin", "mod_a", "mod_b", "alice", "bob"):
             actor = s.get(User, world[who].id)

@@ -107,13 +107,15 @@ def visible_parts(actor: User, assigned: str) -> list[tuple[ColumnElement[bool],
             return [(Ticket.assigned_to_id.is_(None), True)]
         return [(true(), True)]
     own = Ticket.created_by_id == me
+    # Followed tickets filed by someone else (read by primary key); a follower sees them as a requester does.
+    followed = and_(Ticket.id == any_(followed_ids(actor)), Ticket.created_by_id != me)
     if assigned == "unassigned":
-        return [(and_(own, Ticket.assigned_to_id.is_(None)), False)]
+        return [(and_(part, Ticket.assigned_to_id.is_(None)), False) for part in (own, followed)]
     if actor.role == Role.MODERATOR:
-        worked = and_(Ticket.assigned_to_id == me, Ticket.created_by_id != me)
+        worked = and_(Ticket.assigned_to_id == me, not_(_requester_side(actor)))
         if assigned == "me":
-            return [(worked, True), (and_(Ticket.assigned_to_id == me, own), False)]
-        return [(worked, True), (own, False)]
+            return [(worked, True), *((and_(Ticket.assigned_to_id == me, part), False) for part in (own, followed))]
+        return [(worked, True), (own, False), (followed, False)]
     if assigned == "me":  # someone demoted to user keeps no view of tickets still assigned to them
-        return [(and_(Ticket.assigned_to_id == me, own), False)]
-    return [(own, False)]
+        return [(and_(Ticket.assigned_to_id == me, part), False) for part in (own, followed)]
+    return [(own, False), (followed, False)]
