@@ -15,13 +15,15 @@ from ticketing_app.schemas import (
     CommentCreate,
     CommentOut,
     Page,
+    ReplyDraftOut,
+    SimilarTicketsOut,
     TicketCreate,
     TicketDetail,
     TicketFilters,
     TicketOut,
     TicketUpdate,
 )
-from ticketing_app.services import bulk, tickets
+from ticketing_app.services import bulk, drafts, similar, tickets
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
 
@@ -74,3 +76,18 @@ def add_comment(ticket_id: int, data: CommentCreate, token: Token, request: Requ
         )
         comment = CommentOut.model_validate(added)
         return model_response(comment, status.HTTP_201_CREATED)
+
+
+@router.get("/{ticket_id}/similar", response_model=SimilarTicketsOut)
+def similar_tickets(ticket_id: int, token: Token) -> Response:
+    """Up to 5 earlier tickets like this one that the caller may see, with their resolutions (staff only)."""
+    with acting(token) as (session, user):
+        return model_response(similar.similar_tickets(session, user, ticket_id))
+
+
+@router.get("/{ticket_id}/reply-draft", response_model=ReplyDraftOut)
+def reply_draft(ticket_id: int, token: Token) -> Response:
+    """A suggested reply for staff working the ticket; never sent by itself. With Gemini configured the first
+    answer is the offline draft (`ai_status: "pending"`) while Gemini writes one in the background: ask again."""
+    with acting(token) as (session, user):
+        return model_response(drafts.reply_draft(session, user, ticket_id))
