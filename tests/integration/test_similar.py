@@ -135,8 +135,11 @@ def test_exact_scan_gives_the_same_neighbours(factory, world) -> None:
             s.scalar(text("SELECT embedding FROM ticket_embeddings WHERE ticket_id = :i"), {"i": ticket.id})
         )
         exact = similar._by_exact_scan(s, actor, ticket, vector, 5)
-        indexed = similar._by_index(s, actor, ticket, vector, 5, embeddings.store_kind(s))
-    assert [n.ticket.id for n in exact] == [n.ticket.id for n in indexed]
+        assert similar._prepare_scan(s, ticket, embeddings.store_kind(s), exact=False)
+        indexed = similar._by_index(s, actor, ticket, 5)
+        exact_sql = similar._by_index(s, actor, ticket, 5, exact=True)
+    assert [n.id for n in exact] == [n.id for n in indexed] == [n.id for n in exact_sql]
+    assert [round(n.similarity, 4) for n in exact] == [round(n.similarity, 4) for n in exact_sql]
 
 
 def test_offline_draft_uses_the_best_resolved_reply(api, factory, world) -> None:

@@ -40,12 +40,12 @@ FAILED = "failed"  # ReplyDraft.provider of a Gemini attempt that failed
 def _sources(session: Session, actor: User, ticket: Ticket) -> list[tuple[similar.Neighbour, str]]:
     """The most similar resolved tickets `actor` may see that staff answered publicly, with that answer."""
     found = similar.nearest(session, actor, ticket, similar.MAX_SIMILAR) or []
-    replies = similar.last_staff_replies(session, [n.ticket for n in found])
-    return [(n, replies[n.ticket.id]) for n in found if n.ticket.id in replies][:MAX_SOURCES]
+    replies = similar.last_staff_replies(session, found)
+    return [(n, replies[n.id]) for n in found if n.id in replies][:MAX_SOURCES]
 
 
 def _sources_key(sources: list[tuple[similar.Neighbour, str]]) -> str:
-    return ",".join(str(n.ticket.id) for n, _ in sources) or "-"
+    return ",".join(str(n.id) for n, _ in sources) or "-"
 
 
 def reply_draft(session: Session, actor: User, ticket_id: int) -> ReplyDraftOut:
@@ -54,9 +54,9 @@ def reply_draft(session: Session, actor: User, ticket_id: int) -> ReplyDraftOut:
     sources = _sources(session, actor, ticket)
     shown = [
         DraftSource(
-            id=n.ticket.id,
-            number=ticket_reference(n.ticket.number),
-            title=n.ticket.title,
+            id=n.id,
+            number=ticket_reference(n.number),
+            title=n.title,
             similarity=round(n.similarity, 3),
         )
         for n, _ in sources
@@ -101,7 +101,7 @@ def gemini_ask(session: Session, ticket_id: int, user_id: int) -> GeminiAsk | No
     except DomainError:
         return None
     sources = _sources(session, actor, ticket)
-    replies = [SourceReply(ticket_reference(n.ticket.number), n.ticket.title, reply) for n, reply in sources]
+    replies = [SourceReply(ticket_reference(n.number), n.title, reply) for n, reply in sources]
     message = gemini_message(ticket.title, ticket.description, ticket.created_by.name, actor.name, replies)
     return GeminiAsk(ticket_id, user_id, _sources_key(sources), message)
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import ColumnElement, Float, bindparam, cast, select, text, tuple_
+from sqlalchemy import ColumnElement, Float, func, select, text, tuple_
 from sqlalchemy.orm import Session
 
-from ticketing_app.domain import STAFF_ROLES, TicketStatus, ticket_reference
+from ticketing_app.domain import STAFF_ROLES, Role, TicketStatus, ticket_reference
 from ticketing_app.errors import PermissionDenied
 from ticketing_app.models import Comment, Ticket, TicketEmbedding, User
 from ticketing_app.schemas import SimilarTicketOut, SimilarTicketsOut
@@ -31,13 +31,19 @@ SIMILARITY_FLOOR = 0.5
 EF_SEARCH = 40  # HNSW candidates per scan step (pgvector's default); recall@5 in bench/README.md
 MAX_SCAN_TUPLES = 20_000  # how far an iterative scan may go before giving up (pgvector's default)
 EXACT_SCAN_LIMIT = 20_000  # without pgvector: the most recent earlier tickets compared one by one
+EXACT_SQL_LIMIT = 10_000  # with pgvector: a viewer who sees at most this many earlier tickets gets an exact scan
 RESOLUTION_CHARS = 300
 RESOLVED = (TicketStatus.RESOLVED, TicketStatus.CLOSED)
 
 
 @dataclass(frozen=True)
 class Neighbour:
-    ticket: Ticket
+    """An earlier ticket and its cosine similarity to the one looked at."""
+
+    id: int
+    number: int
+    title: str
+    status: str
     similarity: float
 
 
@@ -55,15 +61,15 @@ def similar_tickets(session: Session, actor: User, ticket_id: int, limit: int = 
     ticket = _require_staff_view(session, actor, ticket_id)
     store = embeddings.store_kind(session)
     found = nearest(session, actor, ticket, min(max(limit, 0), MAX_SIMILAR))
-    resolutions = resolutions_of(session, [n.ticket for n in found or []])
+    resolutions = resolutions_of(session, found or [])
     items = [
         SimilarTicketOut(
-            id=n.ticket.id,
-            number=ticket_reference(n.ticket.number),
-            title=n.ticket.title,
-            status=n.ticket.status,
+            id=n.id,
+            number=ticket_reference(n.number),
+            title=n.title,
+            status=n.status,
             similarity=round(n.similarity, 3),
-            resolution=resolutions.get(n.ticket.id),
+            resolution=resolutions.get(n.id),
         )
         for n in found or []
     ]
@@ -72,16 +78,17 @@ def similar_tickets(session: Session, actor: User, ticket_id: int, limit: int = 
 
 def nearest(session: Session, actor: User, ticket: Ticket, limit: int) -> list[Neighbour] | None:
     """The neighbours above the floor; None when the ticket has no embedding yet."""
-    raw = session.scalar(text("SELECT embedding FROM ticket_embeddings WHERE ticket_id = :id"), {"id": ticket.id})
-    if raw is None:
-        return None
-    if limit == 0:
-        return []
     store = embeddings.store_kind(session)
-    vector = embeddings.parse(raw)
-    found = _by_index(session, actor, ticket, vector, limit, store) if store.pgvector else None
-    if found is None:
-        found = _by_exact_scan(session, actor, ticket, vector, limit)
+    if not store.pgvector:
+        raw = session.scalar(text("SELECT embedding FROM ticket_embeddings WHERE ticket_id = :id"), {"id": ticket.id})
+        if raw is None:
+            return None
+        found = _by_exact_scan(session, actor, ticket, embeddings.parse(raw), limit) if limit else []
+    else:
+        exact = _few_visible(session, actor, ticket)
+        if not _prepare_scan(session, ticket, store, exact=exact):
+            return None
+        found = _by_index(session, actor, ticket, limit, exact=exact) if limit else []
     return [n for n in found if n.similarity >= SIMILARITY_FLOOR]
 
 
@@ -89,34 +96,56 @@ def _earlier(ticket: Ticket) -> ColumnElement[bool]:
     return tuple_(Ticket.created_at, Ticket.id) < tuple_(ticket.created_at, ticket.id)
 
 
-def _by_index(
-    session: Session, actor: User, ticket: Ticket, vector: np.ndarray, limit: int, store: embeddings.Store
-) -> list[Neighbour]:
-    if store.iterative_scan:
-        # relaxed_order: the scan may return rows slightly out of order; they are sorted again below.
-        session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-        session.execute(text(f"SET LOCAL hnsw.max_scan_tuples = {MAX_SCAN_TUPLES}"))
-        ef_search = EF_SEARCH
-    else:  # older pgvector filters after the scan: ask for more candidates so a filtered viewer finds some
-        ef_search = 400
-    session.execute(text(f"SET LOCAL hnsw.ef_search = {ef_search}"))
-    query = cast(bindparam("query", embeddings.literal(vector, store)), TicketEmbedding.embedding.type)
+def _few_visible(session: Session, actor: User, ticket: Ticket) -> bool:
+    """True when the viewer sees so few earlier tickets that comparing them all beats the index.
+
+    A moderator sees their own tickets only: an index scan then has to pass over ~50 neighbours of others for
+    each of theirs, and loses recall doing so (bench/README.md); a few thousand exact distances are cheaper
+    and exact. Counted from the visibility indexes, stopping at the limit.
+    """
+    if actor.role == Role.ADMIN:
+        return False
+    visible = select(Ticket.id).where(visible_tickets(actor), _earlier(ticket)).limit(EXACT_SQL_LIMIT + 1)
+    count = session.scalar(select(func.count()).select_from(visible.subquery())) or 0
+    return count <= EXACT_SQL_LIMIT
+
+
+def _prepare_scan(session: Session, ticket: Ticket, store: embeddings.Store, *, exact: bool) -> bool:
+    """Whether the ticket has its embedding, and this transaction's HNSW settings, in one round trip."""
+    settings: dict[str, str] = {}
+    if not exact and store.iterative_scan:
+        # relaxed_order: the scan may return rows slightly out of order; they are sorted again afterwards.
+        settings = {"hnsw.iterative_scan": "relaxed_order", "hnsw.max_scan_tuples": str(MAX_SCAN_TUPLES)}
+        settings["hnsw.ef_search"] = str(EF_SEARCH)
+    elif not exact:  # older pgvector filters after the scan: more candidates, so a filtered viewer finds some
+        settings["hnsw.ef_search"] = "400"
+    configure = "".join(f", set_config('{name}', '{value}', true)" for name, value in settings.items())
+    statement = text(f"SELECT EXISTS (SELECT 1 FROM ticket_embeddings WHERE ticket_id = :id){configure}")
+    return bool(session.execute(statement, {"id": ticket.id}).scalar())
+
+
+def _by_index(session: Session, actor: User, ticket: Ticket, limit: int, *, exact: bool = False) -> list[Neighbour]:
+    """The nearest visible earlier tickets by pgvector: the HNSW index, or (`exact`) every visible one. The
+    query vector is the ticket's stored one, read inside the statement (pgvector's "neighbours of a row")."""
+    query = select(TicketEmbedding.embedding).where(TicketEmbedding.ticket_id == ticket.id).scalar_subquery()
     distance = TicketEmbedding.embedding.op("<=>", return_type=Float)(query)
+    # "+ 0" keeps the planner off the index: an ORDER BY it cannot serve is a sort over the visible rows.
+    order = distance + 0 if exact else distance
     candidates = (
         select(TicketEmbedding.ticket_id, distance.label("distance"))
         .join(Ticket, Ticket.id == TicketEmbedding.ticket_id)
         .where(visible_tickets(actor), _earlier(ticket))
-        .order_by(distance)
+        .order_by(order)
         .limit(limit)
         .cte("candidates")
         .prefix_with("MATERIALIZED")
     )
     rows = session.execute(
-        select(Ticket, candidates.c.distance)
+        select(Ticket.id, Ticket.number, Ticket.title, Ticket.status, candidates.c.distance)
         .join(candidates, candidates.c.ticket_id == Ticket.id)
         .order_by(candidates.c.distance, Ticket.id)
     ).all()
-    return [Neighbour(row[0], 1.0 - float(row[1])) for row in rows]
+    return [Neighbour(row.id, row.number, row.title, row.status, 1.0 - float(row.distance)) for row in rows]
 
 
 def _by_exact_scan(session: Session, actor: User, ticket: Ticket, vector: np.ndarray, limit: int) -> list[Neighbour]:
@@ -132,11 +161,21 @@ def _by_exact_scan(session: Session, actor: User, ticket: Ticket, vector: np.nda
     matrix = np.vstack([embeddings.parse(row.embedding) for row in rows])
     similarities = matrix @ vector.astype(np.float32)
     best = np.argsort(-similarities, kind="stable")[:limit]
-    by_id = {t.id: t for t in session.scalars(select(Ticket).where(Ticket.id.in_([rows[i].ticket_id for i in best])))}
-    return [Neighbour(by_id[rows[i].ticket_id], float(similarities[i])) for i in best]
+    chosen = [rows[i].ticket_id for i in best]
+    by_id = {
+        t.id: t
+        for t in session.execute(
+            select(Ticket.id, Ticket.number, Ticket.title, Ticket.status).where(Ticket.id.in_(chosen))
+        )
+    }
+    return [
+        Neighbour(t.id, t.number, t.title, t.status, float(similarities[i]))
+        for i in best
+        for t in [by_id[rows[i].ticket_id]]
+    ]
 
 
-def last_staff_replies(session: Session, tickets: list[Ticket]) -> dict[int, str]:
+def last_staff_replies(session: Session, tickets: list[Neighbour]) -> dict[int, str]:
     """Per resolved or closed ticket, its last public reply by staff (not by its requester): how it was solved."""
     ids = [t.id for t in tickets if t.status in RESOLVED]
     if not ids:
@@ -157,7 +196,7 @@ def last_staff_replies(session: Session, tickets: list[Ticket]) -> dict[int, str
     return {row.ticket_id: row.body for row in rows}
 
 
-def resolutions_of(session: Session, tickets: list[Ticket]) -> dict[int, str]:
+def resolutions_of(session: Session, tickets: list[Neighbour]) -> dict[int, str]:
     """`last_staff_replies`, shortened for a list."""
     return {k: shorten(v, RESOLUTION_CHARS) for k, v in last_staff_replies(session, tickets).items()}
 
