@@ -59,6 +59,9 @@ def upgrade() -> None:
         """
     )
     if vector:
+        # Kept in the row: 2,056 bytes is just over the TOAST threshold, and an out-of-line vector costs an
+        # extra index lookup per row read by an exact scan (a moderator's similar tickets; bench/README.md).
+        op.execute("ALTER TABLE ticket_embeddings ALTER COLUMN embedding SET STORAGE PLAIN")
         # m=16, ef_construction=64 (pgvector's defaults): recall@5 and build time are in bench/README.md.
         op.execute(
             "CREATE INDEX ix_ticket_embeddings_hnsw ON ticket_embeddings USING hnsw (embedding vector_cosine_ops)"

@@ -202,3 +202,56 @@ def test_gemini_failure_leaves_the_offline_draft(api, factory, world, gemini) ->
     assert after["body"].startswith("Hello Ann,")
     with session_scope() as s:
         assert s.scalar(select(Job.status).where(Job.kind == "draft_reply")) == "done"
+
+
+def test_without_pgvector_the_migration_succeeds_and_the_lookup_is_exact(database) -> None:
+    """A role that may not create pgvector (it is not a trusted extension): the schema falls back to real[] with
+    no index, and similar tickets come from the exact scan in numpy."""
+    import secrets
+
+    import numpy as np
+    from sqlalchemy import create_engine, make_url
+    from sqlalchemy.orm import Session
+
+    from ticketing_app.migrations import upgrade_database
+
+    url = make_url(database)
+    suffix = secrets.token_hex(4)
+    name, role = f"novector_{suffix}", f"novector_{suffix}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE ROLE {role} LOGIN PASSWORD 'pw-{suffix}' NOSUPERUSER"))
+        conn.execute(text(f'CREATE DATABASE "{name}" OWNER {role}'))
+    engine = create_engine(url.set(database=name, username=role, password=f"pw-{suffix}"))
+    try:
+        upgrade_database(engine=engine)
+        with Session(engine) as s:
+            assert s.scalar(text("SELECT count(*) FROM pg_extension WHERE extname = 'vector'")) == 0
+            store = embeddings.store_kind(s)
+            assert not store.pgvector
+            people = [
+                User(name=n, email=f"{n}@x.example", password_hash="!", role=r)
+                for n, r in (("admin", "admin"), ("req", "user"))
+            ]
+            s.add_all(people)
+            s.flush()
+            tickets = [Ticket(title=f"T{n}", description="d", created_by_id=people[1].id) for n in range(4)]
+            for t in tickets:  # one at a time: "earlier" is by creation time, then id
+                s.add(t)
+                s.flush()
+            rng = np.random.default_rng(1)
+            base = rng.standard_normal(512).astype(np.float32)
+            vectors = [base + rng.standard_normal(512).astype(np.float32) * scale for scale in (0.2, 5, 0.1, 0)]
+            embeddings.store(s, {t.id: v / np.linalg.norm(v) for t, v in zip(tickets, vectors, strict=True)})
+            found = similar.nearest(s, people[0], tickets[3], 5)
+            assert found is not None
+            assert [n.id for n in found] == [tickets[2].id, tickets[0].id]  # the far one is below the floor
+            assert similar.similar_tickets(s, people[0], tickets[3].id).store == "exact"
+            s.rollback()
+    finally:
+        engine.dispose()
+        embeddings.forget_store_kind()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+            conn.execute(text(f"DROP ROLE {role}"))
+        admin.dispose()

@@ -50,7 +50,7 @@ def _sources_key(sources: list[tuple[similar.Neighbour, str]]) -> str:
 
 def reply_draft(session: Session, actor: User, ticket_id: int) -> ReplyDraftOut:
     """A suggested reply for staff working the ticket (requesters are refused, as for similar tickets)."""
-    ticket = similar._require_staff_view(session, actor, ticket_id)
+    ticket = similar.require_staff_view(session, actor, ticket_id)
     sources = _sources(session, actor, ticket)
     shown = [
         DraftSource(
@@ -97,7 +97,7 @@ def gemini_ask(session: Session, ticket_id: int, user_id: int) -> GeminiAsk | No
     if actor is None or not actor.is_active:
         return None
     try:
-        ticket = similar._require_staff_view(session, actor, ticket_id)
+        ticket = similar.require_staff_view(session, actor, ticket_id)
     except DomainError:
         return None
     sources = _sources(session, actor, ticket)

@@ -29,9 +29,12 @@ MAX_SIMILAR = 5
 # tickets mostly below 0.4. Below this a "similar" ticket is noise.
 SIMILARITY_FLOOR = 0.5
 EF_SEARCH = 40  # HNSW candidates per scan step (pgvector's default); recall@5 in bench/README.md
+EF_SEARCH_FILTERED = 100  # for a viewer who sees a part of the tickets (recall, bench/README.md)
 MAX_SCAN_TUPLES = 20_000  # how far an iterative scan may go before giving up (pgvector's default)
 EXACT_SCAN_LIMIT = 20_000  # without pgvector: the most recent earlier tickets compared one by one
-EXACT_SQL_LIMIT = 10_000  # with pgvector: a viewer who sees at most this many earlier tickets gets an exact scan
+# With pgvector, a viewer who sees at most this many earlier tickets gets an exact scan rather than a filtered
+# index scan, which loses recall when the viewer sees a small share (bench/README.md has both).
+EXACT_SQL_LIMIT = 5_000
 RESOLUTION_CHARS = 300
 RESOLVED = (TicketStatus.RESOLVED, TicketStatus.CLOSED)
 
@@ -47,7 +50,7 @@ class Neighbour:
     similarity: float
 
 
-def _require_staff_view(session: Session, actor: User, ticket_id: int) -> Ticket:
+def require_staff_view(session: Session, actor: User, ticket_id: int) -> Ticket:
     """The ticket, for staff working it; requesters (and moderators on their own tickets) are refused."""
     ticket = get_visible_ticket(session, actor, ticket_id)
     if actor.role not in STAFF_ROLES or not sees_staff_view(actor, ticket):
@@ -58,7 +61,7 @@ def _require_staff_view(session: Session, actor: User, ticket_id: int) -> Ticket
 def similar_tickets(session: Session, actor: User, ticket_id: int, limit: int = MAX_SIMILAR) -> SimilarTicketsOut:
     """Up to `limit` (at most 5) earlier tickets most like this one that `actor` may see, most similar first,
     each with its resolution when it has one."""
-    ticket = _require_staff_view(session, actor, ticket_id)
+    ticket = require_staff_view(session, actor, ticket_id)
     store = embeddings.store_kind(session)
     found = nearest(session, actor, ticket, min(max(limit, 0), MAX_SIMILAR))
     resolutions = resolutions_of(session, found or [])
@@ -86,7 +89,7 @@ def nearest(session: Session, actor: User, ticket: Ticket, limit: int) -> list[N
         found = _by_exact_scan(session, actor, ticket, embeddings.parse(raw), limit) if limit else []
     else:
         exact = _few_visible(session, actor, ticket)
-        if not _prepare_scan(session, ticket, store, exact=exact):
+        if not _prepare_scan(session, ticket, store, exact=exact, filtered=actor.role != Role.ADMIN):
             return None
         found = _by_index(session, actor, ticket, limit, exact=exact) if limit else []
     return [n for n in found if n.similarity >= SIMILARITY_FLOOR]
@@ -99,8 +102,8 @@ def _earlier(ticket: Ticket) -> ColumnElement[bool]:
 def _few_visible(session: Session, actor: User, ticket: Ticket) -> bool:
     """True when the viewer sees so few earlier tickets that comparing them all beats the index.
 
-    A moderator sees their own tickets only: an index scan then has to pass over ~50 neighbours of others for
-    each of theirs, and loses recall doing so (bench/README.md); a few thousand exact distances are cheaper
+    A moderator sees their own tickets only: an index scan then passes over many neighbours of others for each
+    of theirs, and loses some recall doing so (bench/README.md); a few hundred exact distances are as cheap
     and exact. Counted from the visibility indexes, stopping at the limit.
     """
     if actor.role == Role.ADMIN:
@@ -110,13 +113,15 @@ def _few_visible(session: Session, actor: User, ticket: Ticket) -> bool:
     return count <= EXACT_SQL_LIMIT
 
 
-def _prepare_scan(session: Session, ticket: Ticket, store: embeddings.Store, *, exact: bool) -> bool:
+def _prepare_scan(
+    session: Session, ticket: Ticket, store: embeddings.Store, *, exact: bool, filtered: bool = False
+) -> bool:
     """Whether the ticket has its embedding, and this transaction's HNSW settings, in one round trip."""
     settings: dict[str, str] = {}
     if not exact and store.iterative_scan:
         # relaxed_order: the scan may return rows slightly out of order; they are sorted again afterwards.
         settings = {"hnsw.iterative_scan": "relaxed_order", "hnsw.max_scan_tuples": str(MAX_SCAN_TUPLES)}
-        settings["hnsw.ef_search"] = str(EF_SEARCH)
+        settings["hnsw.ef_search"] = str(EF_SEARCH_FILTERED if filtered else EF_SEARCH)
     elif not exact:  # older pgvector filters after the scan: more candidates, so a filtered viewer finds some
         settings["hnsw.ef_search"] = "400"
     configure = "".join(f", set_config('{name}', '{value}', true)" for name, value in settings.items())
