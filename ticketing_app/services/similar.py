@@ -124,6 +124,8 @@ def _prepare_scan(
         settings["hnsw.ef_search"] = str(EF_SEARCH_FILTERED if filtered else EF_SEARCH)
     elif not exact:  # older pgvector filters after the scan: more candidates, so a filtered viewer finds some
         settings["hnsw.ef_search"] = "400"
+    if exact:  # a few thousand rows: starting parallel workers costs more than it saves (bench/README.md)
+        settings["max_parallel_workers_per_gather"] = "0"
     configure = "".join(f", set_config('{name}', '{value}', true)" for name, value in settings.items())
     statement = text(f"SELECT EXISTS (SELECT 1 FROM ticket_embeddings WHERE ticket_id = :id){configure}")
     return bool(session.execute(statement, {"id": ticket.id}).scalar())
