@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import ColumnElement, Float, func, select, text, tuple_
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
 from ticketing_app.domain import STAFF_ROLES, Role, TicketStatus, ticket_reference
@@ -198,7 +199,7 @@ def last_staff_replies(session: Session, tickets: list[Neighbour]) -> dict[int, 
             User.role.in_(STAFF_ROLES),
         )
         .order_by(Comment.ticket_id, Comment.created_at.desc(), Comment.id.desc())
-        .distinct(Comment.ticket_id)
+        .ext(distinct_on(Comment.ticket_id))
     ).all()
     return {row.ticket_id: row.body for row in rows}
 
