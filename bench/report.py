@@ -287,6 +287,19 @@ def table(results: dict[str, Any]) -> str:
                 f"~{s['median_total']} found",
             )
 
+    found = results.get("similar")
+    if found:
+        for role, s in found["by_role"].items():
+            add(
+                "similar",
+                f"{found['data']['tickets']:,} tickets, {role}: p50 / p99 ms",
+                f"{_f(s['p50_ms'])} / {_f(s['p99_ms'])}",
+                f"recall@5 {found['recall_at_5'][role]}",
+                None,
+                "p99 <= 50 ms",
+                s["p99_ms"] <= 50.0,
+            )
+
     mem = results.get("memory")
     if mem:
         add(

@@ -1,5 +1,5 @@
-"""`python -m bench [--quick] [--only intake,pipeline,recovery,routing,pages,inbound,attachments,triage,search]`:
-run the benchmarks, print a table, save JSON.
+"""`python -m bench [--quick] [--only intake,pipeline,recovery,routing,pages,inbound,attachments,triage,search,
+similar]`: run the benchmarks, print a table, save JSON.
 
 Full mode writes bench/results.json; --quick writes bench/out/results-quick.json (so a quick check never
 replaces the figures bench/README.md quotes). Everything runs against a throwaway embedded PostgreSQL in a
@@ -23,7 +23,7 @@ from typing import Any
 from bench import harness as h
 from bench import report
 
-ALL = ("intake", "pipeline", "recovery", "routing", "pages", "inbound", "attachments", "triage", "search")
+ALL = ("intake", "pipeline", "recovery", "routing", "pages", "inbound", "attachments", "triage", "search", "similar")
 
 FULL = {
     "intake_clients": [1, 8, 32],
@@ -40,6 +40,8 @@ FULL = {
     "attachment_seconds": 5.0,
     "search_tickets": 1_000_000,
     "search_repeat": 40,
+    "similar_tickets": 200_000,
+    "similar_repeat": 200,
 }
 QUICK = {
     "intake_clients": [1, 8, 32],
@@ -56,6 +58,8 @@ QUICK = {
     "attachment_seconds": 1.5,
     "search_tickets": 50_000,
     "search_repeat": 15,
+    "similar_tickets": 10_000,
+    "similar_repeat": 50,
 }
 
 
@@ -296,6 +300,11 @@ def main(argv: list[str] | None = None) -> int:
 
                 sampler.set_phase("search")
                 results["search"] = search.run(tickets=sizes["search_tickets"], repeat=sizes["search_repeat"])
+            if "similar" in only:  # replaces the data set with its own, like search
+                from bench import similar
+
+                sampler.set_phase("similar")
+                results["similar"] = similar.run(tickets=sizes["similar_tickets"], repeat=sizes["similar_repeat"])
             sampler.set_phase("end")
             results["calibration_end"] = calibrate(pg, database, 2 if args.quick else 5, h.OUT_DIR / "pgbench")
         finally:

@@ -1,5 +1,5 @@
 """Operator commands: python -m ticketing_app.cli
-{run,migrate,prestart,create-admin,demo,worker,mail-in,train-triage,eval-triage}."""
+{run,migrate,prestart,create-admin,demo,worker,mail-in,train-triage,eval-triage,embed-tickets}."""
 
 from __future__ import annotations
 
@@ -130,6 +130,14 @@ def cmd_eval_triage(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_embed_tickets(_: argparse.Namespace) -> int:
+    """Embed every ticket that has no embedding yet, for similar tickets (safe while the app runs)."""
+    from ticketing_app.services.embeddings import backfill
+
+    print(f"embedded {backfill()} ticket(s)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="python -m ticketing_app.cli")
@@ -149,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("train-triage", help="train the offline triage model (needs scikit-learn)").set_defaults(
         func=cmd_train_triage
     )
+    sub.add_parser(
+        "embed-tickets", help="compute the embeddings of tickets that have none (similar tickets, reply drafts)"
+    ).set_defaults(func=cmd_embed_tickets)
     evaluate = sub.add_parser("eval-triage", help="measure the offline triage on the held-out tickets")
     evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
     evaluate.set_defaults(func=cmd_eval_triage)

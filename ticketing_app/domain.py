@@ -141,6 +141,7 @@ class JobKind(StrEnum):
     SEND_EMAIL = "send_email"
     ADMIN_DIGEST = "admin_digest"
     PROCESS_INBOUND = "process_inbound"
+    DRAFT_REPLY = "draft_reply"  # a Gemini reply draft for one staff member (services/drafts.py)
 
 
 class JobStatus(StrEnum):

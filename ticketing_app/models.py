@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import UserDefinedType
 
 from ticketing_app.domain import (
     ACTIVE_STATUSES,
@@ -56,6 +57,15 @@ SEARCH_DOC_SQL = (
     "setweight(to_tsvector('simple'::regconfig, helpdesk_search_text(title)), 'A') || "
     "setweight(to_tsvector('simple'::regconfig, helpdesk_search_text(description)), 'B')"
 )
+
+
+class Vector(UserDefinedType[Any]):
+    """pgvector's `vector(512)`, written and read in its text form ('[0.1,0.2,...]'); no Python package needed."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_: Any) -> str:
+        return "vector(512)"
 
 
 class Base(DeclarativeBase):
@@ -438,3 +448,32 @@ class InboundEmail(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TicketEmbedding(Base):
+    """A ticket's sentence embedding (title and description), for similar tickets (services/similar.py).
+
+    `embedding` is `vector(512)` with an HNSW index where the server has pgvector, `real[]` otherwise
+    (migration 0017); services/embeddings.py reads and writes it in either form.
+    """
+
+    __tablename__ = "ticket_embeddings"
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    embedding: Mapped[Any] = mapped_column(Vector())
+    model: Mapped[str] = mapped_column(String(40))
+    embedded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ReplyDraft(Base):
+    """A reply Gemini wrote for one staff member on one ticket (never sent by itself; services/drafts.py)."""
+
+    __tablename__ = "reply_drafts"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    sources_key: Mapped[str] = mapped_column(String(200))  # the similar tickets it was written from
+    body: Mapped[str] = mapped_column(Text)
+    provider: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

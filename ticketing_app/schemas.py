@@ -400,3 +400,45 @@ class SavedFilterOut(Output):
     name: str
     filters: dict[str, Any]
     created_at: datetime
+
+
+class SimilarTicketOut(BaseModel):
+    """An earlier ticket like this one: how similar (cosine, 0-1) and, once resolved, how it was answered."""
+
+    id: int
+    number: str
+    title: str
+    status: StatusValue
+    similarity: float
+    resolution: str | None  # the last public staff reply of a resolved or closed ticket, shortened
+
+
+class SimilarTicketsOut(BaseModel):
+    """Up to 5 similar earlier tickets the viewer may see. `embedded` is false while this ticket's embedding is
+    still being computed (a moment after it arrives); `store` says how they were found."""
+
+    items: list[SimilarTicketOut]
+    embedded: bool
+    store: Literal["pgvector", "exact"]
+
+
+class DraftSource(BaseModel):
+    id: int
+    number: str
+    title: str
+    similarity: float
+
+
+class ReplyDraftOut(BaseModel):
+    """A suggested reply for a human to edit and send (never sent by itself).
+
+    `provider`: "offline" (assembled from the sources' replies), "gemini" (written by Gemini from the ticket
+    and the sources) or "none" (no similar resolved ticket: the body is only a greeting and a sign-off).
+    `ai_status`: the Gemini draft's state: "off" (not configured), "pending" (being written: ask again),
+    "ready" (this is it) or "failed" (the offline draft stands).
+    """
+
+    body: str
+    provider: Literal["offline", "gemini", "none"]
+    sources: list[DraftSource]
+    ai_status: Literal["off", "pending", "ready", "failed"]

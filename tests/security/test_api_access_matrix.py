@@ -650,6 +650,30 @@ CASES += [
     ),
 ]
 
+CASES += [
+    Case(
+        ("GET", T + "/similar"),
+        "similar earlier tickets of the requester's ticket",
+        lambda w, r: (f"/api/tickets/{w.ticket_id}/similar", None),
+        TICKET_MANAGE,  # the requester herself is refused: staff only
+        check=lambda w, role, r: _check_similar(w, role, r),
+    ),
+    Case(
+        ("GET", T + "/reply-draft"),
+        "suggested reply for the requester's ticket",
+        lambda w, r: (f"/api/tickets/{w.ticket_id}/reply-draft", None),
+        TICKET_MANAGE,
+    ),
+]
+
+
+def _check_similar(world: World, role: str, r) -> None:
+    """Only tickets the caller may see: the assigned moderator never gets the other requester's ticket."""
+    ids = {item["id"] for item in r.json()["items"]}
+    assert world.ticket_id not in ids
+    if role != "admin":
+        assert world.other_ticket_id not in ids
+
 
 def test_every_endpoint_is_in_the_matrix():
     served = app_endpoints()

@@ -42,6 +42,7 @@ ACTING = {
     "TicketState.reassign",
     "TicketState.reply",
     "TicketState.insert_canned",
+    "TicketState.suggest_reply",
     "TicketState.rate",
     "CannedRepliesState.load",
     "CannedRepliesState.save",

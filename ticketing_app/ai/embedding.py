@@ -8,6 +8,7 @@ per process, on first use; every caller (triage, learning from corrections, late
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from functools import lru_cache
 from typing import Any
 
@@ -15,6 +16,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 DIMENSIONS = 512
+MODEL_NAME = "usem3-512"  # stored beside each ticket embedding: a new encoder means embedding again
+RECENT_TEXTS = 256  # texts whose vectors are kept: the triage and the similar-tickets step read one ticket once
 MAX_EMBED_CHARS = 1000  # the encoder reads a ticket's gist (cost grows with length); a pasted log only costs time
 
 Vectors = NDArray[np.float32]
@@ -26,6 +29,9 @@ class Embedder:
     def __init__(self) -> None:
         self._model: Any = None
         self._lock = threading.Lock()  # one forward pass at a time: the tokenizer keeps state between calls
+        # The triage job embeds a ticket's text, then stores the same text's vector for similar tickets: the
+        # second ask is answered from here instead of a second forward pass.
+        self._recent: OrderedDict[str, Vectors] = OrderedDict()
 
     def _load(self) -> Any:
         if self._model is None:
@@ -40,9 +46,22 @@ class Embedder:
         if not texts:
             return np.zeros((0, DIMENSIONS), dtype=np.float32)
         batch = [(text or " ")[:MAX_EMBED_CHARS] for text in texts]
+        out = np.zeros((len(batch), DIMENSIONS), dtype=np.float32)
         with self._lock:
-            vectors = self._load().encode(batch)
-        return np.asarray(vectors, dtype=np.float32).reshape(len(batch), DIMENSIONS)
+            missing = [n for n, text in enumerate(batch) if text not in self._recent]
+            for n, text in enumerate(batch):
+                if text in self._recent:
+                    out[n] = self._recent[text]
+                    self._recent.move_to_end(text)
+            if missing:
+                fresh = self._load().encode([batch[n] for n in missing])
+                fresh = np.asarray(fresh, dtype=np.float32).reshape(len(missing), DIMENSIONS)
+                for row, n in enumerate(missing):
+                    out[n] = fresh[row]
+                    self._recent[batch[n]] = fresh[row].copy()
+                while len(self._recent) > RECENT_TEXTS:
+                    self._recent.popitem(last=False)
+        return out
 
     def encode_one(self, text: str) -> Vectors:
         return np.asarray(self.encode([text])[0], dtype=np.float32)

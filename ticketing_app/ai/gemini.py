@@ -169,10 +169,23 @@ class GeminiTriageProvider:
             max_output_tokens=self.max_output_tokens,
             thinking_config=types.ThinkingConfig(thinking_budget=self.thinking_budget),
         )
+        response = self._generate(config, build_ticket_message(request))
+
+        try:
+            result = validate_answer(_extract_answer(response), categories)
+        except TriageError:
+            raise
+        except Exception as exc:  # defensive: an unexpected response shape must still be a TriageError
+            raise TriageError(f"Gemini answer could not be read: {type(exc).__name__}.") from exc
+        # The shared post-processing: skills onto the vocabulary, evidence for "high", instructions ignored.
+        return finish(request, result)
+
+    def _generate(self, config: types.GenerateContentConfig, message: str) -> types.GenerateContentResponse:
+        """One generateContent call with the SDK's retries; every failure raised as a TriageError."""
         try:
             response = self._client.models.generate_content(
                 model=self.model,
-                contents=[types.Content(role="user", parts=[types.Part(text=build_ticket_message(request))])],
+                contents=[types.Content(role="user", parts=[types.Part(text=message)])],
                 config=config,
             )
         except genai_errors.APIError as exc:
@@ -189,15 +202,31 @@ class GeminiTriageProvider:
             raise TriageError("Gemini returned a response of an unexpected shape.") from exc
         except Exception as exc:  # the contract: every failure is a TriageError
             raise TriageError(f"Gemini call failed: {type(exc).__name__}.") from exc
+        return response
 
+    def write_text(self, *, system_instruction: str, message: str, max_chars: int) -> str:
+        """A plain-text answer (a reply draft): HTML and control characters removed, at most `max_chars`."""
+        config = types.GenerateContentConfig(
+            system_instruction=system_instruction,
+            temperature=0.3,
+            max_output_tokens=self.max_output_tokens,
+            thinking_config=types.ThinkingConfig(thinking_budget=self.thinking_budget),
+        )
+        response = self._generate(config, message)
+        feedback = response.prompt_feedback
+        if feedback is not None and feedback.block_reason is not None:
+            raise TriageError(f"Gemini blocked the prompt ({_enum_name(feedback.block_reason)}).")
+        candidates = response.candidates or []
+        finish = _enum_name(candidates[0].finish_reason) if candidates else None
+        if not candidates or finish not in _USABLE_FINISH_REASONS:
+            raise TriageError(f"Gemini gave no usable answer (finish reason {finish}).")
         try:
-            result = validate_answer(_extract_answer(response), categories)
-        except TriageError:
-            raise
-        except Exception as exc:  # defensive: an unexpected response shape must still be a TriageError
-            raise TriageError(f"Gemini answer could not be read: {type(exc).__name__}.") from exc
-        # The shared post-processing: skills onto the vocabulary, evidence for "high", instructions ignored.
-        return finish(request, result)
+            answer = clean_notes(response.text or "", limit=max_chars)
+        except Exception as exc:  # defensive: SDK accessor
+            raise TriageError("Gemini returned an unreadable candidate.") from exc
+        if not answer:
+            raise TriageError("Gemini returned an empty answer.")
+        return answer
 
     def _api_error_message(self, exc: genai_errors.APIError) -> str:
         code = getattr(exc, "code", None)
@@ -388,7 +417,7 @@ def validate_answer(data: Mapping[str, Any], categories: tuple[str, ...]) -> Tri
         raise TriageError("Gemini answer failed validation.") from exc
 
 
-def clean_notes(value: Any) -> str:
+def clean_notes(value: Any, limit: int = MAX_NOTES_CHARS) -> str:
     """Plain text: no HTML tags, Markdown links shown as 'text (url)', no control characters but newlines."""
     if isinstance(value, list):
         value = "\n".join(v for v in value if isinstance(v, str))
@@ -402,7 +431,7 @@ def clean_notes(value: Any) -> str:
     text = _CONTROL_CHARS.sub("", text)
     lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
     text = _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
-    return _cut(text, MAX_NOTES_CHARS)
+    return _cut(text, limit)
 
 
 def _choose_category(value: Any, categories: tuple[str, ...]) -> str:

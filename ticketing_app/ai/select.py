@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import logging
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from ticketing_app.ai.offline import OfflineTriageProvider
 from ticketing_app.ai.types import TriageError, TriageProvider, TriageRequest, TriageResult
 from ticketing_app.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from ticketing_app.ai.gemini import GeminiTriageProvider
 
 log = logging.getLogger(__name__)
 
@@ -69,3 +73,12 @@ LOCAL_TRIAGE_BATCH = 25
 def triage_batch_size() -> int:
     """How many triage jobs a worker slot takes at once with the configured provider."""
     return 1 if getattr(default_triage(), "remote", True) else LOCAL_TRIAGE_BATCH
+
+
+def gemini_writer() -> GeminiTriageProvider | None:
+    """The configured Gemini client, for free-text answers (reply drafts); None without GEMINI_API_KEY."""
+    provider = default_triage()
+    primary = provider.primary if isinstance(provider, FallbackTriage) else None
+    from ticketing_app.ai.gemini import GeminiTriageProvider
+
+    return primary if isinstance(primary, GeminiTriageProvider) else None

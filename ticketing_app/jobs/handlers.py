@@ -39,7 +39,7 @@ from ticketing_app.jobs.worker import BatchHandler, JobContext, PermanentJobErro
 from ticketing_app.mail import transport
 from ticketing_app.mail.sender import MailDeliveryError, MailSender
 from ticketing_app.models import EmailMessage, Ticket, TicketEvent
-from ticketing_app.services import corrections, events, inbound, notifications, routing, sla
+from ticketing_app.services import corrections, drafts, embeddings, events, inbound, notifications, routing, sla
 from ticketing_app.services.accounts import skill_vocabulary
 
 log = logging.getLogger(__name__)
@@ -91,13 +91,25 @@ def handle_triage(contexts: list[JobContext]) -> None:
         )
         for row in pending
     }
+    vectors = _embeddings_of(pending)
     with finishing_transaction(contexts) as session:
         tickets = _locked_tickets(session, ticket_ids)
         overridden = _staff_overrides(session, [t.id for t in tickets if t.id in answers])
         for ticket in tickets:
             if ticket.id in answers and ticket.triage_status != TriageStatus.DONE:
                 _store_triage(session, ticket, *answers[ticket.id], keep=overridden.get(ticket.id, set()))
+        embeddings.store(session, {t.id: vectors[t.id] for t in tickets if t.id in vectors})
         _queue_routing(session, tickets)
+
+
+def _embeddings_of(rows: Any) -> dict[int, Any]:
+    """The tickets' embeddings for similar tickets (the offline triage's vectors, reused). A failure here
+    never holds back a triage: the ticket is embedded later by `embed-tickets` (services/embeddings.backfill)."""
+    try:
+        return embeddings.embed((row.id, row.title, row.description) for row in rows)
+    except Exception:
+        log.exception("embedding %s ticket(s) for similar tickets failed", len(rows))
+        return {}
 
 
 def _staff_overrides(session: Session, ticket_ids: list[int]) -> dict[int, set[str]]:
@@ -400,6 +412,16 @@ def handle_process_inbound(ctx: JobContext) -> None:
         inbound.process(session, int(ctx.payload["inbound_id"]))
 
 
+def handle_draft_reply(ctx: JobContext) -> None:
+    """Write a staff member's Gemini reply draft (outside the request): read, ask (no transaction open), store."""
+    with session_scope() as session:
+        ask = drafts.gemini_ask(session, int(ctx.payload["ticket_id"]), int(ctx.payload["user_id"]))
+    answer = drafts.ask_gemini(ask) if ask is not None else None
+    with finishing_transaction([ctx]) as session:
+        if ask is not None and answer is not None:
+            drafts.store_gemini_draft(session, ask, *answer)
+
+
 def on_dead(kind: str, payload: dict[str, Any], error: str) -> None:
     """Called once when a job has used all its attempts."""
     if kind == JobKind.TRIAGE:
@@ -416,4 +438,5 @@ HANDLERS = {
     JobKind.SEND_EMAIL: BatchHandler(handle_send_email, size=MAIL_BATCH),
     JobKind.ADMIN_DIGEST: digest.handle_admin_digest,
     JobKind.PROCESS_INBOUND: handle_process_inbound,
+    JobKind.DRAFT_REPLY: handle_draft_reply,
 }

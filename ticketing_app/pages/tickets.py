@@ -518,6 +518,52 @@ def _canned_picker() -> rx.Component:
     )
 
 
+def _suggest_reply() -> rx.Component:
+    """Staff fill the reply box with a suggested reply (from similar resolved tickets); a person sends it."""
+    return rx.cond(
+        TicketState.staff_view,
+        rx.flex(
+            rx.button(
+                rx.icon("sparkles", size=14, aria_hidden="true"),
+                "Suggest a reply",
+                on_click=TicketState.suggest_reply,
+                type="button",
+                variant="soft",
+                size="1",
+                id="suggest-reply",
+            ),
+            rx.cond(TicketState.draft_note != "", rx.text(TicketState.draft_note, size="1", id="draft-note")),
+            spacing="2",
+            align="center",
+            wrap="wrap",
+        ),
+    )
+
+
+def _similar_item(item: rx.Var) -> rx.Component:
+    return rx.box(
+        rx.link(item.number, " ", item.title, href=item.href, size="2", weight="medium"),
+        rx.text(item.status_label, " · ", item.similarity, size="1", color_scheme="gray"),
+        rx.cond(item.resolution != "", rx.text(item.resolution, size="1", class_name="similar-resolution")),
+        padding_y="0.3em",
+        class_name="similar-ticket",
+    )
+
+
+def _similar_panel() -> rx.Component:
+    """Up to 5 similar earlier tickets the viewer may see, with how they were solved (staff only)."""
+    return rx.cond(
+        TicketState.staff_view,
+        rx.card(
+            rx.heading("Similar tickets", size="4", margin_bottom="0.5em", as_="h2"),
+            rx.foreach(TicketState.similar_rows, _similar_item),
+            rx.cond(TicketState.similar_note != "", rx.text(TicketState.similar_note, size="2", color_scheme="gray")),
+            width="100%",
+            id="similar-tickets",
+        ),
+    )
+
+
 def _viewers() -> rx.Component:
     """Other staff on this ticket now, and who of them is typing a reply (collision detection)."""
     return rx.box(
@@ -550,6 +596,7 @@ def _reply_form() -> rx.Component:
         rx.flex(
             rx.el.label("Reply", html_for="reply-body", style={"font_weight": "500"}),
             _canned_picker(),
+            _suggest_reply(),
             rx.text_area(
                 id="reply-body",
                 name="body",
@@ -653,6 +700,7 @@ def ticket_page() -> rx.Component:
                     rx.flex(
                         _sla_panel(),
                         _ai_panel(),
+                        _similar_panel(),
                         rx.card(
                             rx.heading("Timeline", size="4", margin_bottom="0.5em", as_="h2"),
                             rx.foreach(TicketState.timeline, _timeline_line),

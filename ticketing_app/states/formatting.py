@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ticketing_app.domain import ACTIVE_STATUSES, CLOCK_RUNNING_STATUSES, EventKind, TicketStatus, label
-from ticketing_app.schemas import AttachmentOut, CommentOut, EventOut, TicketOut, UserOut
+from ticketing_app.schemas import AttachmentOut, CommentOut, EventOut, SimilarTicketOut, TicketOut, UserOut
 from ticketing_app.services import sla
 
 
@@ -158,6 +158,31 @@ class CannedOption:
 
     id: str
     label: str
+
+
+@dataclasses.dataclass(frozen=True)
+class SimilarRow:
+    """An earlier similar ticket in the ticket page's panel (shown as text: React escapes it)."""
+
+    id: int = 0
+    number: str = ""
+    title: str = ""
+    href: str = ""
+    status_label: str = ""
+    similarity: str = ""  # "87% similar"
+    resolution: str = ""
+
+
+def similar_row(item: SimilarTicketOut) -> SimilarRow:
+    return SimilarRow(
+        id=item.id,
+        number=item.number,
+        title=item.title,
+        href=f"/tickets/{item.id}",
+        status_label=label(item.status),
+        similarity=f"{round(item.similarity * 100)}% similar",
+        resolution=item.resolution or "",
+    )
 
 
 def ticket_row(t: TicketOut) -> TicketRow:

@@ -16,7 +16,7 @@ from ticketing_app.domain import TicketStatus, label
 from ticketing_app.errors import Conflict, DomainError, InvalidInput, TooLarge
 from ticketing_app.models import User
 from ticketing_app.schemas import CommentCreate, TicketCreate, TicketFilters, TicketUpdate
-from ticketing_app.services import attachments, canned_replies, merge, presence, satisfaction, tickets
+from ticketing_app.services import attachments, canned_replies, drafts, merge, presence, satisfaction, similar, tickets
 from ticketing_app.states.base import (
     AuthState,
     UnexpectedEventArgument,
@@ -33,12 +33,14 @@ from ticketing_app.states.formatting import (
     CannedOption,
     CommentRow,
     EventRow,
+    SimilarRow,
     StaffOption,
     TicketRow,
     ViewerRow,
     attachment_row,
     comment_row,
     event_row,
+    similar_row,
     staff_option,
     ticket_row,
 )
@@ -227,6 +229,10 @@ class TicketState(LiveMixin, AuthState):
     merge_target_number: str = ""
     merge_target_title: str = ""
     _merge_target_id: int = 0
+    # Similar earlier tickets (staff): loaded once per visit; "pending" while this ticket's embedding is computed.
+    similar_rows: list[SimilarRow] = []
+    similar_note: str = ""
+    draft_note: str = ""  # where the suggested reply came from
 
     @rx.event
     @presents_errors
@@ -292,7 +298,41 @@ class TicketState(LiveMixin, AuthState):
         if result is not None or self.not_found:  # signed out (to the log-in page), or not this person's
             return result
         self._seen_comment_id = max((c.id for c in self.comments), default=0)
+        await self._load_similar()
         return await self._load_canned()
+
+    @presents_errors
+    async def _load_similar(self) -> Any:
+        """The similar-tickets panel, for staff working the ticket."""
+        self.similar_rows, self.similar_note, self.draft_note = [], "", ""
+        if self.staff_view:
+            ticket_id = self._ticket_id()
+            found = await self._actor_call(lambda s, u: similar.similar_tickets(s, u, ticket_id))
+            self.similar_rows = [similar_row(item) for item in found.items]
+            if not found.embedded:
+                self.similar_note = "Still being analysed: similar tickets appear when the page is opened again."
+            elif not found.items:
+                self.similar_note = "No similar earlier ticket."
+        return None
+
+    @rx.event
+    @presents_errors
+    async def suggest_reply(self) -> Any:
+        """Fill the reply box with a suggested reply for a person to edit and send (it is never sent by itself)."""
+        ticket_id = self._ticket_id()
+        draft = await self._actor_call(lambda s, u: drafts.reply_draft(s, u, ticket_id))
+        sources = ", ".join(f"{s.number} ({s.title})" for s in draft.sources)
+        if draft.provider == "gemini":
+            self.draft_note = f"Written by Gemini from {sources}. Check it before sending."
+        elif draft.provider == "offline":
+            self.draft_note = f"From the reply that solved {sources}. Check it before sending."
+        else:
+            self.draft_note = "No similar resolved ticket: only a greeting and a sign-off."
+        if draft.ai_status == "pending":
+            self.draft_note += " Gemini is writing a draft: press again in a few seconds."
+        elif draft.ai_status == "failed":
+            self.draft_note += " (Gemini could not write one.)"
+        return rx.set_value("reply-body", draft.body)
 
     @presents_errors
     async def _load_canned(self) -> Any:

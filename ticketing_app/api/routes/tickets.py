@@ -16,13 +16,15 @@ from ticketing_app.schemas import (
     CommentOut,
     MergeIn,
     Page,
+    ReplyDraftOut,
+    SimilarTicketsOut,
     TicketCreate,
     TicketDetail,
     TicketFilters,
     TicketOut,
     TicketUpdate,
 )
-from ticketing_app.services import bulk, merge, tickets
+from ticketing_app.services import bulk, drafts, merge, similar, tickets
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
 
@@ -85,3 +87,18 @@ def merge_ticket(ticket_id: int, data: MergeIn, token: Token) -> Response:
     with acting(token) as (session, user):
         original = merge.merge_from_input(session, user, ticket_id, data)
         return model_response(tickets.full_ticket_out(session, original, user))
+
+
+@router.get("/{ticket_id}/similar", response_model=SimilarTicketsOut)
+def similar_tickets(ticket_id: int, token: Token) -> Response:
+    """Up to 5 earlier tickets like this one that the caller may see, with their resolutions (staff only)."""
+    with acting(token) as (session, user):
+        return model_response(similar.similar_tickets(session, user, ticket_id))
+
+
+@router.get("/{ticket_id}/reply-draft", response_model=ReplyDraftOut)
+def reply_draft(ticket_id: int, token: Token) -> Response:
+    """A suggested reply for staff working the ticket; never sent by itself. With Gemini configured the first
+    answer is the offline draft (`ai_status: "pending"`) while Gemini writes one in the background: ask again."""
+    with acting(token) as (session, user):
+        return model_response(drafts.reply_draft(session, user, ticket_id))
