@@ -42,20 +42,41 @@ def run_pipeline() -> None:
     raise AssertionError("jobs left")
 
 
-def test_an_unsure_triage_is_marked_routed_with_a_reason_and_filtered(factory: Factory, offline: None) -> None:
+CLEAR = ("Charged twice for March", "My card was charged twice for the March invoice.")
+VAGUE = ("Problem", "It does not work since yesterday, please help.")
+
+
+def test_an_unsure_triage_is_marked_routed_with_a_reason_and_filtered(
+    factory: Factory, offline: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ticketing_app.ai.offline import OfflineTriageProvider
+    from ticketing_app.ai.types import TriageRequest
+
+    # The threshold between the two tickets' confidences: what is tested is the marking, not one model's numbers
+    # (each retraining moves them); that a vague ticket is much less sure than a clear one is asserted.
+    sure_c, vague_c = (
+        OfflineTriageProvider().triage(TriageRequest(title=t, description=d)).confidence or 0.0
+        for t, d in (CLEAR, VAGUE)
+    )
+    assert sure_c >= vague_c + 0.2, (sure_c, vague_c)
+    threshold = round((sure_c + vague_c) / 2, 3)
+    monkeypatch.setenv("TRIAGE_REVIEW_THRESHOLD", str(threshold))
+    get_settings.cache_clear()
+    ai_select.default_triage.cache_clear()
+
     admin = factory.admin()
     factory.user("moderator", skills=["billing", "payments", "refunds"], name="Maya Billing")
     requester = factory.user(name="Rita Requester")
-    clear = factory.ticket(requester, "Charged twice for March", "My card was charged twice for the March invoice.")
-    vague = factory.ticket(requester, "Issue", "Since the update the thing with the report and the login is weird.")
+    clear = factory.ticket(requester, *CLEAR)
+    vague = factory.ticket(requester, *VAGUE)
     run_pipeline()
 
     with session_scope() as s:
         sure, unsure = s.get_one(Ticket, clear.id), s.get_one(Ticket, vague.id)
-        assert sure.triage_confidence is not None and sure.triage_confidence >= 0.6
+        assert sure.triage_confidence is not None and sure.triage_confidence >= threshold
         assert not sure.needs_review
         assert not (sure.assignment_reason or "").startswith("needs review")
-        assert unsure.triage_confidence is not None and unsure.triage_confidence < 0.6
+        assert unsure.triage_confidence is not None and unsure.triage_confidence < threshold
         assert unsure.needs_review
         assert unsure.assigned_to_id is not None  # routed anyway, to the best available person
         assert (unsure.assignment_reason or "").startswith("needs review (triage confidence")
@@ -138,7 +159,8 @@ def test_ai_acceptance_rate_per_field_and_category(factory: Factory, offline: No
     run_pipeline()
     with session_scope() as s:
         actor = s.get_one(User, admin.id)
-        tickets_service.update_ticket(s, actor, changed.id, TicketUpdate(priority="high", reason="VIP customer"))
+        other = "low" if s.get_one(Ticket, changed.id).priority != "low" else "high"  # whatever the AI set, changed
+        tickets_service.update_ticket(s, actor, changed.id, TicketUpdate(priority=other, reason="VIP customer"))
         for ticket_id in (kept.id, changed.id):
             tickets_service.update_ticket(s, actor, ticket_id, TicketUpdate(status="resolved"))
     with session_scope() as s:

@@ -75,10 +75,10 @@ def test_held_out_targets(held_out: list[evaluation.Scored]) -> None:
     print(json.dumps(summary, indent=1))
     # Floors a little below what the committed model reaches on the held-out tickets (see README "Offline AI"),
     # so a regression fails but noise does not; the targets are printed by eval-triage, not assumed.
-    assert summary["category"] >= 0.84
-    assert summary["priority"] >= 0.76
+    assert summary["category"] >= 0.85
+    assert summary["priority"] >= 0.75
     assert summary["high_recall"] >= 0.88
-    assert summary["routing"] >= 0.85
+    assert summary["routing"] >= 0.87
 
 
 def test_the_model_beats_the_keyword_rules_most_on_other_languages(
