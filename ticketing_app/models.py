@@ -454,7 +454,8 @@ class TicketEmbedding(Base):
     """A ticket's sentence embedding (title and description), for similar tickets (services/similar.py).
 
     `embedding` is `vector(512)` with an HNSW index where the server has pgvector, `real[]` otherwise
-    (migration 0017); services/embeddings.py reads and writes it in either form.
+    (migration 0017); services/embeddings.py reads and writes it in either form. The visibility columns are the
+    ticket's, never written by the app: triggers copy them on insert and when the ticket changes (migration 0020).
     """
 
     __tablename__ = "ticket_embeddings"
@@ -463,6 +464,10 @@ class TicketEmbedding(Base):
     embedding: Mapped[Any] = mapped_column(Vector())
     model: Mapped[str] = mapped_column(String(40))
     embedded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The ticket's, copied by triggers (migration 0020) so a viewer's embeddings are found without `tickets`.
+    assigned_to_id: Mapped[int | None] = mapped_column(Integer)
+    created_by_id: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class ReplyDraft(Base):

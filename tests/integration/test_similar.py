@@ -102,6 +102,73 @@ def test_moderator_sees_only_neighbours_they_may_see(api, factory, world) -> Non
     assert [item["id"] for item in body["items"]] == [world["a"].id]  # b is mod2's
 
 
+def _ids(api, factory, who: User, ticket_id: int) -> list[int]:
+    r = _similar(api, factory, who, ticket_id)
+    assert r.status_code == 200, r.text
+    return [item["id"] for item in r.json()["items"]]
+
+
+def _copies_match_tickets() -> None:
+    """The visibility columns on every embedding row equal their ticket's (migration 0020's triggers)."""
+    with session_scope() as s:
+        stale = s.execute(
+            select(TicketEmbedding.ticket_id)
+            .join(Ticket, Ticket.id == TicketEmbedding.ticket_id)
+            .where(
+                Ticket.assigned_to_id.is_distinct_from(TicketEmbedding.assigned_to_id)
+                | (Ticket.created_by_id != TicketEmbedding.created_by_id)
+                | (Ticket.created_at != TicketEmbedding.created_at)
+            )
+        ).all()
+    assert stale == []
+
+
+def test_a_reassigned_ticket_moves_between_moderators_similar_results(api, factory, world) -> None:
+    """The copies of assignee and requester on the embeddings follow every reassignment (one by one, in bulk, in
+    plain SQL), so each moderator's neighbours stay exactly the tickets they may see."""
+    from ticketing_app.schemas import BulkTicketUpdate, TicketUpdate
+    from ticketing_app.services import bulk, tickets
+
+    mod1, mod2, a, b, d = world["mod1"], world["mod2"], world["a"], world["b"], world["d"]
+    assert _ids(api, factory, mod1, d.id) == [a.id]
+    with session_scope() as s:  # the admin moves a (mod1's) and d to mod2
+        admin = s.get_one(User, world["admin"].id)
+        tickets.update_ticket(s, admin, a.id, TicketUpdate(assignee_id=mod2.id, reason="holiday"))
+        tickets.update_ticket(s, admin, d.id, TicketUpdate(assignee_id=mod2.id, reason="holiday"))
+    _copies_match_tickets()
+    assert _similar(api, factory, mod1, d.id).status_code == 404  # no longer theirs
+    assert set(_ids(api, factory, mod2, d.id)[:2]) == {a.id, b.id}
+    with session_scope() as s:  # back to mod1 in bulk
+        admin = s.get_one(User, world["admin"].id)
+        result = bulk.bulk_update(s, admin, BulkTicketUpdate(ticket_ids=[a.id, d.id], assignee_id=mod1.id, reason="x"))
+        assert result.failed == []
+    _copies_match_tickets()
+    assert _ids(api, factory, mod1, d.id) == [a.id]
+    _set(b.id, assigned_to_id=mod1.id)  # plain SQL (e.g. re-routing): the trigger still follows
+    _copies_match_tickets()
+    assert set(_ids(api, factory, mod1, d.id)[:2]) == {a.id, b.id}
+    _set(b.id, assigned_to_id=None)
+    assert _ids(api, factory, mod1, d.id) == [a.id]
+
+
+def test_a_moderator_also_sees_neighbours_they_follow_or_filed(api, factory, world) -> None:
+    """The requester's side (followers, e.g. through a merge; tickets they filed) stays inside their results."""
+    from ticketing_app.models import TicketFollower
+
+    mod1, b = world["mod1"], world["b"]
+    with session_scope() as s:
+        s.add(TicketFollower(ticket_id=b.id, user_id=mod1.id))
+    assert b.id in _ids(api, factory, mod1, world["d"].id)
+    with session_scope() as s:
+        s.execute(text("DELETE FROM ticket_followers WHERE ticket_id = :t"), {"t": b.id})
+    assert b.id not in _ids(api, factory, mod1, world["d"].id)
+    filed = factory.ticket(mod1, "Password reset mail missing", "My own password reset e-mail never came.")
+    _set(filed.id, created_at=world["a"].created_at)  # earlier than d (and moved by the trigger)
+    assert embeddings.backfill() == 1
+    _copies_match_tickets()
+    assert filed.id in _ids(api, factory, mod1, world["d"].id)
+
+
 def test_only_earlier_tickets_and_not_itself(api, factory, world) -> None:
     body = _similar(api, factory, world["admin"], world["a"].id).json()
     assert body == {"items": [], "embedded": True, "store": "pgvector"}

@@ -1,9 +1,12 @@
 """Similar earlier tickets, by the cosine of their embeddings, among the tickets the viewer may see.
 
-With pgvector: an HNSW index scan ordered by cosine distance, joined to `tickets` and filtered by the viewer's
-visibility. pgvector 0.8+ resumes the index scan until enough rows pass that filter (`hnsw.iterative_scan`),
+Visibility is read from the embedding rows themselves (their copies of the ticket's assignee, requester and
+creation time, kept in step by triggers, migration 0020), so finding neighbours never joins `tickets`.
+With pgvector: an HNSW index scan ordered by cosine distance, filtered by the viewer's visibility.
+pgvector 0.8+ resumes the index scan until enough rows pass that filter (`hnsw.iterative_scan`),
 so a moderator, who sees a small share of the tickets, still gets five neighbours rather than the few of the
-index's first 40 candidates that happen to be theirs. Without pgvector: an exact scan in numpy over the
+index's first 40 candidates that happen to be theirs; a viewer who sees few tickets gets an exact scan of
+just their rows, read through the copied columns' indexes. Without pgvector: an exact scan in numpy over the
 viewer's most recent EXACT_SCAN_LIMIT earlier tickets (bench/README.md has the figures of both).
 Only the ticket's stored embedding is read: nothing is encoded in the request.
 """
@@ -23,7 +26,7 @@ from ticketing_app.models import Comment, Ticket, TicketEmbedding, User
 from ticketing_app.schemas import SimilarTicketOut, SimilarTicketsOut
 from ticketing_app.services import embeddings
 from ticketing_app.services.tickets import get_visible_ticket
-from ticketing_app.services.visibility import sees_staff_view, visible_tickets
+from ticketing_app.services.visibility import sees_staff_view, visible_parts_of
 
 MAX_SIMILAR = 5
 # USE cosine: rephrasings of one problem score 0.85-0.95, the same kind of problem about 0.6-0.8, unrelated
@@ -96,8 +99,12 @@ def nearest(session: Session, actor: User, ticket: Ticket, limit: int) -> list[N
     return [n for n in found if n.similarity >= SIMILARITY_FLOOR]
 
 
-def _earlier(ticket: Ticket) -> ColumnElement[bool]:
-    return tuple_(Ticket.created_at, Ticket.id) < tuple_(ticket.created_at, ticket.id)
+def _visible_earlier(actor: User, ticket: Ticket) -> ColumnElement[bool]:
+    """The embeddings of tickets `actor` may see, created before `ticket`: each part of what they see (requester,
+    followed, assignee) with "earlier" inside it, so each is one range of its index (migration 0020)."""
+    e = TicketEmbedding
+    earlier = tuple_(e.created_at, e.ticket_id) < tuple_(ticket.created_at, ticket.id)
+    return visible_parts_of(actor, e.ticket_id, e.created_by_id, e.assigned_to_id, earlier)
 
 
 def _few_visible(session: Session, actor: User, ticket: Ticket) -> bool:
@@ -105,11 +112,11 @@ def _few_visible(session: Session, actor: User, ticket: Ticket) -> bool:
 
     A moderator sees their own tickets only: an index scan then passes over many neighbours of others for each
     of theirs, and loses some recall doing so (bench/README.md); a few hundred exact distances are as cheap
-    and exact. Counted from the visibility indexes, stopping at the limit.
+    and exact. Counted from the embeddings' visibility indexes, stopping at the limit.
     """
     if actor.role == Role.ADMIN:
         return False
-    visible = select(Ticket.id).where(visible_tickets(actor), _earlier(ticket)).limit(EXACT_SQL_LIMIT + 1)
+    visible = select(TicketEmbedding.ticket_id).where(_visible_earlier(actor, ticket)).limit(EXACT_SQL_LIMIT + 1)
     count = session.scalar(select(func.count()).select_from(visible.subquery())) or 0
     return count <= EXACT_SQL_LIMIT
 
@@ -141,8 +148,7 @@ def _by_index(session: Session, actor: User, ticket: Ticket, limit: int, *, exac
     order = distance + 0 if exact else distance
     candidates = (
         select(TicketEmbedding.ticket_id, distance.label("distance"))
-        .join(Ticket, Ticket.id == TicketEmbedding.ticket_id)
-        .where(visible_tickets(actor), _earlier(ticket))
+        .where(_visible_earlier(actor, ticket))
         .order_by(order)
         .limit(limit)
         .cte("candidates")
@@ -159,9 +165,8 @@ def _by_index(session: Session, actor: User, ticket: Ticket, limit: int, *, exac
 def _by_exact_scan(session: Session, actor: User, ticket: Ticket, vector: np.ndarray, limit: int) -> list[Neighbour]:
     rows = session.execute(
         select(TicketEmbedding.ticket_id, TicketEmbedding.embedding)
-        .join(Ticket, Ticket.id == TicketEmbedding.ticket_id)
-        .where(visible_tickets(actor), _earlier(ticket))
-        .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+        .where(_visible_earlier(actor, ticket))
+        .order_by(TicketEmbedding.created_at.desc(), TicketEmbedding.ticket_id.desc())
         .limit(EXACT_SCAN_LIMIT)
     ).all()
     if not rows:
