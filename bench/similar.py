@@ -6,6 +6,10 @@ about 0.55 to each other), written with COPY; no text is encoded. The HNSW index
 ef_construction=64) is built after the load, as a backfill into an empty index would end; then VACUUM ANALYZE.
 Tickets are assigned round-robin to 50 moderators (each sees 2% of them) and filed by 2,000 requesters.
 
+Since migration 0020 the embeddings carry the ticket's assignee, requester and creation time (filled by its
+trigger during the COPY). Also measured, in the same run: a moderator's exact scan as raw SQL three ways
+(`compare_exact_scans`: joined to tickets as before, on the copied columns, and on a TOASTed copy of the table).
+
 Measured: similar_tickets p50/p99 as the admin (everything visible) and as a moderator on their own tickets
 (the visibility filter, which pgvector 0.8's iterative index scan keeps from emptying the result), every call
 in its own transaction; and recall@5 of the index against an exact search (numpy over all vectors) on a sample,
@@ -130,12 +134,112 @@ def _exact(data: dict[str, Any], position: int, visible: np.ndarray | None, k: i
     return [int(ids[i]) for i in np.argsort(-scores, kind="stable")[:k]]
 
 
+FOLLOWED = "CAST((SELECT coalesce(array_agg(ticket_id), '{}') FROM ticket_followers WHERE user_id = :m) AS integer[])"
+# A moderator's exact scan three ways, as raw SQL, timed on the same tickets in the same minutes: the previous
+# code (visibility from `tickets`, joined), the copied columns (migration 0020; what the service now runs), and
+# the copied columns on a copy of the table whose vectors are TOASTed (STORAGE EXTERNAL, pgvector's default).
+EXACT_VARIANTS = {
+    "join_tickets": (
+        "SELECT e.ticket_id, e.embedding <=> q.v AS d FROM ticket_embeddings e JOIN tickets t ON t.id = e.ticket_id, "
+        "(SELECT embedding AS v FROM ticket_embeddings WHERE ticket_id = :t) q "
+        f"WHERE (t.created_by_id = :m OR t.id = ANY({FOLLOWED}) OR t.assigned_to_id = :m) "
+        "AND (t.created_at, t.id) < (:c, :t) ORDER BY (e.embedding <=> q.v) + 0 LIMIT 5"
+    ),
+    "copied_columns": "{table}",
+    "copied_columns_toasted": "{table}_toasted",
+}
+COPIED = (
+    "SELECT e.ticket_id, e.embedding <=> q.v AS d FROM {table} e, "
+    "(SELECT embedding AS v FROM {table} WHERE ticket_id = :t) q "
+    "WHERE (e.created_by_id = :m AND (e.created_at, e.ticket_id) < (:c, :t)) "
+    "OR (e.ticket_id = ANY({followed}) AND (e.created_at, e.ticket_id) < (:c, :t)) "
+    "OR (e.assigned_to_id = :m AND (e.created_at, e.ticket_id) < (:c, :t)) ORDER BY (e.embedding <=> q.v) + 0 LIMIT 5"
+)
+
+
+def _variant_sql(name: str) -> str:
+    spec = EXACT_VARIANTS[name]
+    if name == "join_tickets":
+        return spec
+    return COPIED.format(table=spec.format(table="ticket_embeddings"), followed=FOLLOWED)
+
+
+def _toasted_copy() -> float:
+    """ticket_embeddings_toasted: the same rows with the vectors out of line, and the assignee index."""
+    from ticketing_app.db import get_engine
+
+    began = time.perf_counter()
+    with get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("DROP TABLE IF EXISTS ticket_embeddings_toasted"))
+        conn.execute(
+            text(
+                "CREATE TABLE ticket_embeddings_toasted (ticket_id integer PRIMARY KEY, embedding vector(512), "
+                "assigned_to_id integer, created_by_id integer, created_at timestamptz)"
+            )
+        )
+        conn.execute(text("ALTER TABLE ticket_embeddings_toasted ALTER COLUMN embedding SET STORAGE EXTERNAL"))
+        conn.execute(
+            text(
+                "INSERT INTO ticket_embeddings_toasted SELECT ticket_id, embedding, assigned_to_id, created_by_id, "
+                "created_at FROM ticket_embeddings ORDER BY ticket_id"
+            )
+        )
+        for column in ("assigned_to_id", "created_by_id"):
+            conn.execute(text(f"CREATE INDEX ON ticket_embeddings_toasted ({column}, created_at, ticket_id)"))
+        conn.execute(text("VACUUM ANALYZE ticket_embeddings_toasted"))
+    return round(time.perf_counter() - began, 1)
+
+
+def compare_exact_scans(data: dict[str, Any], positions: list[int], rounds: int) -> dict[str, Any]:
+    """p50/p99 of each EXACT_VARIANTS query, interleaved call by call, plus one EXPLAIN's buffers each."""
+    from ticketing_app.db import get_engine
+
+    built = _toasted_copy()
+    engine = get_engine()
+    times: dict[str, list[float]] = {name: [] for name in EXACT_VARIANTS}
+    same = True
+    with engine.connect() as conn:
+        conn.execute(text("SET max_parallel_workers_per_gather = 0"))
+        created = dict(conn.execute(text("SELECT id, created_at FROM tickets")).tuples().all())
+        for i in range(rounds + 3):
+            ticket_id = int(data["ids"][positions[i % len(positions)]])
+            params = {"t": ticket_id, "m": data["moderator"], "c": created[ticket_id]}
+            found = []
+            for name in EXACT_VARIANTS:
+                started = time.perf_counter()
+                rows = conn.execute(text(_variant_sql(name)), params).all()
+                elapsed = time.perf_counter() - started
+                conn.commit()
+                found.append([r.ticket_id for r in rows])
+                if i >= 3:
+                    times[name].append(elapsed)
+            same = same and all(f == found[0] for f in found)
+        buffers = {}
+        for name in EXACT_VARIANTS:
+            plan = conn.execute(text("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + _variant_sql(name)), params).scalar()
+            top = plan[0]["Plan"]
+            buffers[name] = {
+                "shared_hit": top.get("Shared Hit Blocks"),
+                "shared_read": top.get("Shared Read Blocks"),
+                "execution_ms": plan[0]["Execution Time"],
+            }
+        conn.execute(text("DROP TABLE ticket_embeddings_toasted"))
+        conn.commit()
+    out: dict[str, Any] = {"toasted_copy_s": built, "same_results": same, "buffers_of_one_call": buffers}
+    for name, durations in times.items():
+        out[name] = summary_ms(durations)
+        log(f"similar exact scan, {name}: p50 {out[name]['p50_ms']} ms, p99 {out[name]['p99_ms']} ms")
+    return out
+
+
 def run(*, tickets: int, repeat: int, recall_sample: int = 50) -> dict[str, Any]:
     from ticketing_app.db import session_scope
+    from ticketing_app.lifespan import freeze_startup_objects
     from ticketing_app.models import Ticket, User
     from ticketing_app.services import embeddings, similar
 
     data = load(tickets=tickets)
+    freeze_startup_objects()  # as the web process does once started (lifespan), before it serves anything
     rng = random.Random(11)
     n = data["tickets"]
     mine = data["assignees"] == data["moderator"]
@@ -178,6 +282,10 @@ def run(*, tickets: int, repeat: int, recall_sample: int = 50) -> dict[str, Any]
         everything += durations
         s = results["by_role"][role]
         log(f"similar as {role}: p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, recall@5 {results['recall_at_5'][role]}")
+    moderator_tickets = [i for i in range(n // 2, n) if mine[i]]
+    results["moderator_exact_scan_variants"] = compare_exact_scans(
+        data, rng.sample(moderator_tickets, min(repeat, len(moderator_tickets))), repeat
+    )
     overall = summary_ms(everything)
     worst = max(r["p99_ms"] for r in results["by_role"].values())
     results.update(
