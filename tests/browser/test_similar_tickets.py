@@ -57,3 +57,14 @@ def test_staff_see_similar_tickets_and_fill_the_reply_box(new_page, factory):
     with session_scope() as s:  # suggested, not sent
         assert s.scalar(select(Comment.id).where(Comment.ticket_id == ticket.id)) is None
     wait_for_jobs_to_finish()  # the Gemini draft job the suggestion queued (the fake answers it)
+
+    # "Merge into this" on the similar ticket starts the merge's confirm step with it as the target.
+    panel.get_by_role("button", name=f"Merge this ticket into TCK-{earlier.number}").click()
+    expect(staff.locator("#merge-confirm-text")).to_contain_text(f"TCK-{earlier.number}")
+    expect(staff.locator("#merge-confirm-text")).to_contain_text("Password reset e-mail never arrives")
+    with session_scope() as s:  # asked, not done
+        assert s.get_one(Ticket, ticket.id).merged_into_id is None
+    staff.locator("#merge-confirm").click()
+    expect(staff.locator("#merged-into-link")).to_have_attribute("href", re.compile(rf"/tickets/{earlier.id}$"))
+    with session_scope() as s:
+        assert s.get_one(Ticket, ticket.id).merged_into_id == earlier.id

@@ -51,6 +51,7 @@ ACTING = {
     "TicketState.download_file",
     "TicketState.find_merge_target",
     "TicketState.confirm_merge",
+    "TicketState.merge_into_similar",
     "QueueState.quick_status",
     "QueueState.apply_bulk",
     "QueueState.load",
@@ -305,6 +306,54 @@ def test_merge_from_the_ticket_page_by_every_role(factory):
             assert state.ticket.merged_into_number == number and state.ticket.status == "closed"
         with session_scope() as s:
             assert s.get(Ticket, w.ticket_id).merged_into_id is not None
+
+
+def test_merge_into_a_similar_ticket_by_every_role(factory):
+    """ "Merge into this" on the similar-tickets panel starts the same confirm step as "Merge into…", with that
+    ticket as the target: only for managers, only for a ticket the panel lists (the page sends its id; the
+    number is read from the server's copy of the panel), and find_target's checks still apply to it."""
+    from ticketing_app.schemas import TicketCreate
+    from ticketing_app.services import tickets as tickets_service
+    from ticketing_app.states.formatting import SimilarRow
+    from ticketing_app.states.tickets import TicketState
+
+    not_understood = "This request was not understood. Please reload the page and try again."
+    for role in ROLES:
+        w = _fresh_marked_world(factory)
+        with session_scope() as s:
+            requester = s.get(User, w.user("user").id)
+            target = tickets_service.create_ticket(
+                s, requester, TicketCreate(title="Charged twice, again", description="x")
+            )
+            s.get(Ticket, target.id).assigned_to_id = w.user("assigned_moderator").id
+            number = s.get(Ticket, target.id).reference
+            hidden_number = s.get(Ticket, w.other_ticket_id).reference
+        state = make_state(TicketState, w, role, ticket_id=str(w.ticket_id))
+        state.similar_rows = [SimilarRow(id=target.id, number=number, title="Charged twice, again")]
+        before = snapshot()
+        result = fire(state, "merge_into_similar", target.id)
+        if role == "anonymous":
+            assert _redirects_to_login(result) and snapshot() == before
+            continue
+        if role not in MANAGERS:
+            assert state.error and state.merge_target_number == "" and state._merge_target_id == 0, role
+            assert snapshot() == before, role
+            continue
+        assert state.error == "", (role, state.error)
+        assert (state.merge_target_number, state.merge_target_title) == (number, "Charged twice, again")
+        assert state._merge_target_id == target.id and snapshot() == before  # nothing merged before confirming
+        fire(state, "merge_into_similar", w.other_ticket_id)  # not on the panel: refused, the target forgotten
+        assert state.error == not_understood and state._merge_target_id == 0 and state.merge_target_number == ""
+        if role == "assigned_moderator":  # a panel row the moderator may not see (as if stale): find_target refuses
+            state.similar_rows = [SimilarRow(id=w.other_ticket_id, number=hidden_number)]
+            fire(state, "merge_into_similar", w.other_ticket_id)
+            assert state.error == "No ticket with that number that you can see." and state._merge_target_id == 0
+            state.similar_rows = [SimilarRow(id=target.id, number=number, title="Charged twice, again")]
+        fire(state, "merge_into_similar", target.id)
+        fire(state, "confirm_merge", {"note": "Same issue"})
+        assert state.error == "" and state.notice == f"Merged into {number}.", (role, state.error)
+        with session_scope() as s:
+            assert s.get(Ticket, w.ticket_id).merged_into_id == target.id
 
 
 @pytest.mark.parametrize("role", ["user", "moderator", "assigned_moderator"])

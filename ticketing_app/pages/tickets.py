@@ -545,6 +545,19 @@ def _similar_item(item: rx.Var) -> rx.Component:
         rx.link(item.number, " ", item.title, href=item.href, size="2", weight="medium"),
         rx.text(item.status_label, " · ", item.similarity, size="1", color_scheme="gray"),
         rx.cond(item.resolution != "", rx.text(item.resolution, size="1", class_name="similar-resolution")),
+        rx.cond(
+            TicketState.can_manage & (TicketState.ticket.merged_into_id == 0),
+            rx.button(
+                "Merge into this",
+                type="button",
+                variant="soft",
+                size="1",
+                color_scheme="orange",
+                on_click=TicketState.merge_into_similar(item.id),
+                aria_label="Merge this ticket into " + item.number,
+                class_name="similar-merge",
+            ),
+        ),
         padding_y="0.3em",
         class_name="similar-ticket",
     )

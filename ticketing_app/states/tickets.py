@@ -477,14 +477,33 @@ class TicketState(LiveMixin, AuthState):
         """The first step of "Merge into…": look the number up (the same checks as the merge) and ask to confirm."""
         self.error = self.notice = ""
         self._forget_merge_target()
-        reference, ticket_id = form_text(a_form(form), "into", 40).strip(), self._ticket_id()
+        reference = form_text(a_form(form), "into", 40).strip()
         if not reference:
             self.error = "Enter the number of the ticket to merge into, e.g. TCK-1042."
             return None
+        await self._ask_merge_into(reference)
+        return None
+
+    @rx.event
+    @presents_errors
+    async def merge_into_similar(self, similar_id: int) -> Any:
+        """ "Merge into this" on a similar ticket: the same confirm step as "Merge into…", with that ticket as the
+        target. Only a ticket the panel lists (read from the server's copy of it, not from the page)."""
+        self.error = self.notice = ""
+        self._forget_merge_target()
+        wanted = an_id(similar_id)
+        row = next((r for r in self.similar_rows if r.id == wanted), None)
+        if row is None:  # a stale page or a crafted message
+            raise UnexpectedEventArgument()
+        await self._ask_merge_into(row.number)
+        return None
+
+    async def _ask_merge_into(self, reference: str) -> None:
+        """Look the target up with merge.find_target (every rule of the merge) and show it for confirmation."""
+        ticket_id = self._ticket_id()
         target = await self._actor_call(lambda s, u: merge.find_target(s, u, ticket_id, reference))
         self.merge_target_number, self.merge_target_title = target.number, target.title
         self._merge_target_id = target.id
-        return None
 
     @rx.event
     @presents_errors
