@@ -59,12 +59,26 @@ def visible_parts_of(
     """`visible_tickets` over any columns holding a ticket's id, requester and assignee (the copies on
     ticket_embeddings, migration 0020), each part AND-ed with `narrow`: a narrowing condition repeated inside
     every part lets each part be read through its own index with it (an OR of ANDs, not an AND of an OR)."""
-    if actor.role == Role.ADMIN:
+    parts = visibility_parts(actor, ticket_id, created_by_id, assigned_to_id)
+    if parts is None:
         return narrow
+    return or_(*(and_(part, narrow) for part in parts))
+
+
+def visibility_parts(
+    actor: User,
+    ticket_id: SQLColumnExpression[Any],
+    created_by_id: SQLColumnExpression[Any],
+    assigned_to_id: SQLColumnExpression[Any],
+) -> list[ColumnElement[bool]] | None:
+    """The parts of what `actor` sees (filed, followed, assigned to a moderator), each readable through one
+    index; they may overlap. None for an admin, who sees everything."""
+    if actor.role == Role.ADMIN:
+        return None
     parts = [created_by_id == actor.id, ticket_id == any_(followed_ids(actor))]
     if actor.role == Role.MODERATOR:
         parts.append(assigned_to_id == actor.id)
-    return or_(*(and_(part, narrow) for part in parts))
+    return parts
 
 
 def visible_tickets_assigned_to(actor: User) -> ColumnElement[bool]:
