@@ -5,6 +5,7 @@ and, above all, visibility for every role."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import not_, select, text
 
 from ticketing_app.db import session_scope
 from ticketing_app.models import Ticket, User
@@ -311,3 +312,44 @@ def test_the_rarest_part_is_chosen_from_the_statistics(session, monkeypatch):
 def test_the_statistics_are_read_from_postgresql(session):
     search._stats["read_at"] = None
     assert isinstance(search._lexeme_frequencies(session), dict)
+
+
+def test_a_ticket_with_a_large_text_vector_is_assigned_and_found(api, factory, search_path):
+    """A btree row holds at most 2,704 bytes: a long ticket's vector must not go into the covering index (it used
+    to make assigning it fail), yet its moderator finds it, and the short ones still come from the index."""
+    admin, moderator, user = factory.admin(), factory.user("moderator"), factory.user()
+    words = " ".join(f"word{n}x{n * 7919 % 10007}" for n in range(700))  # 700 distinct words: a large vector
+    large = factory.ticket(user, "Pasted log zebrafinch", words)
+    small = factory.ticket(user, "Short zebrafinch question", "Where is the setting?")
+    for ticket, note in ((large, words[:3000]), (small, "checked")):
+        assign(admin, ticket, moderator)
+        comment(moderator, ticket, f"zebrafinch internal {note}", internal=True)
+    with session_scope() as s:
+        sizes = dict(s.execute(select(Ticket.id, search.COMPACT).where(Ticket.id.in_([large.id, small.id]))).all())
+    assert sizes == {large.id: False, small.id: True}
+    for who in (moderator, admin):
+        assert sorted(titles(find(api, factory.headers(who), "zebrafinch"))) == [
+            "Pasted log zebrafinch",
+            "Short zebrafinch question",
+        ]
+    assert titles(find(api, factory.headers(moderator), "word699x")) == ["Pasted log zebrafinch"]
+
+
+def test_a_moderators_compact_tickets_are_read_from_the_covering_index_only(session, factory):
+    """The search states the partial indexes' conditions (migration 0021) exactly enough for PostgreSQL to use
+    them: an index-only scan of the covering index for compact vectors, the other index for large ones."""
+    moderator = factory.user("moderator")
+    session.execute(text("SET LOCAL enable_seqscan = off"))
+    session.execute(text("SET LOCAL enable_bitmapscan = off"))
+    plans = []
+    for size in (search.COMPACT, not_(search.COMPACT)):
+        statement = (
+            select(*search.STAFF_COLUMNS)
+            .where(Ticket.assigned_to_id == moderator.id, size)
+            .order_by(Ticket.id.desc())
+            .limit(search.SCAN_NEWEST)
+        )
+        compiled = statement.compile(dialect=session.get_bind().dialect, compile_kwargs={"literal_binds": True})
+        plans.append("\n".join(row[0] for row in session.execute(text(f"EXPLAIN {compiled}"))))
+    assert "Index Only Scan Backward using ix_tickets_assignee_search" in plans[0], plans[0]
+    assert "ix_tickets_assignee_large" in plans[1], plans[1]

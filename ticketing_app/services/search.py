@@ -35,10 +35,14 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     String,
+    Text,
+    and_,
     bindparam,
     case,
+    cast,
     func,
     literal_column,
+    not_,
     or_,
     select,
     text,
@@ -47,6 +51,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload
 from sqlalchemy.sql import CompoundSelect, Select
+from sqlalchemy.sql.elements import True_
 from sqlalchemy.sql.util import ClauseAdapter
 
 from ticketing_app.domain import parse_ticket_reference
@@ -124,6 +129,9 @@ PUBLIC_TEXT = _vector(Ticket.search_doc, Ticket.search_comments)
 # What the newest-first reading takes from each ticket (besides what the filters name): where the person works the
 # tickets as staff, all of it is in the covering index ix_tickets_assignee_search (migration 0019).
 STAFF_COLUMNS = (Ticket.id, Ticket.number, Ticket.search_all)
+# The tickets whose vector fits in that index's rows (its condition, migration 0021; the others are in
+# ix_tickets_assignee_large and read from the table). Stated the same way so that PostgreSQL picks the indexes.
+COMPACT = func.octet_length(cast(Ticket.search_all, Text)) <= literal_column("1400")
 PUBLIC_COLUMNS = (Ticket.id, Ticket.number, Ticket.search_doc, Ticket.search_comments)
 
 
@@ -163,8 +171,9 @@ def find(
         return Found([], 0)
     rare = None if query.number is not None else _rare_part(session, text_query)
     parts = [
-        ([part, *filters], _match(text_query, query.number, staff=staff))
+        ([piece, *filters], _match(text_query, query.number, staff=staff))
         for part, staff in visible_parts(actor, assigned)
+        for piece in _by_vector_size(part, staff)
     ]
     candidates = _rare_matches(session, parts, rare) if rare else _newest_matches(session, parts)
     candidates = sorted(candidates, reverse=True)[:RANK_WINDOW]  # the newest (ids grow with time)
@@ -183,6 +192,14 @@ def find(
     )
     by_id = {ticket.id: ticket for ticket in rows}
     return Found([(by_id[i], rank) for i, rank in page if i in by_id], len(candidates))
+
+
+def _by_vector_size(part: ColumnElement[bool], staff: bool) -> list[ColumnElement[bool]]:
+    """A part read through the assignee's index, as the two halves of migration 0021 (compact vectors, index only;
+    large ones, from the table); any other part whole (an admin's everything is read by primary key)."""
+    if not staff or isinstance(part, True_):
+        return [part]
+    return [and_(part, COMPACT), and_(part, not_(COMPACT))]
 
 
 @dataclass(frozen=True)
@@ -286,8 +303,8 @@ def _newest_matches(session: Session, parts: list[_Part]) -> list[tuple[int, flo
     """(id, rank) of the RANK_WINDOW newest matches of each part of what the person sees.
 
     First each part's newest SCAN_NEWEST tickets are read in id order (the primary key for everything; for the
-    tickets assigned to someone, the covering index of migration 0019, which holds the text vectors, so no table
-    row is read) and tested one by one, all parts in one statement: a frequent word fills the window from the
+    tickets assigned to someone, the covering index of migration 0021, which holds the compact text vectors, so no
+    table row is read) and tested one by one, all parts in one statement: a frequent word fills the window from the
     newest few thousand, and the GIN index, which would build the whole bitmap of a word found in a third of all
     tickets, is not used. Where a part holds more tickets and fewer than ENOUGH_TO_RANK matched among its newest
     SCAN_NEWEST, the word is rare there after all: its older tickets are searched through the GIN index. Where at
