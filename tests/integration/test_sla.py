@@ -347,13 +347,27 @@ def test_the_overview_shows_attainment_per_priority(factory: Factory, hours) -> 
 
 
 @pytest.mark.parametrize("threshold", sla.THRESHOLDS, ids=lambda t: t.stamp)
-def test_each_check_reads_its_small_partial_index(clean_db: str, threshold) -> None:
+def test_each_check_reads_its_small_partial_index(factory: Factory, threshold) -> None:
     """The check's claim is served by the partial index holding only the tickets still waiting for that mail
-    (its predicate written the same way), however many tickets there are."""
+    (its predicate written the same way), however many tickets there are: here 3,000 already told and a few
+    waiting, analysed, so the plan does not hang on an empty table's guesses."""
+    ticket = factory.ticket(factory.user())
+    copied = [c.name for c in Ticket.__table__.columns if c.name not in ("id", "number") and c.computed is None]
+    columns = ", ".join(copied)
+    with session_scope() as s:
+        s.execute(
+            text(f"INSERT INTO tickets ({columns}) SELECT {columns} FROM tickets, generate_series(1, 3000)"),
+        )
+        # everything told and due, except the first ticket, which waits for every mail
+        stamps = ", ".join(f"{t.stamp} = now()" for t in sla.THRESHOLDS)
+        moments = ", ".join(f"{t.moment} = now() - interval '1 hour'" for t in sla.THRESHOLDS)
+        s.execute(text(f"UPDATE tickets SET {moments}, status = 'open'"))
+        s.execute(text(f"UPDATE tickets SET {stamps} WHERE id <> :id"), {"id": ticket.id})
+    with session_scope() as s:
+        s.execute(text("ANALYZE tickets"))
     claim = str(sla._claim_sql(threshold))
     inner = claim[claim.index("SELECT id FROM tickets") : claim.index("FOR UPDATE")].replace(":limit", "200")
     with session_scope() as s:
-        s.execute(text("SET LOCAL enable_seqscan = off"))
         plan = "\n".join(s.execute(text(f"EXPLAIN {inner}")).scalars())
     index = {
         "first_response_warned_at": "ix_tickets_first_response_warn",

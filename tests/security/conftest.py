@@ -368,17 +368,22 @@ class SocketTap:
 
 
 def settle(timeout: float = 30.0) -> None:
-    """Wait until the app server's job loop has nothing queued or running (triage, routing, mails)."""
+    """Wait until the app server's job loop has nothing queued or running (triage, routing, mails).
+
+    First the work the server's periodic repair (`reconcile`, every 30 s) would queue is queued now: build_world
+    leaves its tickets without jobs, and that repair firing in the middle of a before/after comparison would
+    triage and route them there."""
     from sqlalchemy import func, select
 
     from ticketing_app.db import session_scope
+    from ticketing_app.jobs.handlers import reconcile
     from ticketing_app.models import Job
 
     deadline = time.monotonic() + timeout
     while True:
         with session_scope() as s:
             busy = s.scalar(select(func.count()).select_from(Job).where(Job.status.in_(("queued", "running"))))
-        if not busy:
+        if not busy and not any(reconcile().values()):
             return
         assert time.monotonic() < deadline, f"{busy} job(s) still queued or running after {timeout} s"
         time.sleep(0.3)
