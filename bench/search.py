@@ -24,6 +24,7 @@ from sqlalchemy import text
 
 from bench.harness import log, summary_ms
 from bench.pipeline import reset_tables
+from bench.seed import build_indexes, drop_indexes, seed_people
 
 TARGET_P99_MS = 50.0
 MODERATORS = 50
@@ -57,6 +58,14 @@ QUERIES = {
 }
 
 
+SEARCH_INDEXES = (
+    "ix_tickets_search",
+    "ix_tickets_assignee_search",
+    "ix_tickets_assignee_large",
+    "ix_tickets_requester_id",
+)
+
+
 def load(*, tickets: int, seed: int = 5) -> dict[str, Any]:
     """Users and `tickets` tickets with multilingual text; returns the ids the queries act as."""
     from ticketing_app.db import get_engine
@@ -65,28 +74,9 @@ def load(*, tickets: int, seed: int = 5) -> dict[str, Any]:
     reset_tables()
     engine = get_engine()
     with engine.begin() as conn:
-        # The search indexes are built after the load, as a bulk load would (migrations 0010 and 0019).
-        for index in ("ix_tickets_search", "ix_tickets_assignee_search", "ix_tickets_requester_id"):
-            conn.execute(text(f"DROP INDEX IF EXISTS {index}"))
-        conn.execute(
-            text("""
-            INSERT INTO users (name, email, password_hash, role, skills, skill_keys, is_active, email_verified_at)
-            SELECT 'Bench Admin', 'admin@search.example', '!bench', 'admin', '{}'::text[], '{}'::text[], true, now()
-            UNION ALL
-            SELECT 'Moderator ' || g, 'mod' || g || '@search.example', '!bench', 'moderator', '{}', '{}', true, now()
-            FROM generate_series(1, :mods) AS g
-            UNION ALL
-            SELECT 'Requester ' || g, 'req' || g || '@search.example', '!bench', 'user', '{}', '{}', true, now()
-            FROM generate_series(1, :reqs) AS g
-            """),
-            {"mods": MODERATORS, "reqs": REQUESTERS},
-        )
-        admin_id, mod_lo, req_lo = conn.execute(
-            text(
-                "SELECT min(id) FILTER (WHERE role = 'admin'), min(id) FILTER (WHERE role = 'moderator'), "
-                "min(id) FILTER (WHERE role = 'user') FROM users"
-            )
-        ).one()
+        # The search indexes are built after the load, as a bulk load would (migrations 0010, 0019 and 0021).
+        indexes = drop_indexes(conn, SEARCH_INDEXES)
+        admin_id, mod_lo, req_lo = seed_people(conn, "search.example", moderators=MODERATORS, requesters=REQUESTERS)
         conn.execute(text("SELECT setseed(:s)"), {"s": seed / 10})
         # Words picked with power(random(), 2.5): the first words of the list are far more frequent.
         pick = "(CAST(:words AS text[]))[1 + floor(power(random(), 2.5) * :nw)::int]"
@@ -127,14 +117,7 @@ def load(*, tickets: int, seed: int = 5) -> dict[str, Any]:
             {"words": VOCABULARY, "nw": len(VOCABULARY)},
         )
         log("search data: tickets written; building the GIN index")
-        conn.execute(text("CREATE INDEX ix_tickets_search ON tickets USING gin (search_all)"))
-        conn.execute(
-            text(
-                "CREATE INDEX ix_tickets_assignee_search ON tickets (assigned_to_id, id) "
-                "INCLUDE (created_by_id, status, number, search_all)"
-            )
-        )
-        conn.execute(text("CREATE INDEX ix_tickets_requester_id ON tickets (created_by_id, id)"))
+        build_indexes(conn, indexes)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE users"))
         conn.execute(text("VACUUM ANALYZE tickets"))

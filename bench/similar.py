@@ -27,6 +27,7 @@ from sqlalchemy import text
 
 from bench.harness import log, summary_ms
 from bench.pipeline import reset_tables
+from bench.seed import build_indexes, drop_indexes, seed_people
 
 TARGET_P99_MS = 50.0
 MODERATORS = 50
@@ -55,26 +56,8 @@ def load(*, tickets: int, seed: int = 7) -> dict[str, Any]:
     reset_tables()
     engine = get_engine()
     with engine.begin() as conn:
-        conn.execute(text("DROP INDEX IF EXISTS ix_ticket_embeddings_hnsw"))
-        conn.execute(
-            text("""
-            INSERT INTO users (name, email, password_hash, role, skills, skill_keys, is_active, email_verified_at)
-            SELECT 'Bench Admin', 'admin@similar.example', '!bench', 'admin', '{}'::text[], '{}'::text[], true, now()
-            UNION ALL
-            SELECT 'Moderator ' || g, 'mod' || g || '@similar.example', '!bench', 'moderator', '{}', '{}', true, now()
-            FROM generate_series(1, :mods) AS g
-            UNION ALL
-            SELECT 'Requester ' || g, 'req' || g || '@similar.example', '!bench', 'user', '{}', '{}', true, now()
-            FROM generate_series(1, :reqs) AS g
-            """),
-            {"mods": MODERATORS, "reqs": REQUESTERS},
-        )
-        admin_id, mod_lo, req_lo = conn.execute(
-            text(
-                "SELECT min(id) FILTER (WHERE role = 'admin'), min(id) FILTER (WHERE role = 'moderator'), "
-                "min(id) FILTER (WHERE role = 'user') FROM users"
-            )
-        ).one()
+        hnsw = drop_indexes(conn, ("ix_ticket_embeddings_hnsw",))
+        admin_id, mod_lo, req_lo = seed_people(conn, "similar.example", moderators=MODERATORS, requesters=REQUESTERS)
         conn.execute(
             text("""
             INSERT INTO tickets (title, description, status, priority, category, required_skills, triage_status,
@@ -103,9 +86,7 @@ def load(*, tickets: int, seed: int = 7) -> dict[str, Any]:
     log(f"similar data: {len(ids)} embeddings copied in {copied - written:.1f} s; building the HNSW index")
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("SET maintenance_work_mem = '1GB'"))
-        conn.execute(
-            text("CREATE INDEX ix_ticket_embeddings_hnsw ON ticket_embeddings USING hnsw (embedding vector_cosine_ops)")
-        )
+        build_indexes(conn, hnsw)
         built = time.perf_counter()
         for table in ("users", "tickets", "ticket_embeddings"):
             conn.execute(text(f"VACUUM ANALYZE {table}"))

@@ -264,22 +264,28 @@ def test_ticket_page_actions_on_the_requesters_ticket(factory, action: str):
             assert not [f for f in FOREIGN if f in state_text(state)], role
 
 
+def _world_with_merge_target(factory) -> tuple[World, Ticket, str]:
+    """A fresh world plus a second ticket of its requester, assigned to the assigned moderator: a merge target."""
+    from ticketing_app.schemas import TicketCreate
+    from ticketing_app.services import tickets as tickets_service
+
+    w = _fresh_marked_world(factory)
+    with session_scope() as s:
+        requester = s.get(User, w.user("user").id)
+        target = tickets_service.create_ticket(
+            s, requester, TicketCreate(title="Charged twice, again", description="x")
+        )
+        s.get(Ticket, target.id).assigned_to_id = w.user("assigned_moderator").id
+        return w, target, s.get(Ticket, target.id).reference
+
+
 def test_merge_from_the_ticket_page_by_every_role(factory):
     """ "Merge into…" on /tickets/<id>: find the target by number, confirm. Only the assigned moderator and
     admins merge; a forged target (another person's ticket, set on the server-side var) is still refused."""
-    from ticketing_app.schemas import TicketCreate
-    from ticketing_app.services import tickets as tickets_service
     from ticketing_app.states.tickets import TicketState
 
     for role in ROLES:
-        w = _fresh_marked_world(factory)
-        with session_scope() as s:
-            requester = s.get(User, w.user("user").id)
-            target = tickets_service.create_ticket(
-                s, requester, TicketCreate(title="Charged twice, again", description="x")
-            )
-            s.get(Ticket, target.id).assigned_to_id = w.user("assigned_moderator").id
-            number = s.get(Ticket, target.id).reference
+        w, target, number = _world_with_merge_target(factory)
         state = make_state(TicketState, w, role, ticket_id=str(w.ticket_id))
         before = snapshot()
         result = fire(state, "find_merge_target", {"into": number})
@@ -312,21 +318,13 @@ def test_merge_into_a_similar_ticket_by_every_role(factory):
     """ "Merge into this" on the similar-tickets panel starts the same confirm step as "Merge into…", with that
     ticket as the target: only for managers, only for a ticket the panel lists (the page sends its id; the
     number is read from the server's copy of the panel), and find_target's checks still apply to it."""
-    from ticketing_app.schemas import TicketCreate
-    from ticketing_app.services import tickets as tickets_service
     from ticketing_app.states.formatting import SimilarRow
     from ticketing_app.states.tickets import TicketState
 
     not_understood = "This request was not understood. Please reload the page and try again."
     for role in ROLES:
-        w = _fresh_marked_world(factory)
+        w, target, number = _world_with_merge_target(factory)
         with session_scope() as s:
-            requester = s.get(User, w.user("user").id)
-            target = tickets_service.create_ticket(
-                s, requester, TicketCreate(title="Charged twice, again", description="x")
-            )
-            s.get(Ticket, target.id).assigned_to_id = w.user("assigned_moderator").id
-            number = s.get(Ticket, target.id).reference
             hidden_number = s.get(Ticket, w.other_ticket_id).reference
         state = make_state(TicketState, w, role, ticket_id=str(w.ticket_id))
         state.similar_rows = [SimilarRow(id=target.id, number=number, title="Charged twice, again")]
