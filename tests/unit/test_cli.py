@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +50,16 @@ def test_demo_data_is_allowed_in_development(calls, argv, expected):
     assert get_settings().app_env == "development"
     assert cli.main(argv) == 0
     assert calls == expected
+
+
+def test_readme_lists_every_command_once(capsys):
+    """README's one "Other commands" line names each subcommand of `python -m ticketing_app.cli`, no more, no less."""
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    commands = set(re.search(r"\{([a-z,-]+)\}", capsys.readouterr().out).group(1).split(","))
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    lines = [line for line in readme.splitlines() if line.startswith("Other commands")]
+    assert len(lines) == 1, lines
+    listed = re.search(r"`python -m ticketing_app\.cli ([^`]+)`", lines[0]).group(1)
+    names = {part.split()[0] for part in listed.split("|")}
+    assert names == commands
