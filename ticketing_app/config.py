@@ -31,6 +31,11 @@ GEMINI_RETRY_JITTER = 1.0
 # How a Gemini call is tied to its job's lease: the worker's heartbeat renews the lease while the call runs
 # (jobs/worker.py), so a call may outlast one lease but not its worker; and the call itself ends after at most
 # gemini_worst_case_seconds() (timeout x attempts + the retry backoff), so a triage job never holds on forever.
+# The settings are bounded so that this worst case is too: a longer wait only delays the ticket's triage (the
+# offline triage takes over when Gemini fails), and a worker slot stays busy all that time.
+GEMINI_MAX_TIMEOUT_SECONDS = 120.0
+GEMINI_MAX_ATTEMPTS = 10
+GEMINI_MAX_WORST_CASE_SECONDS = 300.0
 
 
 class Settings(BaseSettings):
@@ -105,8 +110,9 @@ class Settings(BaseSettings):
     gemini_api_key: str | None = None
     gemini_model: str = "gemini-2.5-flash"
     gemini_base_url: str | None = None
-    gemini_timeout_seconds: float = Field(default=20.0, gt=0)
-    gemini_attempts: int = Field(default=3, ge=1, le=10)
+    # Bounds (GEMINI_MAX_*) checked in _gemini_worst_case_is_bounded, with messages naming the variables.
+    gemini_timeout_seconds: float = 20.0
+    gemini_attempts: int = 3
     # Caps per triage call: output tokens (thinking included) and the thinking budget (0 turns thinking off
     # on the Flash models; Pro models need at least 128).
     gemini_max_output_tokens: int = Field(default=2048, ge=256, le=65536)
@@ -216,6 +222,29 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"ADMIN_DIGEST_HOURS ({self.admin_digest_hours}) must not exceed RETENTION_DONE_JOBS_DAYS x 24"
                 f" ({days * 24:g}): the digest would be sent twice in a period"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _gemini_worst_case_is_bounded(self) -> Settings:
+        """A triage call ends after timeout x attempts + the retry backoff: each part and the total are bounded."""
+        timeout, attempts = self.gemini_timeout_seconds, self.gemini_attempts
+        if not 0 < timeout <= GEMINI_MAX_TIMEOUT_SECONDS:
+            raise ValueError(
+                f"GEMINI_TIMEOUT_SECONDS must be more than 0 and at most {GEMINI_MAX_TIMEOUT_SECONDS:g} seconds "
+                f"(it is {timeout:g}): it is how long one Gemini request may take before it is retried"
+            )
+        if not 1 <= attempts <= GEMINI_MAX_ATTEMPTS:
+            raise ValueError(
+                f"GEMINI_ATTEMPTS must be between 1 and {GEMINI_MAX_ATTEMPTS} (it is {attempts}): "
+                "how many times a Gemini request is tried before the offline triage takes over"
+            )
+        worst = gemini_worst_case_seconds(timeout, attempts)
+        if worst > GEMINI_MAX_WORST_CASE_SECONDS:
+            raise ValueError(
+                f"GEMINI_TIMEOUT_SECONDS x GEMINI_ATTEMPTS plus the waits between attempts must stay within "
+                f"{GEMINI_MAX_WORST_CASE_SECONDS:g} seconds; {timeout:g} s x {attempts} comes to {worst:g} s, so "
+                "a ticket could wait that long for its triage. Lower one of them."
             )
         return self
 

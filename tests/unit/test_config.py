@@ -130,6 +130,43 @@ def test_gemini_worst_case_is_bounded():
     assert default.gemini_timeout_seconds * default.gemini_attempts < worst < 120
 
 
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            {"gemini_timeout_seconds": 600},
+            r"GEMINI_TIMEOUT_SECONDS must be more than 0 and at most 120 seconds \(it is 600\)",
+        ),
+        (
+            {"gemini_timeout_seconds": 0},
+            r"GEMINI_TIMEOUT_SECONDS must be more than 0 and at most 120 seconds \(it is 0\)",
+        ),
+        ({"gemini_timeout_seconds": float("inf")}, "GEMINI_TIMEOUT_SECONDS must be more than 0"),
+        ({"gemini_timeout_seconds": float("nan")}, "GEMINI_TIMEOUT_SECONDS must be more than 0"),
+        ({"gemini_attempts": 0}, r"GEMINI_ATTEMPTS must be between 1 and 10 \(it is 0\)"),
+        ({"gemini_attempts": 11}, r"GEMINI_ATTEMPTS must be between 1 and 10 \(it is 11\)"),
+        # each within its bound, together beyond the worst case: 100 s x 5 + the waits (2 + 3 + 5 + 8 s) = 518 s
+        ({"gemini_timeout_seconds": 100, "gemini_attempts": 5}, r"comes to 518 s.*Lower one of them"),
+    ],
+)
+def test_gemini_settings_out_of_range_are_refused_with_a_readable_message(settings, message):
+    with pytest.raises(ValidationError, match=message):
+        Settings(**settings, _env_file=None)
+
+
+def test_gemini_worst_case_of_every_accepted_setting_is_bounded(monkeypatch):
+    """The largest values accepted from the environment still end a triage call within 300 s."""
+    from ticketing_app.config import GEMINI_MAX_WORST_CASE_SECONDS, gemini_worst_case_seconds
+
+    monkeypatch.setenv("GEMINI_TIMEOUT_SECONDS", "120")
+    monkeypatch.setenv("GEMINI_ATTEMPTS", "2")
+    s = Settings(_env_file=None)
+    assert gemini_worst_case_seconds(s.gemini_timeout_seconds, s.gemini_attempts) <= GEMINI_MAX_WORST_CASE_SECONDS
+    monkeypatch.setenv("GEMINI_TIMEOUT_SECONDS", "1000")
+    with pytest.raises(ValidationError, match="GEMINI_TIMEOUT_SECONDS"):
+        Settings(_env_file=None)
+
+
 def test_pgbouncer_settings_pick_the_direct_url_and_turn_off_prepared_statements():
     from ticketing_app import db
 
