@@ -251,6 +251,63 @@ def test_comments_are_limited_per_user(clean_db, factory, settings):
         _assert_429(api.post(f"/api/tickets/{ticket.id}/comments", json={"body": "hi"}, headers=h))
 
 
+# How the client reaches us: its socket address directly; behind a trusted proxy (10.0.0.5) that names it in
+# X-Forwarded-For; or directly, sending a different made-up X-Forwarded-For each time (not believed).
+ADDRESS_MODES = {
+    "socket": ("", lambda client, i: ("198.51.100.60" if client == "limited" else "198.51.100.61", {})),
+    "trusted proxy": (
+        "10.0.0.0/8",
+        lambda client, i: (
+            "10.0.0.5",
+            {"X-Forwarded-For": "198.51.100.62" if client == "limited" else "198.51.100.63"},
+        ),
+    ),
+    "spoofed header": (
+        "",
+        lambda client, i: (
+            "198.51.100.64" if client == "limited" else "198.51.100.65",
+            {"X-Forwarded-For": f"192.0.2.{i}"},
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", ["comments", "tickets"])
+@pytest.mark.parametrize("mode", list(ADDRESS_MODES))
+def test_comments_and_tickets_are_limited_per_address_across_users(clean_db, factory, settings, kind, mode):
+    """Two people at one client address share its limit (a third is refused with Retry-After although neither
+    reached their own); another address is not affected. Behind a trusted proxy the address is the one it
+    forwards; a header sent by the client itself does not make each request a new address."""
+    trusted, where = ADDRESS_MODES[mode]
+    settings(
+        trusted_proxies=trusted,
+        **{f"{kind}_max_per_user": 5, f"{kind}_max_per_address": 3},
+    )
+    alice, bob = factory.user(), factory.user()
+    own_ticket = {user.id: factory.ticket(user).id for user in (alice, bob)}
+    sent = iter(range(1, 100))
+
+    def post(user: User, client: str):
+        peer, headers = where(client, next(sent))
+        with client_at(peer) as api:
+            headers = {**headers, **factory.headers(user)}
+            if kind == "comments":
+                return api.post(f"/api/tickets/{own_ticket[user.id]}/comments", json={"body": "hi"}, headers=headers)
+            return api.post("/api/tickets", json={"title": "Printer on fire", "description": "x"}, headers=headers)
+
+    assert [post(alice, "limited").status_code for _ in range(2)] == [201, 201]
+    assert post(bob, "limited").status_code == 201  # the address's third
+    refused = post(bob, "limited")  # bob's second: his own limit is 5, the address's is reached
+    _assert_429(refused)
+    assert "too quickly" in refused.json()["detail"]
+    _assert_429(post(alice, "limited"))
+    assert post(bob, "elsewhere").status_code == 201  # another address: bob himself is not blocked
+    assert post(alice, "elsewhere").status_code == 201
+    count = {"comments": "SELECT count(*) FROM ticket_comments", "tickets": "SELECT count(*) FROM tickets"}[kind]
+    with session_scope() as s:  # the refused ones were not saved (the factory's two tickets + 5 accepted)
+        assert s.execute(text(count)).scalar() == (5 if kind == "comments" else 2 + 5)
+
+
 def test_limits_of_zero_switch_a_rate_limit_off(clean_db, factory, settings):
     settings(tickets_max_per_user=0, tickets_max_per_address=0)
     user = factory.user()
