@@ -252,7 +252,8 @@ def test_comments_are_limited_per_user(clean_db, factory, settings):
 
 
 # How the client reaches us: its socket address directly; behind a trusted proxy (10.0.0.5) that names it in
-# X-Forwarded-For; or directly, sending a different made-up X-Forwarded-For each time (not believed).
+# X-Forwarded-For; or directly, sending a different made-up X-Forwarded-For each time (not believed, whether
+# TRUSTED_PROXIES is empty or lists other peers).
 ADDRESS_MODES = {
     "socket": ("", lambda client, i: ("198.51.100.60" if client == "limited" else "198.51.100.61", {})),
     "trusted proxy": (
@@ -267,6 +268,13 @@ ADDRESS_MODES = {
         lambda client, i: (
             "198.51.100.64" if client == "limited" else "198.51.100.65",
             {"X-Forwarded-For": f"192.0.2.{i}"},
+        ),
+    ),
+    "spoofed header, proxies trusted": (  # TRUSTED_PROXIES is set, but this peer is not one of them
+        "10.0.0.0/8",
+        lambda client, i: (
+            "198.51.100.66" if client == "limited" else "198.51.100.67",
+            {"X-Forwarded-For": f"10.0.0.9, 192.0.2.{i}"},
         ),
     ),
 }
