@@ -354,13 +354,21 @@ def _claim(worker_id: str, kind: str) -> queue.ClaimedJob:
 # ----- hostile content -----
 
 
-def test_an_html_only_mail_with_scripts_becomes_safe_text(clean_db: str) -> None:
+def test_an_html_only_mail_with_scripts_becomes_safe_text(clean_db: str, caplog: pytest.LogCaptureFixture) -> None:
     html = (
         "<html><head><style>body{color:red}</style><script>steal(document.cookie)</script></head>"
-        "<body><p>Hello <b>team</b>,</p><p>the <a href='javascript:alert(1)'>portal</a> is down.</p>"
-        "<img src=x onerror=alert(1)><script>alert('again')</script></body></html>"
+        "<body><p>Hello <b>team</b>,</p><p>the <a href='java\tscript:alert(1)'>portal</a> is down.</p>"
+        "<img src=x onerror=alert(1)><script>alert('again')</script><iframe src=//evil.example/></iframe></body></html>"
     )
-    row = delivered_and_processed(mail(sender="html@example.com", body="", html=html))
+    with caplog.at_level(logging.WARNING, logger="ticketing_app.services.inbound"):
+        row = delivered_and_processed(mail(sender="html@example.com", body="", html=html, message_id="<html@x>"))
+    assert row.status == InboundStatus.PROCESSED, row.outcome
+    [line] = [r.getMessage() for r in caplog.records if "active content" in r.getMessage()]
+    assert line == (
+        f"inbound mail {row.id} <html@x> from html@example.com: HTML body with active content (2 script elements, "
+        "1 javascript: link, 1 event-handler attribute, 1 iframe/object/embed element): dropped, only its text is kept"
+    )
+    assert "steal" not in caplog.text and "document.cookie" not in caplog.text  # the log names, never quotes
     with session_scope() as s:
         ticket = s.get(Ticket, row.ticket_id)
         assert ticket is not None
@@ -369,13 +377,20 @@ def test_an_html_only_mail_with_scripts_becomes_safe_text(clean_db: str) -> None
             assert bad not in ticket.description
 
 
-def test_header_injection_in_the_subject_stays_one_line(clean_db: str) -> None:
+def test_header_injection_in_the_subject_stays_one_line(clean_db: str, caplog: pytest.LogCaptureFixture) -> None:
     raw = raw_mail(
         "From: inject@example.com\nTo: helpdesk@localhost\nMessage-ID: <inj@x>\n"
         "Subject: =?utf-8?q?Help=0D=0ABcc:_victim@example.com=0D=0A=0D=0Abody?=",
         b"text\n",
     )
-    row = delivered_and_processed(raw)
+    with caplog.at_level(logging.WARNING, logger="ticketing_app.services.inbound"):
+        row = delivered_and_processed(raw)
+    assert row.status == InboundStatus.PROCESSED, row.outcome
+    assert [r.getMessage() for r in caplog.records if "header injection" in r.getMessage()] == [
+        f"inbound mail {row.id} <inj@x> from inject@example.com: possible header injection: line breaks in the "
+        "Subject, joined onto one line"
+    ]
+    assert all("\n" not in r.getMessage() and "\r" not in r.getMessage() for r in caplog.records)
     with session_scope() as s:
         ticket = s.get(Ticket, row.ticket_id)
         assert ticket is not None
