@@ -153,6 +153,9 @@ class Settings(BaseSettings):
     imap_password: SecretStr | None = None  # SecretStr: never printed by a repr or a log line
     imap_folder: str = "INBOX"
     imap_security: Literal["none", "starttls", "ssl"] = "ssl"
+    # A PEM file of the CA certificate(s) the IMAP server's certificate must chain to, trusted instead of the
+    # system's (a self-signed or private-CA server); unset: the system's trust store. The name is checked either way.
+    imap_ca_file: str | None = None
     imap_poll_seconds: float = Field(default=60, ge=1)
     imap_timeout_seconds: float = Field(default=30, gt=0)
 

@@ -4,6 +4,10 @@
         server.user, server.password       # one passwd-file account; its maildir is in a temp directory
         server.append(raw_bytes)           # put an unseen mail into INBOX (IMAP APPEND)
 
+    with Dovecot(tls=(cert, key)) as server:  # TLS with that certificate (PEM files, e.g. tests/fakes/tls.py):
+        server.port                        # plain IMAP that offers STARTTLS (the helpers here stay plain)
+        server.ssl_port                    # implicit TLS (IMAPS), on a second free port
+
 Runs as the current user (no root needed): no chroot for the login processes, the internal and login users
 are whoever runs the tests. Under root (dovecot's login processes refuse root) Debian's own unprivileged users
 dovenull and dovecot serve, so the temp directory is made readable to them. `available()`: is it installed?
@@ -24,7 +28,7 @@ from tests.fakes.smtp_server import LOCALHOST, free_port
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 
-__all__ = ["DOVECOT", "Dovecot", "available"]
+__all__ = ["DOVECOT", "Dovecot", "available", "quoted"]
 
 
 def available() -> bool:
@@ -34,7 +38,9 @@ def available() -> bool:
 class Dovecot:
     """dovecot -F in the foreground of a child process, stopped (and waited for) on exit."""
 
-    def __init__(self, *, user: str = "support", password: str = "imap-pass-1") -> None:
+    def __init__(
+        self, *, user: str = "support", password: str = "imap-pass-1", tls: tuple[Path, Path] | None = None
+    ) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="helpdesk-dovecot-"))
         if os.getuid() == 0:
             self.root.chmod(0o755)
@@ -42,6 +48,8 @@ class Dovecot:
         self.password = password
         self.host = LOCALHOST
         self.port = free_port()
+        self.tls = tls
+        self.ssl_port = free_port() if tls else 0  # 0: dovecot opens no IMAPS listener
         self._process: subprocess.Popen[bytes] | None = None
 
     def _config(self) -> Path:
@@ -59,6 +67,8 @@ class Dovecot:
         passwd = self.root / "passwd"
         passwd.write_text(f"{self.user}:{{PLAIN}}{self.password}::::::\n")
         passwd.chmod(0o644)  # a test account's password; dovecot's auth process runs as another user under root
+        # ssl = yes: STARTTLS on the plain listener and IMAPS on ssl_port; plain LOGIN stays allowed for the helpers.
+        ssl = f"ssl = yes\nssl_cert = <{self.tls[0]}\nssl_key = <{self.tls[1]}" if self.tls else "ssl = no"
         config = self.root / "dovecot.conf"
         config.write_text(
             f"""
@@ -67,7 +77,7 @@ state_dir = {self.root}/state
 log_path = {self.root}/dovecot.log
 protocols = imap
 listen = {self.host}
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_internal_user = {internal_user}
@@ -90,7 +100,8 @@ service imap-login {{
     port = {self.port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = {self.host}
+    port = {self.ssl_port}
   }}
 }}
 service anvil {{
@@ -153,8 +164,8 @@ service stats {{
         """Deliver a mail into `folder`, unseen."""
         client = self.client()
         try:
-            client.create(folder)  # "already exists" for INBOX: harmless
-            status, detail = client.append(folder, "", imaplib.Time2Internaldate(time.time()), raw)
+            client.create(quoted(folder))  # "already exists" for INBOX: harmless
+            status, detail = client.append(quoted(folder), "", imaplib.Time2Internaldate(time.time()), raw)
             assert status == "OK", detail
         finally:
             client.logout()
@@ -163,12 +174,22 @@ service stats {{
         """The flags of every mail in `folder`, in order."""
         client = self.client()
         try:
-            client.select(folder)
+            client.select(quoted(folder))
             status, data = client.fetch("1:*", "(FLAGS)")
             return [item for item in data if isinstance(item, bytes)] if status == "OK" else []
         finally:
             client.logout()
 
+    def logins(self) -> list[str]:
+        """dovecot's log line of each successful login, in order: "..., TLS, ..." when it was over TLS (implicit
+        or STARTTLS), "..., secured, ..." for plain IMAP from this host."""
+        return [line for line in self.log_text().splitlines() if "imap-login: Info: Login:" in line]
+
     def log_text(self) -> str:
         path = self.root / "dovecot.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+
+def quoted(folder: str) -> str:
+    """An IMAP quoted string (imaplib sends its arguments as they are: a name with a space must be quoted)."""
+    return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'

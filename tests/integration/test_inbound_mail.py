@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -13,7 +14,7 @@ from tests.factories import Factory
 from tests.fakes.mails import mail, raw_mail
 from ticketing_app.config import get_settings
 from ticketing_app.db import session_scope
-from ticketing_app.domain import CommentVia, EventKind, InboundSource, InboundStatus, JobKind, JobStatus
+from ticketing_app.domain import CommentVia, EmailKind, EventKind, InboundSource, InboundStatus, JobKind, JobStatus
 from ticketing_app.jobs import queue
 from ticketing_app.jobs.handlers import HANDLERS, on_dead
 from ticketing_app.jobs.worker import Worker, drain
@@ -104,6 +105,38 @@ def test_a_mail_from_an_unknown_sender_opens_a_ticket_for_a_new_account(clean_db
         detail = tickets_service.get_ticket_detail(s, requester, ticket.id)
         [created_row] = [event_row(e) for e in detail.events if e.kind == EventKind.CREATED]
         assert created_row.detail == "by e-mail"
+
+
+def test_the_account_made_for_an_unknown_sender_is_claimed_with_a_password_reset(api, factory: Factory) -> None:
+    """No password was ever chosen for it: the sender asks for a reset, follows the mailed link, logs in, and finds
+    the ticket their mail opened."""
+    factory.admin()
+    row = delivered_and_processed(mail(sender="Claire <claire@example.com>", subject="Printer on fire", body="Help\n"))
+    assert row.status == InboundStatus.PROCESSED, row.outcome
+    new_password = "claimed by reset 42"
+    assert (
+        api.post("/api/auth/login", json={"email": "claire@example.com", "password": new_password}).status_code == 401
+    )
+    asked = api.post("/api/auth/password-reset", json={"email": "claire@example.com"})
+    assert asked.status_code == 202, asked.text
+    with session_scope() as s:
+        [reset_mail] = s.scalars(
+            select(EmailMessage).where(
+                EmailMessage.to_address == "claire@example.com", EmailMessage.kind == EmailKind.PASSWORD_RESET
+            )
+        )
+        link = re.search(r"/reset-password\?token=([A-Za-z0-9_-]+)", reset_mail.body_text)
+    assert link, reset_mail.body_text
+    confirmed = api.post("/api/auth/password-reset/confirm", json={"token": link.group(1), "password": new_password})
+    assert confirmed.status_code == 200, confirmed.text
+    login = api.post("/api/auth/login", json={"email": "claire@example.com", "password": new_password})
+    assert login.status_code == 200, login.text
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    mine = api.get("/api/tickets", headers=headers)
+    assert mine.status_code == 200, mine.text
+    assert [(t["id"], t["title"]) for t in mine.json()["items"]] == [(row.ticket_id, "Printer on fire")]
+    detail = api.get(f"/api/tickets/{row.ticket_id}", headers=headers).json()
+    assert detail["description"] == "Help"
 
 
 def test_unknown_senders_can_be_refused(settings_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
@@ -321,13 +354,21 @@ def _claim(worker_id: str, kind: str) -> queue.ClaimedJob:
 # ----- hostile content -----
 
 
-def test_an_html_only_mail_with_scripts_becomes_safe_text(clean_db: str) -> None:
+def test_an_html_only_mail_with_scripts_becomes_safe_text(clean_db: str, caplog: pytest.LogCaptureFixture) -> None:
     html = (
         "<html><head><style>body{color:red}</style><script>steal(document.cookie)</script></head>"
-        "<body><p>Hello <b>team</b>,</p><p>the <a href='javascript:alert(1)'>portal</a> is down.</p>"
-        "<img src=x onerror=alert(1)><script>alert('again')</script></body></html>"
+        "<body><p>Hello <b>team</b>,</p><p>the <a href='java\tscript:alert(1)'>portal</a> is down.</p>"
+        "<img src=x onerror=alert(1)><script>alert('again')</script><iframe src=//evil.example/></iframe></body></html>"
     )
-    row = delivered_and_processed(mail(sender="html@example.com", body="", html=html))
+    with caplog.at_level(logging.WARNING, logger="ticketing_app.services.inbound"):
+        row = delivered_and_processed(mail(sender="html@example.com", body="", html=html, message_id="<html@x>"))
+    assert row.status == InboundStatus.PROCESSED, row.outcome
+    [line] = [r.getMessage() for r in caplog.records if "active content" in r.getMessage()]
+    assert line == (
+        f"inbound mail {row.id} <html@x> from html@example.com: HTML body with active content (2 script elements, "
+        "1 javascript: link, 1 event-handler attribute, 1 iframe/object/embed element): dropped, only its text is kept"
+    )
+    assert "steal" not in caplog.text and "document.cookie" not in caplog.text  # the log names, never quotes
     with session_scope() as s:
         ticket = s.get(Ticket, row.ticket_id)
         assert ticket is not None
@@ -336,13 +377,20 @@ def test_an_html_only_mail_with_scripts_becomes_safe_text(clean_db: str) -> None
             assert bad not in ticket.description
 
 
-def test_header_injection_in_the_subject_stays_one_line(clean_db: str) -> None:
+def test_header_injection_in_the_subject_stays_one_line(clean_db: str, caplog: pytest.LogCaptureFixture) -> None:
     raw = raw_mail(
         "From: inject@example.com\nTo: helpdesk@localhost\nMessage-ID: <inj@x>\n"
         "Subject: =?utf-8?q?Help=0D=0ABcc:_victim@example.com=0D=0A=0D=0Abody?=",
         b"text\n",
     )
-    row = delivered_and_processed(raw)
+    with caplog.at_level(logging.WARNING, logger="ticketing_app.services.inbound"):
+        row = delivered_and_processed(raw)
+    assert row.status == InboundStatus.PROCESSED, row.outcome
+    assert [r.getMessage() for r in caplog.records if "header injection" in r.getMessage()] == [
+        f"inbound mail {row.id} <inj@x> from inject@example.com: possible header injection: line breaks in the "
+        "Subject, joined onto one line"
+    ]
+    assert all("\n" not in r.getMessage() and "\r" not in r.getMessage() for r in caplog.records)
     with session_scope() as s:
         ticket = s.get(Ticket, row.ticket_id)
         assert ticket is not None

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -15,6 +16,7 @@ from sqlalchemy import func, select
 from tests.fakes import dovecot
 from tests.fakes.mails import mail
 from tests.fakes.smtp_server import LOCALHOST, free_port
+from tests.fakes.tls import self_signed
 from ticketing_app.config import get_settings
 from ticketing_app.db import session_scope
 from ticketing_app.domain import InboundSource, InboundStatus
@@ -287,3 +289,150 @@ def test_an_unreachable_imap_server_is_a_log_line_not_a_crash(
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()
+
+
+def use_imap(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+
+
+def test_imap_polls_the_folder_it_is_told_and_only_that_one(
+    imap_server: dovecot.Dovecot, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """IMAP_FOLDER other than INBOX (with a space: the name must be quoted on the wire); INBOX is left alone."""
+    use_imap(monkeypatch, IMAP_FOLDER="Support Queue")
+    imap_server.append(mail(subject="In the inbox"))
+    imap_server.append(mail(subject="In the support folder"), folder="Support Queue")
+    assert poll_imap() == 1
+    assert [b"\\Seen" in flags for flags in imap_server.flags("Support Queue")] == [True]
+    assert [b"\\Seen" in flags for flags in imap_server.flags("INBOX")] == [False]
+    assert poll_imap() == 0
+    drain(HANDLERS, on_dead)
+    with session_scope() as s:
+        assert list(s.scalars(select(Ticket.title))) == ["In the support folder"]
+    use_imap(monkeypatch, IMAP_FOLDER="No Such Folder")
+    with caplog.at_level(logging.WARNING, logger="ticketing_app.mail.listener"):
+        assert poll_imap() == 0
+    assert f"IMAP support@{imap_server.host}:{imap_server.port}/No Such Folder: cannot select the folder" in caplog.text
+
+
+# ----- IMAP over TLS (IMAPS and STARTTLS) against dovecot with a self-signed certificate -----
+
+
+@pytest.fixture(scope="module")
+def imap_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return self_signed(tmp_path_factory.mktemp("imap-tls"))
+
+
+@pytest.fixture()
+def tls_imap(clean_db: str, monkeypatch: pytest.MonkeyPatch, imap_cert: tuple[Path, Path]) -> Iterator[dovecot.Dovecot]:
+    """dovecot with TLS: IMAPS on `ssl_port`, STARTTLS on `port`; the client's settings without security or port."""
+    if not dovecot.available():
+        pytest.skip("dovecot is not installed (scripts/test.sh installs dovecot-imapd)")
+    with dovecot.Dovecot(tls=imap_cert) as server:
+        use_imap(monkeypatch, IMAP_HOST=server.host, IMAP_USER=server.user, IMAP_PASSWORD=server.password)
+        yield server
+    get_settings.cache_clear()
+
+
+def tls_port(server: dovecot.Dovecot, security: str) -> int:
+    return server.ssl_port if security == "ssl" else server.port
+
+
+def tls_logins(server: dovecot.Dovecot) -> list[str]:
+    """The logins dovecot saw over TLS (the fixture's own helpers log in over plain IMAP: "secured")."""
+    return [line for line in server.logins() if ", TLS, " in line]
+
+
+@pytest.mark.parametrize(
+    ("security", "trust"), [("ssl", "IMAP_CA_FILE"), ("starttls", "IMAP_CA_FILE"), ("ssl", "SSL_CERT_FILE")]
+)
+def test_imap_polling_over_tls_trusting_a_self_signed_certificate(
+    tls_imap: dovecot.Dovecot, monkeypatch: pytest.MonkeyPatch, imap_cert: tuple[Path, Path], security: str, trust: str
+) -> None:
+    """IMAP_SECURITY=ssl (implicit TLS) and starttls, the server's certificate trusted through IMAP_CA_FILE or
+    through the process's trust store (SSL_CERT_FILE): dovecot's own log shows the poll logged in over TLS."""
+    use_imap(
+        monkeypatch, IMAP_SECURITY=security, IMAP_PORT=str(tls_port(tls_imap, security)), **{trust: str(imap_cert[0])}
+    )
+    tls_imap.append(mail(sender="tls-user@example.com", subject=f"Came over {security}"))
+    assert poll_imap() == 1
+    assert [b"\\Seen" in flags for flags in tls_imap.flags()] == [True]
+    drain(HANDLERS, on_dead)
+    with session_scope() as s:
+        assert list(s.scalars(select(Ticket.title))) == [f"Came over {security}"]
+    [login] = tls_logins(tls_imap)
+    assert f"user=<{tls_imap.user}>" in login
+
+
+@pytest.mark.parametrize("security", ["ssl", "starttls"])
+def test_an_untrusted_imap_certificate_is_refused_and_the_mail_waits_on_the_server(
+    tls_imap: dovecot.Dovecot,
+    monkeypatch: pytest.MonkeyPatch,
+    imap_cert: tuple[Path, Path],
+    caplog: pytest.LogCaptureFixture,
+    security: str,
+) -> None:
+    """No IMAP_CA_FILE: the system's trust store does not know the certificate. One clear log line, no login (the
+    password is never sent), nothing fetched; once the CA is trusted the same mail comes in."""
+    port = tls_port(tls_imap, security)
+    use_imap(monkeypatch, IMAP_SECURITY=security, IMAP_PORT=str(port))
+    tls_imap.append(mail(subject="Waits for trust"))
+    with caplog.at_level(logging.DEBUG, logger="ticketing_app.mail.listener"):
+        assert poll_imap() == 0
+    [line] = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
+    assert line.startswith(
+        f"IMAP support@{tls_imap.host}:{port}/INBOX: cannot connect: the server's TLS certificate was refused "
+        "(self-signed certificate); nothing was fetched, the mails stay on the server. Trust its CA with IMAP_CA_FILE"
+    )
+    assert tls_imap.password not in caplog.text
+    assert tls_logins(tls_imap) == [] and stored() == []
+    assert [b"\\Seen" in flags for flags in tls_imap.flags()] == [False]
+    use_imap(monkeypatch, IMAP_CA_FILE=str(imap_cert[0]))
+    assert poll_imap() == 1
+    drain(HANDLERS, on_dead)
+    with session_scope() as s:
+        assert list(s.scalars(select(Ticket.title))) == ["Waits for trust"]
+
+
+def test_an_imap_certificate_for_another_name_is_refused(
+    clean_db: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A certificate its CA vouches for, but for another host name: refused all the same (no MITM by any cert)."""
+    if not dovecot.available():
+        pytest.skip("dovecot is not installed (scripts/test.sh installs dovecot-imapd)")
+    other = self_signed(tmp_path, "mail.other.example")
+    try:
+        with dovecot.Dovecot(tls=other) as server:
+            use_imap(
+                monkeypatch,
+                IMAP_HOST=server.host,
+                IMAP_PORT=str(server.ssl_port),
+                IMAP_USER=server.user,
+                IMAP_PASSWORD=server.password,
+                IMAP_SECURITY="ssl",
+                IMAP_CA_FILE=str(other[0]),
+            )
+            server.append(mail(subject="Not for a stranger"))
+            with caplog.at_level(logging.WARNING, logger="ticketing_app.mail.listener"):
+                assert poll_imap() == 0
+            assert "cannot connect: the server's TLS certificate was refused (IP address mismatch" in caplog.text
+            assert tls_logins(server) == [] and stored() == []
+            assert [b"\\Seen" in flags for flags in server.flags()] == [False]
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+
+
+def test_starttls_against_a_server_without_it_never_falls_back_to_plain_text(
+    imap_server: dovecot.Dovecot, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    imap_server.append(mail(subject="Stays put"))
+    logins_before = len(imap_server.logins())
+    use_imap(monkeypatch, IMAP_SECURITY="starttls")
+    with caplog.at_level(logging.WARNING, logger="ticketing_app.mail.listener"):
+        assert poll_imap() == 0
+    # dovecot without TLS still lists STARTTLS but answers it with an error: imaplib's "abort: TLS not supported"
+    assert "/INBOX: cannot connect: abort: TLS not supported by server" in caplog.text
+    assert len(imap_server.logins()) == logins_before and stored() == []

@@ -267,6 +267,13 @@ def test_unsubscribe_get_only_shows_a_confirm_page(api, factory: Factory) -> Non
         assert s.get(User, user.id).muted_email_kinds == []
 
 
+def test_the_unsubscribe_routes_have_plain_operation_ids(api) -> None:
+    """The OpenAPI operation ids come from the handlers' names: clients generated from the schema use them."""
+    operations = api.get("/api/openapi.json").json()["paths"]["/api/unsubscribe"]
+    assert operations["get"]["operationId"] == "unsubscribe_page_api_unsubscribe_get"
+    assert operations["post"]["operationId"] == "unsubscribe_api_unsubscribe_post"
+
+
 def test_forged_or_altered_unsubscribe_tokens_are_refused(api, factory: Factory) -> None:
     user = factory.user()
     genuine = tokens.unsubscribe_token(user.id, "ticket_reply")

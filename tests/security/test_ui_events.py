@@ -264,6 +264,24 @@ def test_ticket_page_actions_on_the_requesters_ticket(factory, action: str):
             assert not [f for f in FOREIGN if f in state_text(state)], role
 
 
+def test_replies_sent_from_the_ticket_page_are_via_web_in_rest(world: World, api):
+    """Comment JSON's `via` says how a reply came: the ticket page's reply handler stores "web" (e-mail and REST
+    replies, "email" and "api", are checked in tests/integration)."""
+    from ticketing_app.states.tickets import TicketState
+
+    for role, body in (("user", "Still broken from the browser."), ("assigned_moderator", "Looking at it now.")):
+        state = make_state(TicketState, world, role, ticket_id=str(world.ticket_id))
+        fire(state, "load")
+        fire(state, "reply", {"body": body})
+        assert state.error == "" and state.notice == "Reply sent.", state.error
+    answer = api.get(f"/api/tickets/{world.ticket_id}", headers=world.headers("user"))
+    assert answer.status_code == 200, answer.text
+    comments = {c["body"]: c for c in answer.json()["comments"]}
+    assert comments["Still broken from the browser."]["via"] == "web"
+    assert comments["Looking at it now."]["via"] == "web"
+    assert comments["Still broken from the browser."]["attachments"] == []
+
+
 def _world_with_merge_target(factory) -> tuple[World, Ticket, str]:
     """A fresh world plus a second ticket of its requester, assigned to the assigned moderator: a merge target."""
     from ticketing_app.schemas import TicketCreate

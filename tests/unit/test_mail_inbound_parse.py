@@ -111,6 +111,16 @@ def test_encoded_words_cannot_inject_header_lines() -> None:
     assert parsed.subject == "Hi X-Injected: 1 body"
     assert "\n" not in parsed.from_name and "\r" not in parsed.from_name
     assert parsed.from_address == "eve@example.com"
+    assert parsed.warnings == [
+        "possible header injection: line breaks in the Subject, joined onto one line",
+        "possible header injection: line breaks in the sender's name, joined onto one line",
+    ]
+
+
+def test_a_folded_subject_and_plain_html_are_no_warning() -> None:
+    raw = raw_mail("From: a@example.com\nSubject: a long\n subject, folded\nContent-Type: text/html", b"<p>Hi</p>")
+    parsed = parse_mail(raw)
+    assert (parsed.subject, parsed.text, parsed.warnings) == ("a long subject, folded", "Hi", [])
 
 
 def test_message_ids_are_read_or_made_up_from_the_bytes() -> None:

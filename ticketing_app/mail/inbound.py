@@ -2,7 +2,9 @@
 
 Parsed with the standard library (`email` with `policy.default`), defensively: a mail is written by anyone,
 so every header and part may be malformed. A bad mail is read as far as it goes: what could not be read is
-said in `ParsedMail.notes` and the rest is still used. Only a mail built to exhaust the parser (over
+said in `ParsedMail.notes` and the rest is still used. Hostile content that was neutralised (script in an HTML
+body, line breaks smuggled into the Subject or the sender's name: header injection) is said in
+`ParsedMail.warnings`, for the operator's log. Only a mail built to exhaust the parser (over
 MAX_MIME_PARTS parts, or nested deeper than Python recurses) raises `MailUnreadable`.
 
 - Text: the text/plain body, else the text/html body turned into plain text (`html_to_text`: script, style
@@ -52,6 +54,8 @@ _TEXT_CONTROL = control_pattern(keep="\t\n", c1=True, line_separators=True)
 _LINE_CONTROL = control_pattern(c1=True, line_separators=True)
 _ANGLE_ADDRESS = re.compile(r"^(.*)<([^<>\s]+)>\s*$")
 _BLANK_LINES = re.compile(r"\n{3,}")
+_LINE_BREAK = re.compile(r"[\r\n]")
+_URL_NOISE = re.compile(r"[\x00-\x20]+")  # browsers ignore these inside a URL's scheme ("java\tscript:")
 _REPLY_LANGUAGES = ("en", "de", "cs", "da", "es", "fr", "it", "ja", "ko", "nl", "pl", "sv", "zh")
 _BULK_PRECEDENCE = {"bulk", "junk", "list", "auto_reply"}
 _DAEMON_SENDERS = ("mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon")
@@ -82,6 +86,7 @@ class ParsedMail:
     auto_reply: str | None  # why this is an auto-reply or bounce; None for a mail a person wrote
     attachments: list[InboundAttachment] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what could not be read
+    warnings: list[str] = field(default_factory=list)  # hostile content found and neutralised (for the log)
 
 
 def message_id_of(raw: bytes) -> str:
@@ -102,11 +107,15 @@ def message_id_of(raw: bytes) -> str:
 
 def _header(message: Message, name: str) -> str:
     """A header's decoded value on one line ("" when missing or unreadable)."""
+    return one_line(_decoded_header(message, name))[:MAX_HEADER_CHARS]
+
+
+def _decoded_header(message: Message, name: str) -> str:
+    """A header's decoded value as the mail gives it: folding undone, but CR/LF from encoded words still in."""
     try:
-        value = message.get(name)
+        return str(message.get(name) or "")
     except Exception:  # noqa: BLE001 - policy.default raises for some malformed headers
         return ""
-    return one_line(str(value or ""))[:MAX_HEADER_CHARS]
 
 
 def _all_headers(message: Message, name: str) -> list[str]:
@@ -164,12 +173,28 @@ class _TextExtractor(HTMLParser):
         "blockquote", "pre", "table", "ul", "ol", "hr", "section", "article", "header", "footer",
     }  # fmt: skip
 
+    _EMBEDDED = {"iframe", "object", "embed", "applet"}
+
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self._skipping = 0
+        self.active: dict[str, int] = {}  # what a browser would have run: kind -> how many (all dropped)
+
+    def _count_active(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = ["script element"] if tag == "script" else []
+        if tag in self._EMBEDDED:
+            found.append("iframe/object/embed element")
+        for name, value in attrs:
+            if name.startswith("on"):
+                found.append("event-handler attribute")
+            elif value and _URL_NOISE.sub("", value).lower().startswith(("javascript:", "vbscript:")):
+                found.append("javascript: link")
+        for kind in found:
+            self.active[kind] = self.active.get(kind, 0) + 1
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._count_active(tag, attrs)
         if tag in self._SKIP:
             self._skipping += 1
         elif tag in self._BLOCK:
@@ -178,6 +203,7 @@ class _TextExtractor(HTMLParser):
             self.parts.append("- ")
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._count_active(tag, attrs)
         if tag in self._BLOCK:
             self.parts.append("\n")
 
@@ -198,14 +224,20 @@ def html_to_text(markup: str) -> str:
     Hand-written on the standard library's tokenizer: html2text was considered, but it writes Markdown
     (which we would then have to escape), and sanitizers (nh3, bleach) keep HTML; we want only the text.
     """
+    return _html_text(markup)[0]
+
+
+def _html_text(markup: str) -> tuple[str, str]:
+    """(the text of `markup`, what active content was dropped from it: "" or e.g. "2 script elements")."""
     extractor = _TextExtractor()
     try:
         extractor.feed(markup)
         extractor.close()
     except Exception:  # noqa: BLE001 - the tokenizer is lenient; this is a last resort
-        return ""
+        return "", ""
     lines = (" ".join(line.split()) for line in "".join(extractor.parts).split("\n"))
-    return clean_text("\n".join(lines))
+    active = ", ".join(f"{n} {kind}{'' if n == 1 else 's'}" for kind, n in extractor.active.items())
+    return clean_text("\n".join(lines)), active
 
 
 _QUOTED = re.compile(r"^\s*>")
@@ -257,7 +289,9 @@ def _references(message: Message) -> list[str]:
     return list(dict.fromkeys(ids))[:50]
 
 
-def _body_and_attachments(message: EmailMessage, notes: list[str]) -> tuple[str, list[InboundAttachment]]:
+def _body_and_attachments(
+    message: EmailMessage, notes: list[str], warnings: list[str]
+) -> tuple[str, list[InboundAttachment]]:
     attachments: list[InboundAttachment] = []
     text = ""
     try:
@@ -267,7 +301,12 @@ def _body_and_attachments(message: EmailMessage, notes: list[str]) -> tuple[str,
         body = None
     if body is not None:
         raw_text = _decoded_text(body, notes)  # type: ignore[arg-type]
-        text = html_to_text(raw_text) if body.get_content_type() == "text/html" else clean_text(raw_text)
+        if body.get_content_type() == "text/html":
+            text, active = _html_text(raw_text)
+            if active:
+                warnings.append(f"HTML body with active content ({active}): dropped, only its text is kept")
+        else:
+            text = clean_text(raw_text)
     elif not message.is_multipart():
         text = clean_text(_decoded_text(message, notes))
     try:
@@ -335,16 +374,21 @@ def parse_mail(raw: bytes, *, envelope_from: str | None = None, message_id: str 
 
 def _parse(raw: bytes, envelope_from: str | None, message_id: str | None) -> ParsedMail:
     notes: list[str] = []
+    warnings: list[str] = []
     message = email.message_from_bytes(raw, policy=policy.default)
     assert isinstance(message, EmailMessage)
     name, address = _sender(message)
-    text, attachments = _body_and_attachments(message, notes)
+    subject = _decoded_header(message, "Subject")
+    for label, value in (("Subject", subject), ("sender's name", name)):
+        if _LINE_BREAK.search(value):
+            warnings.append(f"possible header injection: line breaks in the {label}, joined onto one line")
+    text, attachments = _body_and_attachments(message, notes, warnings)
     token = _header(message, "X-Helpdesk-Token").strip().lower() or None
     return ParsedMail(
         message_id=message_id or message_id_of(raw),
         from_address=address.strip().lower(),
         from_name=one_line(name)[:100],  # one line: CR/LF from encoded words become spaces
-        subject=_header(message, "Subject"),
+        subject=one_line(subject)[:MAX_HEADER_CHARS],
         text=strip_quoted(text) if text else "",
         recipients=list(dict.fromkeys(_addresses(message, "To", "Cc", "Delivered-To", "X-Original-To"))),
         references=_references(message),
@@ -352,4 +396,5 @@ def _parse(raw: bytes, envelope_from: str | None, message_id: str | None) -> Par
         auto_reply=auto_reply_reason(message, None if envelope_from is None else bool(envelope_from.strip("<> "))),
         attachments=attachments,
         notes=notes,
+        warnings=warnings,
     )

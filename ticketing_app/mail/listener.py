@@ -8,12 +8,16 @@ Both only store the raw mail (services.inbound.receive: one INSERT with its job)
   \\Seen only after the commit; a crash in between fetches the mail again next time, and the Message-ID
   drops the copy. Mails over INBOUND_MAX_MB are flagged \\Seen without being fetched (with a log line).
   imaplib was chosen over imapclient: three commands are all we need, and it adds no dependency.
+- TLS (IMAP_SECURITY ssl or starttls) always verifies the certificate and the host name, against IMAP_CA_FILE
+  when set (a self-signed or private-CA server), else the system's trust store. A refused certificate is one
+  log line per poll and nothing is fetched: the mails wait on the server. STARTTLS never falls back to plain.
 IMAP_PASSWORD is a SecretStr and goes only to LOGIN: never into a log line or an error.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import imaplib
 import logging
 import re
@@ -119,11 +123,31 @@ def _imap_connect(settings: Settings) -> imaplib.IMAP4:
     port = settings.resolved_imap_port()
     timeout = settings.imap_timeout_seconds
     if settings.imap_security == "ssl":
-        return imaplib.IMAP4_SSL(settings.imap_host, port, ssl_context=ssl.create_default_context(), timeout=timeout)
+        return imaplib.IMAP4_SSL(settings.imap_host, port, ssl_context=_tls_context(settings), timeout=timeout)
     client = imaplib.IMAP4(settings.imap_host, port, timeout=timeout)
     if settings.imap_security == "starttls":
-        client.starttls(ssl.create_default_context())
+        try:
+            client.starttls(_tls_context(settings))  # raises when not offered: never goes on in plain text
+        except BaseException:
+            with contextlib.suppress(OSError):
+                client.shutdown()
+            raise
     return client
+
+
+def _tls_context(settings: Settings) -> ssl.SSLContext:
+    """Certificate and host name verified; against IMAP_CA_FILE when set, else the system's trust store."""
+    return ssl.create_default_context(cafile=settings.imap_ca_file or None)
+
+
+def _connect_failure(exc: Exception) -> str:
+    """Why connecting failed, for the log line (nothing of the settings' secrets is in any of these)."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"the server's TLS certificate was refused ({exc.verify_message}); nothing was fetched, the mails stay "
+            "on the server. Trust its CA with IMAP_CA_FILE, or fix IMAP_HOST to the name the certificate is for"
+        )
+    return f"{type(exc).__name__}: {one_line(str(exc))[:200]}"
 
 
 def poll_imap(settings: Settings | None = None) -> int:
@@ -139,7 +163,7 @@ def poll_imap(settings: Settings | None = None) -> int:
     try:
         client = _imap_connect(settings)
     except (OSError, imaplib.IMAP4.error, ssl.SSLError) as exc:
-        log.warning("IMAP %s: cannot connect: %s", where, type(exc).__name__)
+        log.warning("IMAP %s: cannot connect: %s", where, _connect_failure(exc))
         return 0
     try:
         password = settings.imap_password.get_secret_value() if settings.imap_password else ""

@@ -143,6 +143,10 @@ def process(session: Session, inbound_id: int) -> InboundEmail | None:
         return _settle(row, Outcome(InboundStatus.FAILED, f"unreadable mail: {type(exc).__name__}: {exc}"[:300]))
     for note in parsed.notes:
         log.info("inbound mail %s (%s): %s", row.id, _safe(row.message_id), note)
+    for warning in parsed.warnings:  # our own words: never the mail's text
+        log.warning(
+            "inbound mail %s %s from %s: %s", row.id, _safe(row.message_id), _safe(parsed.from_address) or "?", warning
+        )
     savepoint = session.begin_nested()
     try:
         outcome = _decide(session, row, parsed)

@@ -36,7 +36,7 @@ def put_preferences(changes: Annotated[dict[str, StrictBool], Body()], token: To
 
 
 @router.get("/unsubscribe", response_class=HTMLResponse)
-def unsubscribesmall_page(request: Request, token: UnsubscribeToken = "") -> Response:
+def unsubscribe_page(request: Request, token: UnsubscribeToken = "") -> Response:
     """A confirm page for the link in the mail. Never unsubscribes by itself: mail scanners fetch links."""
     try:
         with session_scope() as session:
