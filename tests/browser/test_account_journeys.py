@@ -7,12 +7,12 @@ import re
 
 import pytest
 from playwright.sync_api import expect
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 
 from tests.browser.conftest import shot, wait_for_jobs_to_finish
 from tests.browser.test_journeys import log_in
 from ticketing_app.db import session_scope
-from ticketing_app.models import EmailMessage
+from ticketing_app.models import EmailMessage, Job, Ticket
 
 pytestmark = pytest.mark.browser
 
@@ -87,17 +87,63 @@ def test_verify_link_and_profile_name(new_page, factory):
     expect(page.locator("#email-verified")).to_be_visible()
 
 
-def test_search_highlights_the_matching_words_as_text(new_page, factory):
-    user = factory.user()
-    factory.ticket(user, "Le café est fermé <b>aujourd'hui</b>", "Impossible de payer au café.")
-    factory.ticket(user, "Printer jammed", "Paper stuck in the tray.")
-    page = new_page()
-    log_in(page, user.email)
-    page.fill("#search-box", "cafe")
+def search(page, words: str) -> None:
+    page.fill("#search-box", words)
     page.get_by_role("button", name="Search").click()
-    title = page.locator(".search-title").first
-    expect(title.locator("mark")).to_have_text("café")
-    expect(title).to_contain_text("<b>aujourd'hui</b>")  # the title's markup is shown as text
-    expect(page.locator(".search-snippet mark").first).to_have_text("café")
-    expect(page.get_by_text("Printer jammed")).to_have_count(0)
+
+
+def test_search_highlights_the_matching_words_as_text(new_page, factory):
+    """The same highlighted results in My tickets, the moderator's queue and the admin's view of all tickets,
+    each holding only what that person may see."""
+    factory.admin()
+    mod = factory.user("moderator", name="Moe Moderator")
+    other_mod = factory.user("moderator")
+    user, other_user = factory.user(), factory.user()
+    own = factory.ticket(user, "Le café est fermé <b>aujourd'hui</b>", "Impossible de payer au café.")
+    printer = factory.ticket(user, "Printer jammed", "Paper stuck in the tray.")
+    others = factory.ticket(other_user, "Cafe machine leaks", "The café machine leaks water.")
+    with session_scope() as s:  # Moe works the user's tickets, another moderator Otto's; no triage to move them
+        s.execute(delete(Job).where(Job.status == "queued"))
+        for ticket, assignee in ((own, mod), (printer, mod), (others, other_mod)):
+            s.execute(
+                update(Ticket).where(Ticket.id == ticket.id).values(assigned_to_id=assignee.id, triage_status="done")
+            )
+
+    def shows_only_highlighted(page, wanted: list[int]) -> None:
+        titles = page.locator(".search-title")
+        expect(titles).to_have_count(len(wanted))  # the results are in (before that, no title is highlighted)
+        if own.id in wanted:
+            title = titles.filter(has_text="Le café")
+            expect(title.locator("mark")).to_have_text("café")
+            expect(title).to_contain_text("<b>aujourd'hui</b>")  # the title's markup is shown as text
+            expect(title.locator("b")).to_have_count(0)
+        if others.id in wanted:  # the title unaccented, the text accented: both match "cafe"
+            expect(titles.filter(has_text="machine leaks").locator("mark")).to_have_text("Cafe")
+        else:
+            expect(page.get_by_text("machine leaks")).to_have_count(0)
+        expect(page.get_by_text("Printer jammed")).to_have_count(0)
+        snippets = page.locator(".search-snippet")
+        expect(snippets).to_have_count(len(wanted))
+        for snippet in snippets.all():
+            expect(snippet.locator("mark").first).to_have_text("café")
+
+    page = new_page()
+    log_in(page, user.email)  # My tickets
+    search(page, "cafe")
+    shows_only_highlighted(page, [own.id])
     shot(page, "search-highlighted")
+
+    moe = new_page()
+    log_in(moe, mod.email)
+    moe.goto("/queue")
+    search(moe, "cafe")
+    shows_only_highlighted(moe, [own.id])  # Otto's ticket is another moderator's
+    expect(moe.locator(f"#queue-row-{own.id} .search-title mark")).to_have_text("café")
+
+    boss = new_page()
+    log_in(boss, "admin@example.com")
+    boss.goto("/queue")
+    boss.get_by_role("radio", name="All").click()
+    search(boss, "cafe")
+    shows_only_highlighted(boss, [own.id, others.id])
+    shot(boss, "search-highlighted-admin")

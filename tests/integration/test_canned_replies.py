@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+
+import pytest
 from sqlalchemy import update
 
 from ticketing_app.db import session_scope
-from ticketing_app.models import Ticket
+from ticketing_app.errors import InvalidInput
+from ticketing_app.models import CannedReply, Ticket, User
+from ticketing_app.schemas import CannedReplyIn, CannedReplyUpdate
+from ticketing_app.services import canned_replies
 
 GREETING = {
     "title": "Password reset steps",
@@ -105,3 +111,111 @@ def test_render_only_for_staff_working_the_ticket(api, factory) -> None:
     _assign(own.id, mod.id)
     assert api.get(path, params={"ticket_id": own.id}, headers=factory.headers(mod)).status_code == 403
     assert api.get(path, params={"ticket_id": 2**40}, headers=factory.headers(admin)).status_code == 422
+
+
+# ----- placeholders, at the service level -----
+
+
+_titles = itertools.count()
+
+
+def _render(author: User, body: str, ticket_id: int, *, stored_as_is: bool = False) -> str:
+    """Save a reply with `body` (straight into the table when `stored_as_is`, as if saved before a placeholder
+    was removed) and fill it in for `ticket_id` as `author`."""
+    with session_scope() as s:
+        actor = s.get(User, author.id)
+        if stored_as_is:
+            reply = CannedReply(title=f"As is {next(_titles)}", body=body, created_by_id=actor.id)
+            s.add(reply)
+            s.flush()
+        else:
+            reply = canned_replies.create(s, actor, CannedReplyIn(title=f"Reply {next(_titles)}", body=body))
+        return canned_replies.render(s, actor, reply.id, ticket_id).body
+
+
+# What each documented placeholder becomes on the ticket of `_placeholder_world`.
+EXPECTED = {
+    "requester.name": "Rita Q. Requester",
+    "requester.first_name": "Rita",
+    "requester.email": "rita.requester@example.com",
+    "ticket.number": "TCK-{number}",
+    "ticket.title": "Cannot log in",
+    "ticket.status": "in progress",
+    "ticket.priority": "high",
+    "ticket.category": "account",
+    "agent.name": "Mo Derator",
+    "agent.first_name": "Mo",
+}
+
+
+def _placeholder_world(factory) -> tuple[User, Ticket]:
+    factory.admin()
+    mod = factory.user("moderator", name="Mo Derator")
+    requester = factory.user(name="Rita Q. Requester", email="rita.requester@example.com")
+    ticket = factory.ticket(requester, "Cannot log in")
+    with session_scope() as s:
+        s.execute(
+            update(Ticket)
+            .where(Ticket.id == ticket.id)
+            .values(assigned_to_id=mod.id, status="in_progress", priority="high", category="account")
+        )
+    return mod, ticket
+
+
+def test_every_documented_placeholder_is_filled_in(factory) -> None:
+    assert set(EXPECTED) == set(canned_replies.PLACEHOLDERS)  # a new placeholder needs its line here
+    assert {"requester.name", "ticket.number"} <= set(EXPECTED)  # the two the issue names
+    mod, ticket = _placeholder_world(factory)
+    for name, value in EXPECTED.items():
+        expected = value.format(number=ticket.number)
+        assert _render(mod, f"[{{{{{name}}}}}]", ticket.id) == f"[{expected}]", name
+        assert _render(mod, f"<{{{{ {name} }}}}>", ticket.id) == f"<{expected}>", name  # spaces inside the braces
+    everything = " ".join("{{" + name + "}}" for name in EXPECTED)
+    assert _render(mod, everything, ticket.id) == " ".join(v.format(number=ticket.number) for v in EXPECTED.values())
+
+
+def test_unset_priority_and_category_read_not_set(factory) -> None:
+    mod, ticket = _placeholder_world(factory)
+    with session_scope() as s:
+        s.execute(update(Ticket).where(Ticket.id == ticket.id).values(priority=None, category=None))
+    assert _render(mod, "{{ticket.priority}}/{{ticket.category}}", ticket.id) == "not set/not set"
+
+
+def test_hostile_values_come_out_as_typed_and_are_not_expanded_again(factory) -> None:
+    """A requester's name or a title holding markup or `{{...}}` is inserted as plain text, once: the reply box
+    and every page escape it where shown, and a value is never read as a placeholder itself."""
+    factory.admin()
+    mod = factory.user("moderator", name="Mo {{requester.email}}")
+    hostile_name = "<script>alert(1)</script> {{agent.name}} {{ticket.number}} &amp;"
+    requester = factory.user(name=hostile_name, email="victim@example.com")
+    ticket = factory.ticket(requester, "{{requester.email}} <img src=x onerror=alert(2)>")
+    _assign(ticket.id, mod.id)
+
+    body = "Hi {{requester.name}} / {{requester.first_name}}: {{ticket.title}} ({{agent.name}})"
+    assert _render(mod, body, ticket.id) == (
+        f"Hi {hostile_name} / <script>alert(1)</script>: {{{{requester.email}}}} <img src=x onerror=alert(2)> "
+        "(Mo {{requester.email}})"
+    )
+    # Nothing is escaped twice either: the text is what was typed, escaping is the renderer's job.
+    assert "&lt;" not in _render(mod, "{{requester.name}}", ticket.id)
+
+
+def test_unknown_placeholders_are_refused_when_saved_and_left_as_typed_when_stored(factory) -> None:
+    mod, ticket = _placeholder_world(factory)
+    with session_scope() as s:
+        actor = s.get(User, mod.id)
+        for body in ("Hi {{requester.nmae}}", "{{ ticket.secret }}", "{{requester}}", "{{REQUESTER.NAME}}"):
+            with pytest.raises(InvalidInput) as refused:
+                canned_replies.create(s, actor, CannedReplyIn(title="Typo", body=body))
+            assert refused.value.field == "body" and "Known placeholders: {{requester.name}}" in str(refused.value)
+        created = canned_replies.create(s, actor, CannedReplyIn(title="Fine", body="Hi {{requester.name}}"))
+        with pytest.raises(InvalidInput):
+            canned_replies.update(s, actor, created.id, CannedReplyUpdate(body="Hi {{agent.nmae}}"))
+    # A reply stored before a placeholder went (or written to the table directly) is filled in around it.
+    assert _render(mod, "{{agent.nmae}} {{agent.name}}", ticket.id, stored_as_is=True) == "{{agent.nmae}} Mo Derator"
+    # What is not placeholder syntax (a filter, an attribute of something else, single braces) stays as typed.
+    kept = "{{requester.name | upper}} {{ requester.name() }} {requester.name} {{{requester.name}}}"
+    assert (
+        _render(mod, kept, ticket.id)
+        == "{{requester.name | upper}} {{ requester.name() }} {requester.name} {Rita Q. Requester}"
+    )

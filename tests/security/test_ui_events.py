@@ -44,6 +44,7 @@ ACTING = {
     "TicketState.insert_canned",
     "TicketState.suggest_reply",
     "TicketState.rate",
+    "TicketState.typing",
     "CannedRepliesState.load",
     "CannedRepliesState.save",
     "CannedRepliesState.edit",
@@ -82,7 +83,6 @@ OWN_OR_LOCAL = {
     "NewTicketState.files_rejected",
     "TicketState.set_internal_note",
     "TicketState.clear_reply_status",
-    "TicketState.typing",
     "TicketState.cancel_merge",
     "CannedRepliesState.cancel_edit",
     "TicketState.files_rejected",
@@ -370,6 +370,31 @@ def test_merge_into_a_similar_ticket_by_every_role(factory):
         assert state.error == "" and state.notice == f"Merged into {number}.", (role, state.error)
         with session_scope() as s:
             assert s.get(Ticket, w.ticket_id).merged_into_id == target.id
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_typing_reports_presence_only_for_staff_working_the_ticket(world: World, role: str):
+    """A key press in the reply box reports "typing" on the ticket of the page's URL, which the client chooses:
+    only staff working that ticket are recorded, whatever the state says, and nobody learns who else is on it."""
+    from ticketing_app.models import TicketViewer
+    from ticketing_app.services import presence
+    from ticketing_app.states.tickets import TicketState
+
+    with session_scope() as s:  # an admin has both tickets open: a leak would show "Ada Admin" in the state
+        admin = s.get(User, world.user("admin").id)
+        for ticket_id in (world.ticket_id, world.other_ticket_id):
+            presence.heartbeat(s, admin, s.get(Ticket, ticket_id))
+    for ticket_id in (world.ticket_id, world.other_ticket_id):
+        state = make_state(TicketState, world, role, ticket_id=str(ticket_id))
+        state.staff_view = True  # as if the page had said so: the services still decide
+        before = snapshot()
+        result = fire(state, "typing")
+        assert snapshot() == before and result is None
+        with session_scope() as s:
+            typing = set(s.scalars(select(TicketViewer.user_id).where(TicketViewer.ticket_id == ticket_id)))
+        works_it = role == "admin" or (role == "assigned_moderator" and ticket_id == world.ticket_id)
+        assert typing == ({world.user("admin").id} | ({world.user(role).id} if works_it else set())), ticket_id
+        assert ("Ada Admin" in state_text(state)) == (works_it and role != "admin"), ticket_id
 
 
 @pytest.mark.parametrize("role", ["user", "moderator", "assigned_moderator"])

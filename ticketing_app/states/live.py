@@ -52,11 +52,11 @@ class LiveMixin(rx.State, mixin=True):
     Using pages define `_marker_fn()` (what to fingerprint, as the user sees it) and `_refresh()`
     (reload the data; may return events such as a toast). One loop runs per client and page: a newer
     loop, leaving the page, or an ended session stops the older one. Pages may also set `_live_seconds`
-    (the polling period), `_live_max_rounds` (a cap on the loop's life), override `_live_paused()` (skip
-    rounds, e.g. auto refresh switched off), `_live_ended()` (the events to show when the marker says
-    the session or the permission is gone; by default the page stays as it is until the next event), and
-    `_live_side_fn()` / `_live_side()` (a second read or write each round, e.g. presence, whose result is
-    applied without reloading the page).
+    (the polling period; or override `_live_period()` to choose it per visit), `_live_max_rounds` (a cap on
+    the loop's life), override `_live_paused()` (skip rounds, e.g. auto refresh switched off), `_live_ended()`
+    (the events to show when the marker says the session or the permission is gone; by default the page stays
+    as it is until the next event), and `_live_side_fn()` / `_live_side()` (a second read or write each
+    round, e.g. presence, whose result is applied without reloading the page).
     """
 
     _live_generation: int = 0
@@ -71,6 +71,10 @@ class LiveMixin(rx.State, mixin=True):
 
     def _live_paused(self) -> bool:
         return False
+
+    def _live_period(self) -> float:
+        """The polling period, read when the loop starts (after on_load's earlier events): `_live_seconds`."""
+        return self._live_seconds
 
     def _live_side_fn(self) -> SideFn | None:
         """Something else to do each round in the marker's transaction (None: nothing)."""
@@ -90,7 +94,7 @@ class LiveMixin(rx.State, mixin=True):
         async with self:
             self._live_generation += 1
             generation, token, path = self._live_generation, self.token, self.router.url.path
-            seconds, max_rounds = self._live_seconds, self._live_max_rounds
+            seconds, max_rounds = self._live_period(), self._live_max_rounds
         last: str | None = None
         last_side: Any = None
         rounds = 0
