@@ -49,7 +49,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects.postgresql import TSVECTOR
-from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload
+from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload, selectinload
 from sqlalchemy.sql import CompoundSelect, Select
 from sqlalchemy.sql.elements import True_
 from sqlalchemy.sql.util import ClauseAdapter
@@ -185,7 +185,11 @@ def find(
         session.scalars(
             select(Ticket)
             .where(Ticket.id.in_([ticket_id for ticket_id, _ in page]))
-            .options(joinedload(Ticket.satisfaction))  # in the same statement (the model's default is a second one)
+            .options(
+                joinedload(Ticket.satisfaction),  # in the same statement (the model's default is a second one)
+                # who follows each (sees_staff_view reads it per ticket): one statement, not one per ticket
+                selectinload(Ticket.followers),
+            )
         )
         .unique()
         .all()
