@@ -283,6 +283,27 @@ def test_the_newest_matches_are_found_first_among_the_newest_tickets(api, factor
         assert {item["id"] for item in page["items"]} == {made[19].id, made[18].id, made[16].id}
 
 
+def test_a_moderators_parts_each_read_their_older_matches(api, factory, monkeypatch):
+    """A moderator's tickets come in parts (worked, filed); where a word is rare in the newest of two of them, the
+    older matches of both are read (one statement for the cutoffs, one for the older matches)."""
+    monkeypatch.setattr(search, "_rare_part", lambda session, text_query: None)
+    monkeypatch.setattr(search, "SCAN_NEWEST", 3)
+    monkeypatch.setattr(search, "ENOUGH_TO_RANK", 2)
+    factory.admin()
+    mod, user = factory.user("moderator"), factory.user()
+    worked = [factory.ticket(user, f"{'omega' if n == 0 else 'sigma'} worked {n}", "text") for n in range(6)]
+    filed = [factory.ticket(mod, f"{'omega' if n == 1 else 'sigma'} filed {n}", "text") for n in range(6)]
+    with session_scope() as s:
+        s.execute(text("DELETE FROM jobs WHERE status = 'queued'"))  # no triage to move them
+        s.execute(
+            text("UPDATE tickets SET assigned_to_id = :m, triage_status = 'done' WHERE id = ANY(:ids)"),
+            {"m": mod.id, "ids": [t.id for t in worked]},
+        )
+    page = find(api, factory.headers(mod), "omega")
+    assert page["total"] == 2
+    assert {item["id"] for item in page["items"]} == {worked[0].id, filed[1].id}
+
+
 def test_a_frequent_words_candidates_are_the_matches_among_the_newest_tickets(api, factory, monkeypatch):
     """Where the newest SCAN_NEWEST tickets hold ENOUGH_TO_RANK matches, those are ranked: older ones are not read."""
     monkeypatch.setattr(search, "_rare_part", lambda session, text_query: None)

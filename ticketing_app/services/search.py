@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     ColumnElement,
+    Integer,
     String,
     Text,
     and_,
@@ -71,6 +72,7 @@ SNIPPET_LEAD = 60
 CJK_CLASS = r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\uac00-\ud7af]"
 _CJK = re.compile(CJK_CLASS)
 _CJK_RUNS = re.compile(f"{CJK_CLASS}+|(?:(?!{CJK_CLASS})[^\\W_])+")
+AnySelect = Select[*tuple[Any, ...]]  # a SELECT of any columns (SQLAlchemy 2.1's variadic generic)
 _WORD = re.compile(r"[^\W_]+")  # letters and digits: what people search for; never a tsquery operator
 
 
@@ -296,7 +298,7 @@ def _rare_matches(
     return [(row[0], float(row[1])) for row in session.execute(_union(branches))]
 
 
-def _union(branches: list[Select[Any]]) -> Select[Any] | CompoundSelect[Any]:
+def _union(branches: Sequence[AnySelect]) -> AnySelect | CompoundSelect[Any]:
     """One statement for the parts, each branch keeping its own ORDER BY and LIMIT."""
     if len(branches) == 1:
         return branches[0]
@@ -337,33 +339,25 @@ def _newest_matches(session: Session, parts: list[_Part]) -> list[tuple[int, flo
         return found
     # The oldest ticket read above, for each sparse part that holds more than that: all parts in one statement
     # (a search's parts are mostly small, the followed and filed tickets of a moderator, each a round trip else).
-    cutoffs = dict(
-        session.execute(
-            _union(
-                [
-                    select(literal_column(str(n)).label("part"), Ticket.id)
-                    .where(*parts[n][0])
-                    .order_by(Ticket.id.desc())
-                    .offset(SCAN_NEWEST - 1)
-                    .limit(1)
-                    for n in sparse
-                ]
-            )
-        ).all()
-    )
+    cutoff_reads: list[AnySelect] = [
+        select(literal_column(str(n), Integer()).label("part"), Ticket.id)
+        .where(*parts[n][0])
+        .order_by(Ticket.id.desc())
+        .offset(SCAN_NEWEST - 1)
+        .limit(1)
+        for n in sparse
+    ]
+    cutoffs: dict[int, int] = {row[0]: row[1] for row in session.execute(_union(cutoff_reads))}
     if not cutoffs:
         return found
-    older = session.execute(
-        _union(
-            [
-                select(Ticket.id, parts[n][1].rank.label("rank"))
-                .where(*parts[n][0], Ticket.id < cutoff, parts[n][1].condition)
-                .order_by(Ticket.id.desc())
-                .limit(RANK_WINDOW)
-                for n, cutoff in cutoffs.items()
-            ]
-        )
-    )
+    older_reads: list[AnySelect] = [
+        select(Ticket.id, parts[n][1].rank.label("rank"))
+        .where(*parts[n][0], Ticket.id < cutoff, parts[n][1].condition)
+        .order_by(Ticket.id.desc())
+        .limit(RANK_WINDOW)
+        for n, cutoff in cutoffs.items()
+    ]
+    older = session.execute(_union(older_reads))
     return found + [(row[0], float(row[1])) for row in older]
 
 
