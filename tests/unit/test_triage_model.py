@@ -6,12 +6,13 @@ import hashlib
 import json
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from ticketing_app.ai import evaluation, training
-from ticketing_app.ai.offline import OfflineTriageProvider
+from ticketing_app.ai.offline import OfflineTriageProvider, analyse, model_inputs
 from ticketing_app.ai.postprocess import map_skills
-from ticketing_app.ai.triage_model import DATASET, get_model
+from ticketing_app.ai.triage_model import DATASET, NgramSpace, category_features, char_ngrams, get_model
 from ticketing_app.ai.types import DEFAULT_CATEGORIES, TriageRequest
 from ticketing_app.demo import MODERATORS
 
@@ -67,6 +68,40 @@ def test_the_committed_model_was_trained_on_this_dataset() -> None:
     )
 
 
+def test_character_ngrams_of_each_word() -> None:
+    assert char_ngrams("Ａb") == Counter({" a": 1, "ab": 1, "b ": 1, " ab": 1, "ab ": 1, " ab ": 1})  # NFKC, lower
+    assert char_ngrams("ok ok")[" ok "] == 2
+    assert char_ngrams("") == Counter()
+
+
+def test_ngram_rows_are_tf_idf_of_unit_length_times_the_weight() -> None:
+    texts = ["printer jammed again", "the printer is jammed", "invoice missing", "invoice wrong again"]
+    space = NgramSpace.fit(texts, size=50, weight=2.0)
+    assert len(space.vocabulary) == 50
+    assert all(np.isclose(np.linalg.norm(row), 2.0) for row in space.features(texts))
+    columns, values = space.row("printer")
+    assert np.allclose(space.features(["printer"])[0][columns], values)
+    assert space.row("zzzz")[0].size == 0  # no known n-gram: no features, no division by zero
+    rare = space.vocabulary.get(" pr") is not None and space.vocabulary.get(" in") is not None
+    assert rare and space.idf[space.vocabulary[" pr"]] == space.idf[space.vocabulary[" in"]]  # both in two texts
+
+
+def test_the_models_gathered_ngrams_equal_the_dense_features_it_was_trained_on(
+    holdout: list[training.Example],
+) -> None:
+    """Prediction gathers each ticket's n-gram weights; training multiplied the whole dense row: same logits."""
+    model = get_model()
+    assert model is not None and model.ngrams is not None
+    inputs = model_inputs([analyse(e.request()) for e in holdout[:20]], model.rule_categories)
+    full = np.hstack([model.cat_coef, model.cat_ngram_coef.T])
+    dense = category_features(inputs, model.meta["cat_rules_weight"], model.ngrams) @ full.T + model.cat_bias
+    predicted = model.predict(inputs)
+    for n, prediction in enumerate(predicted):
+        expected = np.exp((dense[n] - dense[n].max()) / model.meta["cat_temperature"])
+        expected /= expected.sum()
+        assert np.allclose([prediction.categories[c] for c in model.categories], expected, atol=1e-6)
+
+
 # ---------------------------------------------------------------- held-out figures (never trained or tuned on)
 
 
@@ -75,7 +110,7 @@ def test_held_out_targets(held_out: list[evaluation.Scored]) -> None:
     print(json.dumps(summary, indent=1))
     # Floors a little below what the committed model reaches on the held-out tickets (see README "Offline AI"),
     # so a regression fails but noise does not; the issue's targets are printed by eval-triage, not assumed.
-    assert summary["category"] >= 0.85
+    assert summary["category"] >= 0.88
     assert summary["priority"] >= 0.75
     assert summary["high_recall"] >= 0.88
     assert summary["routing"] >= 0.87

@@ -456,6 +456,7 @@ def model_inputs(analyses: list[Analysis], rule_categories: tuple[str, ...]) -> 
             rule_scores=np.array([a.scores.get(c, 0.0) for c in rule_categories], dtype=np.float64),
             evidence=np.array(a.evidence.vector(), dtype=np.float64),
             rule_priority=str(a.rule_priority),
+            text=a.text,
         )
         for n, a in enumerate(analyses)
     ]

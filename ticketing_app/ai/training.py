@@ -26,6 +26,7 @@ from ticketing_app.ai.triage_model import (
     PRIORITY_ORDER,
     Inputs,
     Matrix,
+    NgramSpace,
     category_features,
     priority_features,
     softmax,
@@ -37,6 +38,7 @@ RULE_CATEGORIES: tuple[str, ...] = tuple(str(c) for c in Category)
 FOLDS = 5
 SEED = 0
 MIN_SKILL_EXAMPLES = 3
+NGRAM_VOCABULARY = 20_000  # the category head's character n-grams: the most frequent in the training texts
 HIGH_RECALL_TARGET = 0.9
 
 
@@ -162,10 +164,22 @@ def train(examples: list[Example], inputs: list[Inputs] | None = None) -> tuple[
     y_cat = np.array([e.category for e in rows])
     y_pri = np.array([e.priority for e in rows])
 
-    cat_grid = [{"rules": w, "C": c} for w in (0.0, 0.3, 1.0) for c in (2.0, 8.0, 32.0)]
-    cat = _search(lambda p: category_features(inputs, p["rules"]), cat_grid, y_cat)
-    x_cat = category_features(inputs, cat.params["rules"])
-    cat_model = _lr(cat.params["C"]).fit(x_cat, y_cat)
+    # The n-gram block at weight 1 (rows of unit length), scaled per grid point; weight 0 leaves it out.
+    texts = [i.text for i in inputs]
+    space = NgramSpace.fit(texts, NGRAM_VOCABULARY, 1.0)
+    unit_ngrams = space.features(texts)
+
+    def cat_x(p: dict[str, float]) -> Any:
+        base = category_features(inputs, p["rules"])
+        if not p["ngrams"]:
+            return base
+        from scipy import sparse  # with scikit-learn; the rows are mostly zeros
+
+        return sparse.csr_matrix(np.hstack([base, unit_ngrams * p["ngrams"]]))
+
+    cat_grid = [{"rules": w, "ngrams": g, "C": c} for g in (0.0, 2.0) for w in (0.0, 0.3, 1.0) for c in (8.0, 32.0)]
+    cat = _search(cat_x, cat_grid, y_cat)
+    cat_model = _lr(cat.params["C"]).fit(cat_x(cat.params), y_cat)
 
     pri_grid = [
         {"evidence": we, "rules": wr, "C": c} for we in (0.0, 1.0) for wr in (0.0, 0.5, 1.0) for c in (2.0, 8.0)
@@ -204,6 +218,7 @@ def train(examples: list[Example], inputs: list[Inputs] | None = None) -> tuple[
         "rule_categories": list(RULE_CATEGORIES),
         "signals": list(SIGNALS),
         "cat_rules_weight": cat.params["rules"],
+        "cat_ngram_weight": cat.params["ngrams"],
         "cat_temperature": cat.temperature,
         "pri_evidence_weight": pri.params["evidence"],
         "pri_rules_weight": pri.params["rules"],
@@ -220,6 +235,9 @@ def train(examples: list[Example], inputs: list[Inputs] | None = None) -> tuple[
         "skill_coef": skill_coef.astype(np.float32),
         "skill_bias": skill_bias.astype(np.float32),
     }
+    if cat.params["ngrams"]:
+        arrays["ngram_vocab"] = np.array(sorted(space.vocabulary, key=space.vocabulary.__getitem__))
+        arrays["ngram_idf"] = space.idf.astype(np.float32)
     report = {
         "train_examples": len(rows),
         "category": {"chosen": cat.params, "cv_accuracy": cat.cv_accuracy, "temperature": cat.temperature},

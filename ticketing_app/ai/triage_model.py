@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
+import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,7 @@ class Inputs:
     rule_scores: Matrix  # per category of `categories`, the keyword rules' raw scores
     evidence: Matrix  # evidence.Evidence.vector()
     rule_priority: str
+    text: str = ""  # what the embedding read (for the category head's character n-grams)
 
     @property
     def shows_impact(self) -> bool:
@@ -48,10 +52,68 @@ class Inputs:
         return bool(np.any(self.evidence[: len(SIGNALS)] > 0)) or self.rule_priority == "high"
 
 
-def category_features(inputs: list[Inputs], rules_weight: float) -> Matrix:
+NGRAM_SIZES = (2, 3, 4)
+
+
+def char_ngrams(text: str) -> Counter[str]:
+    """The character 2- to 4-grams of each word of `text` (NFKC, lower case, each word padded with a space), counted.
+
+    Spelling-level evidence the sentence embedding smooths away: product words, error codes, and the stems of
+    languages the encoder reads less well."""
+    grams: Counter[str] = Counter()
+    for word in unicodedata.normalize("NFKC", text).lower().split():
+        padded = f" {word} "
+        for n in NGRAM_SIZES:
+            grams.update(padded[i : i + n] for i in range(len(padded) - n + 1))
+    return grams
+
+
+@dataclass(frozen=True)
+class NgramSpace:
+    """TF-IDF over character n-grams (sublinear term frequency, smoothed idf, each row of unit length), times
+    `weight`: what the category head reads besides the embedding. Built from the training texts only."""
+
+    vocabulary: dict[str, int]
+    idf: Matrix
+    weight: float
+
+    @classmethod
+    def fit(cls, texts: list[str], size: int, weight: float, min_df: int = 2) -> NgramSpace:
+        """The `size` n-grams found in most texts (at least `min_df` of them; ties by the n-gram itself)."""
+        df: Counter[str] = Counter()
+        for text in texts:
+            df.update(char_ngrams(text).keys())
+        kept = sorted((g for g, n in df.items() if n >= min_df), key=lambda g: (-df[g], g))[:size]
+        idf = np.array([math.log((1 + len(texts)) / (1 + df[g])) + 1.0 for g in kept])
+        return cls({g: n for n, g in enumerate(kept)}, idf, weight)
+
+    @classmethod
+    def from_arrays(cls, vocabulary: Any, idf: Any, weight: float) -> NgramSpace:
+        return cls({str(g): n for n, g in enumerate(vocabulary.tolist())}, np.asarray(idf, dtype=np.float64), weight)
+
+    def row(self, text: str) -> tuple[NDArray[np.intp], Matrix]:
+        """One text's non-zero columns and their values (what `features` puts in its row)."""
+        found = [(self.vocabulary[g], c) for g, c in char_ngrams(text).items() if g in self.vocabulary]
+        columns = np.array([column for column, _ in found], dtype=np.intp)
+        values = np.array([(1.0 + math.log(count)) for _, count in found]) * self.idf[columns]
+        norm = float(np.linalg.norm(values))
+        return columns, values * (self.weight / norm) if norm > 0 else values
+
+    def features(self, texts: list[str]) -> Matrix:
+        """The texts' rows, dense (for training; prediction reads `row` without building them)."""
+        out = np.zeros((len(texts), len(self.vocabulary)))
+        for n, text in enumerate(texts):
+            columns, values = self.row(text)
+            out[n, columns] = values
+        return out
+
+
+def category_features(inputs: list[Inputs], rules_weight: float, ngrams: NgramSpace | None = None) -> Matrix:
     emb = np.vstack([i.embedding for i in inputs]).astype(np.float64)
     rules = np.log1p(np.maximum(np.vstack([i.rule_scores for i in inputs]), 0.0)) * rules_weight
-    return np.hstack([emb, rules])
+    if ngrams is None:
+        return np.hstack([emb, rules])
+    return np.hstack([emb, rules, ngrams.features([i.text for i in inputs])])
 
 
 def priority_features(inputs: list[Inputs], evidence_weight: float, rules_weight: float) -> Matrix:
@@ -100,6 +162,16 @@ class TriageModel:
         self.cat_coef, self.cat_bias = arrays["cat_coef"], arrays["cat_bias"]
         self.pri_coef, self.pri_bias = arrays["pri_coef"], arrays["pri_bias"]
         self.skill_coef, self.skill_bias = arrays["skill_coef"], arrays["skill_bias"]
+        self.ngrams: NgramSpace | None = None
+        if "ngram_vocab" in arrays:
+            self.ngrams = NgramSpace.from_arrays(
+                arrays["ngram_vocab"], arrays["ngram_idf"], float(self.meta["cat_ngram_weight"])
+            )
+            # The n-grams' weights one row per n-gram: a ticket's few hundred are gathered, not multiplied
+            # as a 20,000-wide dense row (which also woke BLAS threads on every ticket).
+            dense = self.cat_coef.shape[1] - len(self.ngrams.vocabulary)
+            self.cat_ngram_coef = np.ascontiguousarray(self.cat_coef[:, dense:].T, dtype=np.float64)
+            self.cat_coef = self.cat_coef[:, :dense]
         if self.meta.get("signals") != list(SIGNALS):
             raise ValueError("the triage model was trained with other evidence signals: run train-triage")
 
@@ -110,9 +182,12 @@ class TriageModel:
 
     def predict(self, inputs: list[Inputs]) -> list[Prediction]:
         m = self.meta
-        cat = softmax(
-            category_features(inputs, m["cat_rules_weight"]) @ self.cat_coef.T + self.cat_bias, m["cat_temperature"]
-        )
+        cat_logits = category_features(inputs, m["cat_rules_weight"]) @ self.cat_coef.T + self.cat_bias
+        if self.ngrams is not None:
+            for n, i in enumerate(inputs):
+                columns, values = self.ngrams.row(i.text)
+                cat_logits[n] += values @ self.cat_ngram_coef[columns]
+        cat = softmax(cat_logits, m["cat_temperature"])
         pri_x = priority_features(inputs, m["pri_evidence_weight"], m["pri_rules_weight"])
         pri = softmax(pri_x @ self.pri_coef.T + self.pri_bias, m["pri_temperature"])
         emb = np.vstack([i.embedding for i in inputs]).astype(np.float64)
