@@ -35,7 +35,7 @@ _SENTENCES = re.compile(r"(?<=[.!?;。！？])\s*|\n+")
 ALARM = re.compile(
     r"\b(urgent(e|issimo|e?ment)?|asap|critical|critic[oa]|crítico|critique|kritisch|dringend|spoed|"
     r"emergency|severity\s*1|sev\s*1|p1|important|très|muito|molto|срочно|критично|важно)\b"
-    r"|至急|緊急|紧急|严重|非常|[!！]{2,}|[?？]{2,}",
+    r"|至急|緊急|紧急|严重|非常|[!！](?:\s*[!！])+|[?？](?:\s*[?？])+",  # also "! ! !" (split into sentences)
     re.IGNORECASE,
 )
 
