@@ -1,10 +1,11 @@
 """The trained offline triage model: logistic-regression heads over multilingual sentence embeddings.
 
 Inputs per ticket: the embedding of its text (instructions to the triage and alarm words removed), the keyword
-rules' category scores, the multilingual evidence signals and the rules' priority. Heads: category and priority
-(softmax, temperature-calibrated on cross-validated training predictions) and one yes/no per skill. The
-artefact (`data/triage_model.npz`, about 100 KB) is written by `python -m ticketing_app.cli train-triage`
-and read once per process; prediction is numpy only.
+rules' category scores, the multilingual evidence signals and the rules' priority; for the category head also
+TF-IDF over the text's character n-grams (NgramSpace). Heads: category and priority (softmax,
+temperature-calibrated on cross-validated training predictions) and one yes/no per skill. The artefact
+(`data/triage_model.npz`, about 750 KB) is written by `python -m ticketing_app.cli train-triage` and read once
+per process; prediction is numpy only.
 """
 
 from __future__ import annotations
