@@ -10,9 +10,21 @@ import numpy as np
 import pytest
 
 from ticketing_app.ai import evaluation, training
+from ticketing_app.ai.embedding import Embedder, get_embedder
+from ticketing_app.ai.evidence import sentences
 from ticketing_app.ai.offline import OfflineTriageProvider, analyse, model_inputs
 from ticketing_app.ai.postprocess import map_skills
-from ticketing_app.ai.triage_model import DATASET, NgramSpace, category_features, char_ngrams, get_model
+from ticketing_app.ai.triage_model import (
+    DATASET,
+    NgramSpace,
+    category_features,
+    char_ngrams,
+    get_model,
+    neighbour_vote,
+    priority_features,
+    softmax,
+    unit_rows,
+)
 from ticketing_app.ai.types import DEFAULT_CATEGORIES, TriageRequest
 from ticketing_app.demo import MODERATORS
 
@@ -100,6 +112,68 @@ def test_the_models_gathered_ngrams_equal_the_dense_features_it_was_trained_on(
         expected = np.exp((dense[n] - dense[n].max()) / model.meta["cat_temperature"])
         expected /= expected.sum()
         assert np.allclose([prediction.categories[c] for c in model.categories], expected, atol=1e-6)
+
+
+def test_writer_folds_keep_each_writing_batch_whole() -> None:
+    rows = [
+        training.Example(f"{b}-{lang}-00{n}", lang, "t", "d", "bug", "low", (), "train")
+        for b in ("ta", "tb", "tc", "td", "te", "tf")
+        for lang in ("en", "ja")
+        for n in (1, 2)
+    ] + [training.Example("es-001", "es", "t", "d", "bug", "low", (), "train")]
+    assert rows[0].batch == "ta" and rows[-1].batch == "first"  # the first tickets' ids have no batch prefix
+    folds = training.writer_folds(rows)
+    assert len(folds) == training.FOLDS
+    assert sorted(i for _, held in folds for i in held) == list(range(len(rows)))  # each ticket held out once
+    for fit, held in folds:
+        assert not {rows[i].batch for i in fit} & {rows[i].batch for i in held}
+
+
+def test_neighbour_vote_shares_the_nearest_tickets_labels_by_similarity() -> None:
+    memory = unit_rows(np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [-1.0, 0.0]]))
+    labels = np.array([0, 1, 2, 0])
+    votes = neighbour_vote(unit_rows(np.array([[1.0, 0.0]])), memory, labels, k=2, classes=3)
+    s = float(memory[1] @ np.array([1.0, 0.0])) ** 3
+    assert np.allclose(votes[0], [1 / (1 + s), s / (1 + s), 0.0])  # the two nearest only, weighted by cosine cubed
+    everyone = neighbour_vote(unit_rows(np.array([[0.1, 1.0]])), memory, labels, k=10, classes=3)
+    assert np.isclose(everyone.sum(), 1.0) and everyone[0].argmax() == 2  # k above the memory's size: all vote
+    assert everyone[0][0] < 0.01  # an opposite ticket (cosine below 0) has no say
+
+
+def test_sentences_are_embedded_in_the_tickets_batch_and_pooled() -> None:
+    text = "Nobody in the office can log in. We tried two browsers! Thanks, Ana"
+    parts = sentences(text)
+    assert parts == ["Nobody in the office can log in.", "We tried two browsers!", "Thanks, Ana"]
+    inputs = model_inputs([analyse(TriageRequest(title="", description=text))], ())[0]
+    alone = get_embedder().encode(parts)
+    assert np.allclose(inputs.sentences[:512], alone.mean(axis=0), atol=1e-5)
+    assert np.allclose(inputs.sentences[512:], alone.max(axis=0), atol=1e-5)
+
+
+def test_sentences_are_not_kept_among_the_recent_texts() -> None:
+    """The triage embeds a ticket and its sentences; the similar-tickets step asks for the ticket's vector again
+    and must find it, not a sentence, among the recent texts."""
+    embedder = Embedder()
+    vectors = embedder.encode(["ticket text"], parts=["first part.", "second part."])
+    assert vectors.shape == (3, 512)
+    assert list(embedder._recent) == ["ticket text"]
+    assert np.allclose(vectors[1:], get_embedder().encode(["first part.", "second part."]), atol=1e-5)
+
+
+def test_the_priority_head_blends_the_regression_with_the_neighbour_vote(holdout: list[training.Example]) -> None:
+    model = get_model()
+    assert model is not None
+    m = model.meta
+    inputs = model_inputs([analyse(e.request()) for e in holdout[:20]], model.rule_categories)
+    x = priority_features(inputs, m["pri_evidence_weight"], m["pri_rules_weight"], m["pri_sentence_weight"])
+    expected = softmax(x @ model.pri_coef.T + model.pri_bias, m["pri_temperature"])
+    if m["pri_knn_weight"]:
+        assert model.pri_memory is not None and model.pri_memory.shape[0] == m["train_examples"]
+        emb = unit_rows(np.vstack([i.embedding for i in inputs]))
+        votes = neighbour_vote(emb, model.pri_memory, model.pri_memory_labels, m["pri_knn_k"], 3)
+        expected = (1 - m["pri_knn_weight"]) * expected + m["pri_knn_weight"] * votes
+    for n, prediction in enumerate(model.predict(inputs)):
+        assert np.allclose([prediction.priorities[p] for p in model.priorities], expected[n], atol=1e-5)
 
 
 # ---------------------------------------------------------------- held-out figures (never trained or tuned on)

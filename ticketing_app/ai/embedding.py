@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -41,24 +42,29 @@ class Embedder:
             self._model.encode(["warm-up"])  # reads the weights now, not on the first ticket
         return self._model
 
-    def encode(self, texts: list[str]) -> Vectors:
-        """(n, 512) float32 rows; an empty text gets the vector of a single space."""
-        if not texts:
+    def encode(self, texts: list[str], *, parts: Sequence[str] = ()) -> Vectors:
+        """(n, 512) float32 rows; an empty text gets the vector of a single space.
+
+        `parts` (a ticket's sentences) are embedded in the same forward pass and their rows follow the texts'
+        rows; they are not kept among the recent texts, which would push out the tickets' own vectors."""
+        if not texts and not parts:
             return np.zeros((0, DIMENSIONS), dtype=np.float32)
         batch = [(text or " ")[:MAX_EMBED_CHARS] for text in texts]
-        out = np.zeros((len(batch), DIMENSIONS), dtype=np.float32)
+        extra = [part[:MAX_EMBED_CHARS] for part in parts]
+        out = np.zeros((len(batch) + len(extra), DIMENSIONS), dtype=np.float32)
         with self._lock:
             missing = [n for n, text in enumerate(batch) if text not in self._recent]
             for n, text in enumerate(batch):
                 if text in self._recent:
                     out[n] = self._recent[text]
                     self._recent.move_to_end(text)
-            if missing:
-                fresh = self._load().encode([batch[n] for n in missing])
-                fresh = np.asarray(fresh, dtype=np.float32).reshape(len(missing), DIMENSIONS)
+            if missing or extra:
+                asked = [batch[n] for n in missing] + extra
+                fresh = np.asarray(self._load().encode(asked), dtype=np.float32).reshape(len(asked), DIMENSIONS)
                 for row, n in enumerate(missing):
                     out[n] = fresh[row]
                     self._recent[batch[n]] = fresh[row].copy()
+                out[len(batch) :] = fresh[len(missing) :]
                 while len(self._recent) > RECENT_TEXTS:
                     self._recent.popitem(last=False)
         return out

@@ -124,16 +124,19 @@ class Evidence:
         return [*flags, 1.0 if self.question else 0.0]
 
 
+def sentences(text: str) -> list[str]:
+    """The text's sentences (split after . ! ? ; and their CJK forms, and at line breaks), stripped, none empty."""
+    return [s.strip() for s in _SENTENCES.split(text) if s.strip()]
+
+
 def strip_instructions(text: str) -> tuple[str, bool]:
     """The text without sentences addressed to the triage system; True when any was dropped."""
     kept, dropped = [], False
-    for sentence in _SENTENCES.split(text):
-        if not sentence.strip():
-            continue
+    for sentence in sentences(text):
         if INSTRUCTION.search(sentence):
             dropped = True
         else:
-            kept.append(sentence.strip())
+            kept.append(sentence)
     return " ".join(kept), dropped
 
 

@@ -20,7 +20,7 @@ from ticketing_app.ai import evidence as ev
 from ticketing_app.ai import offline_rules as rules
 from ticketing_app.ai.corrections import Label, correction_memory
 from ticketing_app.ai.embedding import get_embedder
-from ticketing_app.ai.triage_model import Inputs, Prediction, get_model
+from ticketing_app.ai.triage_model import MAX_SENTENCES, Inputs, Prediction, get_model, sentence_pool
 from ticketing_app.ai.types import MAX_NOTES_CHARS, MAX_SUMMARY_CHARS, TriageRequest, TriageResult
 from ticketing_app.domain import Category, CorrectionField, Priority
 from ticketing_app.skills import SKILL_SYNONYMS, canonical_skill
@@ -449,13 +449,16 @@ def model_inputs(analyses: list[Analysis], rule_categories: tuple[str, ...]) -> 
     """The model's inputs for analysed tickets (one embedding batch)."""
     import numpy as np
 
-    vectors = get_embedder().encode([a.text for a in analyses])
+    parts = [[s for s in ev.sentences(a.text) if len(s) > 2][:MAX_SENTENCES] or [a.text] for a in analyses]
+    vectors = get_embedder().encode([a.text for a in analyses], parts=[s for p in parts for s in p])
+    ends = np.cumsum([len(analyses)] + [len(p) for p in parts])
     return [
         Inputs(
             embedding=vectors[n],
             rule_scores=np.array([a.scores.get(c, 0.0) for c in rule_categories], dtype=np.float64),
             evidence=np.array(a.evidence.vector(), dtype=np.float64),
             rule_priority=str(a.rule_priority),
+            sentences=sentence_pool(vectors[ends[n] : ends[n + 1]]),
             text=a.text,
         )
         for n, a in enumerate(analyses)

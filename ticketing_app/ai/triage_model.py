@@ -2,10 +2,11 @@
 
 Inputs per ticket: the embedding of its text (instructions to the triage and alarm words removed), the keyword
 rules' category scores, the multilingual evidence signals and the rules' priority; for the category head also
-TF-IDF over the text's character n-grams (NgramSpace). Heads: category and priority (softmax,
-temperature-calibrated on cross-validated training predictions) and one yes/no per skill. The artefact
-(`data/triage_model.npz`, about 750 KB) is written by `python -m ticketing_app.cli train-triage` and read once
-per process; prediction is numpy only.
+TF-IDF over the text's character n-grams (NgramSpace); for the priority head also the pooled embeddings of the
+text's sentences. Heads: category and priority (softmax, temperature-calibrated on cross-validated training
+predictions; priority blended with a vote of the most similar training tickets) and one yes/no per skill. The
+artefact (`data/triage_model.npz`, a few MB: mostly the training tickets' embeddings for that vote) is written by
+`python -m ticketing_app.cli train-triage` and read once per process; prediction is numpy only.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import threading
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,9 @@ class Inputs:
     rule_scores: Matrix  # per category of `categories`, the keyword rules' raw scores
     evidence: Matrix  # evidence.Evidence.vector()
     rule_priority: str
+    # The mean and the maximum, per dimension, of the embeddings of the text's sentences (sentence_pool): the
+    # sentence that says "the whole team is blocked" is not averaged away by the greeting and the signature.
+    sentences: NDArray[np.float32]
     text: str = ""  # what the embedding read (for the category head's character n-grams)
 
     @property
@@ -54,6 +59,30 @@ class Inputs:
 
 
 NGRAM_SIZES = (2, 3, 4)
+MAX_SENTENCES = 4  # the first sentences are embedded one by one (more scored no better in cross-validation)
+
+
+def sentence_pool(vectors: NDArray[np.float32]) -> NDArray[np.float32]:
+    """The per-dimension mean and maximum of a ticket's sentence embeddings, side by side."""
+    return np.concatenate([vectors.mean(axis=0), vectors.max(axis=0)]).astype(np.float32)
+
+
+def neighbour_vote(queries: Matrix, memory: Matrix, labels: NDArray[np.intp], k: int, classes: int) -> Matrix:
+    """Per query, the share of each class among its k most similar memory rows, weighted by cosine cubed (rows of
+    unit length). The priority head blends this with the regression: tickets like one the writers labelled."""
+    sims = queries @ memory.T
+    k = min(k, memory.shape[0])
+    nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    weights = np.clip(np.take_along_axis(sims, nearest, axis=1), 0.0, None) ** 3 + 1e-12
+    votes = np.zeros((queries.shape[0], classes))
+    for column in range(k):
+        votes[np.arange(queries.shape[0]), labels[nearest[:, column]]] += weights[:, column]
+    return np.asarray(votes / votes.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
+def unit_rows(vectors: Any) -> Matrix:
+    matrix = np.asarray(vectors, dtype=np.float64)
+    return np.asarray(matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12), dtype=np.float64)
 
 
 def char_ngrams(text: str) -> Counter[str]:
@@ -117,11 +146,16 @@ def category_features(inputs: list[Inputs], rules_weight: float, ngrams: NgramSp
     return np.hstack([emb, rules, ngrams.features([i.text for i in inputs])])
 
 
-def priority_features(inputs: list[Inputs], evidence_weight: float, rules_weight: float) -> Matrix:
+def priority_features(
+    inputs: list[Inputs], evidence_weight: float, rules_weight: float, sentence_weight: float = 0.0
+) -> Matrix:
     emb = np.vstack([i.embedding for i in inputs]).astype(np.float64)
     ev = np.vstack([i.evidence for i in inputs]) * evidence_weight
     rp = np.array([[float(i.rule_priority == p) for p in PRIORITY_ORDER] for i in inputs]) * rules_weight
-    return np.hstack([emb, ev, rp])
+    if not sentence_weight:
+        return np.hstack([emb, ev, rp])
+    sentences = np.vstack([i.sentences for i in inputs]).astype(np.float64) * sentence_weight
+    return np.hstack([emb, sentences, ev, rp])
 
 
 def softmax(logits: Matrix, temperature: float = 1.0) -> Matrix:
@@ -163,6 +197,9 @@ class TriageModel:
         self.cat_coef, self.cat_bias = arrays["cat_coef"], arrays["cat_bias"]
         self.pri_coef, self.pri_bias = arrays["pri_coef"], arrays["pri_bias"]
         self.skill_coef, self.skill_bias = arrays["skill_coef"], arrays["skill_bias"]
+        # The training tickets' embeddings and priorities, for the priority head's neighbour vote.
+        self.pri_memory = unit_rows(arrays["pri_memory"]) if "pri_memory" in arrays else None
+        self.pri_memory_labels = np.asarray(arrays.get("pri_memory_labels", np.zeros(0)), dtype=np.intp)
         self.ngrams: NgramSpace | None = None
         if "ngram_vocab" in arrays:
             self.ngrams = NgramSpace.from_arrays(
@@ -182,6 +219,12 @@ class TriageModel:
             return cls({name: data[name] for name in data.files})
 
     def predict(self, inputs: list[Inputs]) -> list[Prediction]:
+        # One BLAS thread: the neighbour vote's product with the training tickets would otherwise wake a thread
+        # per core for a millisecond of work (twice the CPU time of the whole triage, measured).
+        with _blas_limit()(limits=1, user_api="blas"):
+            return self._predict(inputs)
+
+    def _predict(self, inputs: list[Inputs]) -> list[Prediction]:
         m = self.meta
         cat_logits = category_features(inputs, m["cat_rules_weight"]) @ self.cat_coef.T + self.cat_bias
         if self.ngrams is not None:
@@ -189,9 +232,17 @@ class TriageModel:
                 columns, values = self.ngrams.row(i.text)
                 cat_logits[n] += values @ self.cat_ngram_coef[columns]
         cat = softmax(cat_logits, m["cat_temperature"])
-        pri_x = priority_features(inputs, m["pri_evidence_weight"], m["pri_rules_weight"])
+        pri_x = priority_features(
+            inputs, m["pri_evidence_weight"], m["pri_rules_weight"], m.get("pri_sentence_weight", 0.0)
+        )
         pri = softmax(pri_x @ self.pri_coef.T + self.pri_bias, m["pri_temperature"])
         emb = np.vstack([i.embedding for i in inputs]).astype(np.float64)
+        blend = float(m.get("pri_knn_weight", 0.0))
+        if blend and self.pri_memory is not None:
+            votes = neighbour_vote(
+                unit_rows(emb), self.pri_memory, self.pri_memory_labels, int(m["pri_knn_k"]), len(self.priorities)
+            )
+            pri = (1.0 - blend) * pri + blend * votes
         skills = 1.0 / (1.0 + np.exp(-(emb @ self.skill_coef.T + self.skill_bias)))
         return [
             Prediction(
@@ -205,6 +256,14 @@ class TriageModel:
             )
             for n in range(len(inputs))
         ]
+
+
+@lru_cache(maxsize=1)
+def _blas_limit() -> Any:
+    """threadpoolctl's limit(), with the process's libraries inspected once (it costs milliseconds per call)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController().limit
 
 
 _lock = threading.Lock()
