@@ -24,8 +24,15 @@ def log_in(page, email: str, password: str = PASSWORD) -> None:
     page.wait_for_url(re.compile(r".*/(tickets|queue|admin)/?$"))
 
 
+def goto_signed_in(page, path: str) -> None:
+    """Open `path` and wait until the app has hydrated with the session: before that the header still shows "Log in"
+    and the form's handlers are not attached (on a loaded machine that took more than the 5 s `expect` waits)."""
+    page.goto(path)
+    expect(page.get_by_role("link", name="Log in", exact=True)).to_have_count(0, timeout=30_000)
+
+
 def submit_ticket(page, title: str, description: str) -> int:
-    page.goto("/tickets/new")
+    goto_signed_in(page, "/tickets/new")
     page.fill("#title", title)
     page.fill("#description", description)
     page.click("button[type=submit]")
@@ -209,7 +216,7 @@ def test_5_files_travel_with_a_new_ticket_and_a_reply(new_page, factory):
     requester = factory.user(name="Fay Files")
     page = new_page()
     log_in(page, requester.email)
-    page.goto("/tickets/new")
+    goto_signed_in(page, "/tickets/new")
     page.fill("#title", "Invoice PDF shows the wrong total")
     page.fill("#description", "See the screenshot.")
     # An empty file is refused at once, in the form, and never sent.
