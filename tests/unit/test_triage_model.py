@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -176,6 +177,16 @@ def test_the_priority_head_blends_the_regression_with_the_neighbour_vote(holdout
         assert np.allclose([prediction.priorities[p] for p in model.priorities], expected[n], atol=1e-5)
 
 
+def test_second_labeller_agreement(tmp_path: Path, holdout: list[training.Example]) -> None:
+    rows = [training.Example(f"x-en-00{n}", "en", "t", "d", "bug", p, (), "holdout") for n, p in enumerate("abc")]
+    second = tmp_path / "second.jsonl"
+    second.write_text('{"id": "x-en-000", "priority": "a"}\n{"id": "x-en-001", "priority": "z"}\n', encoding="utf-8")
+    assert evaluation.second_labeller_agreement(rows, second) == {"n": 2, "priority": 0.5}  # x-en-002 not covered
+    assert evaluation.second_labeller_agreement(rows, tmp_path / "none.jsonl") == {"n": 0, "priority": None}
+    committed = evaluation.second_labeller_agreement(holdout)
+    assert committed["n"] == len(holdout)  # every held-out ticket has a second reading
+
+
 # ---------------------------------------------------------------- held-out figures (never trained or tuned on)
 
 
@@ -184,8 +195,8 @@ def test_held_out_targets(held_out: list[evaluation.Scored]) -> None:
     print(json.dumps(summary, indent=1))
     # Floors a little below what the committed model reaches on the held-out tickets (see README "Offline AI"),
     # so a regression fails but noise does not; the targets are printed by eval-triage, not assumed.
-    assert summary["category"] >= 0.88
-    assert summary["priority"] >= 0.75
+    assert summary["category"] >= 0.89
+    assert summary["priority"] >= 0.78
     assert summary["high_recall"] >= 0.88
     assert summary["routing"] >= 0.87
 

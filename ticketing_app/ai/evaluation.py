@@ -8,15 +8,18 @@ average of the three within 0.05 of English; <= 20 ms per ticket on one core; <=
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ticketing_app.ai.offline import OfflineTriageProvider
 from ticketing_app.ai.training import Example
+from ticketing_app.ai.triage_model import HOLDOUT_SECOND_PRIORITY
 from ticketing_app.ai.types import TriageResult
 from ticketing_app.skills import canonical_skill
 
@@ -262,6 +265,12 @@ def format_report(report: dict[str, Any]) -> str:
             f"English avg {_pct(report['rules']['en']['average'])}, "
             f"others {_pct(report['rules']['non_en']['average'])}"
         )
+    second = report.get("second_labeller", {})
+    if second.get("n"):
+        lines.append(
+            f"  reference, a second labeller who never saw the labels: priority agrees on {_pct(second['priority'])}"
+            f" of {second['n']} tickets"
+        )
     return "\n".join(lines)
 
 
@@ -285,4 +294,19 @@ def evaluate(examples: list[Example], review_threshold: float, *, with_rules: bo
     }
     if with_rules:
         report["rules"] = summarise(score(OfflineTriageProvider(use_model=False), test))
+    report["second_labeller"] = second_labeller_agreement(test)
     return report
+
+
+def second_labeller_agreement(examples: list[Example], path: Path = HOLDOUT_SECOND_PRIORITY) -> dict[str, Any]:
+    """How often a second labeller's priority (`path`: one {"id", "priority"} per line) equals the label, over the
+    examples it covers: what two people reading the same text agree on."""
+    if not path.exists():
+        return {"n": 0, "priority": None}
+    second = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            second[row["id"]] = row["priority"]
+    same = [second[e.id] == e.priority for e in examples if e.id in second]
+    return {"n": len(same), "priority": _rate(same)}
