@@ -72,6 +72,25 @@ def test_dataset_shape(examples: list[training.Example], holdout: list[training.
     assert max(texts.values()) == 1  # no ticket both trained on and held out
 
 
+def test_the_impact_facts_cover_the_training_tickets(examples: list[training.Example]) -> None:
+    """`triage_train_impact.jsonl` (data for later work, see the README) names each training ticket once, with
+    values from its documented sets."""
+    choices = {
+        "scope": {"one", "few", "many"},
+        "work": {"none", "degraded", "blocked"},
+        "kind": {"question", "request", "cosmetic", "defect", "incident"},
+    }
+    flags = ("data_loss", "security", "money", "deadline")
+    path = DATASET.parent / "triage_train_impact.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert [r["id"] for r in rows] == [e.id for e in examples]
+    for row in rows:
+        assert set(row) == {"id", *choices, *flags}, row["id"]
+        assert all(row[key] in values for key, values in choices.items()), row["id"]
+        assert all(isinstance(row[flag], bool) for flag in flags), row["id"]
+    assert {r["scope"] for r in rows} == choices["scope"] and any(r["data_loss"] for r in rows)
+
+
 def test_the_committed_model_was_trained_on_this_dataset() -> None:
     model = get_model()
     assert model is not None
