@@ -149,6 +149,26 @@ def test_writer_folds_keep_each_writing_batch_whole() -> None:
         assert not {rows[i].batch for i in fit} & {rows[i].batch for i in held}
 
 
+def test_the_bar_for_high_is_chosen_on_the_natural_batches() -> None:
+    def row(batch: str, n: int, priority: str) -> training.Example:
+        return training.Example(f"{batch}-en-{n:03d}", "en", "t", "d", "bug", priority, (), "train")
+
+    # A stress batch of calm "high" tickets the model gives P(high) 0.3, and a natural batch where medium tickets
+    # reach 0.3 and the high ones 0.6: the stress batch alone would pull the bar down to 0.3.
+    rows = [row("tc", n, "high") for n in range(10)]
+    rows += [row("va1", n, "high") for n in range(5)] + [row("va1", n, "medium") for n in range(5, 10)]
+    p_high = np.array([0.3] * 10 + [0.6] * 5 + [0.3] * 5)
+    probs = np.column_stack([p_high, np.zeros(20), 1.0 - p_high])  # classes: high, low, medium
+    y = np.array([r.priority for r in rows])
+    chosen = training.natural_rows(rows)
+    assert chosen.tolist() == [False] * 10 + [True] * 10
+    t, _, accuracy, recall = training.choose_high_threshold(probs[chosen], y[chosen], ["high", "low", "medium"])
+    assert (accuracy, recall) == (1.0, 1.0) and 0.3 < t <= 0.6
+    everything = training.choose_high_threshold(probs, y, ["high", "low", "medium"])
+    assert everything[0] <= 0.3  # what the stress batch would have set
+    assert training.natural_rows(rows[:10]).all()  # without natural batches, every row counts
+
+
 def test_neighbour_vote_shares_the_nearest_tickets_labels_by_similarity() -> None:
     memory = unit_rows(np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [-1.0, 0.0]]))
     labels = np.array([0, 1, 2, 0])

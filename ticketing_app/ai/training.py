@@ -43,6 +43,11 @@ NGRAM_VOCABULARY = 20_000  # the category head's character n-grams: the most fre
 HIGH_RECALL_TARGET = 0.9
 NEIGHBOURS = (10, 20)  # the priority head's neighbour vote: how many training tickets vote ...
 NEIGHBOUR_WEIGHTS = (0.2, 0.35, 0.5)  # ... and its share in the blend (none unless it helps in cross-validation)
+# The batches written with the evaluation's own guide and no emphasis: a natural queue's mix. The bar for "high" is
+# chosen on their cross-validated predictions. Every other batch stresses one hard kind of ticket on purpose (calm
+# outages, vague one-liners, understatement), where keeping recall of high at the target takes a low bar; on the
+# natural batches that bar marked a fifth of the medium tickets high.
+NATURAL_BATCHES = frozenset({"va1", "va2", "vb1", "vb2"})
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,16 @@ def _search(build: Any, grid: list[dict[str, float]], y: np.ndarray, folds: Fold
     return Choice(params, accuracy, fit_temperature(logits, y, classes), scored)
 
 
+def _decided(probs: Matrix, y: np.ndarray, classes: list[str], bar: np.ndarray) -> tuple[float, float]:
+    """(accuracy, recall of high) when "high" needs P(high) >= bar (per ticket) and the rest is the arg-max."""
+    hi = classes.index("high")
+    rest = [i for i in range(len(classes)) if i != hi]
+    otherwise = np.array(classes)[np.array(rest)[probs[:, rest].argmax(axis=1)]]
+    pred = np.where(probs[:, hi] >= bar, "high", otherwise)
+    recall = float(np.mean(pred[y == "high"] == "high")) if np.any(y == "high") else 1.0
+    return float(np.mean(pred == y)), recall
+
+
 def choose_high_threshold(
     probs: Matrix, y: np.ndarray, classes: list[str], impact: np.ndarray | None = None
 ) -> tuple[float, float, float, float]:
@@ -159,20 +174,20 @@ def choose_high_threshold(
 
     Without evidence "high" needs a bar at least as high as with it: alarm words are stripped before the model
     reads the text, but a model could still learn tone; the data decides how much higher."""
-    hi = classes.index("high")
-    rest = [i for i in range(len(classes)) if i != hi]
     impact = np.ones(len(y), dtype=bool) if impact is None else impact
-    otherwise = np.array(classes)[np.array(rest)[probs[:, rest].argmax(axis=1)]]
     options = []
     for t in np.round(np.arange(0.15, 0.61, 0.05), 2):
         for plain in (*np.round(np.arange(max(t, 0.3), 0.96, 0.05), 2), 1.01):
-            bar = np.where(impact, t, plain)
-            pred = np.where(probs[:, hi] >= bar, "high", otherwise)
-            accuracy = float(np.mean(pred == y))
-            recall = float(np.mean(pred[y == "high"] == "high")) if np.any(y == "high") else 1.0
+            accuracy, recall = _decided(probs, y, classes, np.where(impact, t, plain))
             options.append((float(t), float(plain), accuracy, recall))
     good = [o for o in options if o[3] >= HIGH_RECALL_TARGET]
     return max(good, key=lambda o: (o[2], o[1], o[0])) if good else max(options, key=lambda o: (o[3], o[2], o[1]))
+
+
+def natural_rows(rows: list[Example]) -> np.ndarray:
+    """Which rows the bar for "high" is chosen on: the natural batches' (NATURAL_BATCHES), or all without any."""
+    natural = np.array([e.batch in NATURAL_BATCHES for e in rows], dtype=bool)
+    return natural if natural.any() else np.ones(len(rows), dtype=bool)
 
 
 def _choose_neighbour_blend(
@@ -241,7 +256,11 @@ def train(examples: list[Example], inputs: list[Inputs] | None = None) -> tuple[
         softmax(pri_logits, pri.temperature), emb, y_pri, pri_classes, folds
     )
     impact = np.array([i.shows_impact for i in inputs])
-    threshold, plain_threshold, pri_cv_acc, high_recall = choose_high_threshold(pri_probs, y_pri, pri_classes, impact)
+    bar_rows = natural_rows(rows)
+    threshold, plain_threshold, pri_cv_acc, high_recall = choose_high_threshold(
+        pri_probs[bar_rows], y_pri[bar_rows], pri_classes, impact[bar_rows]
+    )
+    all_cv = _decided(pri_probs, y_pri, pri_classes, np.where(impact, threshold, plain_threshold))
     pri_model = _lr(pri.params["C"]).fit(x_pri, y_pri)
     counts: dict[str, int] = {}
     for e in rows:
@@ -303,8 +322,10 @@ def train(examples: list[Example], inputs: list[Inputs] | None = None) -> tuple[
             "temperature": pri.temperature,
             "high_threshold": threshold,
             "plain_high_threshold": plain_threshold,
+            "threshold_chosen_on": int(bar_rows.sum()),
             "cv_accuracy_with_threshold": pri_cv_acc,
             "cv_high_recall": high_recall,
+            "cv_all_batches_with_threshold": {"accuracy": all_cv[0], "high_recall": all_cv[1]},
         },
         "skills": skills,
         "priority_order": list(PRIORITY_ORDER),
