@@ -125,7 +125,9 @@ def cmd_eval_triage(args: argparse.Namespace) -> int:
 
     from ticketing_app.ai import evaluation, training
 
-    report = evaluation.evaluate(training.load_holdout(), get_settings().triage_review_threshold)
+    report = evaluation.evaluate(
+        training.load_holdout(), get_settings().triage_review_threshold, later=training.load_holdout_later()
+    )
     print(json.dumps(report, default=str) if args.json else evaluation.format_report(report))
     return 0
 

@@ -43,6 +43,11 @@ def holdout() -> list[training.Example]:
 
 
 @pytest.fixture(scope="module")
+def later() -> list[training.Example]:
+    return training.load_holdout_later()
+
+
+@pytest.fixture(scope="module")
 def provider() -> OfflineTriageProvider:
     return OfflineTriageProvider()
 
@@ -55,11 +60,13 @@ def held_out(provider: OfflineTriageProvider, holdout: list[training.Example]) -
 # ---------------------------------------------------------------- the dataset
 
 
-def test_dataset_shape(examples: list[training.Example], holdout: list[training.Example]) -> None:
+def test_dataset_shape(
+    examples: list[training.Example], holdout: list[training.Example], later: list[training.Example]
+) -> None:
     assert len(examples) >= 400
-    assert {e.split for e in examples} == {"train"}  # the held-out tickets live in their own file
-    assert {e.split for e in holdout} == {"holdout"}
-    for rows in (examples, holdout):
+    assert {e.split for e in examples} == {"train"}  # the held-out tickets live in their own files
+    assert {e.split for e in holdout} == {e.split for e in later} == {"holdout"}
+    for rows in (examples, holdout, later):
         assert len({e.id for e in rows}) == len(rows)
         languages = Counter(e.lang for e in rows if e.lang != "en")
         assert sum(languages.values()) >= 0.25 * len(rows)
@@ -67,8 +74,9 @@ def test_dataset_shape(examples: list[training.Example], holdout: list[training.
         assert {e.category for e in rows} == set(DEFAULT_CATEGORIES)
         assert {e.priority for e in rows} == {"low", "medium", "high"}
         assert all(set(e.skills) <= set(DEMO_VOCABULARY) for e in rows)
-    assert len({e.id for e in examples} | {e.id for e in holdout}) == len(examples) + len(holdout)
-    texts = Counter((e.title, e.description) for e in examples + holdout)
+    everything = examples + holdout + later
+    assert len({e.id for e in everything}) == len(everything)
+    texts = Counter((e.title, e.description) for e in everything)
     assert max(texts.values()) == 1  # no ticket both trained on and held out
 
 
@@ -234,10 +242,36 @@ def test_held_out_targets(held_out: list[evaluation.Scored]) -> None:
     print(json.dumps(summary, indent=1))
     # Floors a little below what the committed model reaches on the held-out tickets (see README "Offline AI"),
     # so a regression fails but noise does not; the targets are printed by eval-triage, not assumed.
-    assert summary["category"] >= 0.89
-    assert summary["priority"] >= 0.78
-    assert summary["high_recall"] >= 0.88
-    assert summary["routing"] >= 0.87
+    assert summary["category"] >= 0.90
+    assert summary["priority"] >= 0.82
+    assert summary["high_recall"] >= 0.90
+    assert summary["routing"] >= 0.90
+
+
+def test_later_held_out_targets(
+    provider: OfflineTriageProvider, held_out: list[evaluation.Scored], later: list[training.Example]
+) -> None:
+    summary = evaluation.summarise(evaluation.score(provider, later))
+    print(json.dumps(summary["all"], indent=1))
+    assert summary["all"]["category"] >= 0.92  # floors a little below the README's figures, as above
+    assert summary["all"]["priority"] >= 0.85
+    assert summary["all"]["high_recall"] >= 0.90
+    assert summary["all"]["routing"] >= 0.94
+    report = {
+        "summary": evaluation.summarise(held_out),
+        "later": summary,
+        "timing": {"cpu_ms": 12.0, "mean_ms": 12.0, "p95_ms": 20.0, "batch_ms": 6.0},
+        "extra_mb": 200.0,
+        "load_s": 2.0,
+        "reliability": [],
+        "ece": 0.02,
+        "review": {"threshold": 0.6, "needs_review": 0, "accuracy_below": None, "accuracy_above": 1.0},
+    }
+    text = evaluation.format_report(report)
+    block = text[text.index("Later held-out tickets") :]
+    assert f"{summary['all']['n']} tickets ({summary['non_en']['n']} not in English)" in block
+    assert f"ok  priority accuracy      {summary['all']['priority']:.3f}" in block
+    assert all(f"  {lang:8s}   80" in block for lang in ("ja", "ru", "zh", "de"))
 
 
 def test_the_model_beats_the_keyword_rules_most_on_other_languages(

@@ -23,6 +23,7 @@ from ticketing_app.ai.triage_model import (
     ARTEFACT,
     DATASET,
     HOLDOUT,
+    HOLDOUT_LATER,
     PRIORITY_ORDER,
     Inputs,
     Matrix,
@@ -88,6 +89,11 @@ def load_dataset(path: Path = DATASET) -> list[Example]:
 def load_holdout() -> list[Example]:
     """The held-out tickets (`triage_holdout.jsonl`): evaluation only, never read by `train`."""
     return load_dataset(HOLDOUT)
+
+
+def load_holdout_later() -> list[Example]:
+    """The later held-out tickets (`triage_holdout_later.jsonl`): evaluation only, like `load_holdout`."""
+    return load_dataset(HOLDOUT_LATER)
 
 
 def featurise(examples: list[Example]) -> list[Inputs]:
