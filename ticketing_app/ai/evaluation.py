@@ -277,7 +277,7 @@ def format_report(report: dict[str, Any]) -> str:
         lines += [
             "",
             f"Later held-out tickets (triage_holdout_later.jsonl): {later['all']['n']} tickets "
-            f"({later['non_en']['n']} not in English), written after this model's design by four other writers",
+            f"({later['non_en']['n']} not in English): four more writers on the same prompt, never trained or tuned on",
             *targets,
             *table,
         ]
