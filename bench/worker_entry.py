@@ -2,10 +2,11 @@
 
     python -m bench.worker_entry --provider offline|instant|sleep [--latency 0.8]
 
-`offline` is the app's own offline provider; `instant` answers at once (what is left is the loop's own
-cost); `instant-remote` too, but is treated like a remote model (its triage jobs are not batched);
-`sleep` answers after `--latency` seconds (simulating Gemini, remote). The provider is injected by replacing
-ticketing_app.ai.select.default_triage before the worker starts: no production code changes.
+`offline` is the app's own offline provider; `instant` answers at once, and so does the encoder that embeds each
+ticket for similar tickets (what is left is the loop's own cost, storing the vector included); `instant-remote`
+too, but is treated like a remote model (its triage jobs are not batched); `sleep` answers after `--latency`
+seconds (simulating Gemini, remote). The provider is injected by replacing ticketing_app.ai.select.default_triage
+(and services.embeddings.embed) before the worker starts: no production code changes.
 
 Protocol on stdio: prints one JSON line when ready (imports done, a connection open), starts working when it
 reads a line on stdin, stops cleanly on SIGTERM and prints one JSON line of its own statistics.
@@ -59,6 +60,21 @@ class FakeTriage:
         )
 
 
+def instant_embeddings(rows):
+    """Stand-in for services.embeddings.embed with the instant providers: a unit vector per ticket from its text's
+    hash, at once. The encoder's own cost is AI work (measured with the offline provider and by the triage bench);
+    storing the vector stays in the loop's cost."""
+    import numpy as np
+
+    from ticketing_app.ai.embedding import DIMENSIONS
+
+    out = {}
+    for ticket_id, title, description in rows:
+        vector = np.random.default_rng(zlib.crc32(f"{title}\n{description}".encode())).standard_normal(DIMENSIONS)
+        out[ticket_id] = (vector / np.linalg.norm(vector)).astype(np.float32)
+    return out
+
+
 def make_provider(kind: str, latency: float):
     if kind == "offline":
         from ticketing_app.ai.offline import OfflineTriageProvider
@@ -82,6 +98,10 @@ def main() -> None:
 
     provider = make_provider(args.provider, args.latency)
     select.default_triage = lambda: provider  # run_triage looks this name up on every call
+    if args.provider.startswith("instant"):  # the AI answers at once: the similar-tickets encoder too
+        from ticketing_app.services import embeddings
+
+        embeddings.embed = instant_embeddings
 
     from sqlalchemy import event
 
@@ -89,6 +109,7 @@ def main() -> None:
     from ticketing_app.worker_main import build_worker
 
     worker = build_worker()
+    select.warm_up()  # as worker_main does: models are read before "ready", not inside the timed drain
     ping()
     statements, commits = itertools.count(), itertools.count()  # next() is atomic: safe from job threads
     event.listen(get_engine(), "before_cursor_execute", lambda *_: next(statements))

@@ -78,6 +78,9 @@ def main() -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     if not _migrated(stop):
         return
+    from ticketing_app.ai.select import warm_up
+
+    warm_up()
     worker = build_worker()
     worker.start()
     stop_listener = start_smtp_listener()

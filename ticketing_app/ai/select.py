@@ -64,6 +64,18 @@ def run_triage(request: TriageRequest) -> tuple[TriageResult, str | None]:
     return provider.triage(request), None
 
 
+def warm_up() -> None:
+    """Load what triage reads (the sentence encoder, and the offline model where it may answer) before any job
+    is claimed, so the first ticket after a worker starts does not wait seconds for it."""
+    from ticketing_app.ai.embedding import get_embedder
+    from ticketing_app.ai.triage_model import get_model
+
+    get_embedder().load()  # every triage job embeds its tickets for similar tickets, whatever the provider
+    provider = default_triage()
+    if isinstance(provider, OfflineTriageProvider | FallbackTriage):
+        get_model()
+
+
 # With a local provider a triage call is a few milliseconds of CPU, so a backlog is triaged in batches
 # (shared reads and one commit). A remote model is called one ticket per worker thread instead: the calls
 # then overlap, and one slow answer never holds back the rest of a batch.
