@@ -111,7 +111,7 @@ SIMILAR = ("Salesforce sync made duplicate contacts", "Last night the Salesforce
 
 def test_staff_corrections_are_learned_for_the_same_kind_of_ticket(factory: Factory, offline: None) -> None:
     admin = factory.admin()
-    factory.user("moderator", skills=["apis", "webhooks"], name="Lena Platform")
+    lena = factory.user("moderator", skills=["apis", "webhooks"], name="Lena Platform")
     dana = factory.user("moderator", skills=["data", "imports", "exports"], name="Dana Data")
     billing = factory.user("moderator", skills=["billing", "refunds"], name="Maya Billing")
     requester = factory.user(name="Rita Requester")
@@ -121,12 +121,15 @@ def test_staff_corrections_are_learned_for_the_same_kind_of_ticket(factory: Fact
         ai = s.get_one(Ticket, first.id)
         assert (ai.category, ai.priority) == ("integration", "medium")  # what the model says on its own
         routed_to = ai.assigned_to_id
+        # Staff send it to the other of the two who could take it (which one the model picks is its reading of
+        # "sync" against "duplicates", and may change with retraining): either way the assignee is a correction.
+        staff_pick = lena if routed_to == dana.id else dana
         tickets_service.update_ticket(
             s,
             s.get_one(User, admin.id),
             first.id,
             TicketUpdate(
-                category="data", priority="low", assignee_id=dana.id, reason="Only our sandbox CRM: a data clean-up"
+                category="data", priority="low", assignee_id=staff_pick.id, reason="Only our sandbox CRM: a clean-up"
             ),
         )
     with session_scope() as s:
@@ -134,16 +137,16 @@ def test_staff_corrections_are_learned_for_the_same_kind_of_ticket(factory: Fact
         assert [(c.field, c.ai_value, c.staff_value) for c in stored] == [
             ("priority", "medium", "low"),
             ("category", "integration", "data"),
-            ("assignee", str(routed_to), str(dana.id)),
+            ("assignee", str(routed_to), str(staff_pick.id)),
         ]
-        assert stored[2].skills == ["data", "imports", "exports"]
+        assert stored[2].skills == s.get_one(User, staff_pick.id).skills
 
     similar = factory.ticket(requester, *SIMILAR)
     unrelated = factory.ticket(requester, "Charged twice", "My card was charged twice for the March invoice.")
     run_pipeline()
     with session_scope() as s:
         learned = s.get_one(Ticket, similar.id)
-        assert (learned.category, learned.priority, learned.assigned_to_id) == ("data", "low", dana.id)
+        assert (learned.category, learned.priority, learned.assigned_to_id) == ("data", "low", staff_pick.id)
         assert "staff corrected the category of a similar ticket" in (learned.helpful_notes or "")
         other = s.get_one(Ticket, unrelated.id)
         assert (other.category, other.assigned_to_id) == ("billing", billing.id)  # untouched by the correction
