@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import delete, func, select, update
 
-from tests.browser.test_journeys import log_in
+from tests.browser.test_journeys import goto_signed_in, log_in
 from ticketing_app.db import session_scope
 from ticketing_app.models import EmailMessage, Job, Ticket
 
@@ -30,7 +30,7 @@ def test_moderator_merges_a_duplicate_from_the_ticket_page(new_page, factory):
 
     page = new_page()
     log_in(page, mod.email)
-    page.goto(f"/tickets/{duplicate}")
+    goto_signed_in(page, f"/tickets/{duplicate}")
     expect(page.get_by_role("heading", name="Floor 3 printer broken")).to_be_visible()
     page.fill("#merge-into", number.lower())
     page.locator("#merge-find").click()
@@ -57,6 +57,6 @@ def test_moderator_merges_a_duplicate_from_the_ticket_page(new_page, factory):
     # Bob, the duplicate's requester, now follows the original
     bob_page = new_page()
     log_in(bob_page, bob.email)
-    bob_page.goto(f"/tickets/{original}")
+    goto_signed_in(bob_page, f"/tickets/{original}")
     expect(bob_page.get_by_role("heading", name="Printer on floor 3 jams")).to_be_visible()
     expect(bob_page.locator("#merge-into")).to_have_count(0)
