@@ -264,10 +264,10 @@ def test_held_out_targets(held_out: list[evaluation.Scored]) -> None:
     print(json.dumps(summary, indent=1))
     # Floors a little below what the committed model reaches on the held-out tickets (see README "Offline AI"),
     # so a regression fails but noise does not; the targets are printed by eval-triage, not assumed.
-    assert summary["category"] >= 0.90
-    assert summary["priority"] >= 0.82
+    assert summary["category"] >= 0.92
+    assert summary["priority"] >= 0.85
     assert summary["high_recall"] >= 0.90
-    assert summary["routing"] >= 0.90
+    assert summary["routing"] >= 0.93
 
 
 def test_later_held_out_targets(
@@ -275,10 +275,10 @@ def test_later_held_out_targets(
 ) -> None:
     summary = evaluation.summarise(evaluation.score(provider, later))
     print(json.dumps(summary["all"], indent=1))
-    assert summary["all"]["category"] >= 0.92  # floors a little below the README's figures, as above
-    assert summary["all"]["priority"] >= 0.85
+    assert summary["all"]["category"] >= 0.94  # floors a little below the README's figures, as above
+    assert summary["all"]["priority"] >= 0.87
     assert summary["all"]["high_recall"] >= 0.90
-    assert summary["all"]["routing"] >= 0.94
+    assert summary["all"]["routing"] >= 0.95
     report = {
         "summary": evaluation.summarise(held_out),
         "later": summary,
