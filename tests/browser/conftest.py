@@ -94,8 +94,12 @@ def app_url(database: str, fake_gemini: FakeGeminiServer, redis_url: str, tmp_pa
 
 @pytest.fixture(scope="package")
 def browser():
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # Assertions wait as long as actions do (contexts' default, below), not Playwright's 5 s: on a loaded 2-core
+    # machine a page opened right after logging in can take longer than that to hydrate with the session, and
+    # every test that checks a page after a goto was then one slow moment away from failing.
+    expect.set_options(timeout=15_000)
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
