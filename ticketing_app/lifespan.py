@@ -21,20 +21,30 @@ async def app_lifespan() -> AsyncIterator[None]:
     await asyncio.to_thread(upgrade_database)
     freeze_startup_objects()
     worker = None
+    starting: asyncio.Task[None] | None = None
     stop_listener = None
     if get_settings().worker_in_app:
-        from ticketing_app.worker_main import build_worker, start_smtp_listener
+        from ticketing_app.worker_main import build_worker, start_smtp_listener, warm_then_start
 
         worker = build_worker()
-        worker.start()
+        # The models load beside serving (a few seconds), and the job loop starts once they are read.
+        starting = asyncio.create_task(asyncio.to_thread(warm_then_start, worker))
+        starting.add_done_callback(_log_failure)
         stop_listener = start_smtp_listener()
     try:
         yield
     finally:
         if stop_listener is not None:
             await asyncio.to_thread(stop_listener)
+        if starting is not None:
+            await asyncio.wait([starting])  # a stop during the warm-up waits for the start: nothing starts after it
         if worker is not None:
             await asyncio.to_thread(worker.stop, True)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("the in-app job loop did not start", exc_info=error)
 
 
 def freeze_startup_objects() -> None:

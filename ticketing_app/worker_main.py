@@ -35,6 +35,19 @@ def build_worker(**overrides: object) -> Worker:
     return Worker(HANDLERS, on_dead=on_dead, **overrides)  # type: ignore[arg-type]
 
 
+def warm_then_start(worker: Worker) -> None:
+    """Read the AI models (ai.select.warm_up), then start claiming jobs: the first ticket after a start must not
+    wait seconds for a model load. A model that cannot be read does not keep the worker from mail and routing;
+    the triage then loads it (or fails and retries) on its first ticket."""
+    from ticketing_app.ai.select import warm_up
+
+    try:
+        warm_up()
+    except Exception:
+        log.exception("reading the AI models at start-up failed; the first triage tries again")
+    worker.start()
+
+
 def start_smtp_listener() -> Callable[[], None] | None:
     """The inbound SMTP listener when INBOUND_SMTP_PORT is set; returns how to stop it (None: not running).
 
@@ -78,11 +91,8 @@ def main() -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     if not _migrated(stop):
         return
-    from ticketing_app.ai.select import warm_up
-
-    warm_up()
     worker = build_worker()
-    worker.start()
+    warm_then_start(worker)
     stop_listener = start_smtp_listener()
     stop.wait()
     if stop_listener is not None:
