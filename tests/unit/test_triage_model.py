@@ -26,7 +26,7 @@ from ticketing_app.ai.triage_model import (
     softmax,
     unit_rows,
 )
-from ticketing_app.ai.types import DEFAULT_CATEGORIES, TriageRequest
+from ticketing_app.ai.types import DEFAULT_CATEGORIES, TriageRequest, TriageResult
 from ticketing_app.demo import MODERATORS
 
 DEMO_VOCABULARY = tuple(dict.fromkeys(s for _, _, skills in MODERATORS for s in skills))
@@ -254,6 +254,37 @@ def test_second_labeller_agreement(tmp_path: Path, holdout: list[training.Exampl
     assert evaluation.second_labeller_agreement(rows, tmp_path / "none.jsonl") == {"n": 0, "priority": None}
     committed = evaluation.second_labeller_agreement(holdout)
     assert committed["n"] == len(holdout)  # every held-out ticket has a second reading
+
+
+def _scored(lang: str, n: int, right: int) -> list[evaluation.Scored]:
+    """`n` tickets in `lang`, the first `right` of them triaged right on every count (routing included)."""
+    rows = []
+    for k in range(n):
+        ok = k < right
+        example = training.Example(f"g-{lang}-{k:03d}", lang, "t", "d", "bug", "low", ("data",), "holdout")
+        result = TriageResult(
+            category="bug" if ok else "data", priority="low" if ok else "high", summary="s", provider="offline"
+        )
+        rows.append(evaluation.Scored(example, result, True, ok))
+    return rows
+
+
+def test_the_worst_language_gap_comes_with_its_bootstrap_interval() -> None:
+    """A gap measured on 40 tickets is printed with how far chance alone could move it: two tickets' difference
+    sits well inside the interval, a wide one does not reach zero."""
+    english = _scored("en", 70, 63)  # 0.9 on each count
+    close = evaluation.summarise(english + _scored("ru", 40, 34) + _scored("de", 40, 40))  # ru 0.85: -0.05
+    worst = close["worst_gap"]
+    assert worst["language"] == "ru" and worst["gap"] == pytest.approx(-0.05)
+    low, high = worst["interval_95"]
+    assert low < -0.1 < -0.05 < 0.0 < high  # two tickets in 40 is within what chance gives
+    assert evaluation.summarise(english + _scored("ru", 40, 34))["worst_gap"] == worst  # reproducible (seeded)
+    far = evaluation.summarise(english + _scored("ja", 40, 20))["worst_gap"]  # ja 0.5: -0.4
+    assert far["language"] == "ja" and far["interval_95"][1] < -0.2
+    report = {"summary": close, "timing": {"cpu_ms": 12.0, "mean_ms": 12.0, "p95_ms": 20.0, "batch_ms": 6.0}}
+    report |= {"extra_mb": 200.0, "load_s": 2.0, "reliability": [], "ece": 0.02}
+    report["review"] = {"threshold": 0.6, "needs_review": 0, "accuracy_below": None, "accuracy_above": 1.0}
+    assert f"ru, 95% bootstrap interval {low:+.3f} to {high:+.3f}" in evaluation.format_report(report)
 
 
 # ---------------------------------------------------------------- held-out figures (never trained or tuned on)
