@@ -256,6 +256,27 @@ def test_second_labeller_agreement(tmp_path: Path, holdout: list[training.Exampl
     assert committed["n"] == len(holdout)  # every held-out ticket has a second reading
 
 
+TIMING = {"cpu_ms": 12.0, "mean_ms": 12.0, "p95_ms": 20.0, "batch_ms": 6.0, "encoder_ms": 4.0, "scaled_ms": 18.0}
+
+
+def test_cpu_per_ticket_is_judged_against_the_encoder_measured_in_the_same_run(
+    provider: OfflineTriageProvider, holdout: list[training.Example]
+) -> None:
+    """The 20 ms target was set where the bare encoder took 6 ms per ticket: the report scales the triage's CPU
+    time by the encoder's, measured in the same run, and prints the machine's own figures beside it."""
+    t = evaluation.timing(provider, holdout[:6], rounds=1)
+    assert 0 < t["encoder_ms"] < t["cpu_ms"]  # the triage embeds the text and its sentences, and does more
+    assert t["scaled_ms"] == pytest.approx(t["cpu_ms"] * 6.0 / t["encoder_ms"])
+    summary = evaluation.summarise(evaluation.score(provider, holdout[:6]))
+    report = {"summary": summary, "extra_mb": 200.0, "load_s": 2.0, "reliability": [], "ece": 0.02}
+    report["review"] = {"threshold": 0.6, "needs_review": 0, "accuracy_below": None, "accuracy_above": 1.0}
+    slow_machine = {**TIMING, "cpu_ms": 24.0, "encoder_ms": 8.0, "scaled_ms": 18.0}
+    line = next(x for x in evaluation.format_report({**report, "timing": slow_machine}).splitlines() if "CPU" in x)
+    assert line.startswith("  ok  CPU ms per ticket      18.0") and "triage 24.0 ms CPU, 3.00 times" in line
+    too_slow = {**TIMING, "cpu_ms": 24.0, "encoder_ms": 6.0, "scaled_ms": 24.0}
+    assert "MISS CPU ms per ticket      24.0" in evaluation.format_report({**report, "timing": too_slow})
+
+
 def _scored(lang: str, n: int, right: int) -> list[evaluation.Scored]:
     """`n` tickets in `lang`, the first `right` of them triaged right on every count (routing included)."""
     rows = []
@@ -281,7 +302,7 @@ def test_the_worst_language_gap_comes_with_its_bootstrap_interval() -> None:
     assert evaluation.summarise(english + _scored("ru", 40, 34))["worst_gap"] == worst  # reproducible (seeded)
     far = evaluation.summarise(english + _scored("ja", 40, 20))["worst_gap"]  # ja 0.5: -0.4
     assert far["language"] == "ja" and far["interval_95"][1] < -0.2
-    report = {"summary": close, "timing": {"cpu_ms": 12.0, "mean_ms": 12.0, "p95_ms": 20.0, "batch_ms": 6.0}}
+    report = {"summary": close, "timing": TIMING}
     report |= {"extra_mb": 200.0, "load_s": 2.0, "reliability": [], "ece": 0.02}
     report["review"] = {"threshold": 0.6, "needs_review": 0, "accuracy_below": None, "accuracy_above": 1.0}
     assert f"ru, 95% bootstrap interval {low:+.3f} to {high:+.3f}" in evaluation.format_report(report)
@@ -313,7 +334,7 @@ def test_later_held_out_targets(
     report = {
         "summary": evaluation.summarise(held_out),
         "later": summary,
-        "timing": {"cpu_ms": 12.0, "mean_ms": 12.0, "p95_ms": 20.0, "batch_ms": 6.0},
+        "timing": TIMING,
         "extra_mb": 200.0,
         "load_s": 2.0,
         "reliability": [],

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ticketing_app.ai.embedding import MAX_EMBED_CHARS, get_embedder
 from ticketing_app.ai.offline import OfflineTriageProvider
 from ticketing_app.ai.training import Example
 from ticketing_app.ai.triage_model import HOLDOUT_SECOND_PRIORITY
@@ -35,6 +36,9 @@ TARGETS = {
 }
 RELIABILITY_BINS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0001)
 GAP_BOOTSTRAP_ROUNDS = 2000
+# Issue 16's measure of the bare multilingual USE encoder, one ticket per forward pass on one thread ("about 6 ms
+# per ticket"): the reference machine its 20 ms target was set on.
+ISSUE_ENCODER_MS = 6.0
 
 
 def demo_moderators() -> list[tuple[str, list[str]]]:
@@ -177,7 +181,12 @@ def expected_calibration_error(scored: list[Scored]) -> float:
 
 def timing(provider: OfflineTriageProvider, examples: list[Example], rounds: int = 2) -> dict[str, float]:
     """Milliseconds per ticket, one ticket at a time on this thread (after a warm-up): CPU time (what one core
-    spends; steady on a shared machine) and wall-clock time (which other processes' load inflates)."""
+    spends; steady on a shared machine) and wall-clock time (which other processes' load inflates).
+
+    Also, in the same run, the bare sentence encoder's CPU time on each ticket's text (`encoder_ms`, one text per
+    forward pass, as issue 16 measured it: "about 6 ms per ticket"), and the triage's CPU time scaled to a machine
+    where the encoder takes those 6 ms (`scaled_ms`): the same code took 11.7 ms on one machine here and 20 ms on
+    another, and the ratio to the encoder is what does not depend on the machine."""
     requests = [e.request() for e in examples]
     provider.triage(requests[0])
     samples = []
@@ -188,13 +197,26 @@ def timing(provider: OfflineTriageProvider, examples: list[Example], rounds: int
             provider.triage(request)
             samples.append((time.perf_counter() - start) * 1000)
     cpu_ms = (time.process_time() - cpu_start) * 1000 / len(samples)
+    encoder_ms = _encoder_ms([f"{r.title}\n{r.description}"[:MAX_EMBED_CHARS] for r in requests], rounds)
     samples.sort()
     return {
         "cpu_ms": cpu_ms,
         "mean_ms": sum(samples) / len(samples),
         "p95_ms": samples[int(0.95 * (len(samples) - 1))],
         "batch_ms": _batch_ms(provider, requests),
+        "encoder_ms": encoder_ms,
+        "scaled_ms": cpu_ms * ISSUE_ENCODER_MS / encoder_ms,
     }
+
+
+def _encoder_ms(texts: list[str], rounds: int) -> float:
+    """CPU milliseconds per text of the bare encoder, one text per forward pass (texts cut as the triage cuts them)."""
+    embedder = get_embedder()
+    start = time.process_time()
+    for _ in range(rounds):
+        for text in texts:
+            embedder.forward([text])
+    return (time.process_time() - start) * 1000 / (rounds * len(texts))
 
 
 def _batch_ms(provider: OfflineTriageProvider, requests: list[Any]) -> float:
@@ -272,9 +294,12 @@ def format_report(report: dict[str, Any]) -> str:
     )
     lines += targets
     lines.append(
-        f"  {_check(t['cpu_ms'] <= TARGETS['ms_per_ticket'])} CPU ms per ticket      "
-        f"{t['cpu_ms']:.1f}  (target <= 20 on one core; wall clock here {t['mean_ms']:.1f}, "
-        f"p95 {t['p95_ms']:.1f}, batched {t['batch_ms']:.1f}; load average {os.getloadavg()[0]:.1f})"
+        f"  {_check(t['scaled_ms'] <= TARGETS['ms_per_ticket'])} CPU ms per ticket      "
+        f"{t['scaled_ms']:.1f}  (target <= 20 on one core, where the bare encoder takes the issue's "
+        f"{ISSUE_ENCODER_MS:.0f} ms per ticket; here the encoder took {t['encoder_ms']:.1f} ms and the triage "
+        f"{t['cpu_ms']:.1f} ms CPU, {t['cpu_ms'] / t['encoder_ms']:.2f} times the encoder; wall clock here "
+        f"{t['mean_ms']:.1f}, p95 {t['p95_ms']:.1f}, batched {t['batch_ms']:.1f}; load average "
+        f"{os.getloadavg()[0]:.1f})"
     )
     lines.append(
         f"  {_check(report['extra_mb'] <= TARGETS['extra_mb'])} extra memory           "
